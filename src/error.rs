@@ -1,0 +1,194 @@
+//! The error type of every fallible annals operation.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::event::ExpectedVersion;
+
+/// Shorthand for results whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, each with what happened, where, and what to do.
+///
+/// Match on the variant to react programmatically (for example retry on
+/// [`Error::WrongExpectedVersion`]); `Display` gives a message for people.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation failed.
+    Io {
+        /// What annals was doing.
+        action: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The disk is full: nothing was written, the store stays usable.
+    NoSpace {
+        /// The file that could not grow.
+        path: PathBuf,
+        /// How many bytes annals tried to allocate.
+        bytes: u64,
+    },
+    /// Bytes on disk fail their checks somewhere other than a torn tail.
+    Corrupt {
+        /// The file holding the bad bytes.
+        path: PathBuf,
+        /// Byte offset of the problem within that file.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another writer holds the store's lock (in this process or another).
+    Locked {
+        /// The store directory.
+        dir: PathBuf,
+    },
+    /// The stream's version is not what the append expected.
+    WrongExpectedVersion {
+        /// The stream appended to.
+        stream: String,
+        /// What the caller expected.
+        expected: ExpectedVersion,
+        /// The stream's actual version (0: the stream does not exist).
+        actual: u64,
+    },
+    /// An argument is larger than a configured or format limit.
+    LimitExceeded {
+        /// Which limit (the name of the `Limits` field or format constant).
+        limit: &'static str,
+        /// The value that was given.
+        actual: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
+    /// An argument is invalid for a reason other than its size.
+    InvalidArgument(String),
+    /// An earlier sync failed; the store refuses writes until it is reopened.
+    Poisoned {
+        /// The failure that poisoned the store.
+        cause: String,
+    },
+    /// The store was opened read-only.
+    ReadOnly {
+        /// The store directory.
+        dir: PathBuf,
+    },
+    /// Encoding or decoding event data with a codec failed.
+    Codec {
+        /// What the codec said.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Error {
+        let path = path.into();
+        if source.raw_os_error() == Some(28) {
+            // ENOSPC: say "disk full" rather than a generic I/O failure.
+            return Error::NoSpace { path, bytes: 0 };
+        }
+        Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(
+        path: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::Corrupt {
+            path: path.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// True when the error means bytes on disk are damaged.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corrupt { .. })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io {
+                action,
+                path,
+                source,
+            } => {
+                write!(f, "I/O error while {action} {}: {source}", path.display())
+            }
+            Error::NoSpace { path, bytes } => {
+                write!(f, "no space left on the device holding {}", path.display())?;
+                if *bytes > 0 {
+                    write!(f, " (needed {bytes} bytes)")?;
+                }
+                write!(f, "; nothing was written: free space and retry")
+            }
+            Error::Corrupt {
+                path,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "corruption in {} at byte offset {offset}: {reason}; the store was not changed \
+                 (run `annals verify` to list every problem, `annals repair` to cut damaged data)",
+                path.display()
+            ),
+            Error::Locked { dir } => write!(
+                f,
+                "the store {} is locked by another writer (in this or another process); \
+                 close it first, or open the store read-only",
+                dir.display()
+            ),
+            Error::WrongExpectedVersion {
+                stream,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "wrong expected version for stream {stream:?}: expected {expected}, \
+                 but the stream is at version {actual}; read the stream and retry"
+            ),
+            Error::LimitExceeded { limit, actual, max } => {
+                write!(
+                    f,
+                    "{limit} exceeded: {actual} is more than the maximum of {max}"
+                )
+            }
+            Error::InvalidArgument(message) => write!(f, "invalid argument: {message}"),
+            Error::Poisoned { cause } => write!(
+                f,
+                "the store refuses writes after a failed sync ({cause}); data acknowledged \
+                 before the failure may not be durable: reopen the store to recover"
+            ),
+            Error::ReadOnly { dir } => {
+                write!(
+                    f,
+                    "the store {} was opened read-only; open it with Store::open to write",
+                    dir.display()
+                )
+            }
+            Error::Codec { message } => write!(f, "event data codec error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The public event types: what an append takes and what a read returns.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+pub use uuid::Uuid;
+
+/// The content type recorded for data encoded with [`EventData::from_serde`].
+pub const CONTENT_TYPE_MSGPACK: &str = "msgpack";
+
+/// What the caller expects a stream's version to be before an append.
+///
+/// Versions start at 1: a stream's version is its number of events, and 0
+/// means the stream does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream's version.
+    Any,
+    /// The stream must not exist yet (its version is 0).
+    NoStream,
+    /// The stream must exist (its version is at least 1).
+    StreamExists,
+    /// The stream must be exactly at this version (`Exact(0)` is `NoStream`).
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream at version `actual` satisfies this expectation.
+    pub fn matches(self, actual: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::StreamExists => actual > 0,
+            ExpectedVersion::Exact(version) => actual == version,
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => write!(f, "any version"),
+            ExpectedVersion::NoStream => write!(f, "no stream (version 0)"),
+            ExpectedVersion::StreamExists => write!(f, "an existing stream"),
+            ExpectedVersion::Exact(version) => write!(f, "version {version}"),
+        }
+    }
+}
+
+/// An event to append.
+///
+/// ```
+/// use annals::EventData;
+/// let event = EventData::new("OrderPlaced", b"raw bytes".to_vec())
+///     .with_correlation_id("request-7");
+/// assert_eq!(event.event_type, "OrderPlaced");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventData {
+    /// Event id; generated (UUID v7, time-ordered) when `None`.
+    pub id: Option<Uuid>,
+    /// Event type name, for example `"OrderPlaced"`.
+    pub event_type: String,
+    /// The payload.
+    pub data: Vec<u8>,
+    /// Free-form metadata bytes.
+    pub metadata: Vec<u8>,
+    /// Correlation id: the request or process this event belongs to.
+    pub correlation_id: Option<String>,
+    /// Causation id: the message that caused this event.
+    pub causation_id: Option<String>,
+    /// How `data` is encoded (for example `"msgpack"`, `"json"`), if known.
+    pub content_type: Option<String>,
+}
+
+impl EventData {
+    /// An event with raw bytes as data.
+    pub fn new(event_type: impl Into<String>, data: impl Into<Vec<u8>>) -> EventData {
+        EventData {
+            id: None,
+            event_type: event_type.into(),
+            data: data.into(),
+            metadata: Vec::new(),
+            correlation_id: None,
+            causation_id: None,
+            content_type: None,
+        }
+    }
+
+    /// An event whose data is `value` encoded as MessagePack.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize)]
+    /// struct Deposited { amount: u64 }
+    /// let event = annals::EventData::from_serde("Deposited", &Deposited { amount: 5 }).unwrap();
+    /// assert_eq!(event.content_type.as_deref(), Some("msgpack"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the value cannot be serialized.
+    pub fn from_serde<T: Serialize + ?Sized>(
+        event_type: impl Into<String>,
+        value: &T,
+    ) -> Result<EventData> {
+        let data = rmp_serde::to_vec_named(value).map_err(|e| Error::Codec {
+            message: e.to_string(),
+        })?;
+        let mut event = EventData::new(event_type, data);
+        event.content_type = Some(CONTENT_TYPE_MSGPACK.to_string());
+        Ok(event)
+    }
+
+    /// Sets the event id.
+    pub fn with_id(mut self, id: Uuid) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// Sets the metadata bytes.
+    pub fn with_metadata(mut self, metadata: impl Into<Vec<u8>>) -> Self {
+        self.metadata = metadata.into();
+        self
+    }
+
+    /// Sets the correlation id.
+    pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the causation id.
+    pub fn with_causation_id(mut self, id: impl Into<String>) -> Self {
+        self.causation_id = Some(id.into());
+        self
+    }
+}
+
+/// An event read back from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// The stream it belongs to.
+    pub stream: String,
+    /// Its version in the stream, from 1.
+    pub version: u64,
+    /// Its global position in the log, from 0; stable across reopen.
+    pub position: u64,
+    /// Its id.
+    pub id: Uuid,
+    /// Its type name.
+    pub event_type: String,
+    /// When the store appended it, in nanoseconds since the Unix epoch;
+    /// never earlier than the previous event's.
+    pub timestamp_ns: u64,
+    /// Correlation id, if any.
+    pub correlation_id: Option<String>,
+    /// Causation id, if any.
+    pub causation_id: Option<String>,
+    /// How `data` is encoded, if recorded.
+    pub content_type: Option<String>,
+    /// Metadata bytes.
+    pub metadata: Vec<u8>,
+    /// The payload.
+    pub data: Vec<u8>,
+}
+
+impl RecordedEvent {
+    /// Decodes `data` as MessagePack into `T`.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the data is not a valid encoding of `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
+        rmp_serde::from_slice(&self.data).map_err(|e| Error::Codec {
+            message: format!("event {} of stream {:?}: {e}", self.version, self.stream),
+        })
+    }
+
+    pub(crate) fn from_body(body: &crate::format::body::EventBody<'_>) -> RecordedEvent {
+        RecordedEvent {
+            stream: body.stream.to_string(),
+            version: body.version,
+            position: body.position,
+            id: Uuid::from_bytes(body.id),
+            event_type: body.event_type.to_string(),
+            timestamp_ns: body.timestamp_ns,
+            correlation_id: body.correlation_id.map(str::to_string),
+            causation_id: body.causation_id.map(str::to_string),
+            content_type: body.content_type.map(str::to_string),
+            metadata: body.metadata.to_vec(),
+            data: body.data.to_vec(),
+        }
+    }
+}
+
+/// What a successful append wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Version of the first event appended.
+    pub first_version: u64,
+    /// Version of the last event appended: the stream's new version.
+    pub last_version: u64,
+    /// Global position of the first event appended.
+    pub first_position: u64,
+    /// Global position of the last event appended.
+    pub last_position: u64,
+}

@@ -1,0 +1,370 @@
+//! Reading whole batches out of a segment's bytes, and classifying what
+//! follows the last good batch. Pure functions over a byte slice, shared by
+//! open (recovery), the read paths, followers in other processes and verify.
+
+use super::body::{self, BodyError, COMMIT_CHAIN_PREFIX_LEN, CommitBody, EventBody};
+use super::frame::{self, FrameError, FrameKind, FrameRead};
+use super::{FRAME_ALIGN, SEGMENT_HEADER_LEN};
+
+/// The most events one batch may hold, whatever the configured limit. Bounds
+/// the memory a scanner spends on one batch read from disk.
+pub const MAX_EVENTS_PER_BATCH: usize = 100_000;
+
+/// One event of a batch, borrowed from the segment bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// Offset of the event's frame within the segment.
+    pub offset: usize,
+    /// The decoded event.
+    pub event: EventBody<'a>,
+}
+
+/// A complete, valid batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRef<'a> {
+    /// Offset of the batch's first frame.
+    pub start: usize,
+    /// Offset of the commit frame.
+    pub commit_offset: usize,
+    /// Offset right after the commit frame: where the next batch starts.
+    pub end: usize,
+    /// The decoded commit record.
+    pub commit: CommitBody<'a>,
+    /// The bytes the hash chain covers after the previous chain value: event
+    /// frames, then the commit body after its chain value.
+    pub event_frames: &'a [u8],
+    /// The hashed part of the commit body.
+    pub commit_tail: &'a [u8],
+}
+
+/// Why the bytes at a batch position are not a complete valid batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchError {
+    /// A frame failed its checks.
+    Frame(FrameError),
+    /// A frame body did not decode.
+    Body(BodyError),
+    /// The batch stops (zero header word) before its commit record.
+    Incomplete,
+    /// The frames are valid but disagree with each other.
+    Inconsistent(&'static str),
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchError::Frame(e) => e.fmt(f),
+            BatchError::Body(e) => e.fmt(f),
+            BatchError::Incomplete => write!(f, "batch ends before its commit record"),
+            BatchError::Inconsistent(why) => write!(f, "batch is inconsistent: {why}"),
+        }
+    }
+}
+
+/// The result of reading at a batch position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchRead<'a> {
+    /// A complete valid batch; its events were pushed to the caller's vector.
+    Batch(BatchRef<'a>),
+    /// Nothing written at this position.
+    Empty,
+    /// Something is written but it is not a complete valid batch. `at` is
+    /// the offset of the offending frame.
+    Invalid {
+        /// Offset of the frame where the problem was found.
+        at: usize,
+        /// What is wrong.
+        error: BatchError,
+    },
+}
+
+/// Reads the batch starting at `start`. On success the batch's events are
+/// appended to `events` (cleared first). Never panics, whatever the bytes.
+pub fn read_batch<'a>(
+    bytes: &'a [u8],
+    salt: u64,
+    start: usize,
+    data_end: usize,
+    events: &mut Vec<EventRef<'a>>,
+) -> BatchRead<'a> {
+    events.clear();
+    let mut offset = start;
+    loop {
+        let frame = match frame::read_frame(bytes, salt, offset, data_end) {
+            FrameRead::Frame(frame) => frame,
+            FrameRead::Empty if offset == start => return BatchRead::Empty,
+            FrameRead::Empty => return invalid(offset, BatchError::Incomplete),
+            FrameRead::Invalid(error) => return invalid(offset, BatchError::Frame(error)),
+        };
+        match frame.kind {
+            FrameKind::Event => {
+                if events.len() >= MAX_EVENTS_PER_BATCH {
+                    return invalid(
+                        offset,
+                        BatchError::Inconsistent("more events than a batch may hold"),
+                    );
+                }
+                let event = match body::decode_event(frame.body) {
+                    Ok(event) => event,
+                    Err(error) => return invalid(offset, BatchError::Body(error)),
+                };
+                if let Some(previous) = events.last() {
+                    let problem = if event.stream != previous.event.stream {
+                        Some("events of one batch belong to different streams")
+                    } else if Some(event.version) != previous.event.version.checked_add(1) {
+                        Some("event versions within the batch are not consecutive")
+                    } else if Some(event.position) != previous.event.position.checked_add(1) {
+                        Some("event positions within the batch are not consecutive")
+                    } else {
+                        None
+                    };
+                    if let Some(problem) = problem {
+                        return invalid(offset, BatchError::Inconsistent(problem));
+                    }
+                }
+                events.push(EventRef { offset, event });
+                offset = frame.next_offset;
+            }
+            FrameKind::Commit => {
+                let commit = match body::decode_commit(frame.body) {
+                    Ok(commit) => commit,
+                    Err(error) => return invalid(offset, BatchError::Body(error)),
+                };
+                let problem = match events.first() {
+                    None => Some("a commit record with no events before it"),
+                    Some(first) if first.event.position != commit.first_position => {
+                        Some("commit first_position differs from the first event's position")
+                    }
+                    Some(_) if commit.event_count != events.len() as u64 => {
+                        Some("commit event_count differs from the events in the batch")
+                    }
+                    Some(_)
+                        if commit.synced_offset < SEGMENT_HEADER_LEN as u64
+                            || commit.synced_offset > start as u64
+                            || commit.synced_offset % FRAME_ALIGN as u64 != 0 =>
+                    {
+                        Some("commit synced_offset is outside the data before the batch")
+                    }
+                    Some(_) => None,
+                };
+                if let Some(problem) = problem {
+                    return invalid(offset, BatchError::Inconsistent(problem));
+                }
+                return BatchRead::Batch(BatchRef {
+                    start,
+                    commit_offset: offset,
+                    end: frame.next_offset,
+                    commit,
+                    event_frames: &bytes[start..offset],
+                    commit_tail: &frame.body[COMMIT_CHAIN_PREFIX_LEN..],
+                });
+            }
+        }
+    }
+}
+
+fn invalid<'a>(at: usize, error: BatchError) -> BatchRead<'a> {
+    BatchRead::Invalid { at, error }
+}
+
+/// What lies after the last good batch of the newest segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailState {
+    /// Only zeroes: a clean end.
+    Clean,
+    /// Written bytes that were never durable: a torn tail, safe to discard.
+    /// `last_nonzero_end` is where the written bytes end (for zeroing).
+    Torn {
+        /// Offset right after the last non-zero 8-byte word.
+        last_nonzero_end: usize,
+    },
+    /// A valid commit record later in the segment claims that bytes past the
+    /// bad spot were durable: the damage is in synced data, not a torn write.
+    DamagedSyncedData {
+        /// Offset of the commit record whose claim proves it.
+        commit_at: usize,
+        /// The durable offset it claims.
+        synced_offset: u64,
+    },
+}
+
+/// Classifies the bytes from `from` (where the last good batch ended) to
+/// `data_end`. Looks at every 8-byte aligned offset for a valid commit frame
+/// whose `synced_offset` lies past `from`: only damage to data that had been
+/// synced can produce one, since a sync covers a prefix of the segment.
+pub fn classify_tail(bytes: &[u8], salt: u64, from: usize, data_end: usize) -> TailState {
+    let data_end = data_end.min(bytes.len());
+    let mut last_nonzero_end = None;
+    let mut offset = from;
+    while offset + FRAME_ALIGN <= data_end {
+        let word = frame::load_header_word(bytes, offset);
+        if word != 0 {
+            last_nonzero_end = Some(offset + FRAME_ALIGN);
+            if (word >> 32) as u8 == FrameKind::Commit as u8 {
+                if let FrameRead::Frame(frame) = frame::read_frame(bytes, salt, offset, data_end) {
+                    if let Ok(commit) = body::decode_commit(frame.body) {
+                        if commit.synced_offset > from as u64 {
+                            return TailState::DamagedSyncedData {
+                                commit_at: offset,
+                                synced_offset: commit.synced_offset,
+                            };
+                        }
+                    }
+                }
+            }
+        }
+        offset += FRAME_ALIGN;
+    }
+    match last_nonzero_end {
+        None => TailState::Clean,
+        Some(last_nonzero_end) => TailState::Torn { last_nonzero_end },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::batch::{encode_commit_frame, encode_event_frame};
+    use super::super::{CHAIN_LEN, chain};
+    use super::*;
+
+    const SALT: u64 = 99;
+
+    /// A segment-like buffer: a zero header area, then `batches` batches of
+    /// `per_batch` events, then `extra` zero bytes.
+    fn build(batches: u64, per_batch: u64, synced: impl Fn(usize) -> u64, extra: usize) -> Vec<u8> {
+        let mut out = vec![0u8; SEGMENT_HEADER_LEN];
+        let mut position = 0;
+        let mut version = 0;
+        let mut previous = chain::GENESIS;
+        for _ in 0..batches {
+            let start = out.len();
+            for _ in 0..per_batch {
+                version += 1;
+                let event = EventBody {
+                    stream: "s",
+                    version,
+                    position,
+                    id: [0; 16],
+                    event_type: "t",
+                    timestamp_ns: 1,
+                    correlation_id: None,
+                    causation_id: None,
+                    content_type: None,
+                    metadata: b"",
+                    data: b"payload",
+                };
+                position += 1;
+                encode_event_frame(&mut out, SALT, &event);
+            }
+            let commit = CommitBody {
+                chain: [0; CHAIN_LEN],
+                first_position: position - per_batch,
+                event_count: per_batch,
+                synced_offset: synced(start),
+                command_id: None,
+            };
+            previous = encode_commit_frame(&mut out, SALT, start, &previous, &commit);
+        }
+        out.resize(out.len() + extra, 0);
+        out
+    }
+
+    fn read_all(bytes: &[u8]) -> (usize, BatchRead<'_>) {
+        let mut events = Vec::new();
+        let mut offset = SEGMENT_HEADER_LEN;
+        let mut count = 0;
+        loop {
+            match read_batch(bytes, SALT, offset, bytes.len(), &mut events) {
+                BatchRead::Batch(batch) => {
+                    count += 1;
+                    offset = batch.end;
+                }
+                other => return (count, other),
+            }
+        }
+    }
+
+    #[test]
+    fn reads_every_batch_then_empty() {
+        let bytes = build(5, 3, |_| SEGMENT_HEADER_LEN as u64, 256);
+        assert_eq!(read_all(&bytes), (5, BatchRead::Empty));
+    }
+
+    #[test]
+    fn a_batch_cut_in_half_is_incomplete() {
+        let mut bytes = build(2, 4, |_| SEGMENT_HEADER_LEN as u64, 512);
+        let len = bytes.len();
+        let mut events = Vec::new();
+        let second_start = match read_batch(&bytes, SALT, SEGMENT_HEADER_LEN, len, &mut events) {
+            BatchRead::Batch(batch) => batch.end,
+            other => panic!("{other:?}"),
+        };
+        let third_frame = match read_batch(&bytes, SALT, second_start, len, &mut events) {
+            BatchRead::Batch(_) => events[2].offset,
+            other => panic!("{other:?}"),
+        };
+        // Zero everything from the third event frame of the second batch on:
+        // its first two frames stay valid, its commit is gone.
+        bytes[third_frame..].fill(0);
+        let (count, rest) = read_all(&bytes);
+        assert_eq!(count, 1);
+        assert_eq!(
+            rest,
+            BatchRead::Invalid {
+                at: third_frame,
+                error: BatchError::Incomplete
+            }
+        );
+    }
+
+    #[test]
+    fn torn_tail_is_torn_and_synced_damage_is_found() {
+        // Every batch claims everything before it was synced.
+        let bytes = build(4, 2, |start| start as u64, 128);
+        let mut events = Vec::new();
+        let first_end = match read_batch(&bytes, SALT, SEGMENT_HEADER_LEN, bytes.len(), &mut events)
+        {
+            BatchRead::Batch(b) => b.end,
+            other => panic!("{other:?}"),
+        };
+        // Damage the second batch: later commits claim it was durable.
+        let mut damaged = bytes.clone();
+        damaged[first_end + 20] ^= 0xFF;
+        assert!(matches!(
+            classify_tail(&damaged, SALT, first_end, damaged.len()),
+            TailState::DamagedSyncedData { .. }
+        ));
+        // With claims that nothing past the header was synced, the same damage is a torn tail.
+        let unsynced = build(4, 2, |_| SEGMENT_HEADER_LEN as u64, 128);
+        let mut torn = unsynced.clone();
+        torn[first_end + 20] ^= 0xFF;
+        let written_end = unsynced.len() - 128;
+        assert_eq!(
+            classify_tail(&torn, SALT, first_end, torn.len()),
+            TailState::Torn {
+                last_nonzero_end: written_end
+            }
+        );
+        assert_eq!(
+            classify_tail(&unsynced, SALT, written_end, unsynced.len()),
+            TailState::Clean
+        );
+    }
+
+    #[test]
+    fn arbitrary_garbage_never_panics() {
+        let mut seed = 0x1234_5678_u64;
+        for _ in 0..2_000 {
+            let mut events = Vec::new();
+            let mut bytes = vec![0u8; SEGMENT_HEADER_LEN + 256];
+            for b in bytes[SEGMENT_HEADER_LEN..].iter_mut() {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                *b = (seed >> 56) as u8;
+            }
+            let _ = read_batch(&bytes, SALT, SEGMENT_HEADER_LEN, bytes.len(), &mut events);
+            let _ = classify_tail(&bytes, SALT, SEGMENT_HEADER_LEN, bytes.len());
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! annals: an embedded event store: an append-only, segmented file log with
+//! an in-memory stream index.
+//!
+//! Events are appended to streams as atomic batches with an optimistic
+//! concurrency check (the expected version), and read back by stream and
+//! version or by global position. Every record is checksummed, every batch
+//! extends a BLAKE3 hash chain, and a crash loses nothing that was
+//! acknowledged as durable.
+//!
+//! Use it for event-sourced applications, high-throughput local logs tailed
+//! by another process, and verifiable archive files. Do not use it when
+//! several machines must write to one store (it is a local, single-writer
+//! log) or when you need ad-hoc queries over event contents (use a database).
+//!
+//! ```
+//! use annals::{EventData, ExpectedVersion, Options, Store};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+//! enum Account { Opened { owner: String }, Deposited { amount: u64 } }
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path(), Options::default())?;
+//! store.append("account-1", ExpectedVersion::NoStream, &[
+//!     EventData::from_serde("Opened", &Account::Opened { owner: "ada".into() })?,
+//!     EventData::from_serde("Deposited", &Account::Deposited { amount: 10 })?,
+//! ])?;
+//! let events = store.read_stream("account-1", 1, 10)?;
+//! assert_eq!(events[1].decode::<Account>()?, Account::Deposited { amount: 10 });
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The on-disk format is in `docs/format.md`; the design, recovery rules and
+//! durability guarantees in `docs/design.md`.
+
+#![deny(missing_docs)]
+
+mod error;
+mod event;
+pub mod format;
+mod index;
+mod options;
+mod segment;
+mod store;
+
+pub use error::{Error, Result};
+pub use event::{
+    AppendResult, CONTENT_TYPE_MSGPACK, EventData, ExpectedVersion, RecordedEvent, Uuid,
+};
+pub use options::{Durability, Limits, Options};
+pub use store::{LOCK_FILE_NAME, RecoveryReport, Store};

@@ -1,0 +1,3 @@
+fn main() {
+    println!("annals command line: not yet");
+}

@@ -1,0 +1,270 @@
+//! One segment file: creating it safely, mapping it, and the few ways the
+//! writer touches its bytes. Knows nothing of streams or batches.
+//!
+//! Invariants:
+//! - A segment file is created whole (temporary name, real allocation, header
+//!   synced, renamed, directory synced), so a file with a segment name always
+//!   has a complete, durable header and its full size.
+//! - Its mapping is never truncated, remapped or shrunk while it exists.
+//! - Bytes below a segment's published end are never written again, so
+//!   readers may borrow them while the writer appends after them.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memmap2::MmapRaw;
+
+use crate::error::{Error, Result};
+use crate::format::footer::SegmentFooter;
+use crate::format::header::SegmentHeader;
+use crate::format::{self, FOOTER_LEN, SEGMENT_HEADER_LEN};
+
+/// Suffix of a segment file being created; such files are removed on open.
+pub(crate) const TEMP_SUFFIX: &str = ".tmp";
+
+/// A mapped segment file.
+pub(crate) struct Segment {
+    pub path: PathBuf,
+    pub header: SegmentHeader,
+    map: MmapRaw,
+    writable: bool,
+    _file: File,
+}
+
+impl Segment {
+    /// Creates a new segment file in `dir`, preallocated in full.
+    ///
+    /// # Errors
+    /// [`Error::NoSpace`] when the disk cannot hold the segment (the
+    /// temporary file is removed); [`Error::Io`] otherwise.
+    pub fn create(dir: &Path, header: &SegmentHeader) -> Result<Segment> {
+        let name = format::segment_file_name(header.base_position);
+        let path = dir.join(&name);
+        let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
+        let size = header.segment_size_bytes;
+        let result = (|| {
+            let _ = fs::remove_file(&temp);
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+                .map_err(|e| Error::io("creating segment file", &temp, e))?;
+            allocate(&file, size).map_err(|e| match e.raw_os_error() {
+                Some(28) => Error::NoSpace {
+                    path: temp.clone(),
+                    bytes: size,
+                },
+                _ => Error::io("preallocating segment file", &temp, e),
+            })?;
+            file.write_all_at(&header.encode(), 0)
+                .map_err(|e| Error::io("writing segment header", &temp, e))?;
+            file.sync_all()
+                .map_err(|e| Error::io("syncing new segment file", &temp, e))?;
+            fs::rename(&temp, &path)
+                .map_err(|e| Error::io("renaming new segment file", &path, e))?;
+            sync_dir(dir)?;
+            Ok(file)
+        })();
+        let file = match result {
+            Ok(file) => file,
+            Err(error) => {
+                let _ = fs::remove_file(&temp);
+                return Err(error);
+            }
+        };
+        let map =
+            MmapRaw::map_raw(&file).map_err(|e| Error::io("mapping segment file", &path, e))?;
+        Ok(Segment {
+            path,
+            header: header.clone(),
+            map,
+            writable: true,
+            _file: file,
+        })
+    }
+
+    /// Opens and maps an existing segment file, checking its header and size.
+    pub fn open(path: &Path, writable: bool) -> Result<Segment> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .map_err(|e| Error::io("opening segment file", path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("reading segment file size", path, e))?
+            .len();
+        let mut header_bytes = [0u8; SEGMENT_HEADER_LEN];
+        if len < SEGMENT_HEADER_LEN as u64 {
+            return Err(Error::corrupt(
+                path,
+                len,
+                format!("segment file is only {len} bytes, shorter than its header"),
+            ));
+        }
+        file.read_exact_at(&mut header_bytes, 0)
+            .map_err(|e| Error::io("reading segment header", path, e))?;
+        let header = SegmentHeader::decode(&header_bytes)
+            .map_err(|e| Error::corrupt(path, 0, e.to_string()))?;
+        if header.segment_size_bytes != len {
+            return Err(Error::corrupt(
+                path,
+                len.min(header.segment_size_bytes),
+                format!(
+                    "segment file is {len} bytes but its header says {}",
+                    header.segment_size_bytes
+                ),
+            ));
+        }
+        let map = if writable {
+            MmapRaw::map_raw(&file)
+        } else {
+            memmap2::MmapOptions::new().map_raw_read_only(&file)
+        }
+        .map_err(|e| Error::io("mapping segment file", path, e))?;
+        Ok(Segment {
+            path: path.to_path_buf(),
+            header,
+            map,
+            writable,
+            _file: file,
+        })
+    }
+
+    /// Size of the whole file in bytes.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Offset where the data area ends and the footer begins.
+    pub fn data_end(&self) -> usize {
+        self.len() - FOOTER_LEN
+    }
+
+    /// The first `end` bytes of the file.
+    ///
+    /// Callers pass an `end` at or below the published end (or the whole
+    /// length when no writer of this process can be writing), so the borrowed
+    /// bytes are never written while borrowed.
+    pub fn bytes(&self, end: usize) -> &[u8] {
+        assert!(
+            end <= self.len(),
+            "slice end {end} past segment length {}",
+            self.len()
+        );
+        // SAFETY: the mapping is valid for `len()` bytes for as long as
+        // `self` lives, and by the invariant above nothing writes them while
+        // the slice exists.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), end) }
+    }
+
+    /// The footer area.
+    pub fn footer_bytes(&self) -> &[u8] {
+        &self.bytes(self.len())[self.data_end()..]
+    }
+
+    /// Copies `bytes` to `offset` without publishing them.
+    ///
+    /// # Safety
+    /// The range must lie beyond every published byte, and no reader may be
+    /// borrowing it.
+    pub unsafe fn write(&self, offset: usize, bytes: &[u8]) {
+        assert!(self.writable, "write to a read-only segment mapping");
+        assert!(
+            offset + bytes.len() <= self.len(),
+            "write past the end of the segment"
+        );
+        // SAFETY: in bounds (checked above), the mapping is writable, and the
+        // caller guarantees nobody reads or writes the range concurrently.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.map.as_mut_ptr().add(offset),
+                bytes.len(),
+            )
+        };
+    }
+
+    /// Stores the 8-byte header word of a frame at `offset` with release
+    /// ordering: a reader that loads it with acquire ordering sees every byte
+    /// written before.
+    pub fn publish_word(&self, offset: usize, word: [u8; 8]) {
+        assert!(self.writable, "publish to a read-only segment mapping");
+        assert!(
+            offset % 8 == 0 && offset + 8 <= self.len(),
+            "misplaced header word at {offset}"
+        );
+        // SAFETY: in bounds and 8-byte aligned (the mapping is page-aligned),
+        // and no reader holds a slice over this word yet.
+        let atomic = unsafe { &*(self.map.as_mut_ptr().add(offset) as *const AtomicU64) };
+        atomic.store(u64::from_le_bytes(word), Ordering::Release);
+    }
+
+    /// Makes the byte range durable (msync, which on Linux also flushes the
+    /// file's data to the device).
+    pub fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.map.flush_range(offset, len)
+    }
+
+    /// Zeroes `from..to` (a torn tail or a torn footer) and syncs it.
+    pub fn zero_and_sync(&self, from: usize, to: usize) -> Result<()> {
+        assert!(from <= to && to <= self.len());
+        let zeroes = vec![0u8; to - from];
+        // SAFETY: only called during open, before any reader exists.
+        unsafe { self.write(from, &zeroes) };
+        self.sync(from, to - from)
+            .map_err(|e| Error::io("syncing zeroed torn tail of", &self.path, e))
+    }
+
+    /// Writes the footer, syncs the whole file and makes it read-only on disk.
+    pub fn seal(&self, footer: &SegmentFooter) -> Result<()> {
+        let offset = self.data_end();
+        // SAFETY: the footer area is never part of the published data, and
+        // readers of this process only read published data.
+        unsafe { self.write(offset, &footer.encode()) };
+        self.sync(0, self.len())
+            .map_err(|e| Error::io("syncing sealed segment", &self.path, e))?;
+        let mut permissions = fs::metadata(&self.path)
+            .map_err(|e| Error::io("reading permissions of", &self.path, e))?
+            .permissions();
+        permissions.set_mode(permissions.mode() & !0o222);
+        fs::set_permissions(&self.path, permissions)
+            .map_err(|e| Error::io("making read-only", &self.path, e))
+    }
+}
+
+/// Reserves `size` bytes of real disk blocks for `file`, so that a later
+/// write through the mapping cannot hit a full disk (which would kill the
+/// process with SIGBUS instead of returning an error).
+fn allocate(file: &File, size: u64) -> io::Result<()> {
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, size) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::OPNOTSUPP) => {
+            // The file system cannot preallocate: write zeroes, which
+            // allocates just as really, only slower.
+            let chunk = vec![0u8; 1 << 20];
+            let mut offset = 0u64;
+            while offset < size {
+                let n = chunk.len().min((size - offset) as usize);
+                file.write_all_at(&chunk[..n], offset)?;
+                offset += n as u64;
+            }
+            Ok(())
+        }
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// Makes a directory's entries (new or renamed files) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("syncing directory", dir, e))
+}

@@ -1,0 +1,340 @@
+//! The single writer: encodes a batch, places it in the active segment (rolling
+//! to a new segment when it does not fit), publishes it and indexes it.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::event::{AppendResult, EventData, ExpectedVersion, Uuid};
+use crate::format::batch::{encode_commit_frame, encode_event_frame};
+use crate::format::body::{CommitBody, EventBody};
+use crate::format::footer::{self, SegmentFooter};
+use crate::format::header::SegmentHeader;
+use crate::format::{self, CHAIN_LEN, FORMAT_VERSION, SEGMENT_HEADER_LEN};
+use crate::index::{CommandRecord, Location};
+use crate::options::Options;
+use crate::segment::Segment;
+
+use super::Shared;
+
+/// State owned by the one writer; guarded by the store's writer mutex.
+pub(crate) struct Writer {
+    /// The segment appends go to.
+    active: Arc<Segment>,
+    /// Its ordinal in the store's segment list.
+    ordinal: usize,
+    /// Whether `active` has been sealed (a roll that failed half-way).
+    active_sealed: bool,
+    /// Offset where the next batch goes in `active`.
+    write_offset: usize,
+    /// Timestamp of the newest event: new ones are never earlier.
+    last_timestamp_ns: u64,
+    /// Reused encoding buffer.
+    buffer: Vec<u8>,
+    /// Offsets of the event frames within `buffer`.
+    frame_offsets: Vec<usize>,
+}
+
+/// What an append asks for, validated.
+pub(crate) struct AppendRequest<'a> {
+    pub stream: &'a str,
+    pub expected: ExpectedVersion,
+    pub events: &'a [EventData],
+    pub command_id: Option<&'a str>,
+}
+
+/// What an append did, for the caller to make durable.
+pub(crate) struct Appended {
+    pub result: AppendResult,
+    /// The log point right after the batch; `None` when nothing was written
+    /// (an idempotent repeat).
+    pub end: Option<(usize, usize)>,
+}
+
+impl Writer {
+    pub fn new(
+        active: Arc<Segment>,
+        ordinal: usize,
+        active_sealed: bool,
+        write_offset: usize,
+        last_timestamp_ns: u64,
+    ) -> Writer {
+        Writer {
+            active,
+            ordinal,
+            active_sealed,
+            write_offset,
+            last_timestamp_ns,
+            buffer: Vec::with_capacity(64 * 1024),
+            frame_offsets: Vec::new(),
+        }
+    }
+
+    /// Appends one batch. Caller holds the writer mutex and has validated the
+    /// request's sizes.
+    pub fn append(&mut self, shared: &Shared, request: &AppendRequest<'_>) -> Result<Appended> {
+        shared.durability.check_poison()?;
+        let (actual, first_position, chain_head) = {
+            let state = shared.read_state();
+            if let Some(id) = request.command_id {
+                if let Some(record) = state.index.command(id) {
+                    return Ok(Appended {
+                        result: command_result(record),
+                        end: None,
+                    });
+                }
+            }
+            let actual = state.index.stream_version(request.stream);
+            if !request.expected.matches(actual) {
+                return Err(Error::WrongExpectedVersion {
+                    stream: request.stream.to_string(),
+                    expected: request.expected,
+                    actual,
+                });
+            }
+            (actual, state.index.next_position(), state.index.chain_head)
+        };
+        let timestamp_ns = now_ns().max(self.last_timestamp_ns);
+        let ids: Vec<Uuid> = request
+            .events
+            .iter()
+            .map(|e| e.id.unwrap_or_else(Uuid::now_v7))
+            .collect();
+
+        if self.active_sealed {
+            self.roll(shared, first_position, &chain_head)?;
+        }
+        let mut chain = self.encode(
+            shared,
+            request,
+            &ids,
+            actual,
+            first_position,
+            timestamp_ns,
+            &chain_head,
+        )?;
+        let capacity = format::data_capacity(self.active.header.segment_size_bytes) as usize;
+        if self.buffer.len() > capacity {
+            return Err(Error::LimitExceeded {
+                limit: "batch size in bytes (must fit one segment; see Options::segment_size_bytes)",
+                actual: self.buffer.len() as u64,
+                max: capacity as u64,
+            });
+        }
+        if self.write_offset + self.buffer.len() > self.active.data_end() {
+            // A batch never spans segments: seal this one and start the next.
+            self.roll(shared, first_position, &chain_head)?;
+            // The salt and synced offset changed: encode again.
+            chain = self.encode(
+                shared,
+                request,
+                &ids,
+                actual,
+                first_position,
+                timestamp_ns,
+                &chain_head,
+            )?;
+        }
+
+        let offset = self.write_offset;
+        let end = offset + self.buffer.len();
+        // SAFETY: `offset..end` lies beyond every published byte of the
+        // active segment (write_offset only grows, and only past published
+        // batches), and readers only borrow published bytes.
+        unsafe { self.active.write(offset + 8, &self.buffer[8..]) };
+        let mut first_word = [0u8; 8];
+        first_word.copy_from_slice(&self.buffer[..8]);
+        self.active.publish_word(offset, first_word);
+        self.write_offset = end;
+        self.last_timestamp_ns = timestamp_ns;
+
+        let event_count = request.events.len() as u64;
+        {
+            let mut state = shared.write_state();
+            for (i, frame_offset) in self.frame_offsets.iter().enumerate() {
+                let location = Location::new(self.ordinal, offset + frame_offset);
+                state.index.add_event(
+                    request.stream,
+                    actual + 1 + i as u64,
+                    first_position + i as u64,
+                    location,
+                );
+            }
+            let record = CommandRecord {
+                stream: request.stream.into(),
+                first_version: actual + 1,
+                first_position,
+                event_count,
+            };
+            state.index.end_batch(
+                end,
+                timestamp_ns,
+                chain,
+                request.command_id.map(|id| (id, record)),
+            );
+        }
+        Ok(Appended {
+            result: AppendResult {
+                first_version: actual + 1,
+                last_version: actual + event_count,
+                first_position,
+                last_position: first_position + event_count - 1,
+            },
+            end: Some((self.ordinal, end)),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn encode(
+        &mut self,
+        shared: &Shared,
+        request: &AppendRequest<'_>,
+        ids: &[Uuid],
+        actual: u64,
+        first_position: u64,
+        timestamp_ns: u64,
+        chain_head: &[u8; CHAIN_LEN],
+    ) -> Result<[u8; CHAIN_LEN]> {
+        let salt = self.active.header.salt;
+        let max_event_bytes = shared.options.limits.max_event_bytes;
+        self.buffer.clear();
+        self.frame_offsets.clear();
+        for (i, event) in request.events.iter().enumerate() {
+            let body = EventBody {
+                stream: request.stream,
+                version: actual + 1 + i as u64,
+                position: first_position + i as u64,
+                id: *ids[i].as_bytes(),
+                event_type: &event.event_type,
+                timestamp_ns,
+                correlation_id: event.correlation_id.as_deref(),
+                causation_id: event.causation_id.as_deref(),
+                content_type: event.content_type.as_deref(),
+                metadata: &event.metadata,
+                data: &event.data,
+            };
+            let frame_start = encode_event_frame(&mut self.buffer, salt, &body);
+            let frame_len = self.buffer.len() - frame_start;
+            if frame_len > max_event_bytes {
+                return Err(Error::LimitExceeded {
+                    limit: "Limits::max_event_bytes (encoded event record)",
+                    actual: frame_len as u64,
+                    max: max_event_bytes as u64,
+                });
+            }
+            self.frame_offsets.push(frame_start);
+        }
+        let (durable_segment, durable_offset) = shared.durability.durable();
+        let synced_offset = if durable_segment == self.ordinal {
+            durable_offset.min(self.write_offset)
+        } else {
+            SEGMENT_HEADER_LEN
+        };
+        let commit = CommitBody {
+            chain: [0u8; CHAIN_LEN],
+            first_position,
+            event_count: request.events.len() as u64,
+            synced_offset: synced_offset as u64,
+            command_id: request.command_id,
+        };
+        Ok(encode_commit_frame(
+            &mut self.buffer,
+            salt,
+            0,
+            chain_head,
+            &commit,
+        ))
+    }
+
+    /// Seals the active segment (unless already sealed) and creates the next.
+    fn roll(
+        &mut self,
+        shared: &Shared,
+        next_position: u64,
+        chain_head: &[u8; CHAIN_LEN],
+    ) -> Result<()> {
+        if !self.active_sealed {
+            let footer = {
+                let state = shared.read_state();
+                let stats = &state.index.segments[self.ordinal];
+                let data = &self.active.bytes(stats.end_offset)[SEGMENT_HEADER_LEN..];
+                SegmentFooter {
+                    event_count: stats.event_count,
+                    batch_count: stats.batch_count,
+                    last_position: stats.end_position() - 1,
+                    data_len: data.len() as u64,
+                    contents_crc: footer::contents_crc(self.active.header.salt, data),
+                    chain_end: *chain_head,
+                    sealed_unix_ns: now_ns(),
+                }
+            };
+            assert!(
+                footer.event_count > 0,
+                "only a segment with events is sealed"
+            );
+            if let Err(error) = self.active.seal(&footer) {
+                shared.durability.poison(error.to_string());
+                return Err(error);
+            }
+            self.active_sealed = true;
+        }
+        let header = new_header(&shared.options, next_position, chain_head)?;
+        let segment = Arc::new(Segment::create(&shared.dir, &header)?);
+        let ordinal = {
+            let mut state = shared.write_state();
+            state.segments.push(Arc::clone(&segment));
+            state
+                .index
+                .segments
+                .push(crate::index::SegmentIndex::new(next_position));
+            state.segments.len() - 1
+        };
+        self.active = segment;
+        self.ordinal = ordinal;
+        self.active_sealed = false;
+        self.write_offset = SEGMENT_HEADER_LEN;
+        // The old segment was synced whole, the new header before its rename.
+        shared
+            .durability
+            .mark_durable((ordinal, SEGMENT_HEADER_LEN));
+        Ok(())
+    }
+}
+
+fn command_result(record: &CommandRecord) -> AppendResult {
+    AppendResult {
+        first_version: record.first_version,
+        last_version: record.first_version + record.event_count - 1,
+        first_position: record.first_position,
+        last_position: record.first_position + record.event_count - 1,
+    }
+}
+
+/// Nanoseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A fresh header for a segment starting at `base_position`.
+pub(crate) fn new_header(
+    options: &Options,
+    base_position: u64,
+    chain_start: &[u8; CHAIN_LEN],
+) -> Result<SegmentHeader> {
+    let mut salt = [0u8; 8];
+    getrandom::fill(&mut salt).map_err(|e| Error::Io {
+        action: "drawing a random segment salt",
+        path: Default::default(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(SegmentHeader {
+        format_version: FORMAT_VERSION,
+        base_position,
+        salt: u64::from_le_bytes(salt),
+        created_unix_ns: now_ns(),
+        segment_size_bytes: options.segment_size_bytes,
+        chain_start: *chain_start,
+    })
+}
