@@ -135,7 +135,7 @@ impl Index {
             segment.end_position(),
             "positions are consecutive"
         );
-        if (position - segment.base_position) % POSITION_INDEX_STRIDE == 0 {
+        if (position - segment.base_position).is_multiple_of(POSITION_INDEX_STRIDE) {
             segment.sparse_offsets.push(location.offset() as u32);
         }
         segment.event_count += 1;

@@ -37,6 +37,7 @@
 mod error;
 mod event;
 pub mod format;
+pub mod hooks;
 mod index;
 mod options;
 mod segment;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::{self, scan::MAX_EVENTS_PER_BATCH};
+use crate::hooks::Hooks;
 
 /// When appended bytes reach stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +68,8 @@ pub struct Options {
     pub durability: Durability,
     /// Size limits on appends.
     pub limits: Limits,
+    /// Fault-injection hooks for tests; none by default.
+    pub hooks: Hooks,
 }
 
 impl Default for Options {
@@ -75,6 +78,7 @@ impl Default for Options {
             segment_size_bytes: 64 << 20,
             durability: Durability::Always,
             limits: Limits::default(),
+            hooks: Hooks::default(),
         }
     }
 }
@@ -101,7 +105,7 @@ impl Options {
     pub(crate) fn validate(&self) -> Result<()> {
         let size = self.segment_size_bytes;
         if !(format::MIN_SEGMENT_SIZE_BYTES..=format::MAX_SEGMENT_SIZE_BYTES).contains(&size)
-            || size % 4096 != 0
+            || !size.is_multiple_of(4096)
         {
             return Err(Error::InvalidArgument(format!(
                 "segment_size_bytes is {size}; it must be a multiple of 4096 between {} and {}",
@@ -109,12 +113,12 @@ impl Options {
                 format::MAX_SEGMENT_SIZE_BYTES
             )));
         }
-        if let Durability::Periodic { interval_ms } = self.durability {
-            if interval_ms == 0 {
-                return Err(Error::InvalidArgument(
-                    "Durability::Periodic needs interval_ms > 0".into(),
-                ));
-            }
+        if let Durability::Periodic { interval_ms } = self.durability
+            && interval_ms == 0
+        {
+            return Err(Error::InvalidArgument(
+                "Durability::Periodic needs interval_ms > 0".into(),
+            ));
         }
         let limits = &self.limits;
         if limits.max_batch_events == 0 || limits.max_batch_events > MAX_EVENTS_PER_BATCH {

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::format::footer::SegmentFooter;
 use crate::format::header::SegmentHeader;
 use crate::format::{self, FOOTER_LEN, SEGMENT_HEADER_LEN};
+use crate::hooks::Hooks;
 
 /// Suffix of a segment file being created; such files are removed on open.
 pub(crate) const TEMP_SUFFIX: &str = ".tmp";
@@ -31,6 +32,7 @@ pub(crate) struct Segment {
     pub header: SegmentHeader,
     map: MmapRaw,
     writable: bool,
+    hooks: Hooks,
     _file: File,
 }
 
@@ -40,7 +42,7 @@ impl Segment {
     /// # Errors
     /// [`Error::NoSpace`] when the disk cannot hold the segment (the
     /// temporary file is removed); [`Error::Io`] otherwise.
-    pub fn create(dir: &Path, header: &SegmentHeader) -> Result<Segment> {
+    pub fn create(dir: &Path, header: &SegmentHeader, hooks: &Hooks) -> Result<Segment> {
         let name = format::segment_file_name(header.base_position);
         let path = dir.join(&name);
         let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
@@ -53,13 +55,16 @@ impl Segment {
                 .create_new(true)
                 .open(&temp)
                 .map_err(|e| Error::io("creating segment file", &temp, e))?;
-            allocate(&file, size).map_err(|e| match e.raw_os_error() {
-                Some(28) => Error::NoSpace {
-                    path: temp.clone(),
-                    bytes: size,
-                },
-                _ => Error::io("preallocating segment file", &temp, e),
-            })?;
+            hooks
+                .before_allocate(&temp, size)
+                .and_then(|()| allocate(&file, size))
+                .map_err(|e| match e.raw_os_error() {
+                    Some(28) => Error::NoSpace {
+                        path: temp.clone(),
+                        bytes: size,
+                    },
+                    _ => Error::io("preallocating segment file", &temp, e),
+                })?;
             file.write_all_at(&header.encode(), 0)
                 .map_err(|e| Error::io("writing segment header", &temp, e))?;
             file.sync_all()
@@ -67,6 +72,7 @@ impl Segment {
             fs::rename(&temp, &path)
                 .map_err(|e| Error::io("renaming new segment file", &path, e))?;
             sync_dir(dir)?;
+            hooks.after_sync(&path, 0, SEGMENT_HEADER_LEN as u64);
             Ok(file)
         })();
         let file = match result {
@@ -83,12 +89,13 @@ impl Segment {
             header: header.clone(),
             map,
             writable: true,
+            hooks: hooks.clone(),
             _file: file,
         })
     }
 
     /// Opens and maps an existing segment file, checking its header and size.
-    pub fn open(path: &Path, writable: bool) -> Result<Segment> {
+    pub fn open(path: &Path, writable: bool, hooks: &Hooks) -> Result<Segment> {
         let file = OpenOptions::new()
             .read(true)
             .write(writable)
@@ -131,6 +138,7 @@ impl Segment {
             header,
             map,
             writable,
+            hooks: hooks.clone(),
             _file: file,
         })
     }
@@ -195,7 +203,7 @@ impl Segment {
     pub fn publish_word(&self, offset: usize, word: [u8; 8]) {
         assert!(self.writable, "publish to a read-only segment mapping");
         assert!(
-            offset % 8 == 0 && offset + 8 <= self.len(),
+            offset.is_multiple_of(8) && offset + 8 <= self.len(),
             "misplaced header word at {offset}"
         );
         // SAFETY: in bounds and 8-byte aligned (the mapping is page-aligned),
@@ -210,7 +218,11 @@ impl Segment {
         if len == 0 {
             return Ok(());
         }
-        self.map.flush_range(offset, len)
+        self.hooks
+            .before_sync(&self.path, offset as u64, len as u64)?;
+        self.map.flush_range(offset, len)?;
+        self.hooks.after_sync(&self.path, offset as u64, len as u64);
+        Ok(())
     }
 
     /// Zeroes `from..to` (a torn tail or a torn footer) and syncs it.

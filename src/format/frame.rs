@@ -110,7 +110,7 @@ pub const fn frame_len(body_len: usize) -> usize {
 pub fn load_header_word(bytes: &[u8], offset: usize) -> u64 {
     let word = &bytes[offset..offset + 8];
     let ptr = word.as_ptr();
-    if (ptr as usize) % std::mem::align_of::<std::sync::atomic::AtomicU64>() == 0 {
+    if (ptr as usize).is_multiple_of(std::mem::align_of::<std::sync::atomic::AtomicU64>()) {
         // SAFETY: the pointer is in bounds for 8 bytes (the slice above) and
         // aligned for AtomicU64. Only a load is performed.
         let atomic = unsafe { &*(ptr as *const std::sync::atomic::AtomicU64) };
@@ -124,7 +124,7 @@ pub fn load_header_word(bytes: &[u8], offset: usize) -> u64 {
 /// (the start of the footer area). Never panics, whatever the bytes.
 pub fn read_frame(bytes: &[u8], salt: u64, offset: usize, data_end: usize) -> FrameRead<'_> {
     let data_end = data_end.min(bytes.len());
-    if offset % FRAME_ALIGN != 0
+    if !offset.is_multiple_of(FRAME_ALIGN)
         || offset
             .checked_add(FRAME_HEADER_LEN)
             .is_none_or(|e| e > data_end)
@@ -195,7 +195,10 @@ pub fn encode_frame(
     kind: FrameKind,
     write_body: impl FnOnce(&mut Vec<u8>),
 ) -> usize {
-    assert!(out.len() % FRAME_ALIGN == 0, "frames start 8-byte aligned");
+    assert!(
+        out.len().is_multiple_of(FRAME_ALIGN),
+        "frames start 8-byte aligned"
+    );
     let start = out.len();
     out.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
     write_body(out);

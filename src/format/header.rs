@@ -116,7 +116,7 @@ impl SegmentHeader {
         }
         let segment_size_bytes = le_u64(bytes, 40);
         if !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&segment_size_bytes)
-            || segment_size_bytes % super::FRAME_ALIGN as u64 != 0
+            || !segment_size_bytes.is_multiple_of(super::FRAME_ALIGN as u64)
         {
             return Err(HeaderError::BadField("segment_size"));
         }

@@ -42,8 +42,8 @@ pub const MIN_SEGMENT_SIZE_BYTES: u64 = 64 * 1024;
 /// The largest segment file: frame offsets inside a segment fit in a `u32`.
 pub const MAX_SEGMENT_SIZE_BYTES: u64 = 1 << 31;
 
-const _: () = assert!(SEGMENT_HEADER_LEN % FRAME_ALIGN == 0);
-const _: () = assert!(FOOTER_LEN % FRAME_ALIGN == 0);
+const _: () = assert!(SEGMENT_HEADER_LEN.is_multiple_of(FRAME_ALIGN));
+const _: () = assert!(FOOTER_LEN.is_multiple_of(FRAME_ALIGN));
 const _: () = assert!(MIN_SEGMENT_SIZE_BYTES as usize > SEGMENT_HEADER_LEN + FOOTER_LEN);
 
 /// Bytes of the data area of a segment of `segment_size_bytes`.

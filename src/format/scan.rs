@@ -200,17 +200,15 @@ pub fn classify_tail(bytes: &[u8], salt: u64, from: usize, data_end: usize) -> T
         let word = frame::load_header_word(bytes, offset);
         if word != 0 {
             last_nonzero_end = Some(offset + FRAME_ALIGN);
-            if (word >> 32) as u8 == FrameKind::Commit as u8 {
-                if let FrameRead::Frame(frame) = frame::read_frame(bytes, salt, offset, data_end) {
-                    if let Ok(commit) = body::decode_commit(frame.body) {
-                        if commit.synced_offset > from as u64 {
-                            return TailState::DamagedSyncedData {
-                                commit_at: offset,
-                                synced_offset: commit.synced_offset,
-                            };
-                        }
-                    }
-                }
+            if (word >> 32) as u8 == FrameKind::Commit as u8
+                && let FrameRead::Frame(frame) = frame::read_frame(bytes, salt, offset, data_end)
+                && let Ok(commit) = body::decode_commit(frame.body)
+                && commit.synced_offset > from as u64
+            {
+                return TailState::DamagedSyncedData {
+                    commit_at: offset,
+                    synced_offset: commit.synced_offset,
+                };
             }
         }
         offset += FRAME_ALIGN;

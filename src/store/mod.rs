@@ -78,13 +78,13 @@ impl Store {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| Error::io("creating store directory", &dir, e))?;
         let lock_file = lock(&dir)?;
-        let loaded = recovery::load(&dir, true)?;
+        let loaded = recovery::load(&dir, true, &options.hooks)?;
         let mut index = loaded.index;
         let mut segments = loaded.segments;
         if segments.is_empty() || loaded.newest_sealed {
             let next = index.next_position();
             let header = writer::new_header(&options, next, &index.chain_head)?;
-            segments.push(Arc::new(Segment::create(&dir, &header)?));
+            segments.push(Arc::new(Segment::create(&dir, &header, &options.hooks)?));
             index.segments.push(crate::index::SegmentIndex::new(next));
         }
         let ordinal = segments.len() - 1;
@@ -130,7 +130,7 @@ impl Store {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
             ));
         }
-        let loaded = recovery::load(&dir, false)?;
+        let loaded = recovery::load(&dir, false, &Default::default())?;
         let shared = Arc::new(Shared {
             dir,
             options: Options::default(),

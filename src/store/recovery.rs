@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::format::footer::{self, FooterState, SegmentFooter};
 use crate::format::scan::{self, BatchRead, TailState};
 use crate::format::{self, SEGMENT_HEADER_LEN};
+use crate::hooks::Hooks;
 use crate::index::{CommandRecord, Index, Location, SegmentIndex};
 use crate::segment::{Segment, TEMP_SUFFIX};
 
@@ -47,8 +48,16 @@ pub(crate) enum ScanEnd {
     Invalid { at: usize },
 }
 
+/// The files of a store directory that matter to annals.
+pub(crate) struct DirListing {
+    /// Segment files with their base positions, in position order.
+    pub segments: Vec<(u64, PathBuf)>,
+    /// Temporary files of segment creations that never finished.
+    pub temp_files: Vec<PathBuf>,
+}
+
 /// Lists segment files (by base position) and stray temporary files.
-pub(crate) fn list_segments(dir: &Path) -> Result<(Vec<(u64, PathBuf)>, Vec<PathBuf>)> {
+pub(crate) fn list_segments(dir: &Path) -> Result<DirListing> {
     let mut segments = Vec::new();
     let mut temps = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| Error::io("listing store directory", dir, e))? {
@@ -65,13 +74,19 @@ pub(crate) fn list_segments(dir: &Path) -> Result<(Vec<(u64, PathBuf)>, Vec<Path
         }
     }
     segments.sort();
-    Ok((segments, temps))
+    Ok(DirListing {
+        segments,
+        temp_files: temps,
+    })
 }
 
 /// Opens every segment of `dir`. A writer (`writable`) also repairs a torn
 /// tail and removes stray temporary files; a reader only stops before them.
-pub(crate) fn load(dir: &Path, writable: bool) -> Result<Loaded> {
-    let (files, temps) = list_segments(dir)?;
+pub(crate) fn load(dir: &Path, writable: bool, hooks: &Hooks) -> Result<Loaded> {
+    let DirListing {
+        segments: files,
+        temp_files: temps,
+    } = list_segments(dir)?;
     let mut report = RecoveryReport {
         torn_segment: None,
         torn_offset: 0,
@@ -94,7 +109,7 @@ pub(crate) fn load(dir: &Path, writable: bool) -> Result<Loaded> {
     let count = files.len();
     for (ordinal, (base, path)) in files.into_iter().enumerate() {
         let newest = ordinal + 1 == count;
-        let segment = Arc::new(Segment::open(&path, writable && newest)?);
+        let segment = Arc::new(Segment::open(&path, writable && newest, hooks)?);
         check_header_links(&segment, base, &index)?;
         index.segments.push(SegmentIndex::new(base));
         let end = scan_batches(&mut index, &segment, ordinal)?;
@@ -192,7 +207,7 @@ fn open_next(
     base: u64,
     path: &Path,
 ) -> Result<()> {
-    let segment = Arc::new(Segment::open(path, false)?);
+    let segment = Arc::new(Segment::open(path, false, &Hooks::default())?);
     check_header_links(&segment, base, index)?;
     index.segments.push(SegmentIndex::new(base));
     segments.push(segment);

@@ -76,13 +76,13 @@ impl Writer {
         shared.durability.check_poison()?;
         let (actual, first_position, chain_head) = {
             let state = shared.read_state();
-            if let Some(id) = request.command_id {
-                if let Some(record) = state.index.command(id) {
-                    return Ok(Appended {
-                        result: command_result(record),
-                        end: None,
-                    });
-                }
+            if let Some(id) = request.command_id
+                && let Some(record) = state.index.command(id)
+            {
+                return Ok(Appended {
+                    result: command_result(record),
+                    end: None,
+                });
             }
             let actual = state.index.stream_version(request.stream);
             if !request.expected.matches(actual) {
@@ -279,7 +279,11 @@ impl Writer {
             self.active_sealed = true;
         }
         let header = new_header(&shared.options, next_position, chain_head)?;
-        let segment = Arc::new(Segment::create(&shared.dir, &header)?);
+        let segment = Arc::new(Segment::create(
+            &shared.dir,
+            &header,
+            &shared.options.hooks,
+        )?);
         let ordinal = {
             let mut state = shared.write_state();
             state.segments.push(Arc::clone(&segment));

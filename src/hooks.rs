@@ -1,0 +1,84 @@
+//! Fault injection for tests: the storage layer calls a [`StorageHooks`]
+//! implementation around every allocation and every sync, so a test can make
+//! the disk "full", make a sync fail, or keep its own image of what is durable
+//! (to simulate a power loss, keeping only synced bytes).
+//!
+//! Production code never sets hooks; the default does nothing.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Observation and failure points of the storage layer. Every method has a
+/// default that does nothing.
+pub trait StorageHooks: Send + Sync {
+    /// Called before `bytes` are preallocated for a new segment file at
+    /// `path` (a temporary name). An error fails the allocation as the disk would.
+    fn before_allocate(&self, _path: &Path, _bytes: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Called before `len` bytes at `offset` of the segment at `path` are
+    /// synced. An error is treated exactly like a failed msync.
+    fn before_sync(&self, _path: &Path, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Called after `len` bytes at `offset` of the segment at `path` became
+    /// durable (including the header of a newly created segment, once its
+    /// name is durable).
+    fn after_sync(&self, _path: &Path, _offset: u64, _len: u64) {}
+}
+
+/// An optional, shared [`StorageHooks`] implementation, as held by
+/// [`crate::Options`]. Two `Hooks` are equal when they hold the same object.
+#[derive(Clone, Default)]
+pub struct Hooks(Option<Arc<dyn StorageHooks>>);
+
+impl Hooks {
+    /// Hooks that call `hooks`.
+    pub fn new(hooks: Arc<dyn StorageHooks>) -> Hooks {
+        Hooks(Some(hooks))
+    }
+
+    pub(crate) fn before_allocate(&self, path: &Path, bytes: u64) -> io::Result<()> {
+        self.0
+            .as_ref()
+            .map_or(Ok(()), |h| h.before_allocate(path, bytes))
+    }
+
+    pub(crate) fn before_sync(&self, path: &Path, offset: u64, len: u64) -> io::Result<()> {
+        self.0
+            .as_ref()
+            .map_or(Ok(()), |h| h.before_sync(path, offset, len))
+    }
+
+    pub(crate) fn after_sync(&self, path: &Path, offset: u64, len: u64) {
+        if let Some(h) = &self.0 {
+            h.after_sync(path, offset, len);
+        }
+    }
+}
+
+impl PartialEq for Hooks {
+    fn eq(&self, other: &Hooks) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Hooks {}
+
+impl fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Hooks(set)"
+        } else {
+            "Hooks(none)"
+        })
+    }
+}
