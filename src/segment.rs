@@ -33,6 +33,8 @@ pub(crate) struct Segment {
     map: MmapRaw,
     writable: bool,
     hooks: Hooks,
+    /// The file's length before a writable open extended it to full size.
+    pub restored_from_len: Option<u64>,
     _file: File,
 }
 
@@ -90,11 +92,18 @@ impl Segment {
             map,
             writable: true,
             hooks: hooks.clone(),
+            restored_from_len: None,
             _file: file,
         })
     }
 
     /// Opens and maps an existing segment file, checking its header and size.
+    ///
+    /// A writable open of a file shorter than its header says (a newest
+    /// segment cut short, for example by a careless copy) extends it back to
+    /// full size with zeroes, so the cut shows up as a torn tail; the old
+    /// length is in [`Segment::restored_from_len`]. A short file opened
+    /// read-only is an error.
     pub fn open(path: &Path, writable: bool, hooks: &Hooks) -> Result<Segment> {
         let file = OpenOptions::new()
             .read(true)
@@ -117,7 +126,19 @@ impl Segment {
             .map_err(|e| Error::io("reading segment header", path, e))?;
         let header = SegmentHeader::decode(&header_bytes)
             .map_err(|e| Error::corrupt(path, 0, e.to_string()))?;
-        if header.segment_size_bytes != len {
+        let mut restored_from_len = None;
+        if writable && len < header.segment_size_bytes {
+            allocate(&file, header.segment_size_bytes).map_err(|e| match e.raw_os_error() {
+                Some(28) => Error::NoSpace {
+                    path: path.to_path_buf(),
+                    bytes: header.segment_size_bytes,
+                },
+                _ => Error::io("restoring the size of a short segment file", path, e),
+            })?;
+            file.sync_all()
+                .map_err(|e| Error::io("syncing restored segment file", path, e))?;
+            restored_from_len = Some(len);
+        } else if header.segment_size_bytes != len {
             return Err(Error::corrupt(
                 path,
                 len.min(header.segment_size_bytes),
@@ -139,8 +160,14 @@ impl Segment {
             map,
             writable,
             hooks: hooks.clone(),
+            restored_from_len,
             _file: file,
         })
+    }
+
+    /// Whether the mapping can be written.
+    pub fn is_writable(&self) -> bool {
+        self.writable
     }
 
     /// Size of the whole file in bytes.

@@ -13,7 +13,7 @@ pub fn encode_event_frame(out: &mut Vec<u8>, salt: u64, event: &EventBody<'_>) -
 }
 
 /// Appends the commit frame that closes the batch whose event frames start at
-/// `batch_start` within `out`, computing the chain value from
+/// `batch_start` within `out` (none for a sync marker), computing the chain value from
 /// `previous_chain`. `commit.chain` is ignored and replaced. Returns the new
 /// chain value.
 pub fn encode_commit_frame(
@@ -24,8 +24,8 @@ pub fn encode_commit_frame(
     commit: &CommitBody<'_>,
 ) -> [u8; CHAIN_LEN] {
     assert!(
-        batch_start < out.len(),
-        "a batch has at least one event frame"
+        batch_start <= out.len(),
+        "the batch starts inside the buffer"
     );
     let frame_start = out.len();
     let placeholder = CommitBody {

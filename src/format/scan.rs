@@ -19,7 +19,9 @@ pub struct EventRef<'a> {
     pub event: EventBody<'a>,
 }
 
-/// A complete, valid batch.
+/// A complete, valid batch. A batch of no events (a commit record alone) is a
+/// *sync marker*: the writer appends one when it closes, after syncing, so
+/// that its `synced_offset` vouches for everything before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchRef<'a> {
     /// Offset of the batch's first frame.
@@ -130,22 +132,22 @@ pub fn read_batch<'a>(
                     Ok(commit) => commit,
                     Err(error) => return invalid(offset, BatchError::Body(error)),
                 };
-                let problem = match events.first() {
-                    None => Some("a commit record with no events before it"),
-                    Some(first) if first.event.position != commit.first_position => {
-                        Some("commit first_position differs from the first event's position")
+                let problem = if commit.synced_offset < SEGMENT_HEADER_LEN as u64
+                    || commit.synced_offset > start as u64
+                    || !commit.synced_offset.is_multiple_of(FRAME_ALIGN as u64)
+                {
+                    Some("commit synced_offset is outside the data before the batch")
+                } else if commit.event_count != events.len() as u64 {
+                    Some("commit event_count differs from the events in the batch")
+                } else {
+                    match events.first() {
+                        // A commit alone is a sync marker (written on close).
+                        None => None,
+                        Some(first) if first.event.position != commit.first_position => {
+                            Some("commit first_position differs from the first event's position")
+                        }
+                        Some(_) => None,
                     }
-                    Some(_) if commit.event_count != events.len() as u64 => {
-                        Some("commit event_count differs from the events in the batch")
-                    }
-                    Some(_)
-                        if commit.synced_offset < SEGMENT_HEADER_LEN as u64
-                            || commit.synced_offset > start as u64
-                            || commit.synced_offset % FRAME_ALIGN as u64 != 0 =>
-                    {
-                        Some("commit synced_offset is outside the data before the batch")
-                    }
-                    Some(_) => None,
                 };
                 if let Some(problem) = problem {
                     return invalid(offset, BatchError::Inconsistent(problem));

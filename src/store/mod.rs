@@ -42,6 +42,8 @@ pub const LOCK_FILE_NAME: &str = "annals.lock";
 pub struct Store {
     shared: Arc<Shared>,
     periodic: Option<PeriodicSyncer>,
+    /// Set once `close` ran, so that the drop that follows does nothing.
+    closed: bool,
 }
 
 /// The state shared by a store's handles and background threads.
@@ -110,7 +112,11 @@ impl Store {
             .options
             .periodic_interval()
             .map(|interval| PeriodicSyncer::start(Arc::downgrade(&shared), interval));
-        Ok(Store { shared, periodic })
+        Ok(Store {
+            shared,
+            periodic,
+            closed: false,
+        })
     }
 
     /// Opens the store in `dir` read-only, without the writer lock: usable
@@ -147,6 +153,7 @@ impl Store {
         Ok(Store {
             shared,
             periodic: None,
+            closed: false,
         })
     }
 
@@ -262,10 +269,26 @@ impl Store {
     /// # Errors
     /// As [`Store::flush`]; the store is closed either way.
     pub fn close(mut self) -> Result<()> {
+        self.shut_down()
+    }
+
+    /// Stops the periodic syncer, syncs everything and writes a sync marker.
+    fn shut_down(&mut self) -> Result<()> {
+        if std::mem::replace(&mut self.closed, true) {
+            return Ok(());
+        }
         if let Some(mut periodic) = self.periodic.take() {
             periodic.stop();
         }
-        self.flush()
+        let shared = &*self.shared;
+        let Some(writer) = &shared.writer else {
+            return Ok(());
+        };
+        shared.sync_all_written()?;
+        writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_sync_marker(shared)
     }
 
     /// The current version of `stream`: its number of events, 0 if it does not exist.
@@ -317,13 +340,8 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if let Some(mut periodic) = self.periodic.take() {
-            periodic.stop();
-        }
         // Best effort: `close` reports failures; a drop cannot.
-        if !self.shared.read_only && self.shared.options.durability != DurabilityMode::None {
-            let _ = self.shared.sync_all_written();
-        }
+        let _ = self.shut_down();
     }
 }
 

@@ -28,6 +28,9 @@ pub struct RecoveryReport {
     pub torn_footer: bool,
     /// Stray temporary segment files removed.
     pub removed_temp_files: Vec<PathBuf>,
+    /// The newest segment's length, if it was shorter than its header says
+    /// (it was extended back to full size; the cut became a torn tail).
+    pub short_segment_len: Option<u64>,
 }
 
 /// The result of opening the segments of a store.
@@ -93,6 +96,7 @@ pub(crate) fn load(dir: &Path, writable: bool, hooks: &Hooks) -> Result<Loaded> 
         torn_bytes: 0,
         torn_footer: false,
         removed_temp_files: Vec::new(),
+        short_segment_len: None,
     };
     if writable {
         // A temporary file is a segment whose creation never finished: it was
@@ -109,7 +113,14 @@ pub(crate) fn load(dir: &Path, writable: bool, hooks: &Hooks) -> Result<Loaded> 
     let count = files.len();
     for (ordinal, (base, path)) in files.into_iter().enumerate() {
         let newest = ordinal + 1 == count;
-        let segment = Arc::new(Segment::open(&path, writable && newest, hooks)?);
+        // A sealed segment is read-only on disk: open it read-only even when
+        // it is the newest (the writer crashed between sealing it and
+        // creating the next), whatever the process's privileges.
+        let open_writable = writable && newest && !is_read_only_on_disk(&path)?;
+        let segment = Arc::new(Segment::open(&path, open_writable, hooks)?);
+        if segment.restored_from_len.is_some() {
+            report.short_segment_len = segment.restored_from_len;
+        }
         check_header_links(&segment, base, &index)?;
         index.segments.push(SegmentIndex::new(base));
         let end = scan_batches(&mut index, &segment, ordinal)?;
@@ -137,6 +148,15 @@ pub(crate) fn load(dir: &Path, writable: bool, hooks: &Hooks) -> Result<Loaded> 
                     }
                     check_sealed(&segment, &footer, &index)?;
                     newest_sealed = true;
+                }
+                FooterState::Invalid(_) | FooterState::Unsealed
+                    if writable && !segment.is_writable() =>
+                {
+                    return Err(Error::corrupt(
+                        &path,
+                        segment.data_end() as u64,
+                        "the newest segment is read-only on disk, as sealed segments are, but has no valid footer",
+                    ));
                 }
                 FooterState::Invalid(_) if writable => {
                     // Row "newest, torn footer": sealing never completed (a
@@ -214,6 +234,11 @@ fn open_next(
     Ok(())
 }
 
+fn is_read_only_on_disk(path: &Path) -> Result<bool> {
+    let metadata = fs::metadata(path).map_err(|e| Error::io("reading permissions of", path, e))?;
+    Ok(metadata.permissions().readonly())
+}
+
 /// Checks a segment's header against its file name and the segment before it.
 fn check_header_links(segment: &Segment, base_from_name: u64, index: &Index) -> Result<()> {
     let header = &segment.header;
@@ -270,6 +295,21 @@ pub(crate) fn scan_batches(
         match scan::read_batch(bytes, salt, offset, data_end, &mut events) {
             BatchRead::Empty => return Ok(ScanEnd::Empty),
             BatchRead::Invalid { at, .. } => return Ok(ScanEnd::Invalid { at }),
+            BatchRead::Batch(batch) if events.is_empty() => {
+                if batch.commit.first_position != index.next_position() {
+                    return Err(Error::corrupt(
+                        &segment.path,
+                        batch.commit_offset as u64,
+                        format!(
+                            "sync marker at position {} out of sequence: expected {}",
+                            batch.commit.first_position,
+                            index.next_position()
+                        ),
+                    ));
+                }
+                index.end_batch(batch.end, 0, batch.commit.chain, None);
+                offset = batch.end;
+            }
             BatchRead::Batch(batch) => {
                 let first = &events[0].event;
                 let stream_version = index.stream_version(first.stream);

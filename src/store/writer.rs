@@ -246,6 +246,45 @@ impl Writer {
         ))
     }
 
+    /// Appends a sync marker (a commit record with no events) whose
+    /// `synced_offset` vouches for every byte before it, then syncs it, so
+    /// that after a clean close any damage to this segment is reported as
+    /// corruption rather than discarded as a torn tail. Called on close; does
+    /// nothing if not everything is durable yet or the segment is full.
+    pub fn write_sync_marker(&mut self, shared: &Shared) -> Result<()> {
+        shared.durability.check_poison()?;
+        if self.active_sealed || shared.durability.durable() != (self.ordinal, self.write_offset) {
+            return Ok(());
+        }
+        let (next_position, chain_head) = {
+            let state = shared.read_state();
+            (state.index.next_position(), state.index.chain_head)
+        };
+        let commit = CommitBody {
+            chain: [0u8; CHAIN_LEN],
+            first_position: next_position,
+            event_count: 0,
+            synced_offset: self.write_offset as u64,
+            command_id: None,
+        };
+        self.buffer.clear();
+        let salt = self.active.header.salt;
+        let chain = encode_commit_frame(&mut self.buffer, salt, 0, &chain_head, &commit);
+        let offset = self.write_offset;
+        let end = offset + self.buffer.len();
+        if end > self.active.data_end() {
+            return Ok(());
+        }
+        // SAFETY: as in `append`: beyond every published byte.
+        unsafe { self.active.write(offset + 8, &self.buffer[8..]) };
+        let mut first_word = [0u8; 8];
+        first_word.copy_from_slice(&self.buffer[..8]);
+        self.active.publish_word(offset, first_word);
+        self.write_offset = end;
+        shared.write_state().index.end_batch(end, 0, chain, None);
+        shared.durability.sync_through(shared, (self.ordinal, end))
+    }
+
     /// Seals the active segment (unless already sealed) and creates the next.
     fn roll(
         &mut self,
