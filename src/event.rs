@@ -5,12 +5,10 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::codec::{Codec, MessagePack};
 use crate::error::{Error, Result};
 
 pub use uuid::Uuid;
-
-/// The content type recorded for data encoded with [`EventData::from_serde`].
-pub const CONTENT_TYPE_MSGPACK: &str = "msgpack";
 
 /// What the caller expects a stream's version to be before an append.
 ///
@@ -91,7 +89,8 @@ impl EventData {
         }
     }
 
-    /// An event whose data is `value` encoded as MessagePack.
+    /// An event whose data is `value` encoded as MessagePack (content type
+    /// `"msgpack"`).
     ///
     /// ```
     /// #[derive(serde::Serialize)]
@@ -106,11 +105,20 @@ impl EventData {
         event_type: impl Into<String>,
         value: &T,
     ) -> Result<EventData> {
-        let data = rmp_serde::to_vec_named(value).map_err(|e| Error::Codec {
-            message: e.to_string(),
-        })?;
-        let mut event = EventData::new(event_type, data);
-        event.content_type = Some(CONTENT_TYPE_MSGPACK.to_string());
+        EventData::encode_with::<MessagePack, T>(event_type, value)
+    }
+
+    /// An event whose data is `value` encoded with codec `C`, whose content
+    /// type is recorded with the event.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the value cannot be encoded.
+    pub fn encode_with<C: Codec, T: Serialize + ?Sized>(
+        event_type: impl Into<String>,
+        value: &T,
+    ) -> Result<EventData> {
+        let mut event = EventData::new(event_type, C::encode(value)?);
+        event.content_type = Some(C::CONTENT_TYPE.to_string());
         Ok(event)
     }
 
@@ -168,14 +176,36 @@ pub struct RecordedEvent {
 }
 
 impl RecordedEvent {
-    /// Decodes `data` as MessagePack into `T`.
+    /// Decodes `data` into `T` with the built-in codec its content type
+    /// names (MessagePack when none is recorded).
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the data is not a valid encoding of `T`, or the
+    /// content type has no built-in codec (use [`RecordedEvent::decode_with`]).
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
+        crate::codec::decode_by_content_type(self.content_type.as_deref(), &self.data)
+            .map_err(|e| self.locate(e))
+    }
+
+    /// Decodes `data` into `T` with codec `C`, whatever the content type says.
     ///
     /// # Errors
     /// [`Error::Codec`] when the data is not a valid encoding of `T`.
-    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
-        rmp_serde::from_slice(&self.data).map_err(|e| Error::Codec {
-            message: format!("event {} of stream {:?}: {e}", self.version, self.stream),
-        })
+    pub fn decode_with<C: Codec, T: DeserializeOwned>(&self) -> Result<T> {
+        C::decode(&self.data).map_err(|e| self.locate(e))
+    }
+
+    /// Adds the stream and version to a codec error.
+    fn locate(&self, error: Error) -> Error {
+        match error {
+            Error::Codec { message } => Error::Codec {
+                message: format!(
+                    "event {} of stream {:?} (position {}): {message}",
+                    self.version, self.stream, self.position
+                ),
+            },
+            other => other,
+        }
     }
 
     pub(crate) fn from_body(body: &crate::format::body::EventBody<'_>) -> RecordedEvent {

@@ -79,6 +79,7 @@ pub(crate) struct CommandRecord {
 pub(crate) struct Index {
     streams: HashMap<Box<str>, Vec<Location>>,
     commands: HashMap<Box<str>, CommandRecord>,
+    correlations: HashMap<Box<str>, Vec<Location>>,
     pub segments: Vec<SegmentIndex>,
     /// Timestamp of the newest event (0 for an empty store).
     pub last_timestamp_ns: u64,
@@ -122,7 +123,22 @@ impl Index {
 
     /// Records one event. The caller has checked that `position` is the next
     /// position and `version` the stream's next version.
-    pub fn add_event(&mut self, stream: &str, version: u64, position: u64, location: Location) {
+    pub fn add_event(
+        &mut self,
+        stream: &str,
+        version: u64,
+        position: u64,
+        correlation_id: Option<&str>,
+        location: Location,
+    ) {
+        if let Some(id) = correlation_id {
+            match self.correlations.get_mut(id) {
+                Some(locations) => locations.push(location),
+                None => {
+                    self.correlations.insert(id.into(), vec![location]);
+                }
+            }
+        }
         let segment_ordinal = location.segment();
         assert_eq!(
             segment_ordinal + 1,
@@ -149,6 +165,13 @@ impl Index {
             "versions are consecutive"
         );
         locations.push(location);
+    }
+
+    /// Locations of the events carrying `correlation_id`, in log order.
+    pub fn correlated(&self, correlation_id: &str) -> &[Location] {
+        self.correlations
+            .get(correlation_id)
+            .map_or(&[], |l| l.as_slice())
     }
 
     /// Records the end of a batch.
@@ -185,6 +208,10 @@ impl Index {
         }
         self.streams.shrink_to_fit();
         self.commands.shrink_to_fit();
+        for locations in self.correlations.values_mut() {
+            locations.shrink_to_fit();
+        }
+        self.correlations.shrink_to_fit();
     }
 
     /// Bytes of heap memory the index holds (an estimate from capacities).
@@ -200,16 +227,24 @@ impl Index {
             + self.streams.capacity() * per_entry;
         let commands: usize = self
             .commands
-            .keys()
-            .map(|k| k.len() + k.len().max(1))
+            .iter()
+            .map(|(id, record)| id.len() + record.stream.len())
             .sum::<usize>()
             + self.commands.capacity() * (std::mem::size_of::<(Box<str>, CommandRecord)>() + 1);
+        let correlations: usize = self
+            .correlations
+            .iter()
+            .map(|(id, locations)| {
+                id.len() + locations.capacity() * std::mem::size_of::<Location>()
+            })
+            .sum::<usize>()
+            + self.correlations.capacity() * per_entry;
         let segments: usize = self
             .segments
             .iter()
             .map(|s| s.sparse_offsets.capacity() * 4)
             .sum::<usize>()
             + self.segments.capacity() * std::mem::size_of::<SegmentIndex>();
-        streams + commands + segments
+        streams + commands + correlations + segments
     }
 }

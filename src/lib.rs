@@ -34,18 +34,23 @@
 
 #![deny(missing_docs)]
 
+pub mod codec;
 mod error;
 mod event;
+mod filter;
 pub mod format;
 pub mod hooks;
 mod index;
 mod options;
 mod segment;
+mod snapshot;
 mod store;
 
 pub use error::{Error, Result};
-pub use event::{
-    AppendResult, CONTENT_TYPE_MSGPACK, EventData, ExpectedVersion, RecordedEvent, Uuid,
-};
+pub use event::{AppendResult, EventData, ExpectedVersion, RecordedEvent, Uuid};
+pub use filter::Filter;
 pub use options::{Durability, Limits, Options};
-pub use store::{LOCK_FILE_NAME, RecoveryReport, Store};
+pub use snapshot::{SNAPSHOT_DIR_NAME, Snapshot};
+pub use store::{
+    FOLLOW_POLL_MAX, LOCK_FILE_NAME, RecoveryReport, SUBSCRIPTION_READ_AHEAD, Store, Subscription,
+};

@@ -36,6 +36,8 @@ pub struct Limits {
     pub max_event_bytes: usize,
     /// Most events in one append. Default 10,000; at most 100,000.
     pub max_batch_events: usize,
+    /// Largest snapshot payload, in bytes. Default 64 MiB.
+    pub max_snapshot_bytes: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +47,7 @@ impl Default for Limits {
             max_event_type_bytes: 256,
             max_event_bytes: 4 << 20,
             max_batch_events: 10_000,
+            max_snapshot_bytes: 64 << 20,
         }
     }
 }

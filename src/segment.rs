@@ -35,7 +35,8 @@ pub(crate) struct Segment {
     hooks: Hooks,
     /// The file's length before a writable open extended it to full size.
     pub restored_from_len: Option<u64>,
-    _file: File,
+    /// The open file; `None` for a segment of an in-memory store.
+    file: Option<File>,
 }
 
 impl Segment {
@@ -93,7 +94,29 @@ impl Segment {
             writable: true,
             hooks: hooks.clone(),
             restored_from_len: None,
-            _file: file,
+            file: Some(file),
+        })
+    }
+
+    /// Creates a segment in anonymous memory, for [`crate::Store::in_memory`]:
+    /// the same bytes and code paths as a file, with nothing to sync.
+    pub fn create_in_memory(header: &SegmentHeader) -> Result<Segment> {
+        let path = PathBuf::from(format!(
+            "(memory)/{}",
+            format::segment_file_name(header.base_position)
+        ));
+        let size = usize::try_from(header.segment_size_bytes).expect("segment sizes fit in memory");
+        let mut map = memmap2::MmapMut::map_anon(size)
+            .map_err(|e| Error::io("allocating in-memory segment", &path, e))?;
+        map[..SEGMENT_HEADER_LEN].copy_from_slice(&header.encode());
+        Ok(Segment {
+            path,
+            header: header.clone(),
+            map: MmapRaw::from(map),
+            writable: true,
+            hooks: Hooks::default(),
+            restored_from_len: None,
+            file: None,
         })
     }
 
@@ -161,7 +184,7 @@ impl Segment {
             writable,
             hooks: hooks.clone(),
             restored_from_len,
-            _file: file,
+            file: Some(file),
         })
     }
 
@@ -242,7 +265,7 @@ impl Segment {
     /// Makes the byte range durable (msync, which on Linux also flushes the
     /// file's data to the device).
     pub fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
-        if len == 0 {
+        if len == 0 || self.file.is_none() {
             return Ok(());
         }
         self.hooks
@@ -270,6 +293,9 @@ impl Segment {
         unsafe { self.write(offset, &footer.encode()) };
         self.sync(0, self.len())
             .map_err(|e| Error::io("syncing sealed segment", &self.path, e))?;
+        if self.file.is_none() {
+            return Ok(());
+        }
         let mut permissions = fs::metadata(&self.path)
             .map_err(|e| Error::io("reading permissions of", &self.path, e))?
             .permissions();

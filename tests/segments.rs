@@ -127,6 +127,7 @@ fn limits_are_enforced_with_named_errors() {
         max_event_type_bytes: 4,
         max_event_bytes: 100,
         max_batch_events: 2,
+        max_snapshot_bytes: 1000,
     };
     let store = Store::open(dir.path(), small_segments().limits(limits)).unwrap();
     let ok = EventData::new("T", vec![0; 10]);

@@ -176,7 +176,7 @@ pub fn decode_commit(body: &[u8]) -> Result<CommitBody<'_>, BodyError> {
     })
 }
 
-fn write_uint(out: &mut Vec<u8>, value: u64) {
+pub(super) fn write_uint(out: &mut Vec<u8>, value: u64) {
     if value < 0x80 {
         out.push(value as u8);
     } else if value <= u64::from(u8::MAX) {
@@ -209,17 +209,17 @@ fn write_len(out: &mut Vec<u8>, len: usize, fix: Option<(u8, usize)>, markers: [
     }
 }
 
-fn write_str(out: &mut Vec<u8>, value: &str) {
+pub(super) fn write_str(out: &mut Vec<u8>, value: &str) {
     write_len(out, value.len(), Some((0xA0, 31)), [0xD9, 0xDA, 0xDB]);
     out.extend_from_slice(value.as_bytes());
 }
 
-fn write_bin(out: &mut Vec<u8>, value: &[u8]) {
+pub(super) fn write_bin(out: &mut Vec<u8>, value: &[u8]) {
     write_len(out, value.len(), None, [0xC4, 0xC5, 0xC6]);
     out.extend_from_slice(value);
 }
 
-fn write_optional_str(out: &mut Vec<u8>, value: Option<&str>) {
+pub(super) fn write_optional_str(out: &mut Vec<u8>, value: Option<&str>) {
     match value {
         Some(value) => write_str(out, value),
         None => out.push(0xC0),
@@ -227,12 +227,16 @@ fn write_optional_str(out: &mut Vec<u8>, value: Option<&str>) {
 }
 
 /// A bounds-checked reader over a body.
-struct Cursor<'a> {
+pub(super) struct Cursor<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Cursor<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Cursor<'a> {
+        Cursor { bytes, at: 0 }
+    }
+
     fn fail<T>(field: &'static str, problem: &'static str) -> Result<T, BodyError> {
         Err(BodyError { field, problem })
     }
@@ -259,14 +263,14 @@ impl<'a> Cursor<'a> {
             .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
     }
 
-    fn array_len(&mut self, field: &'static str, expected: u8) -> Result<(), BodyError> {
+    pub(super) fn array_len(&mut self, field: &'static str, expected: u8) -> Result<(), BodyError> {
         if self.byte(field)? != 0x90 | expected {
             return Self::fail(field, "is not an array of the expected length");
         }
         Ok(())
     }
 
-    fn uint(&mut self, field: &'static str) -> Result<u64, BodyError> {
+    pub(super) fn uint(&mut self, field: &'static str) -> Result<u64, BodyError> {
         match self.byte(field)? {
             b @ 0x00..=0x7F => Ok(u64::from(b)),
             0xCC => self.be(field, 1),
@@ -294,19 +298,22 @@ impl<'a> Cursor<'a> {
             .or_else(|_| Self::fail(field, "is not valid UTF-8"))
     }
 
-    fn str(&mut self, field: &'static str) -> Result<&'a str, BodyError> {
+    pub(super) fn str(&mut self, field: &'static str) -> Result<&'a str, BodyError> {
         let marker = self.byte(field)?;
         self.str_after(marker, field)
     }
 
-    fn optional_str(&mut self, field: &'static str) -> Result<Option<&'a str>, BodyError> {
+    pub(super) fn optional_str(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<&'a str>, BodyError> {
         match self.byte(field)? {
             0xC0 => Ok(None),
             marker => self.str_after(marker, field).map(Some),
         }
     }
 
-    fn bin(&mut self, field: &'static str) -> Result<&'a [u8], BodyError> {
+    pub(super) fn bin(&mut self, field: &'static str) -> Result<&'a [u8], BodyError> {
         let len = match self.byte(field)? {
             0xC4 => self.be(field, 1)?,
             0xC5 => self.be(field, 2)?,
@@ -316,7 +323,7 @@ impl<'a> Cursor<'a> {
         self.take(field, len as usize)
     }
 
-    fn finish(&self, field: &'static str) -> Result<(), BodyError> {
+    pub(super) fn finish(&self, field: &'static str) -> Result<(), BodyError> {
         if self.at != self.bytes.len() {
             return Self::fail(field, "has trailing bytes");
         }

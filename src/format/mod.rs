@@ -19,6 +19,7 @@ pub mod footer;
 pub mod frame;
 pub mod header;
 pub mod scan;
+pub mod snapshot;
 
 /// The current (and so far only) format version, stored in every segment header.
 pub const FORMAT_VERSION: u16 = 1;

@@ -1,8 +1,11 @@
 //! The public store: opening, appending, reading, syncing, closing.
 
 mod durability;
+mod query;
 mod read;
 pub(crate) mod recovery;
+mod snapshots;
+mod subscription;
 mod writer;
 
 use std::fs::{self, File, OpenOptions};
@@ -14,9 +17,12 @@ use crate::event::{AppendResult, EventData, ExpectedVersion};
 use crate::index::Index;
 use crate::options::{Durability as DurabilityMode, Options};
 use crate::segment::Segment;
+use crate::snapshot::SnapshotStore;
 
 use durability::{Durability, LogPoint, PeriodicSyncer};
 pub use recovery::RecoveryReport;
+use subscription::CommitSignal;
+pub use subscription::{FOLLOW_POLL_MAX, SUBSCRIPTION_READ_AHEAD, Subscription};
 use writer::{AppendRequest, Writer};
 
 /// Name of the lock file a writer holds in the store directory.
@@ -51,9 +57,13 @@ pub(crate) struct Shared {
     pub dir: PathBuf,
     pub options: Options,
     read_only: bool,
+    /// Segments live in anonymous memory ([`Store::in_memory`]).
+    in_memory: bool,
     state: RwLock<State>,
     writer: Option<Mutex<Writer>>,
     pub durability: Durability,
+    pub snapshots: SnapshotStore,
+    pub commits: CommitSignal,
     report: RecoveryReport,
     /// Held for the store's lifetime: the writer lock.
     _lock_file: Option<File>,
@@ -98,12 +108,16 @@ impl Store {
             .sync(0, end)
             .map_err(|e| Error::io("syncing recovered segment", &active.path, e))?;
         let writer = Writer::new(active, ordinal, false, end, index.last_timestamp_ns);
+        let snapshots = SnapshotStore::open(&dir, true)?;
         let shared = Arc::new(Shared {
             dir,
             read_only: false,
+            in_memory: false,
             state: RwLock::new(State { index, segments }),
             writer: Some(Mutex::new(writer)),
             durability: Durability::new((ordinal, end)),
+            snapshots,
+            commits: CommitSignal::default(),
             report: loaded.report,
             _lock_file: Some(lock_file),
             options,
@@ -115,6 +129,52 @@ impl Store {
         Ok(Store {
             shared,
             periodic,
+            closed: false,
+        })
+    }
+
+    /// A store with the same behaviour as a file store (the same format,
+    /// code paths, errors, versions and positions) whose segments live in
+    /// anonymous memory: for unit tests of code that uses annals. Nothing
+    /// survives the store being dropped.
+    ///
+    /// ```
+    /// use annals::{EventData, ExpectedVersion, Options, Store};
+    /// let store = Store::in_memory(Options::default())?;
+    /// store.append("s", ExpectedVersion::NoStream, &[EventData::new("E", vec![1])])?;
+    /// assert_eq!(store.stream_version("s"), 1);
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for invalid options.
+    pub fn in_memory(options: Options) -> Result<Store> {
+        options.validate()?;
+        let header = writer::new_header(&options, 0, &crate::format::chain::GENESIS)?;
+        let segment = Arc::new(Segment::create_in_memory(&header)?);
+        let mut index = Index::new();
+        index.segments.push(crate::index::SegmentIndex::new(0));
+        let start = crate::format::SEGMENT_HEADER_LEN;
+        let writer = Writer::new(Arc::clone(&segment), 0, false, start, 0);
+        let shared = Arc::new(Shared {
+            dir: PathBuf::from("(memory)"),
+            read_only: false,
+            in_memory: true,
+            state: RwLock::new(State {
+                index,
+                segments: vec![segment],
+            }),
+            writer: Some(Mutex::new(writer)),
+            durability: Durability::new((0, start)),
+            snapshots: SnapshotStore::Memory(Default::default()),
+            commits: CommitSignal::default(),
+            report: RecoveryReport::default(),
+            _lock_file: None,
+            options,
+        });
+        Ok(Store {
+            shared,
+            periodic: None,
             closed: false,
         })
     }
@@ -137,16 +197,20 @@ impl Store {
             ));
         }
         let loaded = recovery::load(&dir, false, &Default::default())?;
+        let snapshots = SnapshotStore::open(&dir, false)?;
         let shared = Arc::new(Shared {
             dir,
             options: Options::default(),
             read_only: true,
+            in_memory: false,
             state: RwLock::new(State {
                 index: loaded.index,
                 segments: loaded.segments,
             }),
             writer: None,
             durability: Durability::new((0, 0)),
+            snapshots,
+            commits: CommitSignal::default(),
             report: loaded.report,
             _lock_file: None,
         });
@@ -352,6 +416,18 @@ impl Shared {
 
     pub(crate) fn write_state(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates the next segment, on disk or in memory.
+    pub(crate) fn create_segment(
+        &self,
+        header: &crate::format::header::SegmentHeader,
+    ) -> Result<Segment> {
+        if self.in_memory {
+            Segment::create_in_memory(header)
+        } else {
+            Segment::create(&self.dir, header, &self.options.hooks)
+        }
     }
 
     /// The log point right after the last published batch.

@@ -16,7 +16,7 @@ use crate::index::{CommandRecord, Index, Location, SegmentIndex};
 use crate::segment::{Segment, TEMP_SUFFIX};
 
 /// What open found and did about a torn tail.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// The segment whose tail was discarded, if any.
     pub torn_segment: Option<PathBuf>,
@@ -341,6 +341,7 @@ pub(crate) fn scan_batches(
                         body.stream,
                         body.version,
                         body.position,
+                        body.correlation_id,
                         Location::new(ordinal, event.offset),
                     );
                 }

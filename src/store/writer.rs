@@ -15,7 +15,8 @@ use crate::index::{CommandRecord, Location};
 use crate::options::Options;
 use crate::segment::Segment;
 
-use super::Shared;
+use super::read::with_event_at;
+use super::{Shared, State};
 
 /// State owned by the one writer; guarded by the store's writer mutex.
 pub(crate) struct Writer {
@@ -86,6 +87,9 @@ impl Writer {
             }
             let actual = state.index.stream_version(request.stream);
             if !request.expected.matches(actual) {
+                if let Some(result) = repeated_append(&state, request, actual)? {
+                    return Ok(Appended { result, end: None });
+                }
                 return Err(Error::WrongExpectedVersion {
                     stream: request.stream.to_string(),
                     expected: request.expected,
@@ -157,6 +161,7 @@ impl Writer {
                     request.stream,
                     actual + 1 + i as u64,
                     first_position + i as u64,
+                    request.events[i].correlation_id.as_deref(),
                     location,
                 );
             }
@@ -173,6 +178,7 @@ impl Writer {
                 request.command_id.map(|id| (id, record)),
             );
         }
+        shared.commits.committed(first_position + event_count);
         Ok(Appended {
             result: AppendResult {
                 first_version: actual + 1,
@@ -318,11 +324,7 @@ impl Writer {
             self.active_sealed = true;
         }
         let header = new_header(&shared.options, next_position, chain_head)?;
-        let segment = Arc::new(Segment::create(
-            &shared.dir,
-            &header,
-            &shared.options.hooks,
-        )?);
+        let segment = Arc::new(shared.create_segment(&header)?);
         let ordinal = {
             let mut state = shared.write_state();
             state.segments.push(Arc::clone(&segment));
@@ -342,6 +344,43 @@ impl Writer {
             .mark_durable((ordinal, SEGMENT_HEADER_LEN));
         Ok(())
     }
+}
+
+/// EventStoreDB's idempotency rule: an append at `Exact(n)` (or `NoStream`,
+/// that is `Exact(0)`) whose events all carry ids equal to the ids of the
+/// stream's events `n+1..` was already written: return what it wrote.
+fn repeated_append(
+    state: &State,
+    request: &AppendRequest<'_>,
+    actual: u64,
+) -> Result<Option<AppendResult>> {
+    let expected = match request.expected {
+        ExpectedVersion::Exact(version) => version,
+        ExpectedVersion::NoStream => 0,
+        ExpectedVersion::Any | ExpectedVersion::StreamExists => return Ok(None),
+    };
+    let count = request.events.len() as u64;
+    if expected.checked_add(count).is_none_or(|end| end > actual) {
+        return Ok(None);
+    }
+    let locations = &state.index.stream_locations(request.stream)
+        [expected as usize..(expected + count) as usize];
+    let mut positions = Vec::with_capacity(request.events.len());
+    for (event, &location) in request.events.iter().zip(locations) {
+        let Some(id) = event.id else { return Ok(None) };
+        let (stored_id, position) =
+            with_event_at(state, location, |body| (body.id, body.position))?;
+        if stored_id != *id.as_bytes() {
+            return Ok(None);
+        }
+        positions.push(position);
+    }
+    Ok(Some(AppendResult {
+        first_version: expected + 1,
+        last_version: expected + count,
+        first_position: positions[0],
+        last_position: positions[positions.len() - 1],
+    }))
 }
 
 fn command_result(record: &CommandRecord) -> AppendResult {

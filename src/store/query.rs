@@ -1,0 +1,96 @@
+//! Queries beyond plain reads: filtered reads of the log, events by
+//! correlation id, and the position of a point in time.
+
+use std::ops::ControlFlow;
+
+use crate::error::Result;
+use crate::event::RecordedEvent;
+use crate::filter::Filter;
+
+use super::Store;
+use super::read::{visit_log, with_event_at};
+
+impl Store {
+    /// Reads up to `max_count` events matching `filter`, in log order, from
+    /// position `from_position`. The data of events that do not match is
+    /// neither copied nor decoded.
+    ///
+    /// ```
+    /// use annals::{EventData, ExpectedVersion, Filter, Options, Store};
+    /// let store = Store::in_memory(Options::default())?;
+    /// store.append("order-1", ExpectedVersion::Any, &[EventData::new("Placed", vec![]), EventData::new("Shipped", vec![])])?;
+    /// store.append("user-1", ExpectedVersion::Any, &[EventData::new("Shipped", vec![])])?;
+    /// let shipped = store.read_all_filtered(0, 100, &Filter::default().event_type("Shipped").stream_prefix("order-"))?;
+    /// assert_eq!(shipped.len(), 1);
+    /// assert_eq!(shipped[0].position, 1);
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] if a record no longer decodes.
+    pub fn read_all_filtered(
+        &self,
+        from_position: u64,
+        max_count: usize,
+        filter: &Filter,
+    ) -> Result<Vec<RecordedEvent>> {
+        let mut out = Vec::new();
+        if max_count == 0 {
+            return Ok(out);
+        }
+        let state = self.shared.read_state();
+        visit_log(&state, from_position, |event| {
+            if filter.matches(event.stream, event.event_type) {
+                out.push(RecordedEvent::from_body(event));
+                if out.len() == max_count {
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    /// Every event carrying `correlation_id`, in log order, answered from an
+    /// index (no scan of the log).
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] if a record no longer decodes.
+    pub fn read_correlated(&self, correlation_id: &str) -> Result<Vec<RecordedEvent>> {
+        let state = self.shared.read_state();
+        state
+            .index
+            .correlated(correlation_id)
+            .iter()
+            .map(|&location| with_event_at(&state, location, RecordedEvent::from_body))
+            .collect()
+    }
+
+    /// The position of the first event whose timestamp is at or after
+    /// `timestamp_ns` (nanoseconds since the Unix epoch), or `None` if every
+    /// event is older. Timestamps never decrease along the log, so this is a
+    /// binary search reading about log2(events) records, not a scan.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] if a record no longer decodes.
+    pub fn position_at_or_after(&self, timestamp_ns: u64) -> Result<Option<u64>> {
+        let state = self.shared.read_state();
+        let (mut low, mut high) = (0u64, state.index.next_position());
+        // Invariant: every event before `low` is older than `timestamp_ns`;
+        // every event at or after `high` is not.
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let mut timestamp = 0;
+            visit_log(&state, middle, |event| {
+                timestamp = event.timestamp_ns;
+                ControlFlow::Break(())
+            })?;
+            if timestamp < timestamp_ns {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        Ok((low < state.index.next_position()).then_some(low))
+    }
+}

@@ -1,0 +1,97 @@
+//! Saving and loading snapshots through the store.
+
+use serde::Serialize;
+
+use crate::codec::{Codec, MessagePack};
+use crate::error::{Error, Result};
+use crate::format::snapshot::SnapshotRecord;
+use crate::snapshot::Snapshot;
+
+use super::Store;
+
+impl Store {
+    /// Saves `data` as the snapshot of `stream` at `version`, unless a
+    /// snapshot with a higher version is already stored; returns whether it
+    /// was stored. Crash-safe: after a crash the previous snapshot or this one
+    /// is there, never a mix.
+    ///
+    /// ```
+    /// use annals::{EventData, ExpectedVersion, Options, Store};
+    /// let store = Store::in_memory(Options::default())?;
+    /// store.append("cart-1", ExpectedVersion::NoStream, &[EventData::new("Added", vec![1]), EventData::new("Added", vec![2])])?;
+    /// store.save_snapshot_serde("cart-1", 2, &vec![1u8, 2])?;
+    /// let snapshot = store.load_snapshot("cart-1")?.expect("saved above");
+    /// assert_eq!((snapshot.version, snapshot.decode::<Vec<u8>>()?), (2, vec![1, 2]));
+    /// let newer = store.read_stream("cart-1", snapshot.version + 1, usize::MAX)?;
+    /// assert!(newer.is_empty());
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a version of 0 or above the stream's
+    /// version; [`Error::LimitExceeded`] over `Limits::max_snapshot_bytes`;
+    /// [`Error::ReadOnly`]; [`Error::Io`].
+    pub fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        data: &[u8],
+        content_type: Option<&str>,
+    ) -> Result<bool> {
+        let shared = &*self.shared;
+        if shared.read_only {
+            return Err(Error::ReadOnly {
+                dir: shared.dir.clone(),
+            });
+        }
+        let actual = self.stream_version(stream);
+        if version == 0 || version > actual {
+            return Err(Error::InvalidArgument(format!(
+                "a snapshot of stream {stream:?} at version {version}, but the stream is at version {actual}"
+            )));
+        }
+        let max = shared.options.limits.max_snapshot_bytes;
+        if data.len() > max {
+            return Err(Error::LimitExceeded {
+                limit: "Limits::max_snapshot_bytes",
+                actual: data.len() as u64,
+                max: max as u64,
+            });
+        }
+        let record = SnapshotRecord {
+            stream,
+            version,
+            content_type,
+            created_unix_ns: super::writer::now_ns(),
+            data,
+        };
+        shared.snapshots.save(&record, max)
+    }
+
+    /// Saves `state` encoded as MessagePack as the snapshot of `stream` at
+    /// `version`; see [`Store::save_snapshot`].
+    ///
+    /// # Errors
+    /// As [`Store::save_snapshot`], and [`Error::Codec`].
+    pub fn save_snapshot_serde<T: Serialize + ?Sized>(
+        &self,
+        stream: &str,
+        version: u64,
+        state: &T,
+    ) -> Result<bool> {
+        let data = MessagePack::encode(state)?;
+        self.save_snapshot(stream, version, &data, Some(MessagePack::CONTENT_TYPE))
+    }
+
+    /// Loads the newest snapshot of `stream`, if any. Read the stream from
+    /// `snapshot.version + 1` to bring it up to date.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the snapshot file when it is damaged
+    /// (deleting it is safe: the state can be rebuilt from the events).
+    pub fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
+        self.shared
+            .snapshots
+            .load(stream, self.shared.options.limits.max_snapshot_bytes)
+    }
+}

@@ -1,0 +1,248 @@
+//! Catch-up subscriptions: read history, then follow new batches as they are
+//! committed, with no gap and no duplicate at the switch.
+//!
+//! A subscription is a cursor over the log, not a queue: it reads up to
+//! [`SUBSCRIPTION_READ_AHEAD`] events at a time from the segments, so a slow
+//! subscriber costs the writer nothing and its memory is bounded.
+
+use std::collections::VecDeque;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
+use crate::event::RecordedEvent;
+use crate::filter::Filter;
+
+use super::read::{visit_log, with_event_at};
+use super::{Shared, Store};
+
+/// Most events a subscription reads from the log ahead of its consumer.
+pub const SUBSCRIPTION_READ_AHEAD: usize = 512;
+
+/// Longest pause between two looks at the files when following a writer in
+/// another process (read-only store). Polling starts at 1 ms after each new
+/// batch and doubles while idle up to this.
+pub const FOLLOW_POLL_MAX: Duration = Duration::from_millis(10);
+
+/// Wakes subscribers of this process when a batch is committed.
+#[derive(Debug, Default)]
+pub(crate) struct CommitSignal {
+    next_position: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl CommitSignal {
+    /// Called by the writer after a batch is indexed.
+    pub fn committed(&self, next_position: u64) {
+        *self.next_position.lock().unwrap_or_else(|p| p.into_inner()) = next_position;
+        self.changed.notify_all();
+    }
+
+    /// Waits until the log holds more than `known` events, or `deadline`.
+    fn wait_beyond(&self, known: u64, deadline: Instant) {
+        let mut next = self.next_position.lock().unwrap_or_else(|p| p.into_inner());
+        while *next <= known {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            next = self
+                .changed
+                .wait_timeout(next, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    All,
+    Stream(String),
+}
+
+/// A catch-up subscription: a blocking iterator over the events of the log
+/// (or of one stream) that match a filter, first the history, then new ones
+/// as they are committed. Created by [`Store::subscribe_all`] or
+/// [`Store::subscribe_stream`].
+///
+/// ```
+/// use std::time::Duration;
+/// use annals::{EventData, ExpectedVersion, Filter, Options, Store};
+/// let store = Store::in_memory(Options::default())?;
+/// store.append("a", ExpectedVersion::Any, &[EventData::new("E", vec![1])])?;
+/// let mut subscription = store.subscribe_all(0, Filter::default());
+/// assert_eq!(subscription.next_timeout(Duration::from_secs(1))?.unwrap().data, vec![1]);
+/// store.append("a", ExpectedVersion::Any, &[EventData::new("E", vec![2])])?;
+/// assert_eq!(subscription.next_timeout(Duration::from_secs(1))?.unwrap().data, vec![2]);
+/// assert!(subscription.next_timeout(Duration::from_millis(10))?.is_none());
+/// # Ok::<(), annals::Error>(())
+/// ```
+pub struct Subscription {
+    shared: Arc<Shared>,
+    target: Target,
+    filter: Filter,
+    buffer: VecDeque<RecordedEvent>,
+    /// The next global position (for `All`) or stream version (for
+    /// `Stream`) to look at.
+    cursor: u64,
+    poll: Duration,
+}
+
+impl Store {
+    /// Subscribes to every event matching `filter` from global position
+    /// `from_position` on (0: from the beginning; [`Store::next_position`]:
+    /// only new events).
+    pub fn subscribe_all(&self, from_position: u64, filter: Filter) -> Subscription {
+        self.subscription(Target::All, from_position, filter)
+    }
+
+    /// Subscribes to the events of `stream` matching `filter` (its event
+    /// types; a stream prefix is checked against `stream`), from version
+    /// `from_version` on (1: from the first event).
+    pub fn subscribe_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        filter: Filter,
+    ) -> Subscription {
+        self.subscription(
+            Target::Stream(stream.to_string()),
+            from_version.max(1),
+            filter,
+        )
+    }
+
+    fn subscription(&self, target: Target, cursor: u64, filter: Filter) -> Subscription {
+        Subscription {
+            shared: Arc::clone(&self.shared),
+            target,
+            filter,
+            buffer: VecDeque::new(),
+            cursor,
+            poll: Duration::from_millis(1),
+        }
+    }
+}
+
+impl Subscription {
+    /// The next matching event, waiting up to `timeout` for one to be
+    /// committed; `None` if none came.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] if a record no longer decodes, or a newly
+    /// sealed segment fails its checks (when following another process).
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<RecordedEvent>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(event) = self.buffer.pop_front() {
+                return Ok(Some(event));
+            }
+            let known = self.fill()?;
+            if !self.buffer.is_empty() {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            if self.shared.read_only {
+                // Another process writes: look at the files again soon.
+                std::thread::sleep(self.poll.min(deadline - now));
+                let mut state = self.shared.write_state();
+                let super::State { index, segments } = &mut *state;
+                let before = index.next_position();
+                super::recovery::follow(&self.shared.dir, index, segments)?;
+                self.poll = if index.next_position() > before {
+                    Duration::from_millis(1)
+                } else {
+                    (self.poll * 2).min(FOLLOW_POLL_MAX)
+                };
+            } else {
+                self.shared.commits.wait_beyond(known, deadline);
+            }
+        }
+    }
+
+    /// Where the subscription stands: the next global position (for
+    /// [`Store::subscribe_all`]) or stream version (for
+    /// [`Store::subscribe_stream`]) it will look at. Store it as a checkpoint
+    /// and subscribe from it to resume.
+    pub fn checkpoint(&self) -> u64 {
+        match self.buffer.front() {
+            Some(event) => match self.target {
+                Target::All => event.position,
+                Target::Stream(_) => event.version,
+            },
+            None => self.cursor,
+        }
+    }
+
+    /// Reads the next events from the log into the buffer. Returns the log's
+    /// length (next position) at the time of reading.
+    fn fill(&mut self) -> Result<u64> {
+        let state = self.shared.read_state();
+        let known = state.index.next_position();
+        match &self.target {
+            Target::All => {
+                let (filter, buffer, cursor) = (&self.filter, &mut self.buffer, &mut self.cursor);
+                let mut looked_at = 0;
+                visit_log(&state, *cursor, |event| {
+                    *cursor = event.position + 1;
+                    looked_at += 1;
+                    if filter.matches(event.stream, event.event_type) {
+                        buffer.push_back(RecordedEvent::from_body(event));
+                    }
+                    // Bound the work of one call as well as the buffer.
+                    if buffer.len() >= SUBSCRIPTION_READ_AHEAD
+                        || looked_at >= 16 * SUBSCRIPTION_READ_AHEAD
+                    {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })?;
+            }
+            Target::Stream(stream) => {
+                if self
+                    .filter
+                    .stream_prefix
+                    .as_deref()
+                    .is_some_and(|p| !stream.starts_with(p))
+                {
+                    return Ok(known);
+                }
+                let locations = state.index.stream_locations(stream);
+                let start = usize::try_from(self.cursor - 1)
+                    .unwrap_or(usize::MAX)
+                    .min(locations.len());
+                for &location in locations[start..].iter().take(SUBSCRIPTION_READ_AHEAD) {
+                    self.cursor += 1;
+                    let event = with_event_at(&state, location, |body| {
+                        self.filter
+                            .matches(body.stream, body.event_type)
+                            .then(|| RecordedEvent::from_body(body))
+                    })?;
+                    self.buffer.extend(event);
+                }
+            }
+        }
+        Ok(known)
+    }
+}
+
+impl Iterator for Subscription {
+    type Item = Result<RecordedEvent>;
+
+    /// Blocks until the next matching event is committed.
+    fn next(&mut self) -> Option<Result<RecordedEvent>> {
+        loop {
+            match self.next_timeout(Duration::from_secs(3600)) {
+                Ok(Some(event)) => return Some(Ok(event)),
+                Ok(None) => continue,
+                Err(error) => return Some(Err(error)),
+            }
+        }
+    }
+}
