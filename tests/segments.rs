@@ -191,3 +191,85 @@ fn invalid_options_are_refused() {
         );
     }
 }
+
+/// Regression: a segment whose batches end exactly at the end of its data
+/// area could not be reopened: open reported "frame header does not fit at
+/// this offset" at the start of the footer.
+#[test]
+fn regression_a_segment_filled_to_its_last_byte_reopens() {
+    use annals::format::batch::{encode_commit_frame, encode_event_frame};
+    use annals::format::body::{CommitBody, EventBody};
+    use annals::format::{FOOTER_LEN, SEGMENT_HEADER_LEN};
+
+    let dir = tempfile::tempdir().unwrap();
+    let segment_size = 64 * 1024usize;
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    // The encoded length of a one-event batch with `data_len` bytes of data,
+    // as the writer will encode it (same field widths).
+    let batch_len = |data_len: usize, position: u64| {
+        let data = vec![0u8; data_len];
+        let mut out = Vec::new();
+        let event = EventBody {
+            stream: "s",
+            version: position + 1,
+            position,
+            id: [0; 16],
+            event_type: "E",
+            timestamp_ns: u64::MAX,
+            correlation_id: None,
+            causation_id: None,
+            content_type: None,
+            metadata: b"",
+            data: &data,
+        };
+        encode_event_frame(&mut out, 1, &event);
+        let commit = CommitBody {
+            chain: [0; 32],
+            first_position: position,
+            event_count: 1,
+            synced_offset: 128,
+            command_id: None,
+        };
+        encode_commit_frame(&mut out, 1, 0, &[0; 32], &commit);
+        out.len()
+    };
+    // Fill most of the segment with 1000-byte events, then one event sized to
+    // end the data area exactly.
+    let mut used = SEGMENT_HEADER_LEN;
+    let mut position = 0;
+    while segment_size - FOOTER_LEN - used > 3000 {
+        store
+            .append(
+                "s",
+                ExpectedVersion::Exact(position),
+                &[EventData::new("E", vec![0u8; 1000])],
+            )
+            .unwrap();
+        used += batch_len(1000, position);
+        position += 1;
+    }
+    let remaining = segment_size - FOOTER_LEN - used;
+    let exact = (0..remaining)
+        .find(|&n| batch_len(n, position) == remaining)
+        .expect("a data size that fills the segment exactly");
+    store
+        .append(
+            "s",
+            ExpectedVersion::Exact(position),
+            &[EventData::new("E", vec![0u8; exact])],
+        )
+        .unwrap();
+    // The next append rolls and seals the full segment.
+    store
+        .append(
+            "s",
+            ExpectedVersion::Exact(position + 1),
+            &[EventData::new("E", vec![1])],
+        )
+        .unwrap();
+    assert_eq!(segment_files(dir.path()).len(), 2);
+    store.close().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert_eq!(store.stream_version("s"), position + 2);
+    Store::open_read_only(dir.path()).unwrap();
+}

@@ -124,12 +124,17 @@ pub fn load_header_word(bytes: &[u8], offset: usize) -> u64 {
 /// (the start of the footer area). Never panics, whatever the bytes.
 pub fn read_frame(bytes: &[u8], salt: u64, offset: usize, data_end: usize) -> FrameRead<'_> {
     let data_end = data_end.min(bytes.len());
-    if !offset.is_multiple_of(FRAME_ALIGN)
-        || offset
-            .checked_add(FRAME_HEADER_LEN)
-            .is_none_or(|e| e > data_end)
-    {
+    if !offset.is_multiple_of(FRAME_ALIGN) || offset > data_end {
         return FrameRead::Invalid(FrameError::Misplaced);
+    }
+    if data_end - offset < FRAME_HEADER_LEN {
+        // Too little room for any frame: the end of the data area, unless
+        // something was written there.
+        return if bytes[offset..data_end].iter().all(|&b| b == 0) {
+            FrameRead::Empty
+        } else {
+            FrameRead::Invalid(FrameError::Misplaced)
+        };
     }
     let word = load_header_word(bytes, offset);
     if word == 0 {
@@ -312,6 +317,22 @@ mod tests {
         );
         assert_eq!(
             read_frame(&bytes, SALT, 0, 8),
+            FrameRead::Invalid(FrameError::Misplaced)
+        );
+    }
+
+    /// Regression: a segment whose batches fill its data area to the last
+    /// byte could not be reopened ("frame header does not fit at this offset").
+    #[test]
+    fn the_exact_end_of_the_data_area_is_empty() {
+        let bytes = one_frame(FrameKind::Event, b"b");
+        let end = frame_len(1);
+        assert_eq!(read_frame(&bytes, SALT, end, end), FrameRead::Empty);
+        assert_eq!(read_frame(&bytes, SALT, end, end + 8), FrameRead::Empty);
+        let mut dirty = bytes.clone();
+        dirty[end + 1] = 1;
+        assert_eq!(
+            read_frame(&dirty, SALT, end, end + 8),
             FrameRead::Invalid(FrameError::Misplaced)
         );
     }

@@ -1,0 +1,425 @@
+//! Behaviour every store must show, run against a file store and an
+//! in-memory store alike: the in-memory store must behave exactly like the
+//! file store (same errors, same versions, same positions).
+
+mod common;
+
+use std::time::Duration;
+
+use annals::codec::Json;
+use annals::{Error, EventData, ExpectedVersion, Filter, Limits, Options, Store, Uuid};
+
+fn options() -> Options {
+    Options::default()
+        .segment_size_bytes(64 * 1024)
+        .durability(annals::Durability::None)
+}
+
+/// Runs `$body` (a `fn(&Store)`) against a file store and an in-memory store.
+macro_rules! for_both_stores {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn file_store() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = Store::open(dir.path(), options()).unwrap();
+                ($body)(&store);
+            }
+
+            #[test]
+            fn memory_store() {
+                let store = Store::in_memory(options()).unwrap();
+                ($body)(&store);
+            }
+        }
+    };
+}
+
+fn one(data: &[u8]) -> [EventData; 1] {
+    [EventData::new("E", data.to_vec())]
+}
+
+for_both_stores!(expected_version_matrix, |store: &Store| {
+    // (expected, succeeds on a stream at version 2, succeeds on a missing stream)
+    let cases = [
+        (ExpectedVersion::Any, true, true),
+        (ExpectedVersion::NoStream, false, true),
+        (ExpectedVersion::StreamExists, true, false),
+        (ExpectedVersion::Exact(2), true, false),
+        (ExpectedVersion::Exact(1), false, false),
+        (ExpectedVersion::Exact(3), false, false),
+        (ExpectedVersion::Exact(0), false, true),
+    ];
+    for (i, (expected, ok_existing, ok_missing)) in cases.into_iter().enumerate() {
+        for (exists, should_succeed) in [(true, ok_existing), (false, ok_missing)] {
+            let stream = format!("case-{i}-{exists}");
+            if exists {
+                store
+                    .append(
+                        &stream,
+                        ExpectedVersion::NoStream,
+                        &[EventData::new("E", vec![1]), EventData::new("E", vec![2])],
+                    )
+                    .unwrap();
+            }
+            let actual = store.stream_version(&stream);
+            match store.append(&stream, expected, &one(b"x")) {
+                Ok(result) => {
+                    assert!(
+                        should_succeed,
+                        "{expected:?} on {stream} at {actual} should conflict"
+                    );
+                    assert_eq!(
+                        (result.first_version, result.last_version),
+                        (actual + 1, actual + 1)
+                    );
+                }
+                Err(Error::WrongExpectedVersion {
+                    stream: s,
+                    expected: e,
+                    actual: a,
+                }) => {
+                    assert!(
+                        !should_succeed,
+                        "{expected:?} on {stream} at {actual} should succeed"
+                    );
+                    assert_eq!((s.as_str(), e, a), (stream.as_str(), expected, actual));
+                    assert_eq!(
+                        store.stream_version(&stream),
+                        actual,
+                        "a conflict writes nothing"
+                    );
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+    }
+});
+
+for_both_stores!(versions_and_positions, |store: &Store| {
+    assert_eq!(store.stream_version("a"), 0);
+    let first = store
+        .append("a", ExpectedVersion::NoStream, &one(b"1"))
+        .unwrap();
+    assert_eq!((first.first_version, first.first_position), (1, 0));
+    let second = store
+        .append(
+            "b",
+            ExpectedVersion::NoStream,
+            &[EventData::new("E", vec![]), EventData::new("E", vec![])],
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            second.first_version,
+            second.last_version,
+            second.first_position,
+            second.last_position
+        ),
+        (1, 2, 1, 2)
+    );
+    let error = store
+        .append("a", ExpectedVersion::Exact(5), &one(b"x"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("\"a\"") && error.contains("version 5") && error.contains("version 1"),
+        "{error}"
+    );
+});
+
+for_both_stores!(reads_across_segment_rolls, |store: &Store| {
+    for i in 0..1200u64 {
+        store
+            .append(
+                &format!("s-{}", i % 5),
+                ExpectedVersion::Any,
+                &[EventData::new("T", vec![(i % 256) as u8; 120])],
+            )
+            .unwrap();
+    }
+    let all = store.read_all(0, usize::MAX).unwrap();
+    assert_eq!(all.len(), 1200);
+    assert!(
+        all.iter()
+            .enumerate()
+            .all(|(i, e)| e.position == i as u64 && e.data[0] == (i % 256) as u8)
+    );
+    let backward = store.read_all_backward(u64::MAX, usize::MAX).unwrap();
+    assert!(backward.iter().rev().eq(all.iter()));
+    let s2: Vec<_> = all.iter().filter(|e| e.stream == "s-2").cloned().collect();
+    assert_eq!(store.read_stream("s-2", 1, usize::MAX).unwrap(), s2);
+    assert_eq!(
+        s2.iter().map(|e| e.version).collect::<Vec<_>>(),
+        (1..=240).collect::<Vec<_>>()
+    );
+    let timestamps: Vec<u64> = all.iter().map(|e| e.timestamp_ns).collect();
+    assert!(
+        timestamps.windows(2).all(|w| w[0] <= w[1]),
+        "timestamps never decrease"
+    );
+});
+
+for_both_stores!(limits_are_the_same, |store: &Store| {
+    let too_long = "s".repeat(Limits::default().max_stream_id_bytes + 1);
+    assert!(matches!(
+        store.append(&too_long, ExpectedVersion::Any, &one(b"")),
+        Err(Error::LimitExceeded { .. })
+    ));
+    assert!(matches!(
+        store.append("s", ExpectedVersion::Any, &[]),
+        Err(Error::InvalidArgument(_))
+    ));
+    let too_many: Vec<EventData> = (0..=Limits::default().max_batch_events)
+        .map(|_| EventData::new("E", vec![]))
+        .collect();
+    assert!(matches!(
+        store.append("s", ExpectedVersion::Any, &too_many),
+        Err(Error::LimitExceeded { .. })
+    ));
+    assert_eq!(store.next_position(), 0);
+});
+
+for_both_stores!(command_ids_make_appends_idempotent, |store: &Store| {
+    let first = store
+        .append_idempotent("cmd-1", "order", ExpectedVersion::NoStream, &one(b"a"))
+        .unwrap();
+    store
+        .append("order", ExpectedVersion::Exact(1), &one(b"b"))
+        .unwrap();
+    // The expected version no longer matches, yet the repeat returns the original result.
+    let again = store
+        .append_idempotent("cmd-1", "order", ExpectedVersion::NoStream, &one(b"a"))
+        .unwrap();
+    assert_eq!(first, again);
+    assert_eq!(store.stream_version("order"), 2);
+    // A different command id is a different append.
+    assert!(matches!(
+        store.append_idempotent("cmd-2", "order", ExpectedVersion::NoStream, &one(b"a")),
+        Err(Error::WrongExpectedVersion { actual: 2, .. })
+    ));
+});
+
+for_both_stores!(
+    same_event_ids_at_same_version_are_a_no_op,
+    |store: &Store| {
+        let ids = [Uuid::now_v7(), Uuid::now_v7()];
+        let events: Vec<EventData> = ids
+            .iter()
+            .map(|&id| EventData::new("E", vec![1]).with_id(id))
+            .collect();
+        store
+            .append("other", ExpectedVersion::Any, &one(b"shift positions"))
+            .unwrap();
+        let first = store
+            .append("s", ExpectedVersion::NoStream, &events)
+            .unwrap();
+        let again = store
+            .append("s", ExpectedVersion::NoStream, &events)
+            .unwrap();
+        assert_eq!(first, again);
+        assert_eq!(store.stream_version("s"), 2);
+        // Other ids at the same version conflict; the same ids at another version conflict.
+        let other: Vec<EventData> = (0..2)
+            .map(|_| EventData::new("E", vec![1]).with_id(Uuid::now_v7()))
+            .collect();
+        assert!(matches!(
+            store.append("s", ExpectedVersion::NoStream, &other),
+            Err(Error::WrongExpectedVersion { .. })
+        ));
+        assert!(matches!(
+            store.append("s", ExpectedVersion::Exact(1), &events),
+            Err(Error::WrongExpectedVersion { .. })
+        ));
+        // Events without ids never match.
+        let no_ids = [EventData::new("E", vec![1]), EventData::new("E", vec![1])];
+        assert!(matches!(
+            store.append("s", ExpectedVersion::NoStream, &no_ids),
+            Err(Error::WrongExpectedVersion { .. })
+        ));
+    }
+);
+
+for_both_stores!(
+    snapshots_keep_the_newest_and_refuse_the_future,
+    |store: &Store| {
+        assert!(store.load_snapshot("cart").unwrap().is_none());
+        store
+            .append(
+                "cart",
+                ExpectedVersion::NoStream,
+                &[
+                    EventData::new("E", vec![1]),
+                    EventData::new("E", vec![2]),
+                    EventData::new("E", vec![3]),
+                ],
+            )
+            .unwrap();
+        assert!(matches!(
+            store.save_snapshot("cart", 4, b"x", None),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            store.save_snapshot("cart", 0, b"x", None),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(store.save_snapshot_serde("cart", 2, &vec![1u8, 2]).unwrap());
+        assert!(
+            store
+                .save_snapshot_serde("cart", 3, &vec![1u8, 2, 3])
+                .unwrap()
+        );
+        assert!(
+            !store.save_snapshot_serde("cart", 1, &vec![1u8]).unwrap(),
+            "an older snapshot does not replace a newer one"
+        );
+        let snapshot = store.load_snapshot("cart").unwrap().unwrap();
+        assert_eq!((snapshot.stream.as_str(), snapshot.version), ("cart", 3));
+        assert_eq!(snapshot.decode::<Vec<u8>>().unwrap(), vec![1, 2, 3]);
+        assert!(
+            store
+                .read_stream("cart", snapshot.version + 1, 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.load_snapshot("other").unwrap().is_none());
+    }
+);
+
+for_both_stores!(filters_correlation_and_time, |store: &Store| {
+    store
+        .append(
+            "order-1",
+            ExpectedVersion::Any,
+            &[
+                EventData::new("Placed", vec![1]).with_correlation_id("req-1"),
+                EventData::new("Paid", vec![2]),
+            ],
+        )
+        .unwrap();
+    let middle = store.read_all(1, 1).unwrap()[0].timestamp_ns;
+    store
+        .append(
+            "user-1",
+            ExpectedVersion::Any,
+            &[EventData::new("Placed", vec![3]).with_correlation_id("req-1")],
+        )
+        .unwrap();
+    store
+        .append(
+            "order-2",
+            ExpectedVersion::Any,
+            &[EventData::new("Shipped", vec![4])],
+        )
+        .unwrap();
+    let placed = store
+        .read_all_filtered(0, 10, &Filter::default().event_type("Placed"))
+        .unwrap();
+    assert_eq!(
+        placed.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![0, 2]
+    );
+    let orders = store
+        .read_all_filtered(0, 10, &Filter::default().stream_prefix("order-"))
+        .unwrap();
+    assert_eq!(
+        orders.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![0, 1, 3]
+    );
+    let both = store
+        .read_all_filtered(
+            1,
+            10,
+            &Filter::default()
+                .event_type("Placed")
+                .event_type("Shipped")
+                .stream_prefix("order-"),
+        )
+        .unwrap();
+    assert_eq!(both.iter().map(|e| e.position).collect::<Vec<_>>(), vec![3]);
+    let correlated = store.read_correlated("req-1").unwrap();
+    assert_eq!(
+        correlated.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![0, 2]
+    );
+    assert!(store.read_correlated("nope").unwrap().is_empty());
+    assert_eq!(store.position_at_or_after(0).unwrap(), Some(0));
+    assert_eq!(store.position_at_or_after(u64::MAX).unwrap(), None);
+    let found = store.position_at_or_after(middle).unwrap().unwrap();
+    assert!(found <= 1 && store.read_all(found, 1).unwrap()[0].timestamp_ns >= middle);
+});
+
+for_both_stores!(codecs_are_recorded_and_used, |store: &Store| {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    enum Event {
+        Opened { owner: String },
+    }
+    let value = Event::Opened {
+        owner: "ada".into(),
+    };
+    store
+        .append(
+            "a",
+            ExpectedVersion::Any,
+            &[
+                EventData::from_serde("Opened", &value).unwrap(),
+                EventData::encode_with::<Json, _>("Opened", &value).unwrap(),
+            ],
+        )
+        .unwrap();
+    let events = store.read_stream("a", 1, 10).unwrap();
+    assert_eq!(events[0].content_type.as_deref(), Some("msgpack"));
+    assert_eq!(events[1].content_type.as_deref(), Some("json"));
+    assert_eq!(events[1].data, serde_json::to_vec(&value).unwrap());
+    for event in &events {
+        assert_eq!(event.decode::<Event>().unwrap(), value);
+    }
+    let error = events[1]
+        .decode_with::<annals::codec::MessagePack, Event>()
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::Codec { .. }) && error.to_string().contains("\"a\""),
+        "{error}"
+    );
+});
+
+for_both_stores!(
+    subscriptions_switch_from_history_to_live,
+    |store: &Store| {
+        store
+            .append(
+                "a",
+                ExpectedVersion::Any,
+                &[EventData::new("E", vec![0]), EventData::new("F", vec![1])],
+            )
+            .unwrap();
+        let mut all = store.subscribe_all(0, Filter::default());
+        let mut only_f = store.subscribe_all(0, Filter::default().event_type("F"));
+        let mut stream = store.subscribe_stream("a", 2, Filter::default());
+        let wait = Duration::from_secs(5);
+        assert_eq!(all.next_timeout(wait).unwrap().unwrap().position, 0);
+        assert_eq!(all.next_timeout(wait).unwrap().unwrap().position, 1);
+        assert!(
+            all.next_timeout(Duration::from_millis(5))
+                .unwrap()
+                .is_none()
+        );
+        store
+            .append("b", ExpectedVersion::Any, &[EventData::new("F", vec![2])])
+            .unwrap();
+        assert_eq!(all.next_timeout(wait).unwrap().unwrap().position, 2);
+        assert_eq!(all.checkpoint(), 3);
+        assert_eq!(only_f.next_timeout(wait).unwrap().unwrap().position, 1);
+        assert_eq!(only_f.next_timeout(wait).unwrap().unwrap().position, 2);
+        assert_eq!(stream.next_timeout(wait).unwrap().unwrap().version, 2);
+        assert!(
+            stream
+                .next_timeout(Duration::from_millis(5))
+                .unwrap()
+                .is_none(),
+            "stream b is not stream a"
+        );
+    }
+);
