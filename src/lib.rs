@@ -42,6 +42,7 @@ mod index;
 mod options;
 mod segment;
 mod store;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use event::{
@@ -49,3 +50,4 @@ pub use event::{
 };
 pub use options::{Durability, Limits, Options};
 pub use store::{LOCK_FILE_NAME, RecoveryReport, Store};
+pub use verify::{ExpectedHead, VerifyOptions, VerifyReport, verify};
