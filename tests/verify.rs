@@ -883,3 +883,44 @@ fn random_damage_never_panics_and_never_goes_unnoticed() {
         let _ = report.to_string();
     }
 }
+
+#[test]
+fn an_archive_of_the_sealed_segments_reads_and_verifies_on_its_own() {
+    let (dir, _) = store_with_segments(4);
+    // The archive: a copy of every sealed segment, from the first on.
+    let archive = tempfile::tempdir().unwrap();
+    let paths = segment_paths(dir.path());
+    let sealed = &paths[..paths.len() - 1];
+    for path in sealed {
+        let target = archive.path().join(path.file_name().unwrap());
+        fs::copy(path, &target).unwrap();
+        assert_eq!(
+            fs::metadata(path).unwrap().permissions().mode() & 0o222,
+            0,
+            "the writer made the sealed segment read-only"
+        );
+    }
+    let live = check(dir.path());
+    let report = check(archive.path());
+    assert!(report.is_ok() && report.problems.is_empty(), "{report}");
+    assert_eq!(report.summary.sealed_segments, sealed.len() as u64);
+    // The archive's head is a point of the live log's chain.
+    let archive_head = report.summary.expected_head();
+    let last =
+        SegmentFooter::decode(&read(sealed.last().unwrap())[SEGMENT_SIZE as usize - FOOTER_LEN..]);
+    let FooterState::Sealed(last) = last else {
+        panic!("sealed")
+    };
+    assert_eq!(archive_head.digest, last.chain_end);
+    assert_eq!(archive_head.position, Some(last.last_position));
+    assert!(check_head(dir.path(), archive_head).is_ok());
+    assert!(live.summary.events > report.summary.events);
+
+    let from_archive = Store::open_read_only(archive.path()).unwrap();
+    let from_live = Store::open_read_only(dir.path()).unwrap();
+    let archived = from_archive.read_all(0, usize::MAX).unwrap();
+    assert_eq!(archived.len() as u64, last.last_position + 1);
+    assert_eq!(archived, from_live.read_all(0, archived.len()).unwrap());
+    // Nothing was created in the archive directory.
+    assert_eq!(fs::read_dir(archive.path()).unwrap().count(), sealed.len());
+}
