@@ -324,6 +324,34 @@ pub enum HeadCheck {
     Unverifiable,
 }
 
+impl fmt::Display for HeadCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeadCheck::Matched { position: None } => write!(f, "matched (the empty log)"),
+            HeadCheck::Matched {
+                position: Some(position),
+            } => write!(f, "matched after position {position}"),
+            HeadCheck::RewrittenHistory {
+                position: Some(position),
+                ..
+            } => write!(f, "rewritten history at or before position {position}"),
+            HeadCheck::RewrittenHistory { position: None, .. } => {
+                write!(
+                    f,
+                    "no batch has the expected value: rewritten history or truncated log"
+                )
+            }
+            HeadCheck::Truncated { position, .. } => {
+                write!(f, "log truncated before position {position}")
+            }
+            HeadCheck::Unverifiable => write!(
+                f,
+                "cannot be checked: the chain cannot be recomputed from genesis up to it"
+            ),
+        }
+    }
+}
+
 /// Totals of what was verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -437,7 +465,7 @@ impl fmt::Display for VerifyReport {
             None => writeln!(f, "head {} (empty log)", s.head_hex())?,
         }
         if let Some(check) = &self.head_check {
-            writeln!(f, "expected head: {check:?}")?;
+            writeln!(f, "expected head: {check}")?;
         }
         for problem in &self.problems {
             writeln!(f, "{problem}")?;
