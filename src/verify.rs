@@ -83,8 +83,9 @@ pub const MAX_LISTED_PROBLEMS: usize = 1_000;
 /// candidate records in damaged bytes.
 pub const MAX_RESYNC_COMMIT_BODY_BYTES: usize = 64 * 1024;
 
-/// The progress callback is called at least every this many bytes of a
-/// segment, and after every segment.
+/// Within a segment, the progress callback is called at the first batch
+/// boundary at least this many bytes past the previous call; it is also
+/// called after every segment.
 pub const PROGRESS_INTERVAL_BYTES: u64 = 4 << 20;
 
 /// A head digest kept outside the store: the hash-chain value after the batch
@@ -497,7 +498,7 @@ pub fn verify(dir: impl AsRef<Path>, options: &VerifyOptions) -> Result<VerifyRe
     verify_with_progress(dir, options, &mut |_| {})
 }
 
-/// [`verify`], calling `progress` as it goes: at the start, at least every
+/// [`verify`], calling `progress` as it goes: at the start, about every
 /// [`PROGRESS_INTERVAL_BYTES`] within a segment, and after every segment
 /// (the last call has `bytes_done == bytes_total`).
 ///
