@@ -45,6 +45,7 @@ mod options;
 mod segment;
 mod snapshot;
 mod store;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use event::{AppendResult, EventData, ExpectedVersion, RecordedEvent, Uuid};
@@ -54,3 +55,4 @@ pub use snapshot::{SNAPSHOT_DIR_NAME, Snapshot};
 pub use store::{
     FOLLOW_POLL_MAX, LOCK_FILE_NAME, RecoveryReport, SUBSCRIPTION_READ_AHEAD, Store, Subscription,
 };
+pub use verify::{ExpectedHead, VerifyOptions, VerifyReport, verify};

@@ -400,6 +400,16 @@ fn check_sealed(segment: &Segment, footer: &SegmentFooter, index: &Index) -> Res
             "footer contents_crc does not match the data",
         ));
     }
+    // Only zeroes follow the data of a sealed segment: with the checksums
+    // above, every byte of a sealed segment is checked.
+    let free = &segment.bytes(segment.data_end())[stats.end_offset..];
+    if let Some(at) = free.iter().position(|&b| b != 0) {
+        return Err(Error::corrupt(
+            &segment.path,
+            (stats.end_offset + at) as u64,
+            "non-zero bytes after the end of the sealed data: the sealed segment was changed",
+        ));
+    }
     Ok(())
 }
 

@@ -1,0 +1,1487 @@
+//! Verifying a store without changing it: every checksum, every batch, the
+//! sequence of positions and stream versions, every footer and header link,
+//! and the BLAKE3 hash chain recomputed over every batch. For audits of
+//! compliance archives (`docs/compliance.md`) and for checking a store that a
+//! writer is appending to right now.
+//!
+//! ```
+//! use annals::{EventData, ExpectedHead, ExpectedVersion, Options, Store, VerifyOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path(), Options::default())?;
+//! store.append("order-1", ExpectedVersion::NoStream, &[EventData::new("Placed", b"{}".to_vec())])?;
+//! // Keep the head digest somewhere the store's owner cannot rewrite.
+//! let head = ExpectedHead::from(store.chain_head());
+//! store.close()?;
+//!
+//! let report = annals::verify(dir.path(), &VerifyOptions::default().expect_head(head))?;
+//! assert!(report.is_ok(), "{report}");
+//! assert_eq!(report.summary.events, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What is checked
+//! Segments are read one at a time, in position order, through a read-only
+//! mapping; nothing is written, locked or repaired. For each segment: its
+//! header (checksum, version, size, base position against the file name and
+//! the segment before, `chain_start` against the previous footer's
+//! `chain_end`); every batch (`format::scan::read_batch`: frame checksums,
+//! record decoding, internal consistency); positions contiguous across
+//! batches and segments; stream versions continuing from the stream's last
+//! version; event timestamps never going backward; the hash chain value of
+//! every batch, recomputed and compared with the stored one; the footer of a
+//! sealed segment (counts, last position, data length, contents checksum,
+//! `chain_end`) and that only zeroes follow the sealed data. With an
+//! [`ExpectedHead`], that the chain recomputed from genesis reaches the
+//! expected digest.
+//!
+//! # Memory
+//! Constant in the size of the log, except for one map from stream id to the
+//! stream's last version, needed to check version continuity: about the
+//! stream id's length plus 40 bytes per stream. Events are never collected,
+//! and command ids and event ids are not checked for uniqueness (that would
+//! take memory per event).
+//!
+//! # A writer appending at the same time
+//! The directory is listed once, at the start: segments created later are
+//! not verified. The newest segment is verified up to where its published
+//! batches ended when it was read. Bytes after that which are not a complete
+//! batch are reported as a torn tail (a warning), unless a complete batch
+//! appeared there meanwhile (a writer is appending), which is not reported.
+//!
+//! # Problems
+//! Every problem is reported with its file, byte offset and, where known,
+//! global position; verification carries on after it where that makes sense
+//! (after damaged bytes inside a segment it resumes after the next valid
+//! commit record). A torn tail of the newest segment is a
+//! [`Severity::Warning`]: it is what a crash leaves, and open discards it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+use crate::format::body::{self, CommitBody};
+use crate::format::chain::{self, GENESIS};
+use crate::format::footer::{self, FooterState, SegmentFooter};
+use crate::format::frame::{self, FLAG_END_OF_BATCH, FRAME_HEADER_LEN, FrameKind, FrameRead};
+use crate::format::scan::{self, BatchRead, BatchRef, EventRef, TailState};
+use crate::format::{CHAIN_LEN, FRAME_ALIGN, SEGMENT_HEADER_LEN};
+use crate::hooks::Hooks;
+use crate::segment::Segment;
+use crate::store::recovery::{self, DirListing};
+
+/// At most this many problems are listed in a report; the rest are only
+/// counted (in [`VerifyReport::problems_not_listed`]), so that a badly
+/// damaged log cannot make the report grow without bound.
+pub const MAX_LISTED_PROBLEMS: usize = 1_000;
+
+/// After damaged bytes, verification resumes after the next valid commit
+/// record. Commit records longer than this (only possible with a command id
+/// of about this length) are not considered, which bounds the work spent on
+/// candidate records in damaged bytes.
+pub const MAX_RESYNC_COMMIT_BODY_BYTES: usize = 64 * 1024;
+
+/// Within a segment, the progress callback is called at the first batch
+/// boundary at least this many bytes past the previous call; it is also
+/// called after every segment.
+pub const PROGRESS_INTERVAL_BYTES: u64 = 4 << 20;
+
+/// A head digest kept outside the store: the hash-chain value after the batch
+/// that ends at `position` (or, without a position, after some batch).
+///
+/// Written and parsed as `HEX` or `HEX@POSITION`, where `HEX` is the 64
+/// lower- or upper-case hexadecimal digits of the digest.
+///
+/// ```
+/// use annals::ExpectedHead;
+/// let text = format!("{}@41", "ab".repeat(32));
+/// let head: ExpectedHead = text.parse()?;
+/// assert_eq!(head.position, Some(41));
+/// assert_eq!(head.to_string(), text);
+/// # Ok::<(), annals::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectedHead {
+    /// The expected hash-chain value.
+    pub digest: [u8; CHAIN_LEN],
+    /// Position of the last event of the batch after which the chain had
+    /// this value; `None` when unknown (any batch may match), or for the head
+    /// of an empty log (the genesis value).
+    pub position: Option<u64>,
+}
+
+impl ExpectedHead {
+    /// The digest as 64 lower-case hexadecimal digits.
+    pub fn digest_hex(&self) -> String {
+        chain::to_hex(&self.digest)
+    }
+}
+
+impl From<([u8; CHAIN_LEN], Option<u64>)> for ExpectedHead {
+    /// From what [`crate::Store::chain_head`] returns.
+    fn from((digest, position): ([u8; CHAIN_LEN], Option<u64>)) -> Self {
+        ExpectedHead { digest, position }
+    }
+}
+
+impl FromStr for ExpectedHead {
+    type Err = Error;
+
+    /// Parses `HEX` or `HEX@POSITION`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the digest is not 64 hexadecimal
+    /// digits or the position is not a decimal `u64`.
+    fn from_str(text: &str) -> Result<Self> {
+        let text = text.trim();
+        let (hex, position) = match text.split_once('@') {
+            Some((hex, position)) => (hex, Some(position)),
+            None => (text, None),
+        };
+        let digest = chain::from_hex(&hex.to_ascii_lowercase()).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "expected head {text:?}: the digest must be 64 hexadecimal digits \
+                 (the format is HEX or HEX@POSITION)"
+            ))
+        })?;
+        let position = match position {
+            None => None,
+            Some(position) => Some(position.parse::<u64>().map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "expected head {text:?}: the position after '@' must be a decimal number"
+                ))
+            })?),
+        };
+        Ok(ExpectedHead { digest, position })
+    }
+}
+
+impl fmt::Display for ExpectedHead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.digest_hex())?;
+        if let Some(position) = self.position {
+            write!(f, "@{position}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How to verify.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyOptions {
+    /// A head digest kept elsewhere that the log must still reach, unchanged.
+    pub expected_head: Option<ExpectedHead>,
+}
+
+impl VerifyOptions {
+    /// Also checks that the log still contains, unchanged, everything up to
+    /// `head` (see [`HeadCheck`]).
+    pub fn expect_head(mut self, head: ExpectedHead) -> Self {
+        self.expected_head = Some(head);
+        self
+    }
+}
+
+/// How far verification has got, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes of segment files verified so far.
+    pub bytes_done: u64,
+    /// Bytes of all segment files listed at the start.
+    pub bytes_total: u64,
+}
+
+/// How serious a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Expected after a crash (a torn tail, a torn footer, a leftover
+    /// temporary file); open repairs it. Not corruption.
+    Warning,
+    /// Damaged, changed, missing or inconsistent data.
+    Corruption,
+}
+
+/// What kind of problem was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// A segment file could not be opened or read.
+    Unreadable,
+    /// A segment header fails its checks, or disagrees with the file.
+    Header,
+    /// Segments are missing, overlap, or are named for another position.
+    Layout,
+    /// A segment header's `chain_start` differs from the chain value at the
+    /// end of the segment before it.
+    ChainLink,
+    /// Bytes that are not valid records: a bad checksum, an undecodable or
+    /// inconsistent batch.
+    Record,
+    /// Valid batches out of sequence: positions, stream versions, timestamps.
+    Sequence,
+    /// The hash-chain value recomputed over a batch differs from the stored one.
+    ChainBroken,
+    /// A footer is missing, invalid, or disagrees with the segment's data.
+    Footer,
+    /// Non-zero bytes after the data of a sealed segment.
+    TrailingBytes,
+    /// Written bytes after the last complete batch of the newest segment.
+    TornTail,
+    /// A file in the store directory that should not be there.
+    StrayFile,
+    /// The log does not reach the expected head unchanged.
+    ExpectedHead,
+}
+
+/// One problem found by [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// How serious it is.
+    pub severity: Severity,
+    /// What kind of problem.
+    pub kind: ProblemKind,
+    /// The segment file (or, for problems of the whole log, the directory).
+    pub path: PathBuf,
+    /// Byte offset within that file.
+    pub offset: u64,
+    /// Global position of the event or batch concerned, when known.
+    pub position: Option<u64>,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let severity = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Corruption => "corruption",
+        };
+        write!(
+            f,
+            "{severity}: {} at byte offset {}",
+            self.path.display(),
+            self.offset
+        )?;
+        if let Some(position) = self.position {
+            write!(f, " (position {position})")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The first batch whose recomputed hash-chain value differs from the
+/// stored one: where the log stops being the one that was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBreak {
+    /// The segment file holding the batch.
+    pub path: PathBuf,
+    /// Offset of the batch's first frame in that file.
+    pub offset: u64,
+    /// Offset of the batch's commit record, which holds the stored value at
+    /// `commit_offset + 15`.
+    pub commit_offset: u64,
+    /// Position of the batch's first event.
+    pub first_position: u64,
+    /// Position of the batch's last event.
+    pub last_position: u64,
+    /// The value stored in the commit record.
+    pub stored: [u8; CHAIN_LEN],
+    /// The value recomputed from the previous value and the batch's bytes.
+    pub computed: [u8; CHAIN_LEN],
+}
+
+/// The outcome of checking an [`ExpectedHead`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadCheck {
+    /// The chain recomputed from genesis has the expected value after the
+    /// batch ending at `position` (`None`: the empty log, the genesis value).
+    Matched {
+        /// Position of the last event of that batch.
+        position: Option<u64>,
+    },
+    /// The log reaches the expected position, but the chain value there
+    /// differs (or no batch ends there); or, without a position, no batch
+    /// has the expected value: history was rewritten.
+    RewrittenHistory {
+        /// The expected position, if one was given.
+        position: Option<u64>,
+        /// The recomputed chain value after the batch ending at the position,
+        /// when a batch ends there.
+        found: Option<[u8; CHAIN_LEN]>,
+    },
+    /// The log ends before the expected position: it was truncated.
+    Truncated {
+        /// The expected position.
+        position: u64,
+        /// Position of the last event in the log, `None` when it is empty.
+        log_end: Option<u64>,
+    },
+    /// Damage or missing segments before the expected position keep the
+    /// chain from being recomputed from genesis up to it; the other problems
+    /// say why.
+    Unverifiable,
+}
+
+impl fmt::Display for HeadCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeadCheck::Matched { position: None } => write!(f, "matched (the empty log)"),
+            HeadCheck::Matched {
+                position: Some(position),
+            } => write!(f, "matched after position {position}"),
+            HeadCheck::RewrittenHistory {
+                position: Some(position),
+                ..
+            } => write!(f, "rewritten history at or before position {position}"),
+            HeadCheck::RewrittenHistory { position: None, .. } => {
+                write!(
+                    f,
+                    "no batch has the expected value: rewritten history or truncated log"
+                )
+            }
+            HeadCheck::Truncated { position, .. } => {
+                write!(f, "log truncated before position {position}")
+            }
+            HeadCheck::Unverifiable => write!(
+                f,
+                "cannot be checked: the chain cannot be recomputed from genesis up to it"
+            ),
+        }
+    }
+}
+
+/// Totals of what was verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Segment files verified.
+    pub segments: u64,
+    /// Of which sealed (with a valid footer).
+    pub sealed_segments: u64,
+    /// Complete batches read.
+    pub batches: u64,
+    /// Events in them.
+    pub events: u64,
+    /// Distinct streams.
+    pub streams: u64,
+    /// Bytes of the segment files (headers, data, free space, footers).
+    pub bytes: u64,
+    /// Bytes of complete batches (frames).
+    pub data_bytes: u64,
+    /// Position of the first event read.
+    pub first_position: Option<u64>,
+    /// Position of the last event read.
+    pub last_position: Option<u64>,
+    /// Timestamp of the first event read (ns since the Unix epoch).
+    pub first_timestamp_ns: Option<u64>,
+    /// Timestamp of the last event read (ns since the Unix epoch).
+    pub last_timestamp_ns: Option<u64>,
+    /// The hash-chain value recomputed after the last batch (genesis, 32
+    /// zero bytes, for an empty log). Keep it (with `head_position`) outside
+    /// the store as the anchor for later audits; it is only meaningful when
+    /// the report [`is_ok`](VerifyReport::is_ok).
+    pub head: [u8; CHAIN_LEN],
+    /// Position of the last event of the last batch.
+    pub head_position: Option<u64>,
+}
+
+impl Summary {
+    /// The head digest as 64 lower-case hexadecimal digits.
+    pub fn head_hex(&self) -> String {
+        chain::to_hex(&self.head)
+    }
+
+    /// The head as an [`ExpectedHead`] for a later audit (`HEX@POSITION`).
+    pub fn expected_head(&self) -> ExpectedHead {
+        ExpectedHead {
+            digest: self.head,
+            position: self.head_position,
+        }
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// Totals.
+    pub summary: Summary,
+    /// Problems in the order found (at most [`MAX_LISTED_PROBLEMS`]).
+    pub problems: Vec<Problem>,
+    /// Problems found but not listed, beyond [`MAX_LISTED_PROBLEMS`].
+    pub problems_not_listed: u64,
+    /// Problems of severity [`Severity::Corruption`], listed or not.
+    pub corruption_count: u64,
+    /// Problems of severity [`Severity::Warning`], listed or not.
+    pub warning_count: u64,
+    /// The first batch where the recomputed hash chain differs from the
+    /// stored one, if any.
+    pub first_chain_break: Option<ChainBreak>,
+    /// The outcome of the expected-head check, when one was asked for.
+    pub head_check: Option<HeadCheck>,
+}
+
+impl VerifyReport {
+    /// True when no corruption was found (warnings allowed) and, when an
+    /// expected head was given, it matched.
+    pub fn is_ok(&self) -> bool {
+        self.corruption_count == 0
+            && self
+                .head_check
+                .as_ref()
+                .is_none_or(|check| matches!(check, HeadCheck::Matched { .. }))
+    }
+
+    /// The listed problems of one severity.
+    pub fn problems_of(&self, severity: Severity) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().filter(move |p| p.severity == severity)
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.summary;
+        writeln!(
+            f,
+            "{}: {} segments ({} sealed), {} batches, {} events, {} streams, {} bytes",
+            self.dir.display(),
+            s.segments,
+            s.sealed_segments,
+            s.batches,
+            s.events,
+            s.streams,
+            s.bytes
+        )?;
+        if let (Some(first), Some(last)) = (s.first_position, s.last_position) {
+            writeln!(f, "positions {first}..={last}")?;
+        }
+        if let (Some(first), Some(last)) = (s.first_timestamp_ns, s.last_timestamp_ns) {
+            writeln!(f, "timestamps {first}..={last} ns since the Unix epoch")?;
+        }
+        match s.head_position {
+            Some(position) => writeln!(f, "head {}@{position}", s.head_hex())?,
+            None => writeln!(f, "head {} (empty log)", s.head_hex())?,
+        }
+        if let Some(check) = &self.head_check {
+            writeln!(f, "expected head: {check}")?;
+        }
+        for problem in &self.problems {
+            writeln!(f, "{problem}")?;
+        }
+        if self.problems_not_listed > 0 {
+            writeln!(f, "... and {} more problems", self.problems_not_listed)?;
+        }
+        write!(
+            f,
+            "{}: {} corruption, {} warnings",
+            if self.is_ok() { "OK" } else { "FAILED" },
+            self.corruption_count,
+            self.warning_count
+        )
+    }
+}
+
+/// Verifies the store in `dir` without changing it; see the module docs for
+/// what is checked.
+///
+/// Problems in the data are not errors: they are listed in the report, whose
+/// [`VerifyReport::is_ok`] says whether the store passed.
+///
+/// # Errors
+/// [`Error::Io`] when the directory cannot be listed;
+/// [`Error::InvalidArgument`] when it holds no segment file (it is not a
+/// store: a store always has at least its first segment).
+pub fn verify(dir: impl AsRef<Path>, options: &VerifyOptions) -> Result<VerifyReport> {
+    verify_with_progress(dir, options, &mut |_| {})
+}
+
+/// [`verify`], calling `progress` as it goes: at the start, about every
+/// [`PROGRESS_INTERVAL_BYTES`] within a segment, and after every segment
+/// (the last call has `bytes_done == bytes_total`).
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_with_progress(
+    dir: impl AsRef<Path>,
+    options: &VerifyOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<VerifyReport> {
+    let dir = dir.as_ref();
+    if !dir.is_dir() {
+        return Err(Error::io(
+            "opening store directory",
+            dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+        ));
+    }
+    let DirListing {
+        segments,
+        temp_files,
+    } = recovery::list_segments(dir)?;
+    if segments.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds no segment file (named like 00000000000000000000.seg): it is not an annals store",
+            dir.display()
+        )));
+    }
+    let sizes: Vec<u64> = segments
+        .iter()
+        .map(|(_, path)| std::fs::metadata(path).map_or(0, |m| m.len()))
+        .collect();
+    let mut verifier = Verifier::new(dir, options.expected_head, sizes.iter().sum(), progress);
+    for temp in temp_files {
+        verifier.problem(
+            Severity::Warning,
+            ProblemKind::StrayFile,
+            &temp,
+            0,
+            None,
+            "a temporary segment file: a segment being created right now, or left by a creation \
+             that never finished; it holds nothing acknowledged (open as a writer removes it)"
+                .to_string(),
+        );
+    }
+    let count = segments.len();
+    for (ordinal, ((base, path), size)) in segments.iter().zip(&sizes).enumerate() {
+        verifier.segment(path, *base, ordinal + 1 == count);
+        verifier.bytes_before_segment += size;
+        verifier.report_progress(0);
+    }
+    Ok(verifier.finish())
+}
+
+/// The running state of one verification.
+struct Verifier<'p> {
+    report: VerifyReport,
+    progress: &'p mut dyn FnMut(Progress),
+    bytes_total: u64,
+    bytes_before_segment: u64,
+    last_progress: u64,
+    /// Position the next batch must start at; `None` after a gap.
+    next_position: Option<u64>,
+    /// The chain recomputed over every verified batch.
+    computed: [u8; CHAIN_LEN],
+    /// Whether `computed` runs without interruption from genesis.
+    computed_from_genesis: bool,
+    /// The stored chain value the next batch extends (the previous batch's,
+    /// or the segment header's `chain_start`).
+    stored: [u8; CHAIN_LEN],
+    /// The value the next segment header's `chain_start` must equal; `None`
+    /// after a segment that could not be read.
+    link: Option<[u8; CHAIN_LEN]>,
+    /// Per stream: its last version, and the gap epoch it was last seen in.
+    streams: HashMap<Box<str>, (u64, u32)>,
+    /// Incremented at each gap (unreadable bytes): a stream last seen in an
+    /// earlier epoch may have events in the gap, so only "later" is checked.
+    epoch: u32,
+    last_timestamp_ns: Option<u64>,
+    expected_head: Option<ExpectedHead>,
+    /// Path of the segment being verified.
+    current: PathBuf,
+}
+
+/// Per-segment counts, for the footer check.
+#[derive(Default)]
+struct SegmentStats {
+    events: u64,
+    batches: u64,
+    last_position: Option<u64>,
+    /// Whether bytes of the segment were skipped as unreadable.
+    had_gap: bool,
+}
+
+impl<'p> Verifier<'p> {
+    fn new(
+        dir: &Path,
+        expected_head: Option<ExpectedHead>,
+        bytes_total: u64,
+        progress: &'p mut dyn FnMut(Progress),
+    ) -> Verifier<'p> {
+        let mut verifier = Verifier {
+            report: VerifyReport {
+                dir: dir.to_path_buf(),
+                summary: Summary {
+                    segments: 0,
+                    sealed_segments: 0,
+                    batches: 0,
+                    events: 0,
+                    streams: 0,
+                    bytes: 0,
+                    data_bytes: 0,
+                    first_position: None,
+                    last_position: None,
+                    first_timestamp_ns: None,
+                    last_timestamp_ns: None,
+                    head: GENESIS,
+                    head_position: None,
+                },
+                problems: Vec::new(),
+                problems_not_listed: 0,
+                corruption_count: 0,
+                warning_count: 0,
+                first_chain_break: None,
+                head_check: None,
+            },
+            progress,
+            bytes_total,
+            bytes_before_segment: 0,
+            last_progress: 0,
+            next_position: Some(0),
+            computed: GENESIS,
+            computed_from_genesis: true,
+            stored: GENESIS,
+            link: Some(GENESIS),
+            streams: HashMap::new(),
+            epoch: 0,
+            last_timestamp_ns: None,
+            expected_head,
+            current: dir.to_path_buf(),
+        };
+        if let Some(head) = expected_head
+            && head.position.is_none()
+            && head.digest == GENESIS
+        {
+            // The head of an empty log: every log starts there.
+            verifier.report.head_check = Some(HeadCheck::Matched { position: None });
+        }
+        (verifier.progress)(Progress {
+            bytes_done: 0,
+            bytes_total,
+        });
+        verifier
+    }
+
+    fn report_progress(&mut self, offset_in_segment: u64) {
+        let done = (self.bytes_before_segment + offset_in_segment).min(self.bytes_total);
+        if offset_in_segment == 0 || done >= self.last_progress + PROGRESS_INTERVAL_BYTES {
+            self.last_progress = done;
+            (self.progress)(Progress {
+                bytes_done: done,
+                bytes_total: self.bytes_total,
+            });
+        }
+    }
+
+    fn problem(
+        &mut self,
+        severity: Severity,
+        kind: ProblemKind,
+        path: &Path,
+        offset: u64,
+        position: Option<u64>,
+        message: String,
+    ) {
+        match severity {
+            Severity::Warning => self.report.warning_count += 1,
+            Severity::Corruption => self.report.corruption_count += 1,
+        }
+        if self.report.problems.len() < MAX_LISTED_PROBLEMS {
+            self.report.problems.push(Problem {
+                severity,
+                kind,
+                path: path.to_path_buf(),
+                offset,
+                position,
+                message,
+            });
+        } else {
+            self.report.problems_not_listed += 1;
+        }
+    }
+
+    fn corrupt(&mut self, kind: ProblemKind, offset: u64, position: Option<u64>, message: String) {
+        let path = self.current.clone();
+        self.problem(Severity::Corruption, kind, &path, offset, position, message);
+    }
+
+    /// Bytes that could not be verified: what follows cannot be checked
+    /// against what came before.
+    fn gap(&mut self) {
+        self.next_position = None;
+        self.computed_from_genesis = false;
+        self.epoch = self.epoch.wrapping_add(1);
+    }
+
+    fn segment(&mut self, path: &Path, base_from_name: u64, newest: bool) {
+        self.current = path.to_path_buf();
+        self.report.summary.segments += 1;
+        let segment = match Segment::open(path, false, &Hooks::default()) {
+            Ok(segment) => segment,
+            Err(error) => {
+                let (kind, offset, message) = match error {
+                    Error::Corrupt { offset, reason, .. } => (ProblemKind::Header, offset, reason),
+                    other => (ProblemKind::Unreadable, 0, other.to_string()),
+                };
+                self.corrupt(
+                    kind,
+                    offset,
+                    None,
+                    format!("{message}; the segment cannot be verified"),
+                );
+                self.gap();
+                self.link = None;
+                return;
+            }
+        };
+        self.report.summary.bytes += segment.len() as u64;
+        self.check_header(&segment, base_from_name);
+        // Read the footer before the data: a footer seen sealed means the
+        // data before it is final, even while a writer is active.
+        let footer = SegmentFooter::decode(segment.footer_bytes());
+        let sealed = match &footer {
+            FooterState::Sealed(footer) => Some(footer.clone()),
+            _ => None,
+        };
+        let mut stats = SegmentStats::default();
+        let end = self.scan(&segment, sealed.as_ref(), newest, &mut stats);
+        match footer {
+            FooterState::Sealed(footer) => {
+                self.report.summary.sealed_segments += 1;
+                self.check_footer(&segment, &footer, end, &stats);
+                self.link = Some(footer.chain_end);
+            }
+            FooterState::Invalid(why) if newest => {
+                self.problem(
+                    Severity::Warning,
+                    ProblemKind::Footer,
+                    path,
+                    segment.data_end() as u64,
+                    None,
+                    format!(
+                        "{why}: a footer torn by a crash while sealing (open as a writer clears it); \
+                         the segment was verified as unsealed"
+                    ),
+                );
+                self.link = Some(self.stored);
+            }
+            FooterState::Invalid(why) => {
+                self.corrupt(
+                    ProblemKind::Footer,
+                    segment.data_end() as u64,
+                    None,
+                    format!("{why}, yet another segment follows this one"),
+                );
+                self.link = Some(self.stored);
+            }
+            FooterState::Unsealed if newest => self.link = Some(self.stored),
+            FooterState::Unsealed => {
+                self.corrupt(
+                    ProblemKind::Footer,
+                    segment.data_end() as u64,
+                    None,
+                    "the segment has no footer (is not sealed), yet another segment follows it"
+                        .to_string(),
+                );
+                self.link = Some(self.stored);
+            }
+        }
+    }
+
+    fn check_header(&mut self, segment: &Segment, base_from_name: u64) {
+        let header = &segment.header;
+        let base = header.base_position;
+        if base != base_from_name {
+            self.corrupt(
+                ProblemKind::Layout,
+                16,
+                Some(base),
+                format!(
+                    "header base_position {base} differs from the file name (position {base_from_name}): \
+                     the file was renamed or its contents replaced"
+                ),
+            );
+        }
+        match self.next_position {
+            Some(expected) if expected < base => self.corrupt(
+                ProblemKind::Layout,
+                16,
+                Some(base),
+                format!(
+                    "the segment starts at position {base}, but the log before it ends before position \
+                     {expected}: positions {expected} to {} are missing (a segment was removed or moved)",
+                    base - 1
+                ),
+            ),
+            Some(expected) if expected > base => self.corrupt(
+                ProblemKind::Layout,
+                16,
+                Some(base),
+                format!(
+                    "the segment starts at position {base}, but the log before it already reaches \
+                     position {}: segments overlap or are out of order",
+                    expected - 1
+                ),
+            ),
+            _ => {}
+        }
+        if self.next_position != Some(base) {
+            // Carry on from the header's claim, without checking stream
+            // versions strictly across the discontinuity.
+            self.next_position = Some(base);
+            self.epoch = self.epoch.wrapping_add(1);
+        }
+        match self.link {
+            Some(link) if link != header.chain_start => {
+                let what = if base == 0 {
+                    "the genesis value (32 zero bytes) that the first segment must start from"
+                        .to_string()
+                } else {
+                    format!(
+                        "the chain value {} at the end of the previous segment",
+                        chain::to_hex(&link)
+                    )
+                };
+                self.corrupt(
+                    ProblemKind::ChainLink,
+                    48,
+                    Some(base),
+                    format!(
+                        "header chain_start {} differs from {what}: segments were replaced, \
+                         removed or reordered",
+                        chain::to_hex(&header.chain_start)
+                    ),
+                );
+            }
+            Some(_) => {}
+            None => {
+                // After an unreadable segment: nothing to link to; the
+                // recomputed chain carries on from this header's claim.
+                self.computed = header.chain_start;
+                self.computed_from_genesis = false;
+                self.stored = header.chain_start;
+            }
+        }
+    }
+
+    /// Verifies every batch of the segment; returns the offset right after
+    /// the last complete batch.
+    fn scan(
+        &mut self,
+        segment: &Segment,
+        sealed: Option<&SegmentFooter>,
+        newest: bool,
+        stats: &mut SegmentStats,
+    ) -> usize {
+        let bytes = segment.bytes(segment.len());
+        let salt = segment.header.salt;
+        let data_end = segment.data_end();
+        // Where the footer says the data ends (if the claim is possible).
+        let sealed_end = sealed
+            .and_then(|f| usize::try_from(f.data_len).ok())
+            .and_then(|len| len.checked_add(SEGMENT_HEADER_LEN))
+            .filter(|&end| end <= data_end);
+        // The newest segment without a valid footer may end in a torn tail.
+        let tail_possible = sealed.is_none() && newest;
+        let mut events = Vec::new();
+        let mut offset = SEGMENT_HEADER_LEN;
+        let mut end = offset;
+        loop {
+            self.report_progress(offset as u64);
+            let read = scan::read_batch(bytes, salt, offset, data_end, &mut events);
+            let resume = match read {
+                BatchRead::Batch(batch) => {
+                    self.batch(&batch, &events, stats);
+                    offset = batch.end;
+                    end = offset;
+                    continue;
+                }
+                _ if sealed_end.is_some_and(|e| offset >= e) => {
+                    // Past the sealed data: only zeroes belong here, which
+                    // the footer check verifies.
+                    return end;
+                }
+                BatchRead::Empty | BatchRead::Invalid { .. } if tail_possible => {
+                    let invalid = match read {
+                        BatchRead::Invalid { at, error } => Some((at, error)),
+                        _ => None,
+                    };
+                    self.tail(bytes, salt, offset, data_end, invalid, stats)
+                }
+                BatchRead::Empty => {
+                    let Some(sealed_end) = sealed_end else {
+                        return end;
+                    };
+                    let what = format!(
+                        "zeroes where the footer says the data continues up to offset {sealed_end}"
+                    );
+                    self.damaged(bytes, salt, offset, offset, sealed_end, what, stats)
+                }
+                BatchRead::Invalid { at, error } => {
+                    let what = format!("{error} (in the batch starting at offset {offset})");
+                    let limit = sealed_end.unwrap_or(data_end);
+                    self.damaged(bytes, salt, at, offset, limit, what, stats)
+                }
+            };
+            match resume {
+                Some(next) => offset = next,
+                None => return end,
+            }
+        }
+    }
+
+    /// What follows the last complete batch of the newest, unsealed segment:
+    /// nothing, a torn tail (a warning), or damage to data that a later
+    /// commit record proves was synced (corruption; returns where to resume).
+    fn tail(
+        &mut self,
+        bytes: &[u8],
+        salt: u64,
+        from: usize,
+        data_end: usize,
+        invalid: Option<(usize, scan::BatchError)>,
+        stats: &mut SegmentStats,
+    ) -> Option<usize> {
+        let state = scan::classify_tail(bytes, salt, from, data_end);
+        if state == TailState::Clean {
+            return None;
+        }
+        // A writer may have published a batch here since we looked: then the
+        // bytes were a batch being written, not a torn tail. This run stops
+        // at `from` either way.
+        let mut events = Vec::new();
+        if matches!(
+            scan::read_batch(bytes, salt, from, data_end, &mut events),
+            BatchRead::Batch(_)
+        ) {
+            return None;
+        }
+        let position = self.next_position;
+        match state {
+            TailState::Clean => None,
+            TailState::Torn { last_nonzero_end } => {
+                let what = match invalid {
+                    Some((at, error)) => format!(" ({error} at offset {at})"),
+                    None => String::new(),
+                };
+                let path = self.current.clone();
+                self.problem(
+                    Severity::Warning,
+                    ProblemKind::TornTail,
+                    &path,
+                    from as u64,
+                    position,
+                    format!(
+                        "torn tail: {} written bytes after the last complete batch are not a complete \
+                         batch{what}: a write cut short by a crash (open as a writer discards them), or a \
+                         batch being written right now",
+                        last_nonzero_end - from
+                    ),
+                );
+                None
+            }
+            TailState::DamagedSyncedData {
+                commit_at,
+                synced_offset,
+            } => {
+                let (at, what) = match invalid {
+                    Some((at, error)) => (at, error.to_string()),
+                    None => (from, "zeroes".to_string()),
+                };
+                let what = format!(
+                    "{what} (in the batch starting at offset {from}), yet the commit record at \
+                     offset {commit_at} shows that every byte below offset {synced_offset} had \
+                     been synced: damage, not a torn write"
+                );
+                self.damaged(bytes, salt, at, from, data_end, what, stats)
+            }
+        }
+    }
+
+    /// Reports damaged bytes found at `at` in the batch starting at `from`
+    /// (`what` says how), then finds the next valid commit record before
+    /// `limit` and takes its position and chain value as the state after the
+    /// unreadable batches. Returns the offset after that record, where
+    /// verification resumes; `None` when no commit record follows.
+    #[allow(clippy::too_many_arguments)]
+    fn damaged(
+        &mut self,
+        bytes: &[u8],
+        salt: u64,
+        at: usize,
+        from: usize,
+        limit: usize,
+        what: String,
+        stats: &mut SegmentStats,
+    ) -> Option<usize> {
+        let position = self.next_position;
+        self.gap();
+        stats.had_gap = true;
+        let Some((commit_at, next, commit)) =
+            next_commit_record(bytes, salt, from + FRAME_ALIGN, limit)
+        else {
+            self.corrupt(
+                ProblemKind::Record,
+                at as u64,
+                position,
+                format!(
+                    "{what}; no valid commit record follows, so the rest of the segment's data \
+                     (offsets {from}..{limit}) cannot be verified"
+                ),
+            );
+            return None;
+        };
+        let first = commit.first_position;
+        let last = first
+            .checked_add(commit.event_count)
+            .and_then(|end| end.checked_sub(1));
+        self.corrupt(
+            ProblemKind::Record,
+            at as u64,
+            position,
+            format!(
+                "{what}; offsets {from}..{next} cannot be verified, up to the end of the commit \
+                 record at offset {commit_at} (of the batch at positions {first}..={}), where \
+                 verification resumes",
+                last.map_or_else(|| "?".to_string(), |l| l.to_string())
+            ),
+        );
+        self.next_position = last.and_then(|l| l.checked_add(1));
+        self.stored = commit.chain;
+        self.computed = commit.chain;
+        Some(next)
+    }
+
+    fn batch(&mut self, batch: &BatchRef<'_>, events: &[EventRef<'_>], stats: &mut SegmentStats) {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            // read_batch never returns a batch without events.
+            return;
+        };
+        let (first_event, last_event) = (&first.event, &last.event);
+        let first_position = first_event.position;
+        let last_position = last_event.position;
+        // Positions.
+        if let Some(expected) = self.next_position
+            && first_position != expected
+        {
+            self.corrupt(
+                ProblemKind::Sequence,
+                first.offset as u64,
+                Some(first_position),
+                format!(
+                    "event position {first_position} out of sequence: expected {expected} \
+                     (batches were removed, duplicated or reordered)"
+                ),
+            );
+        }
+        self.next_position = last_position.checked_add(1);
+        // Stream versions.
+        let epoch = self.epoch;
+        let version = first_event.version;
+        let problem = match self.streams.get_mut(first_event.stream) {
+            Some((last_version, seen_in)) => {
+                let previous = *last_version;
+                let strict = *seen_in == epoch;
+                *last_version = last_event.version;
+                *seen_in = epoch;
+                if strict && Some(version) != previous.checked_add(1) {
+                    Some(format!("jumps from version {previous} to {version}"))
+                } else if !strict && version <= previous {
+                    Some(format!("goes back from version {previous} to {version}"))
+                } else {
+                    None
+                }
+            }
+            None => {
+                self.streams
+                    .insert(first_event.stream.into(), (last_event.version, epoch));
+                (epoch == 0 && version != 1).then(|| format!("starts at version {version}, not 1"))
+            }
+        };
+        if let Some(problem) = problem {
+            self.corrupt(
+                ProblemKind::Sequence,
+                first.offset as u64,
+                Some(first_position),
+                format!("stream {:?} {problem}", first_event.stream),
+            );
+        }
+        // Timestamps never go backward.
+        for event in events {
+            let timestamp = event.event.timestamp_ns;
+            if let Some(previous) = self.last_timestamp_ns
+                && timestamp < previous
+            {
+                self.corrupt(
+                    ProblemKind::Sequence,
+                    event.offset as u64,
+                    Some(event.event.position),
+                    format!(
+                        "timestamp {timestamp} ns is earlier than the previous event's ({previous} ns)"
+                    ),
+                );
+            }
+            // After a step back, later events are compared with this one:
+            // each step back is reported once.
+            self.last_timestamp_ns = Some(timestamp);
+        }
+        self.chain(batch, first_position, last_position);
+        // Totals.
+        let summary = &mut self.report.summary;
+        summary.batches += 1;
+        summary.events += events.len() as u64;
+        summary.data_bytes += (batch.end - batch.start) as u64;
+        summary.first_position.get_or_insert(first_position);
+        summary.last_position = Some(last_position);
+        summary
+            .first_timestamp_ns
+            .get_or_insert(first_event.timestamp_ns);
+        summary.last_timestamp_ns = Some(last_event.timestamp_ns);
+        summary.head = self.computed;
+        summary.head_position = Some(last_position);
+        stats.events += events.len() as u64;
+        stats.batches += 1;
+        stats.last_position = Some(last_position);
+    }
+
+    /// Recomputes the batch's chain value and compares it with the stored
+    /// one and with the expected head.
+    fn chain(&mut self, batch: &BatchRef<'_>, first_position: u64, last_position: u64) {
+        let stored = batch.commit.chain;
+        let computed = chain::next_chain(&self.computed, batch.event_frames, batch.commit_tail);
+        let first_break = self.report.first_chain_break.is_none();
+        // After the first break the recomputed chain no longer meets the
+        // stored one; each batch is then checked against the stored value
+        // before it, to find every other place that was changed.
+        let against_stored = if first_break || self.computed == self.stored {
+            computed
+        } else {
+            chain::next_chain(&self.stored, batch.event_frames, batch.commit_tail)
+        };
+        if against_stored != stored {
+            let message = format!(
+                "hash chain {}: the commit record at offset {} stores {}, but the chain recomputed \
+                 over this batch (positions {first_position}..={last_position}) from {} gives {}: \
+                 this batch was changed, or does not follow the batch that preceded it when it was \
+                 written{}",
+                if first_break {
+                    "breaks here"
+                } else {
+                    "breaks again"
+                },
+                batch.commit_offset,
+                chain::to_hex(&stored),
+                if first_break {
+                    "genesis"
+                } else {
+                    "the value stored before it"
+                },
+                chain::to_hex(&against_stored),
+                if first_break {
+                    " (that batch was changed, removed or moved)"
+                } else {
+                    ""
+                }
+            );
+            self.corrupt(
+                ProblemKind::ChainBroken,
+                batch.start as u64,
+                Some(first_position),
+                message,
+            );
+            if first_break {
+                self.report.first_chain_break = Some(ChainBreak {
+                    path: self.current.clone(),
+                    offset: batch.start as u64,
+                    commit_offset: batch.commit_offset as u64,
+                    first_position,
+                    last_position,
+                    stored,
+                    computed,
+                });
+            }
+        }
+        self.computed = computed;
+        self.stored = stored;
+        self.check_expected_head(batch, last_position);
+    }
+
+    fn check_expected_head(&mut self, batch: &BatchRef<'_>, last_position: u64) {
+        let Some(head) = self.expected_head else {
+            return;
+        };
+        if self.report.head_check.is_some() {
+            return;
+        }
+        match head.position {
+            None => {
+                if self.computed_from_genesis && self.computed == head.digest {
+                    self.report.head_check = Some(HeadCheck::Matched {
+                        position: Some(last_position),
+                    });
+                }
+            }
+            Some(position) if last_position >= position => {
+                let check = if !self.computed_from_genesis {
+                    HeadCheck::Unverifiable
+                } else if last_position == position && self.computed == head.digest {
+                    HeadCheck::Matched {
+                        position: Some(position),
+                    }
+                } else if last_position == position {
+                    HeadCheck::RewrittenHistory {
+                        position: Some(position),
+                        found: Some(self.computed),
+                    }
+                } else {
+                    HeadCheck::RewrittenHistory {
+                        position: Some(position),
+                        found: None,
+                    }
+                };
+                let message = match &check {
+                    HeadCheck::Matched { .. } => None,
+                    HeadCheck::Unverifiable => Some(format!(
+                        "the expected head at position {position} cannot be checked: unreadable data \
+                         or missing segments before it keep the chain from being recomputed from genesis"
+                    )),
+                    HeadCheck::RewrittenHistory {
+                        found: Some(found), ..
+                    } => Some(format!(
+                        "rewritten history: after position {position} the chain recomputed from genesis \
+                         is {}, but the expected head is {}: the log was changed at or before position \
+                         {position}",
+                        chain::to_hex(found),
+                        head.digest_hex()
+                    )),
+                    _ => Some(format!(
+                        "rewritten history: no batch ends at the expected head's position {position} \
+                         (the batch at offset {} ends at position {last_position}): the log was changed \
+                         at or before position {position}",
+                        batch.start
+                    )),
+                };
+                if let Some(message) = message {
+                    self.corrupt(
+                        ProblemKind::ExpectedHead,
+                        batch.start as u64,
+                        Some(position),
+                        message,
+                    );
+                }
+                self.report.head_check = Some(check);
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn check_footer(
+        &mut self,
+        segment: &Segment,
+        footer: &SegmentFooter,
+        end: usize,
+        stats: &SegmentStats,
+    ) {
+        let footer_at = segment.data_end() as u64;
+        let data_end = segment.data_end();
+        let data_len = (end - SEGMENT_HEADER_LEN) as u64;
+        let mut mismatches = Vec::new();
+        if !stats.had_gap {
+            // After unreadable bytes the counts are unknown, not wrong.
+            if footer.data_len != data_len {
+                mismatches.push(format!(
+                    "data_len {} but the batches end after {data_len} bytes",
+                    footer.data_len
+                ));
+            }
+            if footer.event_count != stats.events || footer.batch_count != stats.batches {
+                mismatches.push(format!(
+                    "{} events in {} batches but the segment holds {} in {}",
+                    footer.event_count, footer.batch_count, stats.events, stats.batches
+                ));
+            }
+            if Some(footer.last_position) != stats.last_position {
+                mismatches.push(format!(
+                    "last_position {} but the last event is at {}",
+                    footer.last_position,
+                    stats
+                        .last_position
+                        .map_or_else(|| "none".to_string(), |p| p.to_string())
+                ));
+            }
+        }
+        if footer.chain_end != self.stored {
+            mismatches.push(format!(
+                "chain_end {} but the last batch's chain value is {}",
+                chain::to_hex(&footer.chain_end),
+                chain::to_hex(&self.stored)
+            ));
+        }
+        let bytes = segment.bytes(segment.len());
+        let claimed_end = usize::try_from(footer.data_len)
+            .ok()
+            .and_then(|len| len.checked_add(SEGMENT_HEADER_LEN))
+            .filter(|&e| e <= data_end);
+        match claimed_end {
+            Some(claimed_end) => {
+                let data = &bytes[SEGMENT_HEADER_LEN..claimed_end];
+                if footer::contents_crc(segment.header.salt, data) != footer.contents_crc {
+                    mismatches.push(
+                        "contents_crc does not match the data: bytes of the sealed segment changed"
+                            .to_string(),
+                    );
+                }
+            }
+            None => mismatches.push(format!(
+                "data_len {} runs past the data area",
+                footer.data_len
+            )),
+        }
+        if !mismatches.is_empty() {
+            self.corrupt(
+                ProblemKind::Footer,
+                footer_at,
+                Some(footer.last_position),
+                format!("footer disagrees with the data: {}", mismatches.join("; ")),
+            );
+        }
+        let zeroes_from = end.max(claimed_end.unwrap_or(end));
+        if let Some(at) = bytes[zeroes_from..data_end].iter().position(|&b| b != 0) {
+            self.corrupt(
+                ProblemKind::TrailingBytes,
+                (zeroes_from + at) as u64,
+                None,
+                format!(
+                    "non-zero bytes after the end of the sealed data (offset {zeroes_from}); \
+                     a sealed segment holds only zeroes there"
+                ),
+            );
+        }
+    }
+
+    fn finish(mut self) -> VerifyReport {
+        self.report.summary.streams = self.streams.len() as u64;
+        if let Some(head) = self.expected_head
+            && self.report.head_check.is_none()
+        {
+            let log_end = self.report.summary.last_position;
+            let dir = self.report.dir.clone();
+            let (check, message) = match head.position {
+                Some(position) => (
+                    HeadCheck::Truncated { position, log_end },
+                    format!(
+                        "log truncated before position {position}: the log ends {}, but the expected \
+                         head {head} is after position {position}",
+                        log_end.map_or_else(
+                            || "before its first event".to_string(),
+                            |end| format!("at position {end}")
+                        )
+                    ),
+                ),
+                None if self.computed_from_genesis => (
+                    HeadCheck::RewrittenHistory {
+                        position: None,
+                        found: None,
+                    },
+                    format!(
+                        "rewritten history or truncated log: no batch's chain value, recomputed from \
+                         genesis, equals the expected head {head}"
+                    ),
+                ),
+                None => (
+                    HeadCheck::Unverifiable,
+                    format!(
+                        "the expected head {head} cannot be checked: unreadable data or missing \
+                         segments keep the chain from being recomputed from genesis"
+                    ),
+                ),
+            };
+            self.problem(
+                Severity::Corruption,
+                ProblemKind::ExpectedHead,
+                &dir,
+                0,
+                head.position,
+                message,
+            );
+            self.report.head_check = Some(check);
+        }
+        (self.progress)(Progress {
+            bytes_done: self.bytes_total,
+            bytes_total: self.bytes_total,
+        });
+        self.report
+    }
+}
+
+/// The first valid commit record at an 8-aligned offset in `from..limit`:
+/// its offset, the offset after it, and its body. Never panics.
+fn next_commit_record(
+    bytes: &[u8],
+    salt: u64,
+    from: usize,
+    limit: usize,
+) -> Option<(usize, usize, CommitBody<'_>)> {
+    let limit = limit.min(bytes.len());
+    let mut offset = from.next_multiple_of(FRAME_ALIGN);
+    while offset + FRAME_HEADER_LEN <= limit {
+        let word = frame::load_header_word(bytes, offset).to_le_bytes();
+        let body_len = u32::from_le_bytes([word[0], word[1], word[2], word[3]]) as usize;
+        if word[4] == FrameKind::Commit as u8
+            && word[5] == FLAG_END_OF_BATCH
+            && word[6] == 0
+            && word[7] == 0
+            && body_len <= MAX_RESYNC_COMMIT_BODY_BYTES
+            && let FrameRead::Frame(frame) = frame::read_frame(bytes, salt, offset, limit)
+            && let Ok(commit) = body::decode_commit(frame.body)
+        {
+            return Some((offset, frame.next_offset, commit));
+        }
+        offset += FRAME_ALIGN;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_head_parses_and_prints() {
+        let hex = "0123456789abcdef".repeat(4);
+        let head: ExpectedHead = hex.parse().unwrap();
+        assert_eq!(head.position, None);
+        assert_eq!(head.to_string(), hex);
+        let head: ExpectedHead = format!("{}@7", hex.to_uppercase()).parse().unwrap();
+        assert_eq!(head.position, Some(7));
+        assert_eq!(head.to_string(), format!("{hex}@7"));
+        for bad in [
+            "",
+            "@1",
+            "00",
+            &format!("{hex}@"),
+            &format!("{hex}@-1"),
+            &format!("{hex}@x"),
+            &format!("{hex}0"),
+            &"zz".repeat(32),
+            &"é".repeat(32),
+        ] {
+            assert!(bad.parse::<ExpectedHead>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn commit_search_never_panics_on_garbage() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        for _ in 0..500 {
+            let mut bytes = vec![0u8; 512];
+            for b in bytes.iter_mut() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = seed as u8;
+            }
+            // Make some words look like commit frame headers.
+            for at in (0..512).step_by(64) {
+                bytes[at + 4] = FrameKind::Commit as u8;
+                bytes[at + 5] = FLAG_END_OF_BATCH;
+                bytes[at + 6] = 0;
+                bytes[at + 7] = 0;
+            }
+            let _ = next_commit_record(&bytes, 1, 0, bytes.len());
+            let _ = next_commit_record(&bytes, 1, 500, 10_000);
+        }
+    }
+}
