@@ -36,6 +36,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Measure append, read and open speed on this machine.
     Bench(BenchArgs),
+    /// Find the first damaged spot of a store and say what cutting it would remove (cut with --yes).
+    Repair(RepairArgs),
 }
 
 /// Options of commands that open the store for writing.
@@ -210,6 +212,16 @@ pub struct BenchArgs {
     /// Print the results as one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// Cut the damaged data (after copying it to a backup directory).
+    /// Without it, repair only says what it would cut.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Parses `any`, `no-stream`, `exists` or a version number.

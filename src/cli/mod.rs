@@ -10,6 +10,7 @@ mod failure;
 mod import;
 mod output;
 mod read;
+mod repair;
 mod stats;
 mod store_dir;
 mod tail;
@@ -45,6 +46,7 @@ pub fn run() -> ExitCode {
         Command::Stats(args) => stats::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Repair(args) => repair::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

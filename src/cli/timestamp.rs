@@ -17,6 +17,19 @@ pub fn rfc3339_nanos(timestamp_ns: u64) -> String {
     )
 }
 
+/// `timestamp_ns` as `YYYYMMDDTHHMMSS.nnnnnnnnnZ`: sorts like time and is
+/// safe in a file name.
+pub fn compact_nanos(timestamp_ns: u64) -> String {
+    rfc3339_nanos(timestamp_ns).replace(['-', ':'], "")
+}
+
+/// Now, in nanoseconds since the Unix epoch.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// The proleptic Gregorian date of day `days` after 1970-01-01 (Howard
 /// Hinnant's `civil_from_days`, for non-negative days).
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
@@ -55,6 +68,7 @@ mod tests {
             "2024-12-31T23:59:59.999999999Z"
         );
         assert_eq!(rfc3339_nanos(u64::MAX), "2554-07-21T23:34:33.709551615Z");
+        assert_eq!(compact_nanos(0), "19700101T000000.000000000Z");
     }
 
     #[test]
