@@ -868,6 +868,11 @@ fn repair_says_what_it_would_cut_then_cuts_with_a_backup() {
     assert!(segments.len() >= 3);
     let clean = expect(0, &["repair", d]);
     assert!(clean.stdout.contains("no damage found"), "{}", clean.stdout);
+    // A snapshot past the cut (stream s-0 at its last version) and one before it.
+    let store = annals::Store::open(temp.path(), annals::Options::default()).unwrap();
+    assert!(store.save_snapshot("s-0", 120, b"late", None).unwrap());
+    assert!(store.save_snapshot("s-1", 1, b"early", None).unwrap());
+    store.close().unwrap();
 
     let damaged_offset = damage_middle_of(&segments[1]);
     let before = snapshot_of(temp.path());
@@ -918,6 +923,11 @@ fn repair_says_what_it_would_cut_then_cuts_with_a_backup() {
         .unwrap();
     assert!(kept > 0 && kept < 600, "{report}");
     assert!(report.contains("events cut: "), "{report}");
+    assert!(
+        report.contains("remove the snapshot of stream \"s-0\" at version 120"),
+        "{report}"
+    );
+    assert!(!report.contains("snapshot of stream \"s-1\""), "{report}");
 
     let cut = expect(0, &["repair", d, "--yes"]);
     assert!(
@@ -950,6 +960,14 @@ fn repair_says_what_it_would_cut_then_cuts_with_a_backup() {
         );
     }
     assert_eq!(segment_files(temp.path()), segments[..2]);
+    let saved_snapshots = std::fs::read_dir(backup[0].join("snapshots"))
+        .unwrap()
+        .count();
+    assert_eq!(saved_snapshots, 1);
+    let store = annals::Store::open_read_only(temp.path()).unwrap();
+    assert_eq!(store.load_snapshot("s-0").unwrap(), None);
+    assert_eq!(store.load_snapshot("s-1").unwrap().unwrap().data, b"early");
+    drop(store);
 
     // The store opens and reads again, and takes new appends.
     assert_eq!(expect(0, &["read", d]).lines().len() as u64, kept);

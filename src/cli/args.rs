@@ -89,7 +89,7 @@ pub struct AppendArgs {
     #[arg(long)]
     pub stream: String,
     /// The event type.
-    #[arg(long = "type")]
+    #[arg(long = "type", value_name = "TYPE")]
     pub event_type: String,
     /// The event data as JSON; stored as MessagePack (content type "msgpack").
     #[arg(long)]
@@ -141,7 +141,7 @@ pub struct ReadArgs {
     #[arg(long)]
     pub limit: Option<u64>,
     /// Only events of this type (repeat for several types).
-    #[arg(long = "type")]
+    #[arg(long = "type", value_name = "TYPE")]
     pub event_types: Vec<String>,
     /// Only streams whose id starts with this prefix.
     #[arg(long)]
@@ -159,7 +159,7 @@ pub struct TailArgs {
     #[arg(long)]
     pub from_end: bool,
     /// Only events of this type (repeat for several types).
-    #[arg(long = "type")]
+    #[arg(long = "type", value_name = "TYPE")]
     pub event_types: Vec<String>,
     /// Only streams whose id starts with this prefix.
     #[arg(long)]
