@@ -273,3 +273,36 @@ fn regression_a_segment_filled_to_its_last_byte_reopens() {
     assert_eq!(store.stream_version("s"), position + 2);
     Store::open_read_only(dir.path()).unwrap();
 }
+
+/// Regression: a segment holding sync markers (one per close) and
+/// one-event batches has more batches than events; its footer was refused
+/// as impossible, so the store no longer opened once that segment was
+/// sealed, and readers in other processes stopped following at the roll.
+#[test]
+fn a_sealed_segment_may_hold_more_batches_than_events() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..3 {
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        store
+            .append("s", ExpectedVersion::Any, &[event("s", 0, 0, 10)])
+            .unwrap();
+        store.close().unwrap();
+    }
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    while segment_files(dir.path()).len() < 2 {
+        store
+            .append("s", ExpectedVersion::Any, &[event("s", 1, 0, 500)])
+            .unwrap();
+    }
+    let written = store.next_position();
+    store.close().unwrap();
+    reader.refresh().unwrap();
+    assert_eq!(
+        reader.next_position(),
+        written,
+        "the reader follows the roll"
+    );
+    let reopened = Store::open(dir.path(), small_segments()).unwrap();
+    assert_eq!(reopened.next_position(), written);
+}

@@ -93,7 +93,9 @@ impl SegmentFooter {
         }
         let event_count = le_u64(bytes, 8);
         let batch_count = le_u64(bytes, 16);
-        if event_count == 0 || batch_count == 0 || batch_count > event_count {
+        // Sync markers are batches of no events, so a segment may hold more
+        // batches than events.
+        if event_count == 0 || batch_count == 0 {
             return FooterState::Invalid("footer event or batch count is impossible");
         }
         let mut chain_end = [0u8; CHAIN_LEN];
@@ -137,6 +139,20 @@ mod tests {
     #[test]
     fn footer_round_trips() {
         let footer = sample();
+        assert_eq!(
+            SegmentFooter::decode(&footer.encode()),
+            FooterState::Sealed(footer)
+        );
+    }
+
+    #[test]
+    fn more_batches_than_events_is_valid() {
+        // One event per append, and a sync marker from each close.
+        let footer = SegmentFooter {
+            event_count: 2,
+            batch_count: 4,
+            ..sample()
+        };
         assert_eq!(
             SegmentFooter::decode(&footer.encode()),
             FooterState::Sealed(footer)

@@ -1,0 +1,268 @@
+//! The command line grammar (clap derive). Every command takes the store
+//! directory as its first argument.
+
+use std::path::PathBuf;
+
+use annals::{Durability, ExpectedVersion};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Milliseconds between background syncs under `--durability periodic`.
+pub const PERIODIC_INTERVAL_MS: u64 = 100;
+
+/// annals: an embedded event store (append-only segmented log).
+///
+/// Exit codes: 0 success, 1 other errors, 2 usage, 3 wrong expected version,
+/// 4 corruption found, 5 the store is locked by another writer.
+#[derive(Debug, Parser)]
+#[command(name = "annals", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Append one event to a stream (creates the store if DIR is empty or missing).
+    Append(AppendArgs),
+    /// Append JSON lines read from stdin, one atomic append per line, acknowledging each.
+    Import(ImportArgs),
+    /// Print events of a stream or of the whole log as JSON lines.
+    Read(ReadArgs),
+    /// Print events as JSON lines and keep following new ones until interrupted.
+    Tail(TailArgs),
+    /// Print counts, sizes and the time range of a store.
+    Stats(StatsArgs),
+    /// Write every event as JSON lines, in log order, in the format `import` reads.
+    Export(ExportArgs),
+    /// Measure append, read and open speed on this machine.
+    Bench(BenchArgs),
+    /// Find the first damaged spot of a store and say what cutting it would remove (cut with --yes).
+    Repair(RepairArgs),
+}
+
+/// Options of commands that open the store for writing.
+#[derive(Debug, Args)]
+pub struct WriterOptions {
+    /// When appends are durable: `always` (each append waits for its sync),
+    /// `periodic` (a background sync every 100 ms) or `none` (the page
+    /// cache; survives a crash of this process, not of the machine).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Always)]
+    pub durability: DurabilityArg,
+    /// Size of segment files this command creates (a multiple of 4096
+    /// between 64 KiB and 2 GiB). Existing segments keep their size.
+    #[arg(long, default_value_t = annals::Options::default().segment_size_bytes)]
+    pub segment_size_bytes: u64,
+}
+
+impl WriterOptions {
+    pub fn options(&self) -> annals::Options {
+        annals::Options::default()
+            .durability(self.durability.into())
+            .segment_size_bytes(self.segment_size_bytes)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    Always,
+    Periodic,
+    None,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(value: DurabilityArg) -> Durability {
+        match value {
+            DurabilityArg::Always => Durability::Always,
+            DurabilityArg::Periodic => Durability::Periodic {
+                interval_ms: PERIODIC_INTERVAL_MS,
+            },
+            DurabilityArg::None => Durability::None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AppendArgs {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// The stream to append to.
+    #[arg(long)]
+    pub stream: String,
+    /// The event type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub event_type: String,
+    /// The event data as JSON; stored as MessagePack (content type "msgpack").
+    #[arg(long)]
+    pub data: String,
+    /// `any`, `no-stream`, `exists`, or the stream's current version N.
+    #[arg(long, default_value = "any", value_parser = parse_expected_version)]
+    pub expected_version: ExpectedVersion,
+    /// Make the append idempotent: if an append with this command id is
+    /// already in the log, nothing is written and its result is printed.
+    #[arg(long)]
+    pub command_id: Option<String>,
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    #[arg(long)]
+    pub causation_id: Option<String>,
+    /// Metadata as JSON; stored as its compact JSON text.
+    #[arg(long)]
+    pub metadata: Option<String>,
+    /// The event id (a UUID); generated when absent.
+    #[arg(long)]
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub writer: WriterOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The store directory (created if empty or missing).
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub writer: WriterOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// Read this stream (by version) instead of the whole log (by position).
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// First version (with --stream) or position to read; by default the
+    /// first event, or the newest with --backward.
+    #[arg(long)]
+    pub from: Option<u64>,
+    /// Read newest first.
+    #[arg(long)]
+    pub backward: bool,
+    /// Print at most this many events.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Only events of this type (repeat for several types).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub event_types: Vec<String>,
+    /// Only streams whose id starts with this prefix.
+    #[arg(long)]
+    pub category: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// Start at this global position (default 0: the whole log, then new events).
+    #[arg(long, conflicts_with = "from_end")]
+    pub from: Option<u64>,
+    /// Print only events appended from now on.
+    #[arg(long)]
+    pub from_end: bool,
+    /// Only events of this type (repeat for several types).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub event_types: Vec<String>,
+    /// Only streams whose id starts with this prefix.
+    #[arg(long)]
+    pub category: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// Write to this file instead of stdout (the file must not exist).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Where to create the benchmark store: an empty or missing directory,
+    /// kept afterwards. Default: a temporary directory, removed afterwards.
+    pub dir: Option<PathBuf>,
+    /// Events to append.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Bytes of data per event.
+    #[arg(long, default_value_t = 100)]
+    pub payload_bytes: usize,
+    /// Streams the events are spread over (round robin, one batch at a time).
+    #[arg(long, default_value_t = 1_000)]
+    pub streams: u64,
+    /// Events per append (one atomic batch).
+    #[arg(long, default_value_t = 100)]
+    pub batch: u64,
+    /// Durability of the appends. The default, `periodic`, keeps the default
+    /// run short; `always` measures one sync per append (group commit does
+    /// not help a single appender).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Periodic)]
+    pub durability: DurabilityArg,
+    /// Size of the segment files.
+    #[arg(long, default_value_t = annals::Options::default().segment_size_bytes)]
+    pub segment_size_bytes: u64,
+    /// Print the results as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// Cut the damaged data (after copying it to a backup directory).
+    /// Without it, repair only says what it would cut.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Parses `any`, `no-stream`, `exists` or a version number.
+pub fn parse_expected_version(text: &str) -> Result<ExpectedVersion, String> {
+    match text {
+        "any" => Ok(ExpectedVersion::Any),
+        "no-stream" | "no_stream" => Ok(ExpectedVersion::NoStream),
+        "exists" | "stream-exists" | "stream_exists" => Ok(ExpectedVersion::StreamExists),
+        _ => text
+            .parse::<u64>()
+            .map(ExpectedVersion::Exact)
+            .map_err(|_| {
+                format!(
+                    "{text:?} is not an expected version: use any, no-stream, exists or a number"
+                )
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn expected_versions_parse() {
+        assert_eq!(parse_expected_version("any"), Ok(ExpectedVersion::Any));
+        assert_eq!(
+            parse_expected_version("no-stream"),
+            Ok(ExpectedVersion::NoStream)
+        );
+        assert_eq!(
+            parse_expected_version("exists"),
+            Ok(ExpectedVersion::StreamExists)
+        );
+        assert_eq!(parse_expected_version("7"), Ok(ExpectedVersion::Exact(7)));
+        assert!(parse_expected_version("-1").is_err());
+    }
+}

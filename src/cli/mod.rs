@@ -1,0 +1,60 @@
+//! The `annals` command line: argument parsing, one module per command, and
+//! the one place where failures become exit codes.
+
+mod append;
+mod args;
+mod bench;
+mod event_json;
+mod export;
+mod failure;
+mod import;
+mod output;
+mod read;
+mod repair;
+mod stats;
+mod store_dir;
+mod tail;
+mod timestamp;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+use failure::{EXIT_OK, EXIT_USAGE, Failure};
+
+/// Parses the command line, runs the command, and turns its outcome into an
+/// exit code (see `failure` for the codes).
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // --help and --version are "errors" that print to stdout and succeed.
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() {
+                EXIT_USAGE
+            } else {
+                EXIT_OK
+            });
+        }
+    };
+    let outcome = match cli.command {
+        Command::Append(args) => append::run(&args),
+        Command::Import(args) => import::run(&args),
+        Command::Read(args) => read::run(&args),
+        Command::Tail(args) => tail::run(&args),
+        Command::Stats(args) => stats::run(&args),
+        Command::Export(args) => export::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Repair(args) => repair::run(&args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { code, message }) => {
+            if !message.is_empty() {
+                eprintln!("annals: {message}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Where commands print: buffered stdout, and progress bars on stderr only
+//! when a person is watching (stderr is a terminal).
+
+use std::io::{BufWriter, IsTerminal, StdoutLock, Write};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::failure::{Failure, from_stdout_error};
+
+/// Buffered, locked stdout. Call [`Output::flush`] after each line when a
+/// consumer waits for it (`tail`, `import` acknowledgements).
+pub struct Output {
+    out: BufWriter<StdoutLock<'static>>,
+}
+
+impl Output {
+    pub fn stdout() -> Output {
+        Output {
+            out: BufWriter::with_capacity(64 * 1024, std::io::stdout().lock()),
+        }
+    }
+
+    /// The writer, for `serde_json::to_writer` and friends. Map its errors
+    /// with [`from_stdout_error`].
+    pub fn writer(&mut self) -> &mut BufWriter<StdoutLock<'static>> {
+        &mut self.out
+    }
+
+    /// Writes `value` as one JSON line.
+    pub fn json_line(&mut self, value: &impl serde::Serialize) -> Result<(), Failure> {
+        serde_json::to_writer(&mut self.out, value)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"))
+            .map_err(from_stdout_error)
+    }
+
+    /// Writes `text` as is.
+    pub fn text(&mut self, text: &str) -> Result<(), Failure> {
+        self.out
+            .write_all(text.as_bytes())
+            .map_err(from_stdout_error)
+    }
+
+    pub fn flush(&mut self) -> Result<(), Failure> {
+        self.out.flush().map_err(from_stdout_error)
+    }
+}
+
+/// A progress bar for `total` items on stderr, hidden unless stderr is a
+/// terminal (so that logs and pipes get no control characters).
+pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(
+        "{msg:>18} [{bar:40}] {human_pos}/{human_len} ({per_sec}, eta {eta})",
+    )
+    .expect("the progress template is valid")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}

@@ -1,0 +1,115 @@
+//! `annals read`: a stream by version, or the whole log by position, as JSON
+//! lines; forward or backward, with type and category filters.
+
+use annals::{Filter, RecordedEvent, Store};
+
+use super::args::ReadArgs;
+use super::event_json::write_event_line;
+use super::failure::{Failure, from_stdout_error};
+use super::output::Output;
+use super::store_dir::open_read_only;
+
+/// Events read from the store per call, bounding memory whatever the limit.
+const PAGE_EVENTS: usize = 1024;
+
+pub fn run(args: &ReadArgs) -> Result<(), Failure> {
+    let store = open_read_only(&args.dir)?;
+    let mut filter = Filter::default();
+    for event_type in &args.event_types {
+        filter = filter.event_type(event_type.as_str());
+    }
+    if let Some(prefix) = &args.category {
+        filter = filter.stream_prefix(prefix.as_str());
+    }
+    let mut out = Output::stdout();
+    let mut remaining = args.limit.unwrap_or(u64::MAX);
+    let mut pages = Pages {
+        store: &store,
+        stream: args.stream.as_deref(),
+        backward: args.backward,
+        filter: &filter,
+        next: args.from,
+        done: false,
+    };
+    while remaining > 0 {
+        let Some(page) = pages.next_page()? else {
+            break;
+        };
+        for event in page
+            .iter()
+            .filter(|e| filter.matches(&e.stream, &e.event_type))
+        {
+            write_event_line(out.writer(), event).map_err(from_stdout_error)?;
+            remaining -= 1;
+            if remaining == 0 {
+                break;
+            }
+        }
+    }
+    out.flush()
+}
+
+/// Walks the store page by page in the requested order. Forward reads of
+/// the whole log filter in the library (`read_all_filtered`); the other
+/// orders read every event and the caller filters.
+struct Pages<'a> {
+    store: &'a Store,
+    stream: Option<&'a str>,
+    backward: bool,
+    filter: &'a Filter,
+    /// The next version (stream) or position (log) to read; `None` for the default start.
+    next: Option<u64>,
+    done: bool,
+}
+
+impl Pages<'_> {
+    fn next_page(&mut self) -> Result<Option<Vec<RecordedEvent>>, Failure> {
+        if self.done {
+            return Ok(None);
+        }
+        let store = self.store;
+        let page = match (self.stream, self.backward) {
+            (Some(stream), false) => {
+                if self
+                    .filter
+                    .stream_prefix
+                    .as_deref()
+                    .is_some_and(|p| !stream.starts_with(p))
+                {
+                    Vec::new()
+                } else {
+                    store.read_stream(stream, self.next.unwrap_or(1), PAGE_EVENTS)?
+                }
+            }
+            (Some(stream), true) => {
+                store.read_stream_backward(stream, self.next.unwrap_or(u64::MAX), PAGE_EVENTS)?
+            }
+            (None, false) => {
+                store.read_all_filtered(self.next.unwrap_or(0), PAGE_EVENTS, self.filter)?
+            }
+            (None, true) => store.read_all_backward(self.next.unwrap_or(u64::MAX), PAGE_EVENTS)?,
+        };
+        let Some(last) = page.last() else {
+            self.done = true;
+            return Ok(None);
+        };
+        let cursor = if self.stream.is_some() {
+            last.version
+        } else {
+            last.position
+        };
+        self.next = if self.backward {
+            // Versions start at 1 and positions at 0: stop below the first.
+            match cursor.checked_sub(1) {
+                Some(next) if next > 0 || self.stream.is_none() => Some(next),
+                _ => None,
+            }
+        } else {
+            cursor.checked_add(1)
+        };
+        if self.next.is_none() {
+            self.done = true;
+        }
+        Ok(Some(page))
+    }
+}
