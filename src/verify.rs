@@ -579,6 +579,11 @@ struct Verifier<'p> {
     epoch: u32,
     last_timestamp_ns: Option<u64>,
     expected_head: Option<ExpectedHead>,
+    /// The recomputed chain value after the last batch ending exactly at
+    /// the expected head's position, when it differed from the expected
+    /// digest. Not final yet: sync markers after that batch end at the same
+    /// position, and the head recorded after a close is the marker's value.
+    head_mismatch: Option<[u8; 32]>,
     /// Path of the segment being verified.
     current: PathBuf,
 }
@@ -638,6 +643,7 @@ impl<'p> Verifier<'p> {
             epoch: 0,
             last_timestamp_ns: None,
             expected_head,
+            head_mismatch: None,
             current: dir.to_path_buf(),
         };
         if let Some(head) = expected_head
@@ -1046,7 +1052,7 @@ impl<'p> Verifier<'p> {
 
     fn batch(&mut self, batch: &BatchRef<'_>, events: &[EventRef<'_>], stats: &mut SegmentStats) {
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
-            // read_batch never returns a batch without events.
+            self.sync_marker(batch, stats);
             return;
         };
         let (first_event, last_event) = (&first.event, &last.event);
@@ -1136,6 +1142,55 @@ impl<'p> Verifier<'p> {
         stats.last_position = Some(last_position);
     }
 
+    /// A sync marker (a commit record with no events, written on close): it
+    /// sits at the next position and extends the hash chain like any batch.
+    fn sync_marker(&mut self, batch: &BatchRef<'_>, stats: &mut SegmentStats) {
+        let position = batch.commit.first_position;
+        if let Some(expected) = self.next_position
+            && position != expected
+        {
+            self.corrupt(
+                ProblemKind::Sequence,
+                batch.commit_offset as u64,
+                Some(position),
+                format!("sync marker at position {position} out of sequence: expected {expected}"),
+            );
+        }
+        self.next_position = Some(position);
+        match position.checked_sub(1) {
+            Some(last_position) => self.chain(batch, position, last_position),
+            None => {
+                // A marker before the first event: check its chain value only.
+                let computed =
+                    chain::next_chain(&self.computed, batch.event_frames, batch.commit_tail);
+                if computed != batch.commit.chain && self.report.first_chain_break.is_none() {
+                    self.corrupt(
+                        ProblemKind::ChainBroken,
+                        batch.start as u64,
+                        None,
+                        "hash chain breaks at the sync marker before the first event".to_string(),
+                    );
+                }
+                self.computed = computed;
+                self.stored = batch.commit.chain;
+                if let Some(head) = self.expected_head
+                    && head.position.is_none()
+                    && head.digest == computed
+                    && self.computed_from_genesis
+                {
+                    self.report
+                        .head_check
+                        .get_or_insert(HeadCheck::Matched { position: None });
+                }
+            }
+        }
+        let summary = &mut self.report.summary;
+        summary.batches += 1;
+        summary.data_bytes += (batch.end - batch.start) as u64;
+        summary.head = self.computed;
+        stats.batches += 1;
+    }
+
     /// Recomputes the batch's chain value and compares it with the stored
     /// one and with the expected head.
     fn chain(&mut self, batch: &BatchRef<'_>, first_position: u64, last_position: u64) {
@@ -1206,6 +1261,14 @@ impl<'p> Verifier<'p> {
             return;
         }
         match head.position {
+            Some(position)
+                if last_position == position
+                    && self.computed_from_genesis
+                    && self.computed != head.digest =>
+            {
+                // Maybe a sync marker at this same position matches.
+                self.head_mismatch = Some(self.computed);
+            }
             None => {
                 if self.computed_from_genesis && self.computed == head.digest {
                     self.report.head_check = Some(HeadCheck::Matched {
@@ -1220,10 +1283,10 @@ impl<'p> Verifier<'p> {
                     HeadCheck::Matched {
                         position: Some(position),
                     }
-                } else if last_position == position {
+                } else if let Some(found) = self.head_mismatch {
                     HeadCheck::RewrittenHistory {
                         position: Some(position),
-                        found: Some(self.computed),
+                        found: Some(found),
                     }
                 } else {
                     HeadCheck::RewrittenHistory {
@@ -1358,35 +1421,49 @@ impl<'p> Verifier<'p> {
         {
             let log_end = self.report.summary.last_position;
             let dir = self.report.dir.clone();
-            let (check, message) = match head.position {
-                Some(position) => (
-                    HeadCheck::Truncated { position, log_end },
-                    format!(
-                        "log truncated before position {position}: the log ends {}, but the expected \
-                         head {head} is after position {position}",
-                        log_end.map_or_else(
-                            || "before its first event".to_string(),
-                            |end| format!("at position {end}")
-                        )
-                    ),
-                ),
-                None if self.computed_from_genesis => (
+            let (check, message) = match (head.position, self.head_mismatch) {
+                (Some(position), Some(found)) => (
                     HeadCheck::RewrittenHistory {
-                        position: None,
-                        found: None,
+                        position: Some(position),
+                        found: Some(found),
                     },
                     format!(
-                        "rewritten history or truncated log: no batch's chain value, recomputed from \
+                        "rewritten history: after position {position} the chain recomputed from genesis \
+                         is {}, but the expected head is {head}: the log was changed at or before \
+                         position {position}",
+                        chain::to_hex(&found)
+                    ),
+                ),
+                (position, _) => match position {
+                    Some(position) => (
+                        HeadCheck::Truncated { position, log_end },
+                        format!(
+                            "log truncated before position {position}: the log ends {}, but the expected \
+                         head {head} is after position {position}",
+                            log_end.map_or_else(
+                                || "before its first event".to_string(),
+                                |end| format!("at position {end}")
+                            )
+                        ),
+                    ),
+                    None if self.computed_from_genesis => (
+                        HeadCheck::RewrittenHistory {
+                            position: None,
+                            found: None,
+                        },
+                        format!(
+                            "rewritten history or truncated log: no batch's chain value, recomputed from \
                          genesis, equals the expected head {head}"
+                        ),
                     ),
-                ),
-                None => (
-                    HeadCheck::Unverifiable,
-                    format!(
-                        "the expected head {head} cannot be checked: unreadable data or missing \
+                    None => (
+                        HeadCheck::Unverifiable,
+                        format!(
+                            "the expected head {head} cannot be checked: unreadable data or missing \
                          segments keep the chain from being recomputed from genesis"
+                        ),
                     ),
-                ),
+                },
             };
             self.problem(
                 Severity::Corruption,

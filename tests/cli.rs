@@ -1073,3 +1073,54 @@ fn bench_measures_a_tiny_run() {
     );
     expect(1, &["bench", "--events", "0"]);
 }
+
+#[test]
+fn verify_checks_the_store_and_an_expected_head() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = path(temp.path());
+    numbered_store(temp.path(), 600);
+    let run = expect(0, &["verify", d, "--json"]);
+    let report = &run.lines()[0];
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["events"], 600);
+    assert!(report["segments"].as_u64().unwrap() >= 3);
+    let head = format!(
+        "{}@{}",
+        report["head"].as_str().unwrap(),
+        report["head_position"]
+    );
+    let text = expect(0, &["verify", d, "--expect-head", &head]);
+    assert!(
+        text.stdout.contains("matched") && text.stdout.contains("OK"),
+        "{}",
+        text.stdout
+    );
+
+    // More events later: the old head still matches.
+    expect(
+        0,
+        &[
+            "append", d, "--stream", "s-9", "--type", "Later", "--data", "1",
+        ],
+    );
+    expect(0, &["verify", d, "--expect-head", &head]);
+    // A head that was never this log's is rewritten history: exit 4.
+    let forged = format!("{}@599", "ab".repeat(32));
+    let run = expect(4, &["verify", d, "--expect-head", &forged]);
+    assert!(run.stdout.contains("rewritten history"), "{}", run.stdout);
+    expect(2, &["verify", d, "--expect-head", "not-hex"]);
+
+    // A flipped byte in a sealed segment: exit 4, naming file and offset.
+    let sealed = &segment_files(temp.path())[1];
+    damage_middle_of(sealed);
+    let before = snapshot_of(temp.path());
+    let run = expect(4, &["verify", d]);
+    assert!(
+        run.stdout
+            .contains(sealed.file_name().unwrap().to_str().unwrap()),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("FAILED"), "{}", run.stdout);
+    assert_eq!(snapshot_of(temp.path()), before, "verify changed nothing");
+}

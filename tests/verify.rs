@@ -59,9 +59,9 @@ fn build_store(dir: &Path, batches: u64) -> ExpectedHead {
                 .unwrap();
         }
     }
-    let head = ExpectedHead::from(store.chain_head());
     store.close().unwrap();
-    head
+    // After close: the head includes the sync marker close appended.
+    ExpectedHead::from(Store::open_read_only(dir).unwrap().chain_head())
 }
 
 /// A store with at least `min_segments` segments and its head.
@@ -111,7 +111,9 @@ fn of_kind(report: &VerifyReport, kind: ProblemKind) -> Vec<&Problem> {
     report.problems.iter().filter(|p| p.kind == kind).collect()
 }
 
-/// One batch of a segment, as found by the format's own scanner.
+/// One batch of a segment, as found by the format's own scanner. A sync
+/// marker (written on close) has no events: its `last_position` is that of
+/// the event before it.
 #[derive(Debug, Clone)]
 struct Batch {
     start: usize,
@@ -127,7 +129,8 @@ fn header_of(bytes: &[u8]) -> SegmentHeader {
     SegmentHeader::decode(bytes).unwrap()
 }
 
-fn batches_of(bytes: &[u8]) -> Vec<Batch> {
+/// Every batch of a segment, sync markers included.
+fn all_batches_of(bytes: &[u8]) -> Vec<Batch> {
     let salt = header_of(bytes).salt;
     let data_end = bytes.len() - FOOTER_LEN;
     let mut events = Vec::new();
@@ -135,18 +138,27 @@ fn batches_of(bytes: &[u8]) -> Vec<Batch> {
     let mut out = Vec::new();
     while let BatchRead::Batch(batch) = scan::read_batch(bytes, salt, offset, data_end, &mut events)
     {
+        let first_position = batch.commit.first_position;
         out.push(Batch {
             start: batch.start,
             commit_offset: batch.commit_offset,
             end: batch.end,
-            first_position: events[0].event.position,
-            last_position: events.last().unwrap().event.position,
+            first_position,
+            last_position: (first_position + batch.commit.event_count).saturating_sub(1),
             event_offsets: events.iter().map(|e| e.offset).collect(),
             chain: batch.commit.chain,
         });
         offset = batch.end;
     }
     out
+}
+
+/// The batches of a segment that hold events (sync markers left out).
+fn batches_of(bytes: &[u8]) -> Vec<Batch> {
+    all_batches_of(bytes)
+        .into_iter()
+        .filter(|b| !b.event_offsets.is_empty())
+        .collect()
 }
 
 /// Recomputes the checksum of the frame at `offset`.
@@ -168,7 +180,7 @@ fn reseal(bytes: &mut [u8]) {
         panic!("reseal needs a sealed segment");
     };
     let header = header_of(bytes);
-    let batches = batches_of(bytes);
+    let batches = all_batches_of(bytes);
     let last = batches.last().unwrap();
     let footer = SegmentFooter {
         event_count: batches.iter().map(|b| b.event_offsets.len() as u64).sum(),
@@ -192,7 +204,7 @@ fn rechain(dir: &Path) -> [u8; 32] {
         let mut header = header_of(&bytes);
         header.chain_start = previous;
         bytes[..SEGMENT_HEADER_LEN].copy_from_slice(&header.encode());
-        for batch in batches_of(&bytes) {
+        for batch in all_batches_of(&bytes) {
             let body_start = batch.commit_offset + FRAME_HEADER_LEN;
             let body_len = u32::from_le_bytes(
                 bytes[batch.commit_offset..batch.commit_offset + 4]
@@ -536,7 +548,8 @@ fn a_truncated_log_is_caught_against_the_expected_head() {
     let mut bytes = read(&newest);
     let batches = batches_of(&bytes);
     let cut = &batches[batches.len() - 3];
-    let end = batches.last().unwrap().end;
+    // Up to the end of everything written, sync marker included.
+    let end = all_batches_of(&bytes).last().unwrap().end;
     bytes[cut.start..end].fill(0);
     write(&newest, &bytes);
     assert!(check(dir.path()).is_ok());
@@ -717,7 +730,7 @@ fn a_torn_tail_is_a_warning_and_verify_changes_nothing() {
     let (dir, head) = store_with_segments(2);
     let newest = segment_paths(dir.path()).pop().unwrap();
     let mut bytes = read(&newest);
-    let end = batches_of(&bytes).last().unwrap().end;
+    let end = all_batches_of(&bytes).last().unwrap().end;
     // Half a batch: bytes of a frame whose first header word was never published.
     bytes[end + 8..end + 40].fill(0xAB);
     write(&newest, &bytes);

@@ -30,6 +30,8 @@ pub enum Command {
     Read(ReadArgs),
     /// Print events as JSON lines and keep following new ones until interrupted.
     Tail(TailArgs),
+    /// Check every checksum, batch, position, version and the hash chain (changes nothing).
+    Verify(VerifyArgs),
     /// Print counts, sizes and the time range of a store.
     Stats(StatsArgs),
     /// Write every event as JSON lines, in log order, in the format `import` reads.
@@ -210,6 +212,20 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = annals::Options::default().segment_size_bytes)]
     pub segment_size_bytes: u64,
     /// Print the results as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// A head digest recorded earlier (`HEX` or `HEX@POSITION`, as verify
+    /// and stats print it): the log must still contain, unchanged,
+    /// everything up to it.
+    #[arg(long, value_name = "HEX[@POSITION]")]
+    pub expect_head: Option<String>,
+    /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }

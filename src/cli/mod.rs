@@ -15,6 +15,7 @@ mod stats;
 mod store_dir;
 mod tail;
 mod timestamp;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,7 @@ pub fn run() -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::Read(args) => read::run(&args),
         Command::Tail(args) => tail::run(&args),
+        Command::Verify(args) => verify::run(&args),
         Command::Stats(args) => stats::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Bench(args) => bench::run(&args),
