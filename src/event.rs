@@ -73,6 +73,11 @@ pub struct EventData {
     pub causation_id: Option<String>,
     /// How `data` is encoded (for example `"msgpack"`, `"json"`), if known.
     pub content_type: Option<String>,
+    /// The event's timestamp in nanoseconds since the Unix epoch, for
+    /// imports that keep the original times; `None` (the normal case) lets
+    /// the store assign it. A given timestamp earlier than the previous
+    /// event's is refused: timestamps never decrease along the log.
+    pub timestamp_ns: Option<u64>,
 }
 
 impl EventData {
@@ -86,6 +91,7 @@ impl EventData {
             correlation_id: None,
             causation_id: None,
             content_type: None,
+            timestamp_ns: None,
         }
     }
 
@@ -125,6 +131,13 @@ impl EventData {
     /// Sets the event id.
     pub fn with_id(mut self, id: Uuid) -> Self {
         self.id = Some(id);
+        self
+    }
+
+    /// Keeps `timestamp_ns` as the event's timestamp instead of the store's
+    /// clock (for imports); see [`EventData::timestamp_ns`].
+    pub fn with_timestamp_ns(mut self, timestamp_ns: u64) -> Self {
+        self.timestamp_ns = Some(timestamp_ns);
         self
     }
 

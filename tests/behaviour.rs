@@ -423,3 +423,55 @@ for_both_stores!(
         );
     }
 );
+
+for_both_stores!(
+    given_timestamps_are_kept_and_never_go_back,
+    |store: &Store| {
+        let imported = [
+            EventData::new("E", vec![1]).with_timestamp_ns(1_000),
+            EventData::new("E", vec![2]).with_timestamp_ns(1_000),
+            EventData::new("E", vec![3]).with_timestamp_ns(2_000),
+        ];
+        store
+            .append("old", ExpectedVersion::NoStream, &imported)
+            .unwrap();
+        let read: Vec<u64> = store
+            .read_stream("old", 1, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.timestamp_ns)
+            .collect();
+        assert_eq!(read, vec![1_000, 1_000, 2_000]);
+        let earlier = [EventData::new("E", vec![4]).with_timestamp_ns(1_999)];
+        assert!(matches!(
+            store.append("old", ExpectedVersion::Any, &earlier),
+            Err(Error::InvalidArgument(_))
+        ));
+        let backwards = [
+            EventData::new("E", vec![4]).with_timestamp_ns(3_000),
+            EventData::new("E", vec![5]).with_timestamp_ns(2_500),
+        ];
+        assert!(matches!(
+            store.append("old", ExpectedVersion::Any, &backwards),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert_eq!(
+            store.stream_version("old"),
+            3,
+            "refused batches write nothing"
+        );
+        store
+            .append("new", ExpectedVersion::Any, &one(b"now"))
+            .unwrap();
+        let now = store.read_stream("new", 1, 1).unwrap()[0].timestamp_ns;
+        assert!(now > 2_000);
+        assert!(matches!(
+            store.append(
+                "old",
+                ExpectedVersion::Any,
+                &[EventData::new("E", vec![]).with_timestamp_ns(2_000)]
+            ),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+);

@@ -18,6 +18,7 @@ use super::event_json::{decode_base64, encode_data, encode_metadata};
 use super::failure::Failure;
 use super::output::Output;
 use super::store_dir::open_writable;
+use super::timestamp::parse_rfc3339_nanos;
 
 /// One input line. Unknown keys are refused, so that a misspelt key is an
 /// error rather than silently lost data.
@@ -39,10 +40,6 @@ struct ImportLine {
     #[serde(default)]
     #[allow(dead_code)]
     position: Option<u64>,
-    /// Written by `export`; timestamps are assigned by the store.
-    #[serde(default)]
-    #[allow(dead_code)]
-    timestamp: Option<String>,
     /// The event of a one-event line; line-level metadata, correlation and
     /// causation ids are also the defaults of a batch's events.
     #[serde(flatten)]
@@ -55,6 +52,11 @@ struct ImportLine {
 struct ImportEvent {
     #[serde(default, rename = "type")]
     event_type: Option<String>,
+    /// Written by `export`: the original timestamp (RFC 3339, UTC), kept as
+    /// the event's timestamp. It must not be earlier than the previous
+    /// event's; without it the store assigns the current time.
+    #[serde(default)]
+    timestamp: Option<String>,
     #[serde(default, deserialize_with = "present")]
     data: Option<Value>,
     #[serde(default)]
@@ -211,6 +213,9 @@ fn event_data(event: &ImportEvent, defaults: Option<&ImportEvent>) -> Result<Eve
         .unwrap_or_default();
     if let Some(id) = &event.id {
         data.id = Some(parse_event_id(id).map_err(|f| f.message)?);
+    }
+    if let Some(timestamp) = &event.timestamp {
+        data.timestamp_ns = Some(parse_rfc3339_nanos(timestamp)?);
     }
     Ok(data)
 }

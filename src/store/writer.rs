@@ -34,6 +34,11 @@ pub(crate) struct Writer {
     buffer: Vec<u8>,
     /// Offsets of the event frames within `buffer`.
     frame_offsets: Vec<usize>,
+    /// Ids of the batch being appended (given or generated), kept so that
+    /// encoding again after a roll writes the same ones.
+    ids: Vec<Uuid>,
+    /// Timestamps of the batch being appended, likewise.
+    timestamps: Vec<u64>,
 }
 
 /// What an append asks for, validated.
@@ -68,6 +73,8 @@ impl Writer {
             last_timestamp_ns,
             buffer: Vec::with_capacity(64 * 1024),
             frame_offsets: Vec::new(),
+            ids: Vec::new(),
+            timestamps: Vec::new(),
         }
     }
 
@@ -98,25 +105,12 @@ impl Writer {
             }
             (actual, state.index.next_position(), state.index.chain_head)
         };
-        let timestamp_ns = now_ns().max(self.last_timestamp_ns);
-        let ids: Vec<Uuid> = request
-            .events
-            .iter()
-            .map(|e| e.id.unwrap_or_else(Uuid::now_v7))
-            .collect();
+        self.assign_ids_and_timestamps(request)?;
 
         if self.active_sealed {
             self.roll(shared, first_position, &chain_head)?;
         }
-        let mut chain = self.encode(
-            shared,
-            request,
-            &ids,
-            actual,
-            first_position,
-            timestamp_ns,
-            &chain_head,
-        )?;
+        let mut chain = self.encode(shared, request, actual, first_position, &chain_head)?;
         let capacity = format::data_capacity(self.active.header.segment_size_bytes) as usize;
         if self.buffer.len() > capacity {
             return Err(Error::LimitExceeded {
@@ -129,15 +123,7 @@ impl Writer {
             // A batch never spans segments: seal this one and start the next.
             self.roll(shared, first_position, &chain_head)?;
             // The salt and synced offset changed: encode again.
-            chain = self.encode(
-                shared,
-                request,
-                &ids,
-                actual,
-                first_position,
-                timestamp_ns,
-                &chain_head,
-            )?;
+            chain = self.encode(shared, request, actual, first_position, &chain_head)?;
         }
 
         let offset = self.write_offset;
@@ -150,6 +136,7 @@ impl Writer {
         first_word.copy_from_slice(&self.buffer[..8]);
         self.active.publish_word(offset, first_word);
         self.write_offset = end;
+        let timestamp_ns = *self.timestamps.last().expect("a batch has events");
         self.last_timestamp_ns = timestamp_ns;
 
         let event_count = request.events.len() as u64;
@@ -190,15 +177,40 @@ impl Writer {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Fills `ids` and `timestamps` for the request: given ids or new UUID
+    /// v7s; given timestamps (imports) or the clock, never earlier than the
+    /// previous event's.
+    fn assign_ids_and_timestamps(&mut self, request: &AppendRequest<'_>) -> Result<()> {
+        self.ids.clear();
+        self.timestamps.clear();
+        let now = now_ns();
+        let mut previous = self.last_timestamp_ns;
+        for (i, event) in request.events.iter().enumerate() {
+            self.ids.push(event.id.unwrap_or_else(Uuid::now_v7));
+            let timestamp = match event.timestamp_ns {
+                Some(given) if given < previous => {
+                    return Err(Error::InvalidArgument(format!(
+                        "event {i} of the batch for stream {:?} gives timestamp {given} ns, earlier \
+                         than the previous event's {previous} ns: timestamps never decrease",
+                        request.stream
+                    )));
+                }
+                Some(given) => given,
+                None => now.max(previous),
+            };
+            self.timestamps.push(timestamp);
+            previous = timestamp;
+        }
+        Ok(())
+    }
+
+    /// Encodes the batch into `buffer`; returns the chain value after it.
     fn encode(
         &mut self,
         shared: &Shared,
         request: &AppendRequest<'_>,
-        ids: &[Uuid],
         actual: u64,
         first_position: u64,
-        timestamp_ns: u64,
         chain_head: &[u8; CHAIN_LEN],
     ) -> Result<[u8; CHAIN_LEN]> {
         let salt = self.active.header.salt;
@@ -210,9 +222,9 @@ impl Writer {
                 stream: request.stream,
                 version: actual + 1 + i as u64,
                 position: first_position + i as u64,
-                id: *ids[i].as_bytes(),
+                id: *self.ids[i].as_bytes(),
                 event_type: &event.event_type,
-                timestamp_ns,
+                timestamp_ns: self.timestamps[i],
                 correlation_id: event.correlation_id.as_deref(),
                 causation_id: event.causation_id.as_deref(),
                 content_type: event.content_type.as_deref(),
