@@ -56,3 +56,8 @@ pub use store::{
     FOLLOW_POLL_MAX, LOCK_FILE_NAME, RecoveryReport, SUBSCRIPTION_READ_AHEAD, Store, Subscription,
 };
 pub use verify::{ExpectedHead, VerifyOptions, VerifyReport, verify};
+
+/// The README's examples, compiled and run as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
