@@ -207,7 +207,11 @@ impl Segment {
     ///
     /// Callers pass an `end` at or below the published end (or the whole
     /// length when no writer of this process can be writing), so the borrowed
-    /// bytes are never written while borrowed.
+    /// bytes are never written by this process while borrowed. A read-only
+    /// store following a writer in another process borrows the whole file
+    /// while that process appends to it: it trusts only frames whose header
+    /// word it loaded with acquire ordering and whose checksum matches (see
+    /// `format::frame::load_header_word`), and never the bytes after them.
     pub fn bytes(&self, end: usize) -> &[u8] {
         assert!(
             end <= self.len(),
