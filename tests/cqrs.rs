@@ -993,7 +993,7 @@ async fn malformed_batches_are_refused_with_nothing_written() {
     other_type.aggregate_type = "profile".into();
     let snapshot = || Some(("ada".to_string(), json!({}), 1));
     type SnapshotUpdate = Option<(String, Value, usize)>;
-    let refused: [(&str, Vec<SerializedEvent>, SnapshotUpdate); 6] = [
+    let refused: [(&str, Vec<SerializedEvent>, SnapshotUpdate); 7] = [
         (
             "two aggregates",
             vec![
@@ -1011,6 +1011,14 @@ async fn malformed_batches_are_refused_with_nothing_written() {
             None,
         ),
         ("sequence 0", vec![serialized("ada", 0, &deposit)], None),
+        (
+            "a sequence past the largest",
+            vec![
+                serialized("ada", usize::MAX, &deposit),
+                serialized("ada", 0, &deposit),
+            ],
+            None,
+        ),
         (
             "another type",
             vec![serialized("ada", 1, &deposit), other_type],

@@ -198,7 +198,7 @@ impl PersistedEventRepository for AnnalsEventRepository {
         aggregate_id: &str,
     ) -> Result<ReplayStream, PersistenceError> {
         let stream = stream_id(A::TYPE, aggregate_id).map_err(persistence_error)?;
-        Ok(self.replay(ReplayCursor::new(ReplaySource::Stream(stream))))
+        Ok(self.replay(ReplayCursor::new(ReplaySource::Stream(stream), &self.store)))
     }
 
     /// Every event of every aggregate of type `A`, in log order (the order
@@ -207,7 +207,7 @@ impl PersistedEventRepository for AnnalsEventRepository {
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
         let prefix = stream_prefix(A::TYPE).map_err(persistence_error)?;
         let filter = Filter::default().stream_prefix(prefix);
-        Ok(self.replay(ReplayCursor::new(ReplaySource::Log(filter))))
+        Ok(self.replay(ReplayCursor::new(ReplaySource::Log(filter), &self.store)))
     }
 }
 
@@ -247,7 +247,7 @@ impl Batch {
             )));
         }
         let mut encoded = Vec::with_capacity(events.len());
-        for (event, expected_sequence) in events.iter().zip(first.sequence..) {
+        for (index, event) in events.iter().enumerate() {
             if event.aggregate_type != aggregate_type || &event.aggregate_id != aggregate_id {
                 return Err(invalid(format!(
                     "one persist call holds events of {aggregate_type} {aggregate_id:?} and of \
@@ -255,17 +255,20 @@ impl Batch {
                     event.aggregate_type, event.aggregate_id
                 )));
             }
-            if event.sequence != expected_sequence {
+            if let Some(previous) = index.checked_sub(1).map(|i| events[i].sequence)
+                && previous.checked_add(1) != Some(event.sequence)
+            {
                 return Err(invalid(format!(
-                    "event sequence {} follows {} for {aggregate_type} {aggregate_id:?}: \
+                    "event sequence {} follows {previous} for {aggregate_type} {aggregate_id:?}: \
                      sequences in a batch are consecutive",
-                    event.sequence,
-                    expected_sequence - 1
+                    event.sequence
                 )));
             }
             encoded.push(mapping::event_data(event).map_err(persistence_error)?);
         }
-        let last_sequence = first_sequence + (events.len() as u64 - 1);
+        let last_sequence = events.last().map_or(first_sequence, |last| {
+            u64::try_from(last.sequence).unwrap_or(u64::MAX)
+        });
         let snapshot = match snapshot_update {
             None => None,
             Some((snapshot_id, _, _)) if &snapshot_id != aggregate_id => {
@@ -312,33 +315,34 @@ enum ReplaySource {
 }
 
 /// Where a replay is: the next version or position to read, and where it
-/// ends, fixed by the first read so that events committed during the replay
-/// are not part of it.
+/// ends, fixed when the replay is asked for so that events committed during
+/// the replay are not part of it.
 struct ReplayCursor {
     source: ReplaySource,
     next: u64,
-    /// The last version (stream) or the first position not to read (log).
-    end: Option<u64>,
+    /// The last version to read (stream) or the first position not to read
+    /// (log).
+    end: u64,
 }
 
 impl ReplayCursor {
-    fn new(source: ReplaySource) -> ReplayCursor {
-        let next = match source {
-            ReplaySource::Stream(_) => 1,
-            ReplaySource::Log(_) => 0,
+    /// A replay of `source` up to where it ends now. Reading a stream version
+    /// or the next position takes only the index's read lock, held by a
+    /// writer just long enough to publish a batch: cheap enough to do on an
+    /// async worker thread.
+    fn new(source: ReplaySource, store: &Store) -> ReplayCursor {
+        let (next, end) = match &source {
+            ReplaySource::Stream(stream) => (1, store.stream_version(stream)),
+            ReplaySource::Log(_) => (0, store.next_position()),
         };
-        ReplayCursor {
-            source,
-            next,
-            end: None,
-        }
+        ReplayCursor { source, next, end }
     }
 
     /// Reads the next page of events; an empty page is the end.
     fn next_page(&mut self, store: &Store) -> Result<Vec<RecordedEvent>, Error> {
         match &self.source {
             ReplaySource::Stream(stream) => {
-                let last = *self.end.get_or_insert_with(|| store.stream_version(stream));
+                let last = self.end;
                 if self.next > last {
                     return Ok(Vec::new());
                 }
@@ -352,7 +356,7 @@ impl ReplayCursor {
                 Ok(events)
             }
             ReplaySource::Log(filter) => {
-                let end = *self.end.get_or_insert_with(|| store.next_position());
+                let end = self.end;
                 if self.next >= end {
                     return Ok(Vec::new());
                 }
