@@ -35,6 +35,8 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+#[cfg(feature = "cqrs-es")]
+pub mod cqrs;
 mod error;
 mod event;
 mod filter;

@@ -1,0 +1,55 @@
+//! annals as the event store of [cqrs-es](https://docs.rs/cqrs-es) 0.5
+//! (feature `cqrs-es`).
+//!
+//! [`AnnalsEventRepository`] implements cqrs-es's `PersistedEventRepository`,
+//! the trait postgres-es, mysql-es and dynamo-es implement, so an
+//! application switches by changing the line that builds its framework:
+//!
+//! ```no_run
+//! use annals::cqrs::{AnnalsCqrs, annals_cqrs};
+//! use annals::{Options, Store};
+//! use cqrs_es::{Aggregate, Query};
+//!
+//! fn framework<A: Aggregate>(
+//!     queries: Vec<Box<dyn Query<A>>>,
+//!     services: A::Services,
+//! ) -> Result<AnnalsCqrs<A>, annals::Error> {
+//!     // was: postgres_es::postgres_cqrs(pool, queries, services)
+//!     let store = Store::open("data/events", Options::default())?;
+//!     Ok(annals_cqrs(store, queries, services))
+//! }
+//! ```
+//!
+//! # Mapping
+//!
+//! | cqrs-es | annals |
+//! |---|---|
+//! | aggregate type + aggregate id | stream `"{aggregate_type}-{aggregate_id}"` ([`stream_id`]); the type must not contain `-` |
+//! | event `sequence` | the event's version in that stream (both start at 1) |
+//! | `event_type` | the event type |
+//! | `payload` | the data, as JSON (content type `"json"`) |
+//! | `event_version`, `metadata` | the metadata: the JSON object `{"event_version": …, "metadata": …}` |
+//! | a `persist` call's events | one atomic append, expected version `first sequence - 1`; a conflict is `OptimisticLockError`, so cqrs-es returns `AggregateConflict` |
+//! | snapshot `current_sequence` | the annals snapshot's version: the sequence of the last event persisted with it |
+//! | snapshot `aggregate`, `current_snapshot` | the snapshot's data, the JSON object `{"current_snapshot": …, "aggregate": …}` |
+//! | all events of an aggregate type | the events of streams starting with `"{aggregate_type}-"`, in log order |
+//!
+//! Store calls run on tokio's blocking pool (`spawn_blocking`), never on the
+//! runtime's worker threads.
+//!
+//! # Which cqrs-es store kinds to use
+//!
+//! With cqrs-es 0.5.0, use the event store ([`annals_cqrs`]). Its snapshot
+//! and aggregate stores save aggregates to which the new events were applied
+//! twice (once by `EventSink::write`, once more by `PersistedEventStore::commit`):
+//! they are correct only for aggregates whose `apply` is idempotent.
+//! `docs/cqrs-es.md` has the details, the semantics of every trait method,
+//! and where this adapter differs from postgres-es.
+
+mod constructors;
+mod mapping;
+mod repository;
+
+pub use constructors::{AnnalsCqrs, annals_aggregate_cqrs, annals_cqrs, annals_snapshot_cqrs};
+pub use mapping::{STREAM_ID_SEPARATOR, stream_id, stream_prefix};
+pub use repository::{AnnalsEventRepository, DEFAULT_STREAMING_CHANNEL_SIZE};

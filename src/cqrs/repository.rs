@@ -1,0 +1,418 @@
+//! [`AnnalsEventRepository`]: cqrs-es's `PersistedEventRepository` on an
+//! annals [`Store`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cqrs_es::Aggregate;
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayFeed, ReplayStream, SerializedEvent,
+    SerializedSnapshot,
+};
+use serde_json::Value;
+
+use crate::codec::{Codec, Json};
+use crate::error::Error;
+use crate::event::{EventData, ExpectedVersion, RecordedEvent};
+use crate::filter::Filter;
+use crate::store::Store;
+
+use super::mapping::{self, persistence_error, stream_id, stream_prefix};
+
+/// Events buffered between the reader and the consumer of a
+/// [`ReplayStream`] unless [`AnnalsEventRepository::with_streaming_channel_size`]
+/// says otherwise (the same default as postgres-es).
+pub const DEFAULT_STREAMING_CHANNEL_SIZE: usize = 200;
+
+/// Events a replay reads from the store in one blocking call.
+const REPLAY_PAGE_EVENTS: usize = 256;
+
+/// An annals [`Store`] as the event and snapshot repository of cqrs-es's
+/// `PersistedEventStore`.
+///
+/// Every store call runs on tokio's blocking thread pool
+/// (`tokio::task::spawn_blocking`), so the repository must be used inside a
+/// tokio runtime, as cqrs-es itself is. Cloning it shares the store.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use annals::cqrs::AnnalsEventRepository;
+/// use annals::{Options, Store};
+/// # fn main() -> Result<(), annals::Error> {
+/// let store = Arc::new(Store::open("data/events", Options::default())?);
+/// let repository = AnnalsEventRepository::new(Arc::clone(&store));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AnnalsEventRepository {
+    store: Arc<Store>,
+    stream_channel_size: usize,
+    skipped_snapshot_saves: Arc<AtomicU64>,
+}
+
+impl AnnalsEventRepository {
+    /// A repository on `store` (a [`Store`] or an `Arc<Store>` shared with
+    /// other code, for example projections reading the log).
+    pub fn new(store: impl Into<Arc<Store>>) -> Self {
+        AnnalsEventRepository {
+            store: store.into(),
+            stream_channel_size: DEFAULT_STREAMING_CHANNEL_SIZE,
+            skipped_snapshot_saves: Arc::default(),
+        }
+    }
+
+    /// Buffers up to `events` events (at least 1) between the store and the
+    /// consumer of `stream_events` and `stream_all_events`.
+    pub fn with_streaming_channel_size(mut self, events: usize) -> Self {
+        self.stream_channel_size = events.max(1);
+        self
+    }
+
+    /// The store this repository writes to.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// How many snapshot saves were skipped because they failed after their
+    /// events had been committed (see [`PersistedEventRepository::persist`]
+    /// below): each leaves that aggregate's snapshot at an older sequence.
+    pub fn skipped_snapshot_saves(&self) -> u64 {
+        self.skipped_snapshot_saves.load(Ordering::Relaxed)
+    }
+
+    /// Runs `read_or_write` with the store on tokio's blocking pool.
+    async fn blocking<T, F>(&self, read_or_write: F) -> Result<T, PersistenceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, Error> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        match tokio::task::spawn_blocking(move || read_or_write(&store)).await {
+            Ok(result) => result.map_err(persistence_error),
+            Err(failed) => Err(PersistenceError::UnknownError(Box::new(failed))),
+        }
+    }
+
+    /// The events of one aggregate from sequence `from_sequence` on.
+    async fn read_events(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        from_sequence: u64,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        let stream = stream_id(aggregate_type, aggregate_id).map_err(persistence_error)?;
+        self.blocking(move |store| {
+            store
+                .read_stream(&stream, from_sequence, usize::MAX)?
+                .iter()
+                .map(mapping::serialized_event)
+                .collect()
+        })
+        .await
+    }
+
+    /// Starts a task that feeds the events `cursor` reads to a new stream.
+    fn replay(&self, cursor: ReplayCursor) -> ReplayStream {
+        let (feed, stream) = ReplayStream::new(self.stream_channel_size);
+        tokio::spawn(feed_replay(Arc::clone(&self.store), cursor, feed));
+        stream
+    }
+}
+
+impl PersistedEventRepository for AnnalsEventRepository {
+    /// Every event of the aggregate's stream, in sequence order.
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.read_events(A::TYPE, aggregate_id, 1).await
+    }
+
+    /// The events after sequence `last_sequence`.
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        let from = u64::try_from(last_sequence)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        self.read_events(A::TYPE, aggregate_id, from).await
+    }
+
+    /// The aggregate's newest snapshot. Its `current_sequence` is the annals
+    /// snapshot version. A snapshot past the end of the stream (a power cut
+    /// under `Durability::None` can lose events a snapshot already covered)
+    /// describes events the log does not have and is ignored.
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        let stream = stream_id(A::TYPE, aggregate_id).map_err(persistence_error)?;
+        let aggregate_id = aggregate_id.to_string();
+        self.blocking(move |store| {
+            let Some(snapshot) = store.load_snapshot(&stream)? else {
+                return Ok(None);
+            };
+            if snapshot.version > store.stream_version(&stream) {
+                return Ok(None);
+            }
+            mapping::serialized_snapshot(&aggregate_id, &snapshot).map(Some)
+        })
+        .await
+    }
+
+    /// Appends `events` to the aggregate's stream as one atomic batch, if
+    /// the stream is at `events[0].sequence - 1`; otherwise writes nothing
+    /// and returns `OptimisticLockError`. Then, if `snapshot_update` is
+    /// given, syncs the log and saves the snapshot at the last event's
+    /// sequence, so that a snapshot never covers events that are not durable.
+    ///
+    /// The append is the commit point: a snapshot save that fails after it
+    /// is not reported as a failure of the command (a retry would apply the
+    /// command twice). It is counted in
+    /// [`AnnalsEventRepository::skipped_snapshot_saves`], and the snapshot
+    /// stays at its previous sequence.
+    ///
+    /// Refused with nothing written: events of several aggregates or of
+    /// another aggregate type, sequences that are not consecutive from 1 or
+    /// more, and a snapshot with no events.
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        let Some(batch) = Batch::prepare(A::TYPE, events, snapshot_update)? else {
+            return Ok(());
+        };
+        let skipped = Arc::clone(&self.skipped_snapshot_saves);
+        self.blocking(move |store| batch.write(store, &skipped))
+            .await
+    }
+
+    /// The aggregate's events, in sequence order, up to its version when the
+    /// call is made.
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
+        let stream = stream_id(A::TYPE, aggregate_id).map_err(persistence_error)?;
+        Ok(self.replay(ReplayCursor::new(ReplaySource::Stream(stream), &self.store)))
+    }
+
+    /// Every event of every aggregate of type `A`, in log order (the order
+    /// they were committed in), up to the end of the log when the call is
+    /// made.
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        let prefix = stream_prefix(A::TYPE).map_err(persistence_error)?;
+        let filter = Filter::default().stream_prefix(prefix);
+        Ok(self.replay(ReplayCursor::new(ReplaySource::Log(filter), &self.store)))
+    }
+}
+
+/// A validated, encoded `persist` call.
+struct Batch {
+    stream: String,
+    expected: ExpectedVersion,
+    events: Vec<EventData>,
+    /// The snapshot's version (the last event's sequence) and data.
+    snapshot: Option<(u64, Vec<u8>)>,
+}
+
+impl Batch {
+    /// Checks and encodes a `persist` call; `None` when there is nothing to
+    /// write.
+    fn prepare(
+        aggregate_type: &str,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<Option<Batch>, PersistenceError> {
+        let invalid = |message: String| persistence_error(Error::InvalidArgument(message));
+        let Some(first) = events.first() else {
+            return match snapshot_update {
+                None => Ok(None),
+                Some((aggregate_id, ..)) => Err(invalid(format!(
+                    "a snapshot of {aggregate_type} {aggregate_id:?} with no events: \
+                     annals stores a snapshot at the sequence of the last event persisted with it"
+                ))),
+            };
+        };
+        let aggregate_id = &first.aggregate_id;
+        let stream = stream_id(aggregate_type, aggregate_id).map_err(persistence_error)?;
+        let first_sequence = u64::try_from(first.sequence).unwrap_or(u64::MAX);
+        if first_sequence == 0 {
+            return Err(invalid(format!(
+                "event sequence 0 for {aggregate_type} {aggregate_id:?}: sequences start at 1"
+            )));
+        }
+        let mut encoded = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            if event.aggregate_type != aggregate_type || &event.aggregate_id != aggregate_id {
+                return Err(invalid(format!(
+                    "one persist call holds events of {aggregate_type} {aggregate_id:?} and of \
+                     {} {:?}: a batch belongs to one aggregate",
+                    event.aggregate_type, event.aggregate_id
+                )));
+            }
+            if let Some(previous) = index.checked_sub(1).map(|i| events[i].sequence)
+                && previous.checked_add(1) != Some(event.sequence)
+            {
+                return Err(invalid(format!(
+                    "event sequence {} follows {previous} for {aggregate_type} {aggregate_id:?}: \
+                     sequences in a batch are consecutive",
+                    event.sequence
+                )));
+            }
+            encoded.push(mapping::event_data(event).map_err(persistence_error)?);
+        }
+        let last_sequence = events.last().map_or(first_sequence, |last| {
+            u64::try_from(last.sequence).unwrap_or(u64::MAX)
+        });
+        let snapshot = match snapshot_update {
+            None => None,
+            Some((snapshot_id, _, _)) if &snapshot_id != aggregate_id => {
+                return Err(invalid(format!(
+                    "a snapshot of {aggregate_type} {snapshot_id:?} persisted with events of \
+                     {aggregate_id:?}"
+                )));
+            }
+            Some((_, aggregate, current_snapshot)) => Some((
+                last_sequence,
+                mapping::snapshot_data(current_snapshot, aggregate).map_err(persistence_error)?,
+            )),
+        };
+        Ok(Some(Batch {
+            stream,
+            expected: ExpectedVersion::Exact(first_sequence - 1),
+            events: encoded,
+            snapshot,
+        }))
+    }
+
+    /// Appends the events, then saves the snapshot (see `persist`).
+    fn write(self, store: &Store, skipped_snapshot_saves: &AtomicU64) -> Result<(), Error> {
+        store.append(&self.stream, self.expected, &self.events)?;
+        if let Some((version, data)) = self.snapshot {
+            // Committed: from here on a failure costs only the snapshot.
+            let saved = store.flush().and_then(|()| {
+                store.save_snapshot(&self.stream, version, &data, Some(Json::CONTENT_TYPE))
+            });
+            if saved.is_err() {
+                skipped_snapshot_saves.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a replay reads.
+enum ReplaySource {
+    /// One stream, by version.
+    Stream(String),
+    /// The events of the log that pass the filter, by position.
+    Log(Filter),
+}
+
+/// Where a replay is: the next version or position to read, and where it
+/// ends, fixed when the replay is asked for so that events committed during
+/// the replay are not part of it.
+struct ReplayCursor {
+    source: ReplaySource,
+    next: u64,
+    /// The last version to read (stream) or the first position not to read
+    /// (log).
+    end: u64,
+}
+
+impl ReplayCursor {
+    /// A replay of `source` up to where it ends now. Reading a stream version
+    /// or the next position takes only the index's read lock, held by a
+    /// writer just long enough to publish a batch: cheap enough to do on an
+    /// async worker thread.
+    fn new(source: ReplaySource, store: &Store) -> ReplayCursor {
+        let (next, end) = match &source {
+            ReplaySource::Stream(stream) => (1, store.stream_version(stream)),
+            ReplaySource::Log(_) => (0, store.next_position()),
+        };
+        ReplayCursor { source, next, end }
+    }
+
+    /// Reads the next page of events; an empty page is the end.
+    fn next_page(&mut self, store: &Store) -> Result<Vec<RecordedEvent>, Error> {
+        match &self.source {
+            ReplaySource::Stream(stream) => {
+                let last = self.end;
+                if self.next > last {
+                    return Ok(Vec::new());
+                }
+                let remaining = usize::try_from(last - self.next + 1).unwrap_or(usize::MAX);
+                let events =
+                    store.read_stream(stream, self.next, remaining.min(REPLAY_PAGE_EVENTS))?;
+                self.next = match events.last() {
+                    Some(event) => event.version + 1,
+                    None => last + 1,
+                };
+                Ok(events)
+            }
+            ReplaySource::Log(filter) => {
+                let end = self.end;
+                if self.next >= end {
+                    return Ok(Vec::new());
+                }
+                let mut events = store.read_all_filtered(self.next, REPLAY_PAGE_EVENTS, filter)?;
+                let full_page = events.len() == REPLAY_PAGE_EVENTS;
+                events.retain(|event| event.position < end);
+                // A short page means the read reached the end of the log,
+                // which is at or past `end`.
+                self.next = match events.last() {
+                    Some(event) if full_page && events.len() == REPLAY_PAGE_EVENTS => {
+                        event.position + 1
+                    }
+                    _ => end,
+                };
+                Ok(events)
+            }
+        }
+    }
+}
+
+/// Reads pages on the blocking pool and pushes their events to `feed` until
+/// the end, a read error (pushed, then the replay stops) or the consumer
+/// dropping its stream. An event that is not a cqrs-es event is pushed as a
+/// deserialization error and the replay goes on.
+async fn feed_replay(store: Arc<Store>, mut cursor: ReplayCursor, mut feed: ReplayFeed) {
+    loop {
+        let store = Arc::clone(&store);
+        let page = tokio::task::spawn_blocking(move || {
+            let page = cursor.next_page(&store);
+            (cursor, page)
+        })
+        .await;
+        let events = match page {
+            Ok((returned, Ok(events))) => {
+                cursor = returned;
+                events
+            }
+            Ok((_, Err(error))) => {
+                let _ = feed.push(Err(persistence_error(error))).await;
+                return;
+            }
+            Err(failed) => {
+                let _ = feed
+                    .push(Err(PersistenceError::UnknownError(Box::new(failed))))
+                    .await;
+                return;
+            }
+        };
+        if events.is_empty() {
+            return;
+        }
+        for event in &events {
+            let event = mapping::serialized_event(event).map_err(persistence_error);
+            if feed.push(event).await.is_err() {
+                return;
+            }
+        }
+    }
+}
