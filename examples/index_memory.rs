@@ -21,10 +21,14 @@ fn options() -> Options {
 fn per_event(per_stream: u64) -> f64 {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Store::open(dir.path(), options()).expect("open");
-    let events: Vec<EventData> = (0..10).map(|_| EventData::new("E", vec![0u8; 16])).collect();
+    let events: Vec<EventData> = (0..10)
+        .map(|_| EventData::new("E", vec![0u8; 16]))
+        .collect();
     for batch in 0..EVENTS / 10 {
         let stream = format!("stream-{}", batch * 10 / per_stream);
-        store.append(&stream, ExpectedVersion::Any, &events).expect("append");
+        store
+            .append(&stream, ExpectedVersion::Any, &events)
+            .expect("append");
     }
     store.close().expect("close");
     let store = Store::open(dir.path(), options()).expect("reopen");
@@ -41,9 +45,13 @@ fn per_command_id() -> f64 {
             let stream = format!("stream-{}", i % 1000);
             if with_ids {
                 let id = annals::Uuid::now_v7().to_string();
-                store.append_idempotent(&id, &stream, ExpectedVersion::Any, &events).expect("append");
+                store
+                    .append_idempotent(&id, &stream, ExpectedVersion::Any, &events)
+                    .expect("append");
             } else {
-                store.append(&stream, ExpectedVersion::Any, &events).expect("append");
+                store
+                    .append(&stream, ExpectedVersion::Any, &events)
+                    .expect("append");
             }
         }
         store.index_heap_bytes() as f64
@@ -52,7 +60,16 @@ fn per_command_id() -> f64 {
 }
 
 fn main() {
-    println!("index bytes per event, streams of 10 events:    {:.1}", per_event(10));
-    println!("index bytes per event, streams of 1,000 events: {:.1}", per_event(1000));
-    println!("index bytes per command id (36-character ids):  {:.1}", per_command_id());
+    println!(
+        "index bytes per event, streams of 10 events:    {:.1}",
+        per_event(10)
+    );
+    println!(
+        "index bytes per event, streams of 1,000 events: {:.1}",
+        per_event(1000)
+    );
+    println!(
+        "index bytes per command id (36-character ids):  {:.1}",
+        per_command_id()
+    );
 }

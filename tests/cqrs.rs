@@ -1118,10 +1118,10 @@ async fn a_snapshot_past_the_end_of_its_stream_is_ignored() {
         std::fs::copy(entry.path(), snapshots(&behind).join(entry.file_name())).unwrap();
     }
     let store = Arc::new(open(behind.path()));
-    assert_eq!(
-        store.load_snapshot("account-ada").unwrap().unwrap().version,
-        3
-    );
+    // The snapshot file (at version 3) is there, but the library does not
+    // return a snapshot for versions the stream does not have.
+    assert!(snapshots(&behind).read_dir().unwrap().next().is_some());
+    assert!(store.load_snapshot("account-ada").unwrap().is_none());
     let repository = AnnalsEventRepository::new(Arc::clone(&store));
     assert_eq!(
         repository.get_snapshot::<BankAccount>("ada").await.unwrap(),

@@ -228,3 +228,85 @@ fn queries_match_brute_force_on_a_random_log() {
     store.close().unwrap();
     check(&Store::open(dir.path(), options()).unwrap());
 }
+
+/// Counts bytes reported durable through the fault-injection hooks.
+#[derive(Default)]
+struct SyncCounter(std::sync::Mutex<u64>);
+
+impl annals::hooks::StorageHooks for SyncCounter {
+    fn after_sync(&self, _path: &std::path::Path, offset: u64, len: u64) {
+        let mut end = self.0.lock().unwrap();
+        *end = (*end).max(offset + len);
+    }
+}
+
+#[test]
+fn saving_a_snapshot_makes_the_events_it_covers_durable_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = Arc::new(SyncCounter::default());
+    let options = Options::default()
+        .durability(annals::Durability::None)
+        .segment_size_bytes(1 << 20);
+    let options = Options {
+        hooks: annals::hooks::Hooks::new(counter.clone()),
+        ..options
+    };
+    let store = Store::open(dir.path(), options).unwrap();
+    let synced_at_open = *counter.0.lock().unwrap();
+    store
+        .append(
+            "s",
+            ExpectedVersion::NoStream,
+            &[EventData::new("E", vec![7u8; 5000])],
+        )
+        .unwrap();
+    assert_eq!(
+        *counter.0.lock().unwrap(),
+        synced_at_open,
+        "Durability::None does not sync appends"
+    );
+    store.save_snapshot("s", 1, b"state", None).unwrap();
+    assert!(
+        *counter.0.lock().unwrap() >= synced_at_open + 5000,
+        "the event was synced before the snapshot"
+    );
+}
+
+#[test]
+fn a_snapshot_past_the_end_of_its_stream_is_not_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    store
+        .append(
+            "s",
+            ExpectedVersion::NoStream,
+            &[EventData::new("E", vec![1])],
+        )
+        .unwrap();
+    store.close().unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), backup.path().join(entry.file_name())).unwrap();
+    }
+    let store = Store::open(dir.path(), options()).unwrap();
+    store
+        .append(
+            "s",
+            ExpectedVersion::Exact(1),
+            &[EventData::new("E", vec![2])],
+        )
+        .unwrap();
+    store.save_snapshot("s", 2, b"at 2", None).unwrap();
+    store.close().unwrap();
+    // The log is restored from the older copy; the snapshot directory is not.
+    for entry in std::fs::read_dir(backup.path()).unwrap() {
+        let entry = entry.unwrap();
+        let target = dir.path().join(entry.file_name());
+        let _ = std::fs::remove_file(&target);
+        std::fs::copy(entry.path(), &target).unwrap();
+    }
+    let store = Store::open(dir.path(), options()).unwrap();
+    assert_eq!(store.stream_version("s"), 1);
+    assert!(store.load_snapshot("s").unwrap().is_none());
+}

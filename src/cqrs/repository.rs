@@ -142,9 +142,8 @@ impl PersistedEventRepository for AnnalsEventRepository {
     }
 
     /// The aggregate's newest snapshot. Its `current_sequence` is the annals
-    /// snapshot version. A snapshot past the end of the stream (a power cut
-    /// under `Durability::None` can lose events a snapshot already covered)
-    /// describes events the log does not have and is ignored.
+    /// snapshot version. (`Store::load_snapshot` already leaves out a
+    /// snapshot past the end of its stream.)
     async fn get_snapshot<A: Aggregate>(
         &self,
         aggregate_id: &str,
@@ -155,9 +154,6 @@ impl PersistedEventRepository for AnnalsEventRepository {
             let Some(snapshot) = store.load_snapshot(&stream)? else {
                 return Ok(None);
             };
-            if snapshot.version > store.stream_version(&stream) {
-                return Ok(None);
-            }
             mapping::serialized_snapshot(&aggregate_id, &snapshot).map(Some)
         })
         .await
@@ -295,9 +291,8 @@ impl Batch {
         store.append(&self.stream, self.expected, &self.events)?;
         if let Some((version, data)) = self.snapshot {
             // Committed: from here on a failure costs only the snapshot.
-            let saved = store.flush().and_then(|()| {
-                store.save_snapshot(&self.stream, version, &data, Some(Json::CONTENT_TYPE))
-            });
+            // save_snapshot makes the events durable before the snapshot.
+            let saved = store.save_snapshot(&self.stream, version, &data, Some(Json::CONTENT_TYPE));
             if saved.is_err() {
                 skipped_snapshot_saves.fetch_add(1, Ordering::Relaxed);
             }

@@ -386,6 +386,12 @@ impl Store {
         &self.shared.report
     }
 
+    /// The options the store was opened with (for a read-only store, the
+    /// defaults: its limits apply to nothing it writes).
+    pub fn options(&self) -> &Options {
+        &self.shared.options
+    }
+
     /// The store directory.
     pub fn dir(&self) -> &Path {
         &self.shared.dir

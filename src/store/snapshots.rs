@@ -13,7 +13,8 @@ impl Store {
     /// Saves `data` as the snapshot of `stream` at `version`, unless a
     /// snapshot with a higher version is already stored; returns whether it
     /// was stored. Crash-safe: after a crash the previous snapshot or this one
-    /// is there, never a mix.
+    /// is there, never a mix. The log is made durable first, so a snapshot
+    /// never survives a power loss that the events it covers do not.
     ///
     /// ```
     /// use annals::{EventData, ExpectedVersion, Options, Store};
@@ -58,6 +59,7 @@ impl Store {
                 max: max as u64,
             });
         }
+        self.flush()?;
         let record = SnapshotRecord {
             stream,
             version,
@@ -84,14 +86,19 @@ impl Store {
     }
 
     /// Loads the newest snapshot of `stream`, if any. Read the stream from
-    /// `snapshot.version + 1` to bring it up to date.
+    /// `snapshot.version + 1` to bring it up to date. A snapshot for a
+    /// version the stream does not have (the log was restored from an older
+    /// copy than the snapshots) is not returned: it would describe events
+    /// that do not exist.
     ///
     /// # Errors
     /// [`Error::Corrupt`] naming the snapshot file when it is damaged
     /// (deleting it is safe: the state can be rebuilt from the events).
     pub fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
-        self.shared
+        let snapshot = self
+            .shared
             .snapshots
-            .load(stream, self.shared.options.limits.max_snapshot_bytes)
+            .load(stream, self.shared.options.limits.max_snapshot_bytes)?;
+        Ok(snapshot.filter(|s| s.version <= self.stream_version(stream)))
     }
 }
