@@ -26,6 +26,7 @@
 //! | `ANNALS_BENCH_PAYLOAD` | 256 | payload bytes per event |
 //! | `ANNALS_BENCH_SYNC_OPS` | 2000 | durable appends per contender in workloads 2 and 3 |
 //! | `ANNALS_BENCH_THREADS` | 8 | threads of workload 3 |
+//! | `ANNALS_BENCH_REPEAT` | 3 | rounds of workloads 1, 3, 4, 5 (the median is reported) |
 //! | `ANNALS_BENCH_DIR` | the system temp dir | where the stores are created |
 //! | `ANNALS_BENCH_ONLY` | all | comma-separated workload numbers to run, e.g. `1,4,5` |
 //!
@@ -62,6 +63,7 @@ struct Config {
     payload: usize,
     sync_ops: usize,
     threads: usize,
+    repeat: usize,
     dir: PathBuf,
     only: Option<Vec<u32>>,
 }
@@ -84,6 +86,7 @@ impl Config {
             payload: number("ANNALS_BENCH_PAYLOAD", 256),
             sync_ops: number("ANNALS_BENCH_SYNC_OPS", 2_000),
             threads: number("ANNALS_BENCH_THREADS", 8),
+            repeat: number("ANNALS_BENCH_REPEAT", 3).max(1),
             dir: std::env::var_os("ANNALS_BENCH_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(std::env::temp_dir),
@@ -428,35 +431,17 @@ struct Written {
     raw: PathBuf,
 }
 
-fn workload_1(config: &Config, root: &Path, rows: &mut Vec<Row>) -> Written {
-    let written = Written {
-        annals: root.join("w1-annals"),
-        sqlite: root.join("w1-sqlite.db"),
-        raw: root.join("w1-raw.log"),
-    };
-    let data = payload(config.payload);
-    let streams: Vec<String> = (0..config.streams).map(stream_name).collect();
-    let batches = config.batches();
-    let events = config.total_events() as f64;
-    log(format!(
-        "1. batched append: {events} events, {} streams, {} per append",
-        config.streams, config.batch
-    ));
-
-    // annals
-    let store = Store::open(
-        &written.annals,
-        Options::default().durability(Durability::None),
-    )
-    .expect("opening annals");
+fn annals_batched(config: &Config, dir: &Path, data: &[u8], streams: &[String]) -> f64 {
+    let store =
+        Store::open(dir, Options::default().durability(Durability::None)).expect("opening annals");
     let mut versions = vec![0u64; config.streams];
     let started = Instant::now();
-    for b in 0..batches {
+    for b in 0..config.batches() {
         let s = b % config.streams;
         let correlation = correlation_id(b);
         let batch: Vec<EventData> = (0..config.batch)
             .map(|_| {
-                EventData::new(EVENT_TYPE, data.clone()).with_correlation_id(correlation.clone())
+                EventData::new(EVENT_TYPE, data.to_vec()).with_correlation_id(correlation.clone())
             })
             .collect();
         let result = store
@@ -464,41 +449,107 @@ fn workload_1(config: &Config, root: &Path, rows: &mut Vec<Row>) -> Written {
             .expect("annals append");
         versions[s] = result.last_version;
     }
-    let annals_secs = started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
     store.close().expect("closing annals");
-    log(format!("   annals {annals_secs:.2} s"));
+    seconds
+}
 
-    // SQLite
-    let mut sqlite = Sqlite::open(&written.sqlite, "NORMAL");
+fn sqlite_batched(config: &Config, path: &Path, data: &[u8], streams: &[String]) -> f64 {
+    let mut sqlite = Sqlite::open(path, "NORMAL");
     let mut versions = vec![0i64; config.streams];
-    let payloads: Vec<&[u8]> = vec![&data; config.batch];
+    let payloads: Vec<&[u8]> = vec![data; config.batch];
     let started = Instant::now();
-    for b in 0..batches {
+    for b in 0..config.batches() {
         let s = b % config.streams;
         versions[s] = sqlite
             .append(&streams[s], versions[s], &payloads, &correlation_id(b))
             .expect("SQLite append");
     }
-    let sqlite_secs = started.elapsed().as_secs_f64();
-    drop(sqlite);
-    log(format!("   SQLite {sqlite_secs:.2} s"));
+    started.elapsed().as_secs_f64()
+}
 
-    // raw
+fn raw_batched(config: &Config, path: &Path, data: &[u8]) -> f64 {
     let started = Instant::now();
-    let mut out = BufWriter::new(File::create(&written.raw).expect("creating raw file"));
-    for _ in 0..batches {
+    let mut out = BufWriter::new(File::create(path).expect("creating raw file"));
+    for _ in 0..config.batches() {
         for _ in 0..config.batch {
-            raw_write_record(&mut out, &data);
+            raw_write_record(&mut out, data);
         }
     }
     out.flush().expect("raw flush");
     drop(out);
-    let raw_secs = started.elapsed().as_secs_f64();
-    log(format!("   raw {raw_secs:.2} s"));
+    started.elapsed().as_secs_f64()
+}
 
-    let annals = Value::Rate(events / annals_secs);
-    let sqlite = Value::Rate(events / sqlite_secs);
-    let raw = Value::Rate(events / raw_secs);
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs each contender `repeat` times, taking turns; returns the median
+/// seconds of each.
+fn rounds(repeat: usize, contenders: [&dyn Fn() -> f64; 3]) -> [f64; 3] {
+    let mut seconds = [Vec::new(), Vec::new(), Vec::new()];
+    for round in 0..repeat {
+        for (all, contender) in seconds.iter_mut().zip(contenders) {
+            all.push(contender());
+        }
+        log(format!(
+            "   round {round}: annals {:.2} s, SQLite {:.2} s, raw {:.2} s",
+            seconds[0][round], seconds[1][round], seconds[2][round]
+        ));
+    }
+    seconds.map(median)
+}
+
+fn remove(path: &Path) {
+    let _ = if path.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+}
+
+fn workload_1(config: &Config, root: &Path, rows: &mut Vec<Row>) -> Written {
+    let data = payload(config.payload);
+    let streams: Vec<String> = (0..config.streams).map(stream_name).collect();
+    let events = config.total_events() as f64;
+    log(format!(
+        "1. batched append: {events} events, {} streams, {} per append, {} rounds",
+        config.streams, config.batch, config.repeat
+    ));
+    let mut seconds = [Vec::new(), Vec::new(), Vec::new()];
+    let mut written = None;
+    for round in 0..config.repeat {
+        // The contenders take turns, so that background writeback of one
+        // round's dirty pages hits each of them alike.
+        let paths = Written {
+            annals: root.join(format!("w1-annals-{round}")),
+            sqlite: root.join(format!("w1-sqlite-{round}.db")),
+            raw: root.join(format!("w1-raw-{round}.log")),
+        };
+        let round_seconds = [
+            annals_batched(config, &paths.annals, &data, &streams),
+            sqlite_batched(config, &paths.sqlite, &data, &streams),
+            raw_batched(config, &paths.raw, &data),
+        ];
+        log(format!(
+            "   round {round}: annals {:.2} s, SQLite {:.2} s, raw {:.2} s",
+            round_seconds[0], round_seconds[1], round_seconds[2]
+        ));
+        for (all, one) in seconds.iter_mut().zip(round_seconds) {
+            all.push(one);
+        }
+        if let Some(previous) = written.replace(paths) {
+            remove(&previous.annals);
+            remove(&previous.sqlite);
+            remove(&PathBuf::from(format!("{}-wal", previous.sqlite.display())));
+            remove(&PathBuf::from(format!("{}-shm", previous.sqlite.display())));
+            remove(&previous.raw);
+        }
+    }
+    let written = written.expect("at least one round");
+    let [annals, sqlite, raw] = seconds.map(|s| Value::Rate(events / median(s)));
     let disk = |path: &Path| {
         let bytes = if path.is_dir() {
             dir_bytes(path)
@@ -705,10 +756,24 @@ fn workload_3(config: &Config, root: &Path, rows: &mut Vec<Row>) {
     log(format!(
         "3. group commit: {total} durable appends by 1 and by {threads} threads"
     ));
-    let annals_one = annals_group_commit(&root.join("w3-annals-1"), 1, total, &data);
-    let annals_many = annals_group_commit(&root.join("w3-annals-n"), threads, total, &data);
-    let sqlite_one = sqlite_group_commit(&root.join("w3-sqlite-1.db"), 1, total, &data);
-    let sqlite_many = sqlite_group_commit(&root.join("w3-sqlite-n.db"), threads, total, &data);
+    let mut rates = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    for round in 0..config.repeat {
+        let dir = |name: &str| root.join(format!("w3-{name}-{round}"));
+        let round_rates = [
+            annals_group_commit(&dir("annals-1"), 1, total, &data),
+            annals_group_commit(&dir("annals-n"), threads, total, &data),
+            sqlite_group_commit(&dir("sqlite-1.db"), 1, total, &data),
+            sqlite_group_commit(&dir("sqlite-n.db"), threads, total, &data),
+        ];
+        log(format!(
+            "   round {round}: annals {:.0}/s and {:.0}/s, SQLite {:.0}/s and {:.0}/s",
+            round_rates[0], round_rates[1], round_rates[2], round_rates[3]
+        ));
+        for (all, one) in rates.iter_mut().zip(round_rates) {
+            all.push(one);
+        }
+    }
+    let [annals_one, annals_many, sqlite_one, sqlite_many] = rates.map(median);
     rows.push(Row {
         workload: "3. durable single appends, 1 thread, appends/s".into(),
         annals: Some(Value::Rate(annals_one)),
@@ -738,42 +803,42 @@ fn workload_4(config: &Config, written: &Written, rows: &mut Vec<Row>) {
         "4. read every stream fully: {} streams",
         streams.len()
     ));
-
     let store = Store::open(
         &written.annals,
         Options::default().durability(Durability::None),
     )
     .expect("opening annals");
-    let started = Instant::now();
-    let mut read = 0;
-    for stream in &streams {
-        let batch = store
-            .read_stream(stream, 1, usize::MAX)
-            .expect("annals read");
-        read += batch.len();
-        black_box(batch);
-    }
-    let annals_secs = started.elapsed().as_secs_f64();
-    assert_eq!(read, events, "annals read every event");
-    store.close().expect("closing annals");
-
     let sqlite = Sqlite::open(&written.sqlite, "NORMAL");
-    let started = Instant::now();
-    let mut read = 0;
-    for stream in &streams {
-        let batch = sqlite.read_stream(stream);
-        read += batch.len();
-        black_box(batch);
-    }
-    let sqlite_secs = started.elapsed().as_secs_f64();
-    assert_eq!(read, events, "SQLite read every event");
-    drop(sqlite);
-
+    let annals_round = || {
+        let started = Instant::now();
+        let mut read = 0;
+        for stream in &streams {
+            let batch = store
+                .read_stream(stream, 1, usize::MAX)
+                .expect("annals read");
+            read += batch.len();
+            black_box(batch);
+        }
+        assert_eq!(read, events, "annals read every event");
+        started.elapsed().as_secs_f64()
+    };
+    let sqlite_round = || {
+        let started = Instant::now();
+        let mut read = 0;
+        for stream in &streams {
+            let batch = sqlite.read_stream(stream);
+            read += batch.len();
+            black_box(batch);
+        }
+        assert_eq!(read, events, "SQLite read every event");
+        started.elapsed().as_secs_f64()
+    };
     // The raw file has no index: reading a stream means reading everything.
-    let started = Instant::now();
-    let (records, _) = raw_read_all(&written.raw);
-    let raw_secs = started.elapsed().as_secs_f64();
-    assert_eq!(records, events);
+    let raw_round = || raw_read_seconds(&written.raw, events);
+    let [annals_secs, sqlite_secs, raw_secs] =
+        rounds(config.repeat, [&annals_round, &sqlite_round, &raw_round]);
+    drop(sqlite);
+    store.close().expect("closing annals");
 
     let rate = |secs: f64| Value::Rate(events as f64 / secs);
     let (annals, sqlite, raw) = (rate(annals_secs), rate(sqlite_secs), rate(raw_secs));
@@ -797,44 +862,44 @@ fn workload_4(config: &Config, written: &Written, rows: &mut Vec<Row>) {
 fn workload_5(config: &Config, written: &Written, rows: &mut Vec<Row>) {
     let events = config.total_events();
     log(format!("5. read all {events} events in order"));
-
     let store = Store::open(
         &written.annals,
         Options::default().durability(Durability::None),
     )
     .expect("opening annals");
-    let started = Instant::now();
-    let mut position = 0u64;
-    loop {
-        let page = store
-            .read_all(position, READ_ALL_PAGE)
-            .expect("annals read");
-        let Some(last) = page.last() else { break };
-        position = last.position + 1;
-        black_box(page);
-    }
-    let annals_secs = started.elapsed().as_secs_f64();
-    assert_eq!(position as usize, events, "annals read every event");
-    store.close().expect("closing annals");
-
     let sqlite = Sqlite::open(&written.sqlite, "NORMAL");
-    let started = Instant::now();
-    let (mut after, mut read) = (0i64, 0usize);
-    loop {
-        let page = sqlite.read_all_page(after, READ_ALL_PAGE);
-        let Some(last) = page.last() else { break };
-        after = last.position;
-        read += page.len();
-        black_box(page);
-    }
-    let sqlite_secs = started.elapsed().as_secs_f64();
-    assert_eq!(read, events, "SQLite read every event");
+    let annals_round = || {
+        let started = Instant::now();
+        let mut position = 0u64;
+        loop {
+            let page = store
+                .read_all(position, READ_ALL_PAGE)
+                .expect("annals read");
+            let Some(last) = page.last() else { break };
+            position = last.position + 1;
+            black_box(page);
+        }
+        assert_eq!(position as usize, events, "annals read every event");
+        started.elapsed().as_secs_f64()
+    };
+    let sqlite_round = || {
+        let started = Instant::now();
+        let (mut after, mut read) = (0i64, 0usize);
+        loop {
+            let page = sqlite.read_all_page(after, READ_ALL_PAGE);
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            read += page.len();
+            black_box(page);
+        }
+        assert_eq!(read, events, "SQLite read every event");
+        started.elapsed().as_secs_f64()
+    };
+    let raw_round = || raw_read_seconds(&written.raw, events);
+    let [annals_secs, sqlite_secs, raw_secs] =
+        rounds(config.repeat, [&annals_round, &sqlite_round, &raw_round]);
     drop(sqlite);
-
-    let started = Instant::now();
-    let (records, _) = raw_read_all(&written.raw);
-    let raw_secs = started.elapsed().as_secs_f64();
-    assert_eq!(records, events);
+    store.close().expect("closing annals");
 
     let rate = |secs: f64| Value::Rate(events as f64 / secs);
     let (annals, sqlite, raw) = (rate(annals_secs), rate(sqlite_secs), rate(raw_secs));
@@ -849,6 +914,13 @@ fn workload_5(config: &Config, written: &Written, rows: &mut Vec<Row>) {
         ],
         target: "≥ 3× SQLite",
     });
+}
+
+fn raw_read_seconds(path: &Path, events: usize) -> f64 {
+    let started = Instant::now();
+    let (records, _) = raw_read_all(path);
+    assert_eq!(records, events, "raw read every record");
+    started.elapsed().as_secs_f64()
 }
 
 /// Memory of this process from /proc/self/statm, in bytes:
