@@ -27,6 +27,7 @@
 //! | `ANNALS_BENCH_SYNC_OPS` | 2000 | durable appends per contender in workloads 2 and 3 |
 //! | `ANNALS_BENCH_THREADS` | 8 | threads of workload 3 |
 //! | `ANNALS_BENCH_REPEAT` | 3 | rounds of workloads 1, 3, 4, 5 (the median is reported) |
+//! | `ANNALS_BENCH_SEGMENT_BYTES` | 67108864 (annals' default) | segment size of workload 1's annals store |
 //! | `ANNALS_BENCH_DIR` | the system temp dir | where the stores are created |
 //! | `ANNALS_BENCH_ONLY` | all | comma-separated workload numbers to run, e.g. `1,4,5` |
 //!
@@ -64,6 +65,7 @@ struct Config {
     sync_ops: usize,
     threads: usize,
     repeat: usize,
+    segment_bytes: u64,
     dir: PathBuf,
     only: Option<Vec<u32>>,
 }
@@ -87,6 +89,7 @@ impl Config {
             sync_ops: number("ANNALS_BENCH_SYNC_OPS", 2_000),
             threads: number("ANNALS_BENCH_THREADS", 8),
             repeat: number("ANNALS_BENCH_REPEAT", 3).max(1),
+            segment_bytes: number("ANNALS_BENCH_SEGMENT_BYTES", 64 << 20) as u64,
             dir: std::env::var_os("ANNALS_BENCH_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(std::env::temp_dir),
@@ -432,8 +435,10 @@ struct Written {
 }
 
 fn annals_batched(config: &Config, dir: &Path, data: &[u8], streams: &[String]) -> f64 {
-    let store =
-        Store::open(dir, Options::default().durability(Durability::None)).expect("opening annals");
+    let options = Options::default()
+        .durability(Durability::None)
+        .segment_size_bytes(config.segment_bytes);
+    let store = Store::open(dir, options).expect("opening annals");
     let mut versions = vec![0u64; config.streams];
     let started = Instant::now();
     for b in 0..config.batches() {
