@@ -603,91 +603,85 @@ fn latencies(mut samples: Vec<Duration>) -> (Duration, Duration) {
 }
 
 fn workload_2(config: &Config, root: &Path, rows: &mut Vec<Row>) {
+    use std::os::unix::fs::FileExt;
     let data = payload(config.payload);
     let ops = config.sync_ops;
-    log(format!("2. durable single append: {ops} appends each"));
+    log(format!(
+        "2. durable single append: {ops} appends each, contenders interleaved"
+    ));
     let streams: Vec<String> = (0..100).map(stream_name).collect();
 
-    // annals
     let store = Store::open(
         root.join("w2-annals"),
         Options::default().durability(Durability::Always),
     )
     .expect("opening annals");
-    let mut versions = vec![0u64; streams.len()];
-    let mut samples = Vec::with_capacity(ops);
-    for i in 0..WARMUP_OPS + ops {
-        let s = i % streams.len();
-        let event = [EventData::new(EVENT_TYPE, data.clone())];
-        let started = Instant::now();
-        let result = store
-            .append(&streams[s], ExpectedVersion::Exact(versions[s]), &event)
-            .expect("annals append");
-        if i >= WARMUP_OPS {
-            samples.push(started.elapsed());
-        }
-        versions[s] = result.last_version;
-    }
-    store.close().expect("closing annals");
-    let annals = latencies(samples);
-
-    // SQLite
+    let mut annals_versions = vec![0u64; streams.len()];
     let mut sqlite = Sqlite::open(&root.join("w2-sqlite.db"), "FULL");
-    let mut versions = vec![0i64; streams.len()];
-    let mut samples = Vec::with_capacity(ops);
-    for i in 0..WARMUP_OPS + ops {
-        let s = i % streams.len();
-        let started = Instant::now();
-        versions[s] = sqlite
-            .append(&streams[s], versions[s], &[&data], "request")
-            .expect("SQLite append");
-        if i >= WARMUP_OPS {
-            samples.push(started.elapsed());
-        }
-    }
-    drop(sqlite);
-    let sqlite = latencies(samples);
-
+    let mut sqlite_versions = vec![0i64; streams.len()];
     // raw: write + fdatasync of a growing file.
-    let mut file = OpenOptions::new()
+    let mut raw_file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(root.join("w2-raw.log"))
         .expect("creating raw file");
-    let mut samples = Vec::with_capacity(ops);
     let mut record = Vec::with_capacity(4 + data.len());
-    for i in 0..WARMUP_OPS + ops {
-        record.clear();
-        raw_write_record(&mut record, &data);
-        let started = Instant::now();
-        file.write_all(&record).expect("raw write");
-        file.sync_data().expect("raw fdatasync");
-        if i >= WARMUP_OPS {
-            samples.push(started.elapsed());
-        }
-    }
-    let raw = latencies(samples);
-
+    raw_write_record(&mut record, &data);
     // The floor: overwriting blocks that are already written and durable,
     // so that fdatasync has no file-system metadata to commit.
-    let path = root.join("w2-raw-overwrite.log");
-    let mut file = File::create(&path).expect("creating raw file");
-    let record_len = record.len();
-    file.write_all(&vec![0u8; (WARMUP_OPS + ops) * record_len])
-        .and_then(|()| file.sync_all())
+    let mut floor_file =
+        File::create(root.join("w2-raw-overwrite.log")).expect("creating raw file");
+    floor_file
+        .write_all(&vec![0u8; (WARMUP_OPS + ops) * record.len()])
+        .and_then(|()| floor_file.sync_all())
         .expect("pre-writing raw file");
-    let mut samples = Vec::with_capacity(ops);
+
+    // One append of each contender in turn, so that every contender sees the
+    // same disk: on a shared machine its latency changes from second to second.
+    let mut samples: [Vec<Duration>; 4] = Default::default();
     for i in 0..WARMUP_OPS + ops {
-        use std::os::unix::fs::FileExt;
+        let s = i % streams.len();
+        let mut timings = [Duration::ZERO; 4];
+
+        let event = [EventData::new(EVENT_TYPE, data.clone())];
         let started = Instant::now();
-        file.write_all_at(&record, (i * record_len) as u64)
+        let result = store
+            .append(
+                &streams[s],
+                ExpectedVersion::Exact(annals_versions[s]),
+                &event,
+            )
+            .expect("annals append");
+        timings[0] = started.elapsed();
+        annals_versions[s] = result.last_version;
+
+        let started = Instant::now();
+        sqlite_versions[s] = sqlite
+            .append(&streams[s], sqlite_versions[s], &[&data], "request")
+            .expect("SQLite append");
+        timings[1] = started.elapsed();
+
+        let started = Instant::now();
+        raw_file.write_all(&record).expect("raw write");
+        raw_file.sync_data().expect("raw fdatasync");
+        timings[2] = started.elapsed();
+
+        let started = Instant::now();
+        floor_file
+            .write_all_at(&record, (i * record.len()) as u64)
             .expect("raw write");
-        file.sync_data().expect("raw fdatasync");
+        floor_file.sync_data().expect("raw fdatasync");
+        timings[3] = started.elapsed();
+
         if i >= WARMUP_OPS {
-            samples.push(started.elapsed());
+            for (all, one) in samples.iter_mut().zip(timings) {
+                all.push(one);
+            }
         }
     }
-    let raw_overwrite = latencies(samples);
+    store.close().expect("closing annals");
+    drop(sqlite);
+    let [annals, sqlite, raw, raw_overwrite] = samples.map(latencies);
 
     for (label, pick, target) in [("p50", 0, "p50 ≤ 1.25× raw"), ("p99", 1, "(reported)")] {
         let get =
