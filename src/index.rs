@@ -121,50 +121,62 @@ impl Index {
         self.commands.get(command_id)
     }
 
-    /// Records one event. The caller has checked that `position` is the next
-    /// position and `version` the stream's next version.
-    pub fn add_event(
+    /// Records the events of one batch: consecutive events of `stream`, the
+    /// first at `first_version` and `first_position`, each given as its
+    /// location and correlation id. The caller has checked that
+    /// `first_position` is the next position and `first_version` the
+    /// stream's next version.
+    ///
+    /// The stream is looked up once per batch, not once per event: on open
+    /// that hashing was a tenth of the index rebuild.
+    pub fn add_batch<'a>(
         &mut self,
         stream: &str,
-        version: u64,
-        position: u64,
-        correlation_id: Option<&str>,
-        location: Location,
+        first_version: u64,
+        first_position: u64,
+        events: impl IntoIterator<Item = (Location, Option<&'a str>)>,
     ) {
-        if let Some(id) = correlation_id {
-            match self.correlations.get_mut(id) {
-                Some(locations) => locations.push(location),
-                None => {
-                    self.correlations.insert(id.into(), vec![location]);
-                }
-            }
-        }
-        let segment_ordinal = location.segment();
+        let newest = self
+            .segments
+            .len()
+            .checked_sub(1)
+            .expect("a segment exists");
+        let segment = &mut self.segments[newest];
         assert_eq!(
-            segment_ordinal + 1,
-            self.segments.len(),
-            "events go to the newest segment"
-        );
-        let segment = self.segments.last_mut().expect("a segment exists");
-        assert_eq!(
-            position,
+            first_position,
             segment.end_position(),
             "positions are consecutive"
         );
-        if (position - segment.base_position).is_multiple_of(POSITION_INDEX_STRIDE) {
-            segment.sparse_offsets.push(location.offset() as u32);
-        }
-        segment.event_count += 1;
-        let locations = match self.streams.get_mut(stream) {
-            Some(locations) => locations,
+        let stream_locations = match self.streams.get_mut(stream) {
+            Some(stream_locations) => stream_locations,
             None => self.streams.entry(stream.into()).or_default(),
         };
         assert_eq!(
-            locations.len() as u64 + 1,
-            version,
+            stream_locations.len() as u64 + 1,
+            first_version,
             "versions are consecutive"
         );
-        locations.push(location);
+        for (location, correlation_id) in events {
+            assert_eq!(
+                location.segment(),
+                newest,
+                "events go to the newest segment"
+            );
+            let position = segment.end_position();
+            if (position - segment.base_position).is_multiple_of(POSITION_INDEX_STRIDE) {
+                segment.sparse_offsets.push(location.offset() as u32);
+            }
+            segment.event_count += 1;
+            stream_locations.push(location);
+            if let Some(id) = correlation_id {
+                match self.correlations.get_mut(id) {
+                    Some(locations) => locations.push(location),
+                    None => {
+                        self.correlations.insert(id.into(), vec![location]);
+                    }
+                }
+            }
+        }
     }
 
     /// Locations of the events carrying `correlation_id`, in log order.

@@ -335,16 +335,16 @@ pub(crate) fn scan_batches(
                     ));
                 }
                 let timestamp = events.last().map_or(0, |e| e.event.timestamp_ns);
-                for event in &events {
-                    let body = &event.event;
-                    index.add_event(
-                        body.stream,
-                        body.version,
-                        body.position,
-                        body.correlation_id,
-                        Location::new(ordinal, event.offset),
-                    );
-                }
+                // `read_batch` checked that the events are consecutive
+                // versions and positions of one stream.
+                index.add_batch(
+                    first.stream,
+                    first.version,
+                    first.position,
+                    events
+                        .iter()
+                        .map(|e| (Location::new(ordinal, e.offset), e.event.correlation_id)),
+                );
                 let command = batch.commit.command_id.map(|id| {
                     (
                         id,

@@ -142,16 +142,21 @@ impl Writer {
         let event_count = request.events.len() as u64;
         {
             let mut state = shared.write_state();
-            for (i, frame_offset) in self.frame_offsets.iter().enumerate() {
-                let location = Location::new(self.ordinal, offset + frame_offset);
-                state.index.add_event(
-                    request.stream,
-                    actual + 1 + i as u64,
-                    first_position + i as u64,
-                    request.events[i].correlation_id.as_deref(),
-                    location,
-                );
-            }
+            let ordinal = self.ordinal;
+            state.index.add_batch(
+                request.stream,
+                actual + 1,
+                first_position,
+                self.frame_offsets
+                    .iter()
+                    .zip(request.events)
+                    .map(|(frame_offset, event)| {
+                        (
+                            Location::new(ordinal, offset + frame_offset),
+                            event.correlation_id.as_deref(),
+                        )
+                    }),
+            );
             let record = CommandRecord {
                 stream: request.stream.into(),
                 first_version: actual + 1,
