@@ -4,7 +4,7 @@
 //! Events are appended to streams as atomic batches with an optimistic
 //! concurrency check (the expected version), and read back by stream and
 //! version or by global position. Every record is checksummed, every batch
-//! extends a BLAKE3 hash chain, and a crash loses nothing that was
+//! extends a SHA-256 hash chain, and a crash loses nothing that was
 //! acknowledged as durable.
 //!
 //! Use it for event-sourced applications, high-throughput local logs tailed

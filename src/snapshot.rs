@@ -2,7 +2,7 @@
 //! aggregate reads only the events after it.
 //!
 //! Each stream has at most one snapshot, the one with the highest version, in
-//! `snapshots/<first 16 bytes of BLAKE3(stream id), hex>.snap` (format in
+//! `snapshots/<first 16 bytes of SHA-256(stream id), hex>.snap` (format in
 //! `format::snapshot`). A snapshot is written to a temporary file, synced,
 //! renamed over the old one and the directory synced, so a crash leaves
 //! either the old snapshot or the new one, never a mix. Snapshots are caches:
@@ -185,10 +185,7 @@ impl SnapshotStore {
 
 /// The file holding `stream`'s snapshot.
 fn file_path(dir: &Path, stream: &str) -> PathBuf {
-    let hash = blake3::hash(stream.as_bytes());
-    let name: String = hash.as_bytes()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = <sha2::Sha256 as sha2::Digest>::digest(stream.as_bytes());
+    let name: String = hash[..16].iter().map(|b| format!("{b:02x}")).collect();
     dir.join(format!("{name}.snap"))
 }

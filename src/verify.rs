@@ -1,6 +1,6 @@
 //! Verifying a store without changing it: every checksum, every batch, the
 //! sequence of positions and stream versions, every footer and header link,
-//! and the BLAKE3 hash chain recomputed over every batch. For audits of
+//! and the SHA-256 hash chain recomputed over every batch. For audits of
 //! compliance archives (`docs/compliance.md`) and for checking a store that a
 //! writer is appending to right now.
 //!

@@ -34,7 +34,7 @@ pub const FOOTER_LEN: usize = 128;
 /// word of a frame can be published with one aligned atomic store.
 pub const FRAME_ALIGN: usize = 8;
 
-/// Length of the hash-chain value (BLAKE3-256).
+/// Length of the hash-chain value (SHA-256).
 pub const CHAIN_LEN: usize = 32;
 
 /// The smallest segment file annals creates or accepts.
