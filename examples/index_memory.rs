@@ -17,15 +17,23 @@ fn options() -> Options {
 }
 
 /// Index bytes per event for `EVENTS` events in streams of `per_stream`,
-/// appended in batches of 10, reopened so the index is rebuilt (as on open).
-fn per_event(per_stream: u64) -> f64 {
+/// appended in batches of 10 (each batch with its own correlation id when
+/// `correlated`), reopened so the index is rebuilt (as on open).
+fn per_event(per_stream: u64, correlated: bool) -> f64 {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Store::open(dir.path(), options()).expect("open");
-    let events: Vec<EventData> = (0..10)
-        .map(|_| EventData::new("E", vec![0u8; 16]))
-        .collect();
     for batch in 0..EVENTS / 10 {
         let stream = format!("stream-{}", batch * 10 / per_stream);
+        let events: Vec<EventData> = (0..10)
+            .map(|_| {
+                let event = EventData::new("E", vec![0u8; 16]);
+                if correlated {
+                    event.with_correlation_id(format!("request-{batch}"))
+                } else {
+                    event
+                }
+            })
+            .collect();
         store
             .append(&stream, ExpectedVersion::Any, &events)
             .expect("append");
@@ -62,11 +70,15 @@ fn per_command_id() -> f64 {
 fn main() {
     println!(
         "index bytes per event, streams of 10 events:    {:.1}",
-        per_event(10)
+        per_event(10, false)
     );
     println!(
         "index bytes per event, streams of 1,000 events: {:.1}",
-        per_event(1000)
+        per_event(1000, false)
+    );
+    println!(
+        "index bytes per event, streams of 1,000 events, one correlation id per batch of 10: {:.1}",
+        per_event(1000, true)
     );
     println!(
         "index bytes per command id (36-character ids):  {:.1}",

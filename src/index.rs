@@ -6,6 +6,7 @@
 //! Per stream: its name and a vector header.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 /// One in this many events of a segment has its offset recorded in
 /// [`SegmentIndex::sparse_offsets`]; reading from a position steps over at
@@ -30,6 +31,49 @@ impl Location {
 
     pub fn offset(self) -> usize {
         (self.0 & u64::from(u32::MAX)) as usize
+    }
+}
+
+/// Consecutive events of one batch: the location of the first and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Run {
+    pub first: Location,
+    pub count: u32,
+}
+
+/// Where the events of one correlation id are, as runs. Most ids belong to
+/// one command, so one batch: that single run is kept inline, without a
+/// heap allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CorrelationRuns {
+    One(Run),
+    Many(Vec<Run>),
+}
+
+impl CorrelationRuns {
+    /// Adds the event at `location`: to the last run if it directly follows
+    /// it in the same batch (`continues_run`), else as a new run.
+    fn push(&mut self, location: Location, continues_run: bool) {
+        let new = Run {
+            first: location,
+            count: 1,
+        };
+        match self {
+            CorrelationRuns::One(run) if continues_run => run.count += 1,
+            CorrelationRuns::One(run) => *self = CorrelationRuns::Many(vec![*run, new]),
+            CorrelationRuns::Many(runs) => match runs.last_mut() {
+                Some(run) if continues_run => run.count += 1,
+                _ => runs.push(new),
+            },
+        }
+    }
+
+    /// The runs, in log order.
+    pub fn runs(&self) -> &[Run] {
+        match self {
+            CorrelationRuns::One(run) => std::slice::from_ref(run),
+            CorrelationRuns::Many(runs) => runs,
+        }
     }
 }
 
@@ -79,7 +123,13 @@ pub(crate) struct CommandRecord {
 pub(crate) struct Index {
     streams: HashMap<Box<str>, Vec<Location>>,
     commands: HashMap<Box<str>, CommandRecord>,
-    correlations: HashMap<Box<str>, Vec<Location>>,
+    /// Correlation id (by its 64-bit hash: the id itself is in the log) to
+    /// the locations of its events. Readers drop the events of another id
+    /// that shares the hash.
+    correlations: HashMap<u64, CorrelationRuns>,
+    /// Hashes correlation ids; random per index, so collisions cannot be
+    /// planned.
+    correlation_hasher: std::hash::RandomState,
     pub segments: Vec<SegmentIndex>,
     /// Timestamp of the newest event (0 for an empty store).
     pub last_timestamp_ns: u64,
@@ -156,6 +206,9 @@ impl Index {
             first_version,
             "versions are consecutive"
         );
+        // Consecutive events of this batch with the same correlation id form
+        // one run.
+        let mut previous_key = None;
         for (location, correlation_id) in events {
             assert_eq!(
                 location.segment(),
@@ -168,22 +221,37 @@ impl Index {
             }
             segment.event_count += 1;
             stream_locations.push(location);
-            if let Some(id) = correlation_id {
-                match self.correlations.get_mut(id) {
-                    Some(locations) => locations.push(location),
-                    None => {
-                        self.correlations.insert(id.into(), vec![location]);
+            match correlation_id {
+                Some(id) => {
+                    let key = self.correlation_hasher.hash_one(id);
+                    let continues_run = previous_key == Some(key);
+                    match self.correlations.get_mut(&key) {
+                        Some(runs) => runs.push(location, continues_run),
+                        None => {
+                            self.correlations.insert(
+                                key,
+                                CorrelationRuns::One(Run {
+                                    first: location,
+                                    count: 1,
+                                }),
+                            );
+                        }
                     }
+                    previous_key = Some(key);
                 }
+                None => previous_key = None,
             }
         }
     }
 
-    /// Locations of the events carrying `correlation_id`, in log order.
-    pub fn correlated(&self, correlation_id: &str) -> &[Location] {
+    /// Runs of the events carrying `correlation_id`, in log order, which may
+    /// hold a few events carrying another id with the same 64-bit hash: the
+    /// caller checks each event's id.
+    pub fn correlated(&self, correlation_id: &str) -> &[Run] {
+        let key = self.correlation_hasher.hash_one(correlation_id);
         self.correlations
-            .get(correlation_id)
-            .map_or(&[], |l| l.as_slice())
+            .get(&key)
+            .map_or(&[], CorrelationRuns::runs)
     }
 
     /// Records the end of a batch.
@@ -220,8 +288,10 @@ impl Index {
         }
         self.streams.shrink_to_fit();
         self.commands.shrink_to_fit();
-        for locations in self.correlations.values_mut() {
-            locations.shrink_to_fit();
+        for runs in self.correlations.values_mut() {
+            if let CorrelationRuns::Many(runs) = runs {
+                runs.shrink_to_fit();
+            }
         }
         self.correlations.shrink_to_fit();
     }
@@ -246,11 +316,12 @@ impl Index {
         let correlations: usize = self
             .correlations
             .iter()
-            .map(|(id, locations)| {
-                id.len() + locations.capacity() * std::mem::size_of::<Location>()
+            .map(|(_, runs)| match runs {
+                CorrelationRuns::One(_) => 0,
+                CorrelationRuns::Many(runs) => runs.capacity() * std::mem::size_of::<Run>(),
             })
             .sum::<usize>()
-            + self.correlations.capacity() * per_entry;
+            + self.correlations.capacity() * (std::mem::size_of::<(u64, CorrelationRuns)>() + 1);
         let segments: usize = self
             .segments
             .iter()

@@ -8,7 +8,7 @@ use crate::event::RecordedEvent;
 use crate::filter::Filter;
 
 use super::Store;
-use super::read::{visit_log, with_event_at};
+use super::read::{visit_log, visit_run};
 
 impl Store {
     /// Reads up to `max_count` events matching `filter`, in log order, from
@@ -58,12 +58,16 @@ impl Store {
     /// [`crate::Error::Corrupt`] if a record no longer decodes.
     pub fn read_correlated(&self, correlation_id: &str) -> Result<Vec<RecordedEvent>> {
         let state = self.shared.read_state();
-        state
-            .index
-            .correlated(correlation_id)
-            .iter()
-            .map(|&location| with_event_at(&state, location, RecordedEvent::from_body))
-            .collect()
+        let mut out = Vec::new();
+        for run in state.index.correlated(correlation_id) {
+            visit_run(&state, run, |body| {
+                // The index is keyed by a hash of the id: skip another id's events.
+                if body.correlation_id == Some(correlation_id) {
+                    out.push(RecordedEvent::from_body(body));
+                }
+            })?;
+        }
+        Ok(out)
     }
 
     /// The position of the first event whose timestamp is at or after

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
 use crate::format::body::{self, EventBody};
 use crate::format::frame::{self, FrameKind, FrameRead};
-use crate::index::{Location, POSITION_INDEX_STRIDE};
+use crate::index::{Location, POSITION_INDEX_STRIDE, Run};
 
 use super::{State, Store};
 
@@ -153,6 +153,38 @@ pub(crate) fn with_event_at<T>(
         offset as u64,
         format!("{problem} (the record changed after open)"),
     ))
+}
+
+/// Calls `f` with each event of `run`: consecutive event frames of one batch.
+pub(crate) fn visit_run(state: &State, run: &Run, mut f: impl FnMut(&EventBody<'_>)) -> Result<()> {
+    let ordinal = run.first.segment();
+    let segment = &state.segments[ordinal];
+    let end = state.index.segments[ordinal].end_offset;
+    let bytes = segment.bytes(end);
+    let mut offset = run.first.offset();
+    for _ in 0..run.count {
+        let problem = match frame::read_frame(bytes, segment.header.salt, offset, end) {
+            FrameRead::Frame(frame) if frame.kind == FrameKind::Event => {
+                match body::decode_event(frame.body) {
+                    Ok(event) => {
+                        f(&event);
+                        offset = frame.next_offset;
+                        continue;
+                    }
+                    Err(error) => error.to_string(),
+                }
+            }
+            FrameRead::Frame(_) => "the index points at a commit record, not an event".to_string(),
+            FrameRead::Empty => "the index points at an empty frame".to_string(),
+            FrameRead::Invalid(error) => error.to_string(),
+        };
+        return Err(Error::corrupt(
+            &segment.path,
+            offset as u64,
+            format!("{problem} (the record changed after open)"),
+        ));
+    }
+    Ok(())
 }
 
 /// Calls `f` with every event of the log from `from_position` on, in order,
