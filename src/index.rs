@@ -315,8 +315,8 @@ impl Index {
             + self.commands.capacity() * (std::mem::size_of::<(Box<str>, CommandRecord)>() + 1);
         let correlations: usize = self
             .correlations
-            .iter()
-            .map(|(_, runs)| match runs {
+            .values()
+            .map(|runs| match runs {
                 CorrelationRuns::One(_) => 0,
                 CorrelationRuns::Many(runs) => runs.capacity() * std::mem::size_of::<Run>(),
             })
