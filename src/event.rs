@@ -238,6 +238,32 @@ impl RecordedEvent {
     }
 }
 
+/// A borrowed view of one stored event, as [`crate::Store::scan_all`] and
+/// [`crate::Store::scan_stream`] hand it out: its fields point into the
+/// mapped segment file, so it lives only as long as the callback.
+pub type EventView<'a> = crate::format::body::EventBody<'a>;
+
+impl EventView<'_> {
+    /// The event id as a UUID.
+    pub fn event_id(&self) -> Uuid {
+        Uuid::from_bytes(self.id)
+    }
+
+    /// Decodes `data` into `T` with the built-in codec its content type
+    /// names (MessagePack when none is recorded).
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the data is not a valid encoding of `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
+        crate::codec::decode_by_content_type(self.content_type, self.data)
+    }
+
+    /// An owned copy of the event.
+    pub fn to_recorded(&self) -> RecordedEvent {
+        RecordedEvent::from_body(self)
+    }
+}
+
 /// What a successful append wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendResult {

@@ -50,7 +50,7 @@ mod store;
 pub mod verify;
 
 pub use error::{Error, Result};
-pub use event::{AppendResult, EventData, ExpectedVersion, RecordedEvent, Uuid};
+pub use event::{AppendResult, EventData, EventView, ExpectedVersion, RecordedEvent, Uuid};
 pub use filter::Filter;
 pub use options::{Durability, Limits, Options};
 pub use snapshot::{SNAPSHOT_DIR_NAME, Snapshot};

@@ -475,3 +475,62 @@ for_both_stores!(
         ));
     }
 );
+
+for_both_stores!(borrowed_scans_match_owned_reads, |store: &Store| {
+    use std::ops::ControlFlow;
+    for i in 0..700u64 {
+        store
+            .append(
+                &format!("s-{}", i % 3),
+                ExpectedVersion::Any,
+                &[EventData::new("T", vec![(i % 256) as u8; 150]).with_correlation_id("c")],
+            )
+            .unwrap();
+    }
+    for from in [0u64, 1, 16, 333, 699, 700] {
+        let mut scanned = Vec::new();
+        store
+            .scan_all(from, |event| {
+                scanned.push(event.to_recorded());
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(
+            scanned,
+            store.read_all(from, usize::MAX).unwrap(),
+            "from {from}"
+        );
+    }
+    let mut stream = Vec::new();
+    store
+        .scan_stream("s-1", 5, |event| {
+            stream.push(event.to_recorded());
+            if stream.len() == 10 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(stream, store.read_stream("s-1", 5, 10).unwrap());
+    // The lock is not held during the callback: appending from it works, and
+    // what it appends is not visited.
+    let mut visited = 0;
+    store
+        .scan_all(0, |event| {
+            visited += 1;
+            if event.position < 3 {
+                store
+                    .append(
+                        "inside",
+                        ExpectedVersion::Any,
+                        &[EventData::new("T", vec![])],
+                    )
+                    .unwrap();
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(visited, 700);
+    assert_eq!(store.stream_version("inside"), 3);
+});

@@ -2,14 +2,16 @@
 //! the whole log by position.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::event::RecordedEvent;
+use crate::event::{EventView, RecordedEvent};
 use crate::format::body::{self, EventBody};
 use crate::format::frame::{self, FrameKind, FrameRead};
 use crate::index::{Location, POSITION_INDEX_STRIDE, Run};
 
 use super::{State, Store};
+use crate::segment::Segment;
 
 impl Store {
     /// Reads up to `max_count` events of `stream`, from version `from_version`
@@ -124,23 +126,92 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Calls `f` with a borrowed view of every event of the log from
+    /// `from_position` on, in order, until `f` returns `Break` or the log (as
+    /// it was when the call began) ends. Nothing is copied or allocated per
+    /// event: the views point into the mapped segments, so this is the way
+    /// to fold many events (projections, exports, checks). The store's lock
+    /// is not held while `f` runs: `f` may use the store, even append
+    /// (events appended meanwhile are not visited).
+    ///
+    /// ```
+    /// use std::ops::ControlFlow;
+    /// use annals::{EventData, ExpectedVersion, Options, Store};
+    /// let store = Store::in_memory(Options::default())?;
+    /// store.append("a", ExpectedVersion::Any, &[EventData::new("E", vec![1]), EventData::new("E", vec![2])])?;
+    /// let mut sum = 0u64;
+    /// store.scan_all(0, |event| {
+    ///     sum += u64::from(event.data[0]);
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// assert_eq!(sum, 3);
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a record no longer decodes.
+    pub fn scan_all(
+        &self,
+        from_position: u64,
+        f: impl FnMut(&EventView<'_>) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let range = LogRange::new(&self.shared.read_state(), from_position);
+        match range {
+            Some(range) => range.visit(f),
+            None => Ok(()),
+        }
+    }
+
+    /// Calls `f` with a borrowed view of each event of `stream` from version
+    /// `from_version` on, through the index, until `f` returns `Break`; see
+    /// [`Store::scan_all`].
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if an indexed record no longer decodes.
+    pub fn scan_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        mut f: impl FnMut(&EventView<'_>) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let (locations, segments) = {
+            let state = self.shared.read_state();
+            let locations = state.index.stream_locations(stream);
+            let start = usize::try_from(from_version.max(1) - 1)
+                .unwrap_or(usize::MAX)
+                .min(locations.len());
+            let segments: Vec<(Arc<Segment>, usize)> = state
+                .segments
+                .iter()
+                .zip(&state.index.segments)
+                .map(|(segment, index)| (Arc::clone(segment), index.end_offset))
+                .collect();
+            (locations[start..].to_vec(), segments)
+        };
+        for location in locations {
+            let (segment, end) = &segments[location.segment()];
+            let (event, _) = event_frame_at(segment, *end, location.offset())?;
+            if f(&event).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Decodes the event at `location` and hands it to `f`.
-pub(crate) fn with_event_at<T>(
-    state: &State,
-    location: Location,
-    f: impl FnOnce(&EventBody<'_>) -> T,
-) -> Result<T> {
-    let ordinal = location.segment();
-    let segment = &state.segments[ordinal];
-    let end = state.index.segments[ordinal].end_offset;
+/// Decodes the event frame at `offset` of `segment`, whose published
+/// batches end at `end`; returns the event and the offset after its frame.
+///
+/// # Errors
+/// [`Error::Corrupt`] when the frame is not a valid event: the index only
+/// points at events checked on open or written since, so the file changed.
+fn event_frame_at(segment: &Segment, end: usize, offset: usize) -> Result<(EventBody<'_>, usize)> {
     let bytes = segment.bytes(end);
-    let offset = location.offset();
     let problem = match frame::read_frame(bytes, segment.header.salt, offset, end) {
         FrameRead::Frame(frame) if frame.kind == FrameKind::Event => {
             match body::decode_event(frame.body) {
-                Ok(event) => return Ok(f(&event)),
+                Ok(event) => return Ok((event, frame.next_offset)),
                 Err(error) => error.to_string(),
             }
         }
@@ -155,36 +226,104 @@ pub(crate) fn with_event_at<T>(
     ))
 }
 
+/// Decodes the event at `location` and hands it to `f`.
+pub(crate) fn with_event_at<T>(
+    state: &State,
+    location: Location,
+    f: impl FnOnce(&EventBody<'_>) -> T,
+) -> Result<T> {
+    let ordinal = location.segment();
+    let end = state.index.segments[ordinal].end_offset;
+    let (event, _) = event_frame_at(&state.segments[ordinal], end, location.offset())?;
+    Ok(f(&event))
+}
+
 /// Calls `f` with each event of `run`: consecutive event frames of one batch.
 pub(crate) fn visit_run(state: &State, run: &Run, mut f: impl FnMut(&EventBody<'_>)) -> Result<()> {
     let ordinal = run.first.segment();
     let segment = &state.segments[ordinal];
     let end = state.index.segments[ordinal].end_offset;
-    let bytes = segment.bytes(end);
     let mut offset = run.first.offset();
     for _ in 0..run.count {
-        let problem = match frame::read_frame(bytes, segment.header.salt, offset, end) {
-            FrameRead::Frame(frame) if frame.kind == FrameKind::Event => {
-                match body::decode_event(frame.body) {
-                    Ok(event) => {
-                        f(&event);
-                        offset = frame.next_offset;
-                        continue;
-                    }
-                    Err(error) => error.to_string(),
-                }
-            }
-            FrameRead::Frame(_) => "the index points at a commit record, not an event".to_string(),
-            FrameRead::Empty => "the index points at an empty frame".to_string(),
-            FrameRead::Invalid(error) => error.to_string(),
-        };
-        return Err(Error::corrupt(
-            &segment.path,
-            offset as u64,
-            format!("{problem} (the record changed after open)"),
-        ));
+        let (event, next) = event_frame_at(segment, end, offset)?;
+        f(&event);
+        offset = next;
     }
     Ok(())
+}
+
+/// The published log from one position on, as it was when taken: the
+/// segments (shared, so they stay mapped) and where their batches end.
+/// Published bytes never change, so a range is read without the store's lock.
+pub(crate) struct LogRange {
+    segments: Vec<(Arc<Segment>, usize)>,
+    /// Where visiting starts in the first segment (a recorded offset of the
+    /// sparse position index), and how many events to step over from there.
+    offset: usize,
+    skip: u64,
+}
+
+impl LogRange {
+    /// The log from `from_position` on; `None` when no event is there.
+    pub fn new(state: &State, from_position: u64) -> Option<LogRange> {
+        let ordinal = state.index.segment_of_position(from_position)?;
+        let first = &state.index.segments[ordinal];
+        let relative = from_position - first.base_position;
+        let offset = first.sparse_offsets[(relative / POSITION_INDEX_STRIDE) as usize] as usize;
+        let segments = state.segments[ordinal..]
+            .iter()
+            .zip(&state.index.segments[ordinal..])
+            .map(|(segment, index)| (Arc::clone(segment), index.end_offset))
+            .collect();
+        Some(LogRange {
+            segments,
+            offset,
+            skip: relative % POSITION_INDEX_STRIDE,
+        })
+    }
+
+    /// Calls `f` with every event of the range, in order, until it breaks.
+    pub fn visit(&self, mut f: impl FnMut(&EventBody<'_>) -> ControlFlow<()>) -> Result<()> {
+        let mut offset = self.offset;
+        let mut skip = self.skip;
+        for (segment, end) in &self.segments {
+            let (bytes, end) = (segment.bytes(*end), *end);
+            while offset < end {
+                let frame = match frame::read_frame(bytes, segment.header.salt, offset, end) {
+                    FrameRead::Frame(frame) => frame,
+                    FrameRead::Empty => {
+                        return Err(Error::corrupt(
+                            &segment.path,
+                            offset as u64,
+                            "an empty frame inside the indexed log",
+                        ));
+                    }
+                    FrameRead::Invalid(error) => {
+                        return Err(Error::corrupt(
+                            &segment.path,
+                            offset as u64,
+                            format!("{error} (the record changed after open)"),
+                        ));
+                    }
+                };
+                if frame.kind == FrameKind::Event {
+                    if skip > 0 {
+                        skip -= 1;
+                    } else {
+                        let event = body::decode_event(frame.body).map_err(|e| {
+                            Error::corrupt(&segment.path, offset as u64, e.to_string())
+                        })?;
+                        if f(&event).is_break() {
+                            return Ok(());
+                        }
+                    }
+                }
+                offset = frame.next_offset;
+            }
+            offset = crate::format::SEGMENT_HEADER_LEN;
+        }
+        Ok(())
+    }
 }
 
 /// Calls `f` with every event of the log from `from_position` on, in order,
@@ -193,54 +332,10 @@ pub(crate) fn visit_run(state: &State, run: &Run, mut f: impl FnMut(&EventBody<'
 pub(crate) fn visit_log(
     state: &State,
     from_position: u64,
-    mut f: impl FnMut(&EventBody<'_>) -> ControlFlow<()>,
+    f: impl FnMut(&EventBody<'_>) -> ControlFlow<()>,
 ) -> Result<()> {
-    let Some(mut ordinal) = state.index.segment_of_position(from_position) else {
-        return Ok(());
-    };
-    let first = &state.index.segments[ordinal];
-    let relative = from_position - first.base_position;
-    let mut offset = first.sparse_offsets[(relative / POSITION_INDEX_STRIDE) as usize] as usize;
-    let mut skip = relative % POSITION_INDEX_STRIDE;
-    loop {
-        let segment = &state.segments[ordinal];
-        let end = state.index.segments[ordinal].end_offset;
-        let bytes = segment.bytes(end);
-        while offset < end {
-            let frame = match frame::read_frame(bytes, segment.header.salt, offset, end) {
-                FrameRead::Frame(frame) => frame,
-                FrameRead::Empty => {
-                    return Err(Error::corrupt(
-                        &segment.path,
-                        offset as u64,
-                        "an empty frame inside the indexed log",
-                    ));
-                }
-                FrameRead::Invalid(error) => {
-                    return Err(Error::corrupt(
-                        &segment.path,
-                        offset as u64,
-                        format!("{error} (the record changed after open)"),
-                    ));
-                }
-            };
-            if frame.kind == FrameKind::Event {
-                if skip > 0 {
-                    skip -= 1;
-                } else {
-                    let event = body::decode_event(frame.body)
-                        .map_err(|e| Error::corrupt(&segment.path, offset as u64, e.to_string()))?;
-                    if f(&event).is_break() {
-                        return Ok(());
-                    }
-                }
-            }
-            offset = frame.next_offset;
-        }
-        ordinal += 1;
-        if ordinal >= state.segments.len() {
-            return Ok(());
-        }
-        offset = crate::format::SEGMENT_HEADER_LEN;
+    match LogRange::new(state, from_position) {
+        Some(range) => range.visit(f),
+        None => Ok(()),
     }
 }
