@@ -493,16 +493,24 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// Runs each contender `repeat` times, taking turns; returns the median
 /// seconds of each.
-fn rounds(repeat: usize, contenders: [&dyn Fn() -> f64; 3]) -> [f64; 3] {
-    let mut seconds = [Vec::new(), Vec::new(), Vec::new()];
+/// Runs each contender once per round, taking turns, and returns each
+/// one's median over the rounds.
+fn rounds<const N: usize>(
+    repeat: usize,
+    contenders: [&dyn Fn() -> f64; N],
+    names: [&str; N],
+) -> [f64; N] {
+    let mut seconds: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
     for round in 0..repeat {
         for (all, contender) in seconds.iter_mut().zip(contenders) {
             all.push(contender());
         }
-        log(format!(
-            "   round {round}: annals {:.2} s, SQLite {:.2} s, raw {:.2} s",
-            seconds[0][round], seconds[1][round], seconds[2][round]
-        ));
+        let line: Vec<String> = names
+            .iter()
+            .zip(&seconds)
+            .map(|(name, all)| format!("{name} {:.2} s", all[round]))
+            .collect();
+        log(format!("   round {round}: {}", line.join(", ")));
     }
     seconds.map(median)
 }
@@ -851,6 +859,23 @@ fn workload_4(config: &Config, written: &Written, rows: &mut Vec<Row>) {
         assert_eq!(read, events, "annals read every event");
         started.elapsed().as_secs_f64()
     };
+    // The same reads through borrowed views: nothing copied per event.
+    let scan_round = || {
+        let started = Instant::now();
+        let (mut read, mut bytes) = (0usize, 0usize);
+        for stream in &streams {
+            store
+                .scan_stream(stream, 1, |event| {
+                    read += 1;
+                    bytes += event.data.len() + event.event_type.len() + event.stream.len();
+                    std::ops::ControlFlow::Continue(())
+                })
+                .expect("annals scan");
+        }
+        black_box(bytes);
+        assert_eq!(read, events, "annals scanned every event");
+        started.elapsed().as_secs_f64()
+    };
     let sqlite_round = || {
         let started = Instant::now();
         let mut read = 0;
@@ -864,8 +889,11 @@ fn workload_4(config: &Config, written: &Written, rows: &mut Vec<Row>) {
     };
     // The raw file has no index: reading a stream means reading everything.
     let raw_round = || raw_read_seconds(&written.raw, events);
-    let [annals_secs, sqlite_secs, raw_secs] =
-        rounds(config.repeat, [&annals_round, &sqlite_round, &raw_round]);
+    let [annals_secs, scan_secs, sqlite_secs, raw_secs] = rounds(
+        config.repeat,
+        [&annals_round, &scan_round, &sqlite_round, &raw_round],
+        ["annals", "annals scan", "SQLite", "raw"],
+    );
     drop(sqlite);
     store.close().expect("closing annals");
 
@@ -883,6 +911,20 @@ fn workload_4(config: &Config, written: &Written, rows: &mut Vec<Row>) {
         ratios: vec![
             format!("{:.1}× SQLite", advantage(annals, sqlite)),
             format!("{:.2}× raw (one scan, no index)", advantage(annals, raw)),
+        ],
+        target: "≥ 3× SQLite",
+    });
+    let scan = rate(scan_secs);
+    rows.push(Row {
+        workload:
+            "4. the same, annals through `scan_stream` (borrowed views, nothing copied), events/s"
+                .to_string(),
+        annals: Some(scan),
+        sqlite: Some(sqlite),
+        raw: Some(raw),
+        ratios: vec![
+            format!("{:.1}× SQLite", advantage(scan, sqlite)),
+            format!("{:.2}× raw (one scan, no index)", advantage(scan, raw)),
         ],
         target: "≥ 3× SQLite",
     });
@@ -911,6 +953,21 @@ fn workload_5(config: &Config, written: &Written, rows: &mut Vec<Row>) {
         assert_eq!(position as usize, events, "annals read every event");
         started.elapsed().as_secs_f64()
     };
+    // The same read through borrowed views: nothing copied per event.
+    let scan_round = || {
+        let started = Instant::now();
+        let (mut read, mut bytes) = (0usize, 0usize);
+        store
+            .scan_all(0, |event| {
+                read += 1;
+                bytes += event.data.len() + event.event_type.len() + event.stream.len();
+                std::ops::ControlFlow::Continue(())
+            })
+            .expect("annals scan");
+        black_box(bytes);
+        assert_eq!(read, events, "annals scanned every event");
+        started.elapsed().as_secs_f64()
+    };
     let sqlite_round = || {
         let started = Instant::now();
         let (mut after, mut read) = (0i64, 0usize);
@@ -925,8 +982,11 @@ fn workload_5(config: &Config, written: &Written, rows: &mut Vec<Row>) {
         started.elapsed().as_secs_f64()
     };
     let raw_round = || raw_read_seconds(&written.raw, events);
-    let [annals_secs, sqlite_secs, raw_secs] =
-        rounds(config.repeat, [&annals_round, &sqlite_round, &raw_round]);
+    let [annals_secs, scan_secs, sqlite_secs, raw_secs] = rounds(
+        config.repeat,
+        [&annals_round, &scan_round, &sqlite_round, &raw_round],
+        ["annals", "annals scan", "SQLite", "raw"],
+    );
     drop(sqlite);
     store.close().expect("closing annals");
 
@@ -940,6 +1000,20 @@ fn workload_5(config: &Config, written: &Written, rows: &mut Vec<Row>) {
         ratios: vec![
             format!("{:.1}× SQLite", advantage(annals, sqlite)),
             format!("{:.2}× raw", advantage(annals, raw)),
+        ],
+        target: "≥ 3× SQLite",
+    });
+    let scan = rate(scan_secs);
+    rows.push(Row {
+        workload:
+            "5. the same, annals through `scan_all` (borrowed views, nothing copied), events/s"
+                .to_string(),
+        annals: Some(scan),
+        sqlite: Some(sqlite),
+        raw: Some(raw),
+        ratios: vec![
+            format!("{:.1}× SQLite", advantage(scan, sqlite)),
+            format!("{:.2}× raw", advantage(scan, raw)),
         ],
         target: "≥ 3× SQLite",
     });
