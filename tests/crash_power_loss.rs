@@ -278,6 +278,288 @@ fn check_image(store: &Store, run: &[Appended], bounds: Bounds, context: &str) -
     seen.len()
 }
 
+struct RunStats {
+    images: usize,
+    lost_unsynced: usize,
+}
+
+/// One run: a fresh store, several generations of appends, each ending in a
+/// crash image that the next generation recovers and continues.
+fn power_loss_run(seed: u64, durability: Durability, generations: usize, stats: &mut RunStats) {
+    let mut rng = Rng::new(seed);
+    let root = crashkit::ram_dir();
+    let mut dir = root.path().join("gen-0");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut run: Vec<Appended> = Vec::new();
+    let mut next_id = 0u64;
+    // What the directory to open next may and must hold.
+    let mut bounds = Bounds {
+        durable: 0,
+        started: 0,
+    };
+    for generation in 0..generations {
+        let context = format!("seed {seed}, {durability:?}, generation {generation}");
+        // What the crash image holds, as a reader sees it before recovery.
+        let visible = {
+            let reader = Store::open_read_only(&dir)
+                .unwrap_or_else(|e| panic!("{context}: read-only open of the crash image: {e}"));
+            check_image(&reader, &run, bounds, &context)
+        };
+        run.truncate(visible);
+        // Everything on the disk now is durable, the recovered batches included.
+        let recovered = Bounds {
+            durable: visible,
+            started: visible,
+        };
+        let disk = SimulatedDisk::new(&dir, rng.fork(), recovered, 300);
+        let mut hooked = options(durability);
+        hooked.hooks = Hooks::new(disk.clone());
+        let store = Store::open(&dir, hooked)
+            .unwrap_or_else(|e| panic!("{context}: opening the crash image failed: {e}"));
+        assert_eq!(
+            check_image(&store, &run, bounds, &context),
+            visible,
+            "{context}: the writer sees other batches than the reader"
+        );
+        crashkit::check_tail_zeroed(&dir).unwrap_or_else(|e| panic!("{context}: {e}"));
+        let mut durable = visible;
+        let mut versions: BTreeMap<String, u64> = BTreeMap::new();
+        for stream in run.iter().map(|b| b.stream.clone()) {
+            let version = store.stream_version(&stream);
+            versions.insert(stream, version);
+        }
+        let appends = rng.range(20, 70);
+        for _ in 0..appends {
+            let stream = format!("s-{}", rng.below(5));
+            let count = rng.range(1, 6) as u32;
+            let events = crashkit::make_batch(next_id, count, 1_500, &mut rng);
+            let version = versions.get(&stream).copied().unwrap_or(0);
+            let expected = if rng.chance(500) {
+                ExpectedVersion::Exact(version)
+            } else {
+                ExpectedVersion::Any
+            };
+            disk.set_bounds(Bounds {
+                durable,
+                started: run.len() + 1,
+            });
+            let result = store
+                .append(&stream, expected, &events)
+                .unwrap_or_else(|e| panic!("{context}: append failed: {e}"));
+            versions.insert(stream.clone(), result.last_version);
+            run.push(Appended {
+                batch_id: next_id,
+                stream,
+                first_version: result.first_version,
+                first_position: result.first_position,
+                count,
+            });
+            next_id += 1;
+            if durability == Durability::Always {
+                durable = run.len();
+            } else if rng.chance(80) {
+                store.flush().unwrap();
+                durable = run.len();
+            }
+            disk.set_bounds(Bounds {
+                durable,
+                started: run.len(),
+            });
+            if rng.chance(150) {
+                disk.capture("between appends");
+            }
+        }
+        // A crash point at the very end, then a clean close (whose syncs are
+        // crash points too).
+        disk.capture("after the last append");
+        store.close().unwrap();
+
+        let captures = disk.take_captures();
+        let continue_from = rng.below(captures.len() as u64) as usize;
+        for (i, capture) in captures.iter().enumerate() {
+            for attempt in 0..2 {
+                let fate = match rng.below(8) {
+                    0 => PageFate::AllLost,
+                    1 => PageFate::AllPersisted,
+                    _ => PageFate::Random,
+                };
+                let image = root
+                    .path()
+                    .join(format!("gen-{generation}-image-{i}-{attempt}"));
+                materialize(capture, fate, &mut rng, &image);
+                let context = format!(
+                    "{context}, crash image {i}.{attempt} taken {} ({fate:?} pages), {:?}",
+                    capture.label, capture.bounds
+                );
+                if i == continue_from && attempt == 0 {
+                    // Recovered and continued by the next generation.
+                    dir = image;
+                    bounds = capture.bounds;
+                    stats.images += 1;
+                    continue;
+                }
+                let store = Store::open(&image, options(durability))
+                    .unwrap_or_else(|e| panic!("{context}: the crash image does not open: {e}"));
+                let held = check_image(&store, &run, capture.bounds, &context);
+                if fate == PageFate::AllPersisted {
+                    // Everything written reached the disk, as in a process
+                    // crash: at most the batch in flight may be missing.
+                    assert!(
+                        held + 1 >= capture.bounds.started,
+                        "{context}: only {held} of {} batches survived though every written page did",
+                        capture.bounds.started
+                    );
+                }
+                stats.lost_unsynced += capture.bounds.started - held;
+                crashkit::check_tail_zeroed(&image).unwrap_or_else(|e| panic!("{context}: {e}"));
+                if rng.chance(150) {
+                    // The recovered store takes appends and reopens cleanly.
+                    store
+                        .append(
+                            "after-recovery",
+                            ExpectedVersion::Any,
+                            &crashkit::make_batch(u64::MAX - 1, 2, 100, &mut rng),
+                        )
+                        .unwrap_or_else(|e| panic!("{context}: append after recovery: {e}"));
+                    store.close().unwrap();
+                    let store = Store::open(&image, options(durability)).unwrap();
+                    crashkit::check_log(&store).unwrap_or_else(|e| panic!("{context}: {e}"));
+                } else {
+                    drop(store);
+                }
+                std::fs::remove_dir_all(&image).unwrap();
+                stats.images += 1;
+            }
+        }
+    }
+}
+
+fn power_loss_runs(name: &str, durability: Durability, runs: u64) {
+    let seed = crashkit::seed(name);
+    let mut rng = Rng::new(seed);
+    let mut stats = RunStats {
+        images: 0,
+        lost_unsynced: 0,
+    };
+    for _ in 0..runs {
+        power_loss_run(rng.next_u64(), durability, 3, &mut stats);
+    }
+    eprintln!(
+        "{name}: {} crash images checked, {} unsynced batches lost in them",
+        stats.images, stats.lost_unsynced
+    );
+}
+
+#[test]
+fn power_loss_keeps_every_acknowledged_batch_under_always() {
+    power_loss_runs(
+        "power_loss_always",
+        Durability::Always,
+        crashkit::scaled(12),
+    );
+}
+
+#[test]
+fn power_loss_keeps_every_flushed_batch_under_none() {
+    power_loss_runs("power_loss_none", Durability::None, crashkit::scaled(12));
+}
+
+#[test]
+#[ignore = "long: about 25,000 crash images"]
+fn power_loss_long() {
+    power_loss_runs(
+        "power_loss_always_long",
+        Durability::Always,
+        crashkit::scaled(120),
+    );
+    power_loss_runs(
+        "power_loss_none_long",
+        Durability::None,
+        crashkit::scaled(120),
+    );
+}
+
+/// Offsets where each complete batch of a segment file starts and ends.
+fn batch_ranges(path: &Path) -> Vec<(usize, usize)> {
+    let bytes = std::fs::read(path).unwrap();
+    let header = annals::format::header::SegmentHeader::decode(&bytes).unwrap();
+    let mut events = Vec::new();
+    let mut ranges = Vec::new();
+    let mut offset = SEGMENT_HEADER_LEN;
+    while let BatchRead::Batch(batch) = scan::read_batch(
+        &bytes,
+        header.salt,
+        offset,
+        bytes.len() - FOOTER_LEN,
+        &mut events,
+    ) {
+        ranges.push((batch.start, batch.end));
+        offset = batch.end;
+    }
+    ranges
+}
+
+/// A power loss kept a later batch but lost an earlier one: recovery
+/// discards both. If the discarded bytes were left on disk, appending the
+/// lost batch again (same size) would line the stale later batch up behind it
+/// and a later open would resurrect it: a batch that recovery reported as
+/// discarded, that nobody appended since.
+#[test]
+fn a_discarded_tail_never_comes_back() {
+    let dir = crashkit::ram_dir();
+    let live = dir.path().join("live");
+    let store = Store::open(&live, options(Durability::None)).unwrap();
+    let big = |id: u64| {
+        vec![EventData::new("Big", vec![id as u8; 5_000]).with_id(Uuid::from_u64_pair(7, id))]
+    };
+    for id in 0..3 {
+        store.append("a", ExpectedVersion::Any, &big(id)).unwrap();
+    }
+    // B3 and B4 both vouch only for what is synced now (the end of B2), and
+    // have the same size as the B3 appended again below.
+    store.flush().unwrap();
+    store.append("a", ExpectedVersion::Any, &big(3)).unwrap();
+    store
+        .append("b", ExpectedVersion::NoStream, &big(4))
+        .unwrap();
+    // The power loss: B3 never reached the disk, B4 did.
+    let crashed = dir.path().join("crashed");
+    crashkit::copy_dir(&live, &crashed);
+    drop(store);
+    let segment = crashkit::segment_files(&crashed).pop().unwrap();
+    let ranges = batch_ranges(&segment);
+    assert_eq!(ranges.len(), 5);
+    let (b3_start, b3_end) = ranges[3];
+    let bytes = std::fs::read(&segment).unwrap();
+    let mut lost = bytes.clone();
+    lost[b3_start..b3_end].fill(0);
+    std::fs::write(&segment, &lost).unwrap();
+
+    let store = Store::open(&crashed, options(Durability::None)).unwrap();
+    assert_eq!(store.next_position(), 3, "B3 and B4 are discarded");
+    assert_eq!(
+        store.recovery_report().torn_offset,
+        b3_start as u64,
+        "the torn tail starts at B3"
+    );
+    // The application appends B3 again: same events, same size.
+    store.append("a", ExpectedVersion::Any, &big(3)).unwrap();
+    assert_eq!(batch_ranges(&segment)[3], (b3_start, b3_end));
+    // A process crash now (no close), and another open.
+    let again = dir.path().join("again");
+    crashkit::copy_dir(&crashed, &again);
+    drop(store);
+    let store = Store::open(&again, options(Durability::None)).unwrap();
+    let events = store.read_all(0, usize::MAX).unwrap();
+    assert_eq!(
+        events.len(),
+        4,
+        "the discarded batch B4 came back: {:?}",
+        events.last().map(|e| (&e.stream, e.version))
+    );
+    assert_eq!(store.stream_version("b"), 0);
+}
+
 /// Found by `power_loss_keeps_every_flushed_batch_under_none`: sealing wrote
 /// the footer, then synced data and footer with one sync. A power loss in
 /// that sync could keep the footer page and lose data pages before it: the
