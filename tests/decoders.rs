@@ -88,32 +88,58 @@ fn scan_everything(bytes: &[u8], salt: u64) -> Vec<(usize, usize)> {
     found
 }
 
+/// The fields of an event body, owned.
+#[derive(Debug, Clone)]
+struct OwnedEvent {
+    stream: String,
+    version: u64,
+    position: u64,
+    id: [u8; 16],
+    event_type: String,
+    timestamp_ns: u64,
+    correlation: Option<String>,
+    metadata: Vec<u8>,
+    data: Vec<u8>,
+}
+
 /// An arbitrary event body (names and payloads of every length class).
-fn event_body_strategy() -> impl Strategy<
-    Value = (
-        String,
-        u64,
-        u64,
-        [u8; 16],
-        String,
-        u64,
-        Option<String>,
-        Vec<u8>,
-        Vec<u8>,
-    ),
-> {
+fn event_body_strategy() -> impl Strategy<Value = OwnedEvent> {
     (
-        "[a-z0-9-]{1,40}",
-        any::<u64>(),
-        any::<u64>(),
-        any::<[u8; 16]>(),
-        "[A-Za-z]{1,20}",
-        any::<u64>(),
-        proptest::option::of("[a-z]{0,300}"),
+        (
+            "[a-z0-9-]{1,40}",
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 16]>(),
+        ),
+        (
+            "[A-Za-z]{1,20}",
+            any::<u64>(),
+            proptest::option::of("[a-z]{0,300}"),
+        ),
         proptest::collection::vec(any::<u8>(), 0..40),
         // Payloads of every length class (up to bin 32), cheap to generate.
         (0usize..70_000, any::<u8>()).prop_map(|(len, byte)| vec![byte; len]),
     )
+        .prop_map(
+            |(
+                (stream, version, position, id),
+                (event_type, timestamp_ns, correlation),
+                metadata,
+                data,
+            )| {
+                OwnedEvent {
+                    stream,
+                    version,
+                    position,
+                    id,
+                    event_type,
+                    timestamp_ns,
+                    correlation,
+                    metadata,
+                    data,
+                }
+            },
+        )
 }
 
 /// A frame to assemble into a test segment.
@@ -296,16 +322,23 @@ proptest! {
 
     #[test]
     fn event_and_commit_bodies_round_trip(
-        (stream, version, position, id, event_type, timestamp_ns, correlation, metadata, data)
-            in event_body_strategy(),
+        owned in event_body_strategy(),
         command in proptest::option::of("[a-z0-9]{1,600}"),
         chain_value in any::<[u8; 32]>(),
         numbers in any::<(u64, u64, u64)>(),
     ) {
         let event = EventBody {
-            stream: &stream, version, position, id, event_type: &event_type, timestamp_ns,
-            correlation_id: correlation.as_deref(), causation_id: None,
-            content_type: Some("msgpack"), metadata: &metadata, data: &data,
+            stream: &owned.stream,
+            version: owned.version,
+            position: owned.position,
+            id: owned.id,
+            event_type: &owned.event_type,
+            timestamp_ns: owned.timestamp_ns,
+            correlation_id: owned.correlation.as_deref(),
+            causation_id: None,
+            content_type: Some("msgpack"),
+            metadata: &owned.metadata,
+            data: &owned.data,
         };
         let mut out = Vec::new();
         body::encode_event(&mut out, &event);
