@@ -16,8 +16,9 @@
 //! generation continues from one crash image, so recovery itself is crashed
 //! and recovered again.
 //!
-//! `cargo test --test crash_power_loss` checks about 2,500 crash images;
-//! `cargo test --test crash_power_loss -- --ignored` about 25,000.
+//! `cargo test --test crash_power_loss` takes about 2,500 crash points
+//! (3,000 crash images); `cargo test --test crash_power_loss -- --ignored`
+//! ten times as many.
 
 mod crashkit;
 
@@ -322,6 +323,7 @@ fn check_image(
 }
 
 struct RunStats {
+    crash_points: usize,
     images: usize,
     lost_unsynced: usize,
 }
@@ -395,7 +397,7 @@ impl Generation<'_> {
                 self.disk
                     .update_bounds(|b| b.durable.extend(completed.iter().copied()));
             }
-            if rng.chance(150) {
+            if rng.chance(300) {
                 self.disk.capture("between appends");
             }
         }
@@ -433,7 +435,7 @@ fn power_loss_run(
         appended.retain(|id, _| visible.iter().any(|b| b.batch_id == *id));
         // Everything on the disk now is durable, the recovered batches included.
         let recovered = Bounds::settled(visible.iter().map(|b| b.batch_id));
-        let disk = SimulatedDisk::new(&dir, rng.fork(), recovered.clone(), 300);
+        let disk = SimulatedDisk::new(&dir, rng.fork(), recovered.clone(), 450);
         let mut hooked = options(durability);
         hooked.hooks = Hooks::new(disk.clone());
         let store = Store::open(&dir, hooked)
@@ -469,9 +471,17 @@ fn power_loss_run(
         store.close().unwrap();
 
         let captures = disk.take_captures();
+        stats.crash_points += captures.len();
         let continue_from = rng.below(captures.len() as u64) as usize;
         for (i, capture) in captures.iter().enumerate() {
-            for attempt in 0..2 {
+            // One crash image of each crash point, sometimes a second with
+            // other pages lost (the one continued counts as one).
+            let attempts = if i == continue_from || rng.chance(250) {
+                2
+            } else {
+                1
+            };
+            for attempt in 0..attempts {
                 let image_fate = match rng.below(8) {
                     0 => PageFate::AllLost,
                     1 => PageFate::AllPersisted,
@@ -525,6 +535,7 @@ fn power_loss_runs(name: &str, durability: Durability, threads: usize, runs: u64
     let seed = crashkit::seed(name);
     let mut rng = Rng::new(seed);
     let mut stats = RunStats {
+        crash_points: 0,
         images: 0,
         lost_unsynced: 0,
     };
@@ -532,8 +543,8 @@ fn power_loss_runs(name: &str, durability: Durability, threads: usize, runs: u64
         power_loss_run(rng.next_u64(), durability, threads, 3, &mut stats);
     }
     eprintln!(
-        "{name}: {} crash images checked, {} unsynced batches lost in them",
-        stats.images, stats.lost_unsynced
+        "{name}: {} crash points, {} crash images checked, {} unsynced batches lost in them",
+        stats.crash_points, stats.images, stats.lost_unsynced
     );
 }
 
@@ -563,7 +574,7 @@ fn power_loss_keeps_every_flushed_batch_under_none() {
 }
 
 #[test]
-#[ignore = "long: about 30,000 crash images"]
+#[ignore = "long: about 25,000 crash points"]
 fn power_loss_long() {
     power_loss_runs(
         "power_loss_always_long",
