@@ -311,7 +311,10 @@ fn a_real_full_tmpfs_is_no_space_and_the_store_recovers_when_space_is_freed() {
     };
     let dir = fs.dir.path().join("store");
     let ballast = fs.dir.path().join("ballast");
-    std::fs::write(&ballast, vec![1u8; 256 * 1024]).unwrap();
+    // Leave room for a whole number of segments plus part of one, so that
+    // the disk fills up inside a segment: with a sparse (not really
+    // allocated) segment that is a write through the mapping, and SIGBUS.
+    std::fs::write(&ballast, vec![1u8; 212 * 1024]).unwrap();
     let options = Options::default()
         .segment_size_bytes(64 * 1024)
         .durability(Durability::Always);
