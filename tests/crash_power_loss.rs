@@ -101,12 +101,22 @@ fn file_name(path: &Path) -> String {
 }
 
 impl SimulatedDisk {
-    /// A disk on which every file now in `dir` is durable as it is.
-    fn new(dir: &Path, rng: Rng, bounds: Bounds, capture_per_mille: u64) -> Arc<SimulatedDisk> {
-        let durable = crashkit::segment_files(dir)
-            .into_iter()
-            .map(|path| (file_name(&path), std::fs::read(&path).unwrap()))
-            .collect();
+    /// A disk on which every file now in `dir` is durable as it is, or only
+    /// `durable` (after a process crash: the files hold what the page cache
+    /// held, the disk only what was synced).
+    fn new(
+        dir: &Path,
+        durable: Option<BTreeMap<String, Vec<u8>>>,
+        rng: Rng,
+        bounds: Bounds,
+        capture_per_mille: u64,
+    ) -> Arc<SimulatedDisk> {
+        let durable = durable.unwrap_or_else(|| {
+            crashkit::segment_files(dir)
+                .into_iter()
+                .map(|path| (file_name(&path), std::fs::read(&path).unwrap()))
+                .collect()
+        });
         Arc::new(SimulatedDisk {
             dir: dir.to_path_buf(),
             state: Mutex::new(DiskState {
@@ -423,6 +433,9 @@ fn power_loss_run(
     // What the directory to open next may and must hold.
     let mut bounds = Bounds::default();
     let mut fate = PageFate::AllLost;
+    // Set when the next generation continues after a process crash rather
+    // than a power loss: the disk's durable images at the crash.
+    let mut durable_images: Option<BTreeMap<String, Vec<u8>>> = None;
     for generation in 0..generations {
         let context =
             format!("seed {seed}, {durability:?}, {threads} threads, generation {generation}");
@@ -433,9 +446,15 @@ fn power_loss_run(
             check_image(&reader, &appended, &bounds, fate, &context)
         };
         appended.retain(|id, _| visible.iter().any(|b| b.batch_id == *id));
-        // Everything on the disk now is durable, the recovered batches included.
+        // Everything on the disk now is durable, the recovered batches
+        // included; after a process crash only what was synced is, until
+        // recovery syncs the rest.
         let recovered = Bounds::settled(visible.iter().map(|b| b.batch_id));
-        let disk = SimulatedDisk::new(&dir, rng.fork(), recovered.clone(), 450);
+        let mut at_open = recovered.clone();
+        if durable_images.is_some() {
+            at_open.durable.retain(|id| bounds.durable.contains(id));
+        }
+        let disk = SimulatedDisk::new(&dir, durable_images.take(), rng.fork(), at_open, 450);
         let mut hooked = options(durability);
         hooked.hooks = Hooks::new(disk.clone());
         let store = Store::open(&dir, hooked)
@@ -446,6 +465,8 @@ fn power_loss_run(
             "{context}: the writer sees other batches than the reader"
         );
         crashkit::check_tail_zeroed(&dir).unwrap_or_else(|e| panic!("{context}: {e}"));
+        // Open returned: what it recovered is durable now.
+        disk.update_bounds(|b| *b = recovered.clone());
 
         let shared_appended = Mutex::new(std::mem::take(&mut appended));
         let generation_state = Generation {
@@ -473,6 +494,10 @@ fn power_loss_run(
         let captures = disk.take_captures();
         stats.crash_points += captures.len();
         let continue_from = rng.below(captures.len() as u64) as usize;
+        // A third of the generations continue after a process crash: every
+        // written page is in the files, but the disk holds only what was
+        // synced, and a later power loss may still lose the rest.
+        let continue_after_process_crash = rng.chance(333);
         for (i, capture) in captures.iter().enumerate() {
             // One crash image of each crash point, sometimes a second with
             // other pages lost (the one continued counts as one).
@@ -482,7 +507,9 @@ fn power_loss_run(
                 1
             };
             for attempt in 0..attempts {
+                let continued = i == continue_from && attempt == 0;
                 let image_fate = match rng.below(8) {
+                    _ if continued && continue_after_process_crash => PageFate::AllPersisted,
                     0 => PageFate::AllLost,
                     1 => PageFate::AllPersisted,
                     _ => PageFate::Random,
@@ -496,11 +523,14 @@ fn power_loss_run(
                     capture.label,
                     capture.bounds.summary()
                 );
-                if i == continue_from && attempt == 0 {
+                if continued {
                     // Recovered and continued by the next generation.
                     dir = image;
                     bounds = capture.bounds.clone();
                     fate = image_fate;
+                    if continue_after_process_crash {
+                        durable_images = Some(capture.durable.clone());
+                    }
                     stats.images += 1;
                     continue;
                 }
@@ -688,7 +718,7 @@ fn a_power_loss_while_sealing_never_leaves_a_footer_over_lost_data() {
     let root = crashkit::ram_dir();
     let dir = root.path().join("live");
     std::fs::create_dir_all(&dir).unwrap();
-    let disk = SimulatedDisk::new(&dir, Rng::new(1), Bounds::default(), 1000);
+    let disk = SimulatedDisk::new(&dir, None, Rng::new(1), Bounds::default(), 1000);
     let mut hooked = options(Durability::None);
     hooked.hooks = Hooks::new(disk.clone());
     let store = Store::open(&dir, hooked).unwrap();
