@@ -162,7 +162,15 @@ impl Model {
             return Ok(*result);
         }
         let actual = self.version(stream);
-        if !expected.matches(actual) {
+        // The model's own reading of the expected versions (not the
+        // store's `ExpectedVersion::matches`, which is under test).
+        let matches = match expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::StreamExists => actual != 0,
+            ExpectedVersion::Exact(version) => version == actual,
+        };
+        if !matches {
             return Err((expected, actual));
         }
         let first_position = self.log.len() as u64;
