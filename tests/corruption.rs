@@ -573,6 +573,12 @@ fn check_mutation(base: &Base, mutation: &Mutation, scratch: &Path, context: &st
             // footer then disagrees, and the error points at the footer.
             let at_footer = matches!(mutation, Mutation::ZeroPage { .. })
                 && *offset as usize == 64 * 1024 - FOOTER_LEN;
+            if let Mutation::Delete { .. } = mutation {
+                assert!(
+                    message.contains("missing"),
+                    "{context}: a deleted segment is not reported as missing: {message}"
+                );
+            }
             if let Some(first) = mutation.first_damaged_offset()
                 && !at_footer
             {
