@@ -37,6 +37,9 @@ use crashkit::{Rng, SeenBatch};
 
 const PAGE: usize = 4096;
 
+/// The label of a crash point right before a footer is synced (sealing).
+const FOOTER_SYNC: &str = "before the sync of a footer (seal)";
+
 /// What a crash image may and must hold, as sets of batch ids.
 #[derive(Debug, Clone, Default)]
 struct Bounds {
@@ -187,9 +190,11 @@ impl StorageHooks for SimulatedDisk {
     }
 
     fn before_sync(&self, path: &Path, offset: u64, len: u64) -> io::Result<()> {
-        let whole = offset == 0 && std::fs::metadata(path).is_ok_and(|m| m.len() == len);
-        self.maybe_capture(if whole {
-            "before the sync of a whole segment (seal)"
+        let file_len = std::fs::metadata(path).map_or(0, |m| m.len());
+        self.maybe_capture(if offset == 0 && len == file_len {
+            "before the sync of a whole segment"
+        } else if offset + len == file_len && len == FOOTER_LEN as u64 {
+            FOOTER_SYNC
         } else {
             "before a sync"
         });
@@ -771,4 +776,60 @@ fn a_power_loss_while_sealing_never_leaves_a_footer_over_lost_data() {
         }
     }
     assert!(images > 0);
+}
+
+/// Found by `power_loss_long` (three appenders, a generation continued after
+/// a process crash): a process crashed after writing a footer and before
+/// syncing it. The next open found a valid footer in the page cache, took
+/// the segment for sealed and durably created the next one, but never
+/// synced that footer: a power loss then left an older segment without a
+/// footer, and the store refused to open.
+#[test]
+fn a_footer_found_after_a_process_crash_is_synced_before_the_next_segment() {
+    let root = crashkit::ram_dir();
+    let dir = root.path().join("live");
+    std::fs::create_dir_all(&dir).unwrap();
+    let disk = SimulatedDisk::new(&dir, None, Rng::new(3), Bounds::default(), 1000);
+    let mut hooked = options(Durability::None);
+    hooked.hooks = Hooks::new(disk.clone());
+    let store = Store::open(&dir, hooked).unwrap();
+    let mut rng = Rng::new(4);
+    for id in 0..120 {
+        let events = crashkit::make_batch(id, 2, 1_500, &mut rng);
+        store.append("s", ExpectedVersion::Any, &events).unwrap();
+    }
+    drop(store);
+    let captures = disk.take_captures();
+    let footer_syncs: Vec<&Capture> = captures.iter().filter(|c| c.label == FOOTER_SYNC).collect();
+    let labels: Vec<&str> = captures.iter().map(|c| c.label).collect();
+    assert!(
+        !footer_syncs.is_empty(),
+        "the run sealed a segment: {labels:?}"
+    );
+    for (i, capture) in footer_syncs.into_iter().enumerate() {
+        // The process crash: the page cache (footer included) is in the
+        // files, the disk holds only what was synced.
+        let crashed = root.path().join(format!("crashed-{i}"));
+        materialize(capture, PageFate::AllPersisted, &mut rng, &crashed);
+        let disk = SimulatedDisk::new(
+            &crashed,
+            Some(capture.durable.clone()),
+            Rng::new(5),
+            Bounds::default(),
+            0,
+        );
+        let mut hooked = options(Durability::None);
+        hooked.hooks = Hooks::new(disk.clone());
+        let store = Store::open(&crashed, hooked).unwrap();
+        // The power loss, right after recovery: only what is durable stays.
+        disk.capture("after recovery");
+        let after = disk.take_captures().pop().unwrap();
+        drop(store);
+        let image = root.path().join(format!("power-loss-{i}"));
+        materialize(&after, PageFate::AllLost, &mut rng, &image);
+        let store = Store::open(&image, options(Durability::None)).unwrap_or_else(|e| {
+            panic!("a power loss after recovering a sealed segment: the store does not open: {e}")
+        });
+        crashkit::check_log(&store).unwrap();
+    }
 }
