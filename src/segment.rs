@@ -289,13 +289,19 @@ impl Segment {
             .map_err(|e| Error::io("syncing zeroed torn tail of", &self.path, e))
     }
 
-    /// Writes the footer, syncs the whole file and makes it read-only on disk.
+    /// Syncs the data, then writes and syncs the footer, and makes the file
+    /// read-only on disk.
     pub fn seal(&self, footer: &SegmentFooter) -> Result<()> {
         let offset = self.data_end();
+        // The data must be durable before the footer can be: with one sync
+        // for both, a power loss could keep the footer page and lose data
+        // pages before it, leaving a sealed segment that fails its checks.
+        self.sync(0, offset)
+            .map_err(|e| Error::io("syncing segment data before sealing", &self.path, e))?;
         // SAFETY: the footer area is never part of the published data, and
         // readers of this process only read published data.
         unsafe { self.write(offset, &footer.encode()) };
-        self.sync(0, self.len())
+        self.sync(offset, FOOTER_LEN)
             .map_err(|e| Error::io("syncing sealed segment", &self.path, e))?;
         if self.file.is_none() {
             return Ok(());

@@ -91,7 +91,9 @@ impl std::fmt::Display for FrameError {
 pub enum FrameRead<'a> {
     /// A valid frame.
     Frame(Frame<'a>),
-    /// The header word is zero: nothing has been written here (yet).
+    /// The header word is zero: nothing has been written here (yet). Also
+    /// the answer at the end of the data area, and where fewer bytes than a
+    /// frame header are left before it and they are zero.
     Empty,
     /// Something is written here, but it is not a valid frame.
     Invalid(FrameError),
@@ -128,8 +130,8 @@ pub fn read_frame(bytes: &[u8], salt: u64, offset: usize, data_end: usize) -> Fr
         return FrameRead::Invalid(FrameError::Misplaced);
     }
     if data_end - offset < FRAME_HEADER_LEN {
-        // Too little room for any frame: the end of the data area, unless
-        // something was written there.
+        // No frame fits here, so the writer never starts one: when batches
+        // filled the data area to (nearly) its last byte, this is its end.
         return if bytes[offset..data_end].iter().all(|&b| b == 0) {
             FrameRead::Empty
         } else {
@@ -253,6 +255,23 @@ mod tests {
     #[test]
     fn zero_word_is_empty() {
         assert_eq!(read_frame(&[0u8; 64], SALT, 0, 64), FrameRead::Empty);
+    }
+
+    #[test]
+    fn the_end_of_a_full_data_area_is_empty() {
+        let bytes = [0u8; 64];
+        assert_eq!(read_frame(&bytes, SALT, 64, 64), FrameRead::Empty);
+        assert_eq!(read_frame(&bytes, SALT, 56, 64), FrameRead::Empty);
+        let mut dirty = bytes;
+        dirty[60] = 1;
+        assert_eq!(
+            read_frame(&dirty, SALT, 56, 64),
+            FrameRead::Invalid(FrameError::Misplaced)
+        );
+        assert_eq!(
+            read_frame(&bytes, SALT, 72, 64),
+            FrameRead::Invalid(FrameError::Misplaced)
+        );
     }
 
     #[test]

@@ -94,6 +94,14 @@ impl Store {
         let mut index = loaded.index;
         let mut segments = loaded.segments;
         if segments.is_empty() || loaded.newest_sealed {
+            if let Some(sealed) = segments.last() {
+                // A writer that crashed while sealing may have left this
+                // footer in the page cache only: make it durable before the
+                // next segment, which depends on it, exists.
+                sealed
+                    .sync(0, sealed.len())
+                    .map_err(|e| Error::io("syncing sealed segment", &sealed.path, e))?;
+            }
             let next = index.next_position();
             let header = writer::new_header(&options, next, &index.chain_head)?;
             segments.push(Arc::new(Segment::create(&dir, &header, &options.hooks)?));

@@ -1,0 +1,110 @@
+//! Bugs found by the crash, power-loss, corruption and fuzz tests, each kept
+//! as a small deterministic test named after what it caught.
+
+mod crashkit;
+
+use std::path::Path;
+
+use annals::format::FOOTER_LEN;
+use annals::{Durability, EventData, ExpectedVersion, Options, Store, Uuid};
+
+fn options() -> Options {
+    Options::default()
+        .segment_size_bytes(64 * 1024)
+        .durability(Durability::Always)
+}
+
+/// End of the complete batches of the newest segment, and where its data area ends.
+fn newest_end(dir: &Path) -> (usize, usize) {
+    let newest = crashkit::segment_files(dir).pop().unwrap();
+    let bytes = std::fs::read(newest).unwrap();
+    (
+        crashkit::batches_end(&bytes).unwrap(),
+        bytes.len() - FOOTER_LEN,
+    )
+}
+
+/// One event whose encoded size depends only on `data_len` (fixed id, type
+/// and stream, timestamps of constant width).
+fn sized_event(data_len: usize) -> EventData {
+    EventData::new("Fill", vec![7u8; data_len]).with_id(Uuid::from_u64_pair(1, data_len as u64))
+}
+
+/// Bytes a one-event batch of `data_len` takes when appended to the store in
+/// `dir` in its current state, measured on a copy of the directory.
+fn probe_batch_len(dir: &Path, data_len: usize) -> usize {
+    let copy = crashkit::ram_dir();
+    crashkit::copy_dir(dir, copy.path());
+    let store = Store::open(copy.path(), options()).unwrap();
+    let (before, _) = newest_end(copy.path());
+    store
+        .append("fill", ExpectedVersion::Any, &[sized_event(data_len)])
+        .unwrap();
+    let (after, _) = newest_end(copy.path());
+    drop(store);
+    after - before
+}
+
+/// Fills the active segment with batches until exactly `gap` bytes of its
+/// data area are left, then appends one more batch (which must roll),
+/// closes, and reopens.
+fn fill_segment_leaving(gap: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    loop {
+        let (end, data_end) = newest_end(dir.path());
+        if data_end - end < 3_000 {
+            break;
+        }
+        store
+            .append("fill", ExpectedVersion::Any, &[sized_event(1_000)])
+            .unwrap();
+    }
+    // Find the data length whose batch leaves exactly `gap` bytes.
+    let (end, data_end) = newest_end(dir.path());
+    let want = data_end - end - gap;
+    let mut data_len = want - 200;
+    for _ in 0..20 {
+        let len = probe_batch_len(dir.path(), data_len);
+        if len == want {
+            break;
+        }
+        data_len = data_len + want - len;
+    }
+    assert_eq!(probe_batch_len(dir.path(), data_len), want);
+    store
+        .append("fill", ExpectedVersion::Any, &[sized_event(data_len)])
+        .unwrap();
+    assert_eq!(newest_end(dir.path()), (data_end - gap, data_end));
+    let segments_before = crashkit::segment_files(dir.path()).len();
+    store
+        .append("fill", ExpectedVersion::Any, &[sized_event(10)])
+        .unwrap();
+    assert_eq!(
+        crashkit::segment_files(dir.path()).len(),
+        segments_before + 1,
+        "the last append rolled"
+    );
+    let events = store.read_all(0, usize::MAX).unwrap();
+    store.close().unwrap();
+    let store = Store::open(dir.path(), options())
+        .unwrap_or_else(|e| panic!("reopen with a segment {gap} bytes short of full: {e}"));
+    assert_eq!(store.read_all(0, usize::MAX).unwrap(), events);
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.read_all(0, usize::MAX).unwrap(), events);
+}
+
+/// Found by `crash_process`: a segment whose batches end exactly at the end
+/// of its data area was refused on open as "frame header does not fit at
+/// this offset" (the scanner read the end of the data area as a broken frame
+/// instead of the end of the batches), making the whole store unopenable.
+#[test]
+fn a_segment_filled_to_the_last_byte_reopens() {
+    fill_segment_leaving(0);
+}
+
+/// The same with 8 bytes left: too few for a frame header, and zero.
+#[test]
+fn a_segment_filled_to_eight_bytes_short_reopens() {
+    fill_segment_leaving(8);
+}
