@@ -1,9 +1,9 @@
 //! Model-based test: random sequences of appends (every expected-version
-//! kind, with and without command ids), the four read paths, and close +
-//! reopen, run against the store and against a plain in-memory model; every
-//! result must match. proptest shrinks a failing sequence to a minimal one.
-//!
-//! Subscriptions and snapshots do not exist yet, so they are not modelled.
+//! kind, with and without command ids), the four read paths, snapshots
+//! (save and load), a subscription polled as the log grows (and resumed from
+//! its checkpoint after a reopen), and close + reopen, run against the store
+//! and against a plain in-memory model; every result must match. proptest
+//! shrinks a failing sequence to a minimal one.
 //!
 //! `cargo test --test model` runs 256 sequences; `cargo test --test model --
 //! --ignored` runs 2,000 (or set `PROPTEST_CASES`).
@@ -68,6 +68,17 @@ enum Op {
         from: Option<u16>,
         max: usize,
     },
+    /// Saves a snapshot of `stream` at a version derived from `at` (0 and
+    /// past the stream's end included, which must be refused).
+    SaveSnapshot {
+        stream: u8,
+        at: u16,
+    },
+    LoadSnapshot {
+        stream: u8,
+    },
+    /// Takes every event the subscription has so far, without waiting.
+    PollSubscription,
     Reopen,
 }
 
@@ -129,6 +140,9 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => (from_strategy(), max_strategy()).prop_map(|(from, max)| Op::ReadAll { from, max }),
         2 => (from_strategy(), max_strategy())
             .prop_map(|(from, max)| Op::ReadAllBackward { from, max }),
+        1 => (0..STREAMS, any::<u16>()).prop_map(|(stream, at)| Op::SaveSnapshot { stream, at }),
+        1 => (0..STREAMS).prop_map(|stream| Op::LoadSnapshot { stream }),
+        2 => Just(Op::PollSubscription),
         1 => Just(Op::Reopen),
     ]
 }
@@ -262,6 +276,17 @@ fn run(ops: &[Op], durability: Durability) -> Result<(), TestCaseError> {
         .durability(durability);
     let mut store = Some(Store::open(dir.path(), options.clone()).unwrap());
     let mut model = Model::default();
+    // The subscription follows the whole log from position 0; `seen` is how
+    // many events it has handed out, which must be a prefix of the log.
+    let mut subscription = Some(
+        store
+            .as_ref()
+            .unwrap()
+            .subscribe_all(0, annals::Filter::default()),
+    );
+    let mut seen = 0usize;
+    // Snapshots: stream -> (version, data).
+    let mut snapshots: HashMap<String, (u64, Vec<u8>)> = HashMap::new();
     for (step, op) in ops.iter().enumerate() {
         let s = store.as_ref().unwrap();
         let what = format!("step {step}: {op:?}");
@@ -354,11 +379,54 @@ fn run(ops: &[Op], durability: Durability) -> Result<(), TestCaseError> {
                 let got = s.read_all_backward(from, *max).unwrap();
                 same_events(&got, &want, &what)?;
             }
+            Op::SaveSnapshot { stream, at } => {
+                let name = stream_name(*stream);
+                let actual = model.version(&name);
+                let version = u64::from(*at) % (actual + 2);
+                let data = format!("snapshot of {name} at {version}, step {step}").into_bytes();
+                let got = s.save_snapshot(&name, version, &data, None);
+                if version == 0 || version > actual {
+                    prop_assert!(
+                        matches!(got, Err(Error::InvalidArgument(_))),
+                        "{}: {:?}",
+                        what,
+                        got
+                    );
+                } else {
+                    let newer_kept = snapshots.get(&name).is_some_and(|(v, _)| *v > version);
+                    prop_assert_eq!(got.unwrap(), !newer_kept, "{}", what);
+                    if !newer_kept {
+                        snapshots.insert(name, (version, data));
+                    }
+                }
+            }
+            Op::LoadSnapshot { stream } => {
+                let name = stream_name(*stream);
+                let got = s
+                    .load_snapshot(&name)
+                    .unwrap()
+                    .map(|snap| (snap.version, snap.data));
+                prop_assert_eq!(got, snapshots.get(&name).cloned(), "{}", what);
+            }
+            Op::PollSubscription => {
+                let polled = subscription.as_mut().unwrap();
+                let mut got = Vec::new();
+                while let Some(event) = polled.next_timeout(std::time::Duration::ZERO).unwrap() {
+                    got.push(event);
+                }
+                let want: Vec<_> = model.log[seen..].iter().collect();
+                same_events(&got, &want, &what)?;
+                seen = model.log.len();
+                prop_assert_eq!(polled.checkpoint(), seen as u64, "{}", what);
+            }
             Op::Reopen => {
+                let checkpoint = subscription.take().unwrap().checkpoint();
                 store.take().unwrap().close().unwrap();
                 let reopened = Store::open(dir.path(), options.clone()).unwrap();
                 let all: Vec<_> = model.log.iter().collect();
                 same_events(&reopened.read_all(0, usize::MAX).unwrap(), &all, &what)?;
+                // A consumer resumes from its checkpoint.
+                subscription = Some(reopened.subscribe_all(checkpoint, annals::Filter::default()));
                 store = Some(reopened);
             }
         }
