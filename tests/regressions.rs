@@ -108,3 +108,51 @@ fn a_segment_filled_to_the_last_byte_reopens() {
 fn a_segment_filled_to_eight_bytes_short_reopens() {
     fill_segment_leaving(8);
 }
+
+/// Found while analysing sync markers (the marker `close` writes, a commit
+/// record with no events): a segment could hold nothing but markers (a store
+/// opened and closed without appends). A batch that fits an empty segment but
+/// not the room the markers left then made the writer seal a segment without
+/// events, which panicked ("only a segment with events is sealed", or the
+/// `last_position` of an empty segment underflowing). The same happened to
+/// the first append after enough open/close cycles filled a segment with
+/// markers.
+#[test]
+fn a_batch_after_sync_markers_in_an_empty_segment_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    // The data length whose one-event batch fills an empty segment to 8
+    // bytes short: measured on a fresh store.
+    let capacity = 64 * 1024 - 2 * FOOTER_LEN;
+    let want = capacity - 8;
+    let mut data_len = want - 200;
+    for _ in 0..20 {
+        let probe = crashkit::ram_dir();
+        let store = Store::open(probe.path(), options()).unwrap();
+        let (before, _) = newest_end(probe.path());
+        store
+            .append("big", ExpectedVersion::Any, &[sized_event(data_len)])
+            .unwrap();
+        let len = newest_end(probe.path()).0 - before;
+        if len == want {
+            break;
+        }
+        data_len = data_len + want - len;
+    }
+    // Open and close without appending, a few times.
+    for _ in 0..3 {
+        Store::open(dir.path(), options()).unwrap().close().unwrap();
+    }
+    let store = Store::open(dir.path(), options()).unwrap();
+    store
+        .append("big", ExpectedVersion::Any, &[sized_event(data_len)])
+        .unwrap();
+    store
+        .append("small", ExpectedVersion::Any, &[sized_event(10)])
+        .unwrap();
+    let events = store.read_all(0, usize::MAX).unwrap();
+    assert_eq!(events.len(), 2);
+    store.close().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    assert_eq!(store.read_all(0, usize::MAX).unwrap(), events);
+    crashkit::check_tail_zeroed(dir.path()).unwrap();
+}

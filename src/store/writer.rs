@@ -273,16 +273,25 @@ impl Writer {
     /// `synced_offset` vouches for every byte before it, then syncs it, so
     /// that after a clean close any damage to this segment is reported as
     /// corruption rather than discarded as a torn tail. Called on close; does
-    /// nothing if not everything is durable yet or the segment is full.
+    /// nothing if not everything is durable yet, the segment is full, or it
+    /// holds no events (nothing to vouch for; and a segment of markers alone
+    /// could not be sealed when the next batch does not fit beside them).
     pub fn write_sync_marker(&mut self, shared: &Shared) -> Result<()> {
         shared.durability.check_poison()?;
         if self.active_sealed || shared.durability.durable() != (self.ordinal, self.write_offset) {
             return Ok(());
         }
-        let (next_position, chain_head) = {
+        let (next_position, chain_head, segment_events) = {
             let state = shared.read_state();
-            (state.index.next_position(), state.index.chain_head)
+            (
+                state.index.next_position(),
+                state.index.chain_head,
+                state.index.segments[self.ordinal].event_count,
+            )
         };
+        if segment_events == 0 {
+            return Ok(());
+        }
         let commit = CommitBody {
             chain: [0u8; CHAIN_LEN],
             first_position: next_position,
