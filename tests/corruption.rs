@@ -387,13 +387,9 @@ fn expect_damage(base: &Base, segment: usize, changed: &[usize]) -> Expect {
         return Expect::Exactly(all);
     }
     if sealed {
-        return if changed.iter().any(|o| in_records(&o) || *o >= data_end) {
-            Expect::Refused
-        } else {
-            // Bytes after the data a sealed footer sums up: checked only
-            // where the scanner looks for the next batch.
-            Expect::AtLeastOrRefused(all)
-        };
+        // Every byte of a sealed segment is checked: frames by their
+        // checksums, the data by the footer, the rest must be zero.
+        return Expect::Refused;
     }
     // The newest, unsealed segment: a torn footer is zeroed, garbage after
     // the last batch discarded. Damaged records are a torn tail unless an
