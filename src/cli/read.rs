@@ -12,15 +12,21 @@ use super::store_dir::open_read_only;
 /// Events read from the store per call, bounding memory whatever the limit.
 const PAGE_EVENTS: usize = 1024;
 
-pub fn run(args: &ReadArgs) -> Result<(), Failure> {
-    let store = open_read_only(&args.dir)?;
+/// The filter that `--type` (repeatable) and `--category` ask for.
+pub fn filter_of(event_types: &[String], category: Option<&str>) -> Filter {
     let mut filter = Filter::default();
-    for event_type in &args.event_types {
+    for event_type in event_types {
         filter = filter.event_type(event_type.as_str());
     }
-    if let Some(prefix) = &args.category {
-        filter = filter.stream_prefix(prefix.as_str());
+    if let Some(prefix) = category {
+        filter = filter.stream_prefix(prefix);
     }
+    filter
+}
+
+pub fn run(args: &ReadArgs) -> Result<(), Failure> {
+    let store = open_read_only(&args.dir)?;
+    let filter = filter_of(&args.event_types, args.category.as_deref());
     let mut out = Output::stdout();
     let mut remaining = args.limit.unwrap_or(u64::MAX);
     let mut pages = Pages {

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use annals::Filter;
-
 use super::args::TailArgs;
 use super::event_json::write_event_line;
 use super::failure::{Failure, from_stdout_error};
@@ -18,13 +16,7 @@ const WAIT: Duration = Duration::from_millis(500);
 
 pub fn run(args: &TailArgs) -> Result<(), Failure> {
     let store = open_read_only(&args.dir)?;
-    let mut filter = Filter::default();
-    for event_type in &args.event_types {
-        filter = filter.event_type(event_type.as_str());
-    }
-    if let Some(prefix) = &args.category {
-        filter = filter.stream_prefix(prefix.as_str());
-    }
+    let filter = super::read::filter_of(&args.event_types, args.category.as_deref());
     let from = if args.from_end {
         store.next_position()
     } else {
