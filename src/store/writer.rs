@@ -157,18 +157,17 @@ impl Writer {
                         )
                     }),
             );
-            let record = CommandRecord {
-                stream: request.stream.into(),
-                first_version: actual + 1,
-                first_position,
-                event_count,
-            };
-            state.index.end_batch(
-                end,
-                timestamp_ns,
-                chain,
-                request.command_id.map(|id| (id, record)),
-            );
+            // Only an idempotent append allocates a command record.
+            let command = request.command_id.map(|id| {
+                let record = CommandRecord {
+                    stream: request.stream.into(),
+                    first_version: actual + 1,
+                    first_position,
+                    event_count,
+                };
+                (id, record)
+            });
+            state.index.end_batch(end, timestamp_ns, chain, command);
         }
         shared.commits.committed(first_position + event_count);
         Ok(Appended {
