@@ -1,0 +1,118 @@
+//! When appended bytes become durable, observed through the storage hooks.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use annals::hooks::{Hooks, StorageHooks};
+use annals::{Durability, EventData, ExpectedVersion, Options, Store};
+
+/// Records the end of the furthest range reported durable, per file.
+#[derive(Default)]
+struct DurableEnds(Mutex<Vec<(std::path::PathBuf, u64)>>);
+
+impl DurableEnds {
+    fn end_of_newest(&self) -> u64 {
+        let ends = self.0.lock().unwrap();
+        let newest = ends.iter().map(|(p, _)| p.clone()).max();
+        ends.iter()
+            .filter(|(p, _)| Some(p) == newest.as_ref())
+            .map(|(_, e)| *e)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl StorageHooks for DurableEnds {
+    fn after_sync(&self, path: &Path, offset: u64, len: u64) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((path.to_path_buf(), offset + len));
+    }
+}
+
+fn options(durability: Durability, ends: &Arc<DurableEnds>) -> Options {
+    let options = Options::default()
+        .segment_size_bytes(1 << 20)
+        .durability(durability);
+    Options {
+        hooks: Hooks::new(ends.clone()),
+        ..options
+    }
+}
+
+#[test]
+fn always_returns_only_after_the_batch_is_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let ends = Arc::new(DurableEnds::default());
+    let store = Store::open(dir.path(), options(Durability::Always, &ends)).unwrap();
+    let mut previous = ends.end_of_newest();
+    for i in 0..20u64 {
+        store
+            .append(
+                "s",
+                ExpectedVersion::Exact(i),
+                &[EventData::new("E", vec![1u8; 1000])],
+            )
+            .unwrap();
+        let now = ends.end_of_newest();
+        assert!(
+            now >= previous + 1000,
+            "append {i} returned before its bytes were synced"
+        );
+        previous = now;
+    }
+}
+
+#[test]
+fn periodic_syncs_in_the_background_and_close_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ends = Arc::new(DurableEnds::default());
+    let store = Store::open(
+        dir.path(),
+        options(Durability::Periodic { interval_ms: 5 }, &ends),
+    )
+    .unwrap();
+    let before = ends.end_of_newest();
+    store
+        .append(
+            "s",
+            ExpectedVersion::Any,
+            &[EventData::new("E", vec![1u8; 5000])],
+        )
+        .unwrap();
+    // Not synced by the append itself...
+    assert!(ends.end_of_newest() < before + 5000);
+    // ...but by the background thread soon after (bounded wait, no timing assertion).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ends.end_of_newest() < before + 5000 {
+        assert!(Instant::now() < deadline, "the periodic sync never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    store.close().unwrap();
+    // The lock is released at once: the background thread holds no store.
+    Store::open(dir.path(), options(Durability::None, &ends)).unwrap();
+}
+
+#[test]
+fn none_syncs_only_on_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let ends = Arc::new(DurableEnds::default());
+    let store = Store::open(dir.path(), options(Durability::None, &ends)).unwrap();
+    let before = ends.end_of_newest();
+    store
+        .append(
+            "s",
+            ExpectedVersion::Any,
+            &[EventData::new("E", vec![1u8; 5000])],
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        ends.end_of_newest() < before + 5000,
+        "Durability::None synced an append"
+    );
+    store.flush().unwrap();
+    assert!(ends.end_of_newest() >= before + 5000);
+}
