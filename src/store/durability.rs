@@ -106,6 +106,10 @@ impl Durability {
             progress.sync_running = true;
             let durable_before = progress.durable;
             drop(progress);
+            // Let appenders that are ready to run (often just woken by the
+            // previous sync) write their batches first, so this sync covers
+            // them too.
+            std::thread::yield_now();
             let outcome = shared.sync_written_data(durable_before);
             progress = self.lock();
             progress.sync_running = false;
