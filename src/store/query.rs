@@ -54,6 +54,16 @@ impl Store {
     /// Every event carrying `correlation_id`, in log order, answered from an
     /// index (no scan of the log).
     ///
+    /// ```
+    /// use annals::{EventData, ExpectedVersion, Options, Store};
+    /// let store = Store::in_memory(Options::default())?;
+    /// store.append("order-1", ExpectedVersion::Any, &[EventData::new("Placed", vec![]).with_correlation_id("req-9")])?;
+    /// store.append("mail-1", ExpectedVersion::Any, &[EventData::new("Sent", vec![]).with_correlation_id("req-9")])?;
+    /// let request = store.read_correlated("req-9")?;
+    /// assert_eq!(request.iter().map(|e| e.stream.as_str()).collect::<Vec<_>>(), ["order-1", "mail-1"]);
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`crate::Error::Corrupt`] if a record no longer decodes.
     pub fn read_correlated(&self, correlation_id: &str) -> Result<Vec<RecordedEvent>> {
@@ -74,6 +84,17 @@ impl Store {
     /// `timestamp_ns` (nanoseconds since the Unix epoch), or `None` if every
     /// event is older. Timestamps never decrease along the log, so this is a
     /// binary search reading about log2(events) records, not a scan.
+    ///
+    /// ```
+    /// use annals::{EventData, ExpectedVersion, Options, Store};
+    /// let store = Store::in_memory(Options::default())?;
+    /// store.append("a", ExpectedVersion::Any, &[EventData::new("E", vec![])])?;
+    /// let noon = store.read_all(0, 1)?[0].timestamp_ns + 1;
+    /// store.append("a", ExpectedVersion::Any, &[EventData::new("E", vec![]).with_timestamp_ns(noon)])?;
+    /// assert_eq!(store.position_at_or_after(noon)?, Some(1));
+    /// assert_eq!(store.position_at_or_after(noon + 1)?, None);
+    /// # Ok::<(), annals::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`crate::Error::Corrupt`] if a record no longer decodes.
