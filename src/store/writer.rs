@@ -126,16 +126,7 @@ impl Writer {
             chain = self.encode(shared, request, actual, first_position, &chain_head)?;
         }
 
-        let offset = self.write_offset;
-        let end = offset + self.buffer.len();
-        // SAFETY: `offset..end` lies beyond every published byte of the
-        // active segment (write_offset only grows, and only past published
-        // batches), and readers only borrow published bytes.
-        unsafe { self.active.write(offset + 8, &self.buffer[8..]) };
-        let mut first_word = [0u8; 8];
-        first_word.copy_from_slice(&self.buffer[..8]);
-        self.active.publish_word(offset, first_word);
-        self.write_offset = end;
+        let (offset, end) = self.publish_buffer();
         let timestamp_ns = *self.timestamps.last().expect("a batch has events");
         self.last_timestamp_ns = timestamp_ns;
 
@@ -301,19 +292,34 @@ impl Writer {
         self.buffer.clear();
         let salt = self.active.header.salt;
         let chain = encode_commit_frame(&mut self.buffer, salt, 0, &chain_head, &commit);
-        let offset = self.write_offset;
-        let end = offset + self.buffer.len();
-        if end > self.active.data_end() {
+        if self.write_offset + self.buffer.len() > self.active.data_end() {
             return Ok(());
         }
-        // SAFETY: as in `append`: beyond every published byte.
+        let (_, end) = self.publish_buffer();
+        shared.write_state().index.end_batch(end, 0, chain, None);
+        shared.durability.sync_through(shared, (self.ordinal, end))
+    }
+
+    /// Copies the encoded batch in `buffer` to the active segment at
+    /// `write_offset`, its first header word last (a release store, so a
+    /// reader that sees that word sees the whole batch), and moves
+    /// `write_offset` past it. Returns the batch's start and end offsets.
+    fn publish_buffer(&mut self) -> (usize, usize) {
+        let offset = self.write_offset;
+        let end = offset + self.buffer.len();
+        assert!(
+            end <= self.active.data_end(),
+            "the caller checked that the batch fits"
+        );
+        // SAFETY: `offset..end` lies beyond every published byte of the
+        // active segment (write_offset only grows, and only past published
+        // batches), and readers only borrow published bytes.
         unsafe { self.active.write(offset + 8, &self.buffer[8..]) };
         let mut first_word = [0u8; 8];
         first_word.copy_from_slice(&self.buffer[..8]);
         self.active.publish_word(offset, first_word);
         self.write_offset = end;
-        shared.write_state().index.end_batch(end, 0, chain, None);
-        shared.durability.sync_through(shared, (self.ordinal, end))
+        (offset, end)
     }
 
     /// Seals the active segment (unless already sealed) and creates the next.
