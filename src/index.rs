@@ -156,6 +156,16 @@ impl Index {
         self.streams.get(stream).map_or(&[], |l| l.as_slice())
     }
 
+    /// Locations of `stream`'s events from version `from_version` on
+    /// (versions start at 1; 0 reads as 1; past the end is empty).
+    pub fn stream_locations_from(&self, stream: &str, from_version: u64) -> &[Location] {
+        let locations = self.stream_locations(stream);
+        let start = usize::try_from(from_version.max(1) - 1)
+            .unwrap_or(usize::MAX)
+            .min(locations.len());
+        &locations[start..]
+    }
+
     /// Number of streams.
     pub fn stream_count(&self) -> usize {
         self.streams.len()

@@ -26,11 +26,9 @@ impl Store {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>> {
         let state = self.shared.read_state();
-        let locations = state.index.stream_locations(stream);
-        let start = usize::try_from(from_version.max(1) - 1)
-            .unwrap_or(usize::MAX)
-            .min(locations.len());
-        locations[start..]
+        state
+            .index
+            .stream_locations_from(stream, from_version)
             .iter()
             .take(max_count)
             .map(|&location| with_event_at(&state, location, RecordedEvent::from_body))
@@ -177,17 +175,17 @@ impl Store {
     ) -> Result<()> {
         let (locations, segments) = {
             let state = self.shared.read_state();
-            let locations = state.index.stream_locations(stream);
-            let start = usize::try_from(from_version.max(1) - 1)
-                .unwrap_or(usize::MAX)
-                .min(locations.len());
+            let locations = state
+                .index
+                .stream_locations_from(stream, from_version)
+                .to_vec();
             let segments: Vec<(Arc<Segment>, usize)> = state
                 .segments
                 .iter()
                 .zip(&state.index.segments)
                 .map(|(segment, index)| (Arc::clone(segment), index.end_offset))
                 .collect();
-            (locations[start..].to_vec(), segments)
+            (locations, segments)
         };
         for location in locations {
             let (segment, end) = &segments[location.segment()];

@@ -213,11 +213,8 @@ impl Subscription {
                 {
                     return Ok(known);
                 }
-                let locations = state.index.stream_locations(stream);
-                let start = usize::try_from(self.cursor - 1)
-                    .unwrap_or(usize::MAX)
-                    .min(locations.len());
-                for &location in locations[start..].iter().take(SUBSCRIPTION_READ_AHEAD) {
+                let locations = state.index.stream_locations_from(stream, self.cursor);
+                for &location in locations.iter().take(SUBSCRIPTION_READ_AHEAD) {
                     self.cursor += 1;
                     let event = with_event_at(&state, location, |body| {
                         self.filter
