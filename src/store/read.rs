@@ -154,11 +154,16 @@ impl Store {
         from_position: u64,
         f: impl FnMut(&EventView<'_>) -> ControlFlow<()>,
     ) -> Result<()> {
-        let range = LogRange::new(&self.shared.read_state(), from_position);
-        match range {
-            Some(range) => range.visit(f),
-            None => Ok(()),
-        }
+        let (start, segments) = {
+            let state = self.shared.read_state();
+            let Some(start) = log_start(&state, from_position) else {
+                return Ok(());
+            };
+            let segments = published_segments(&state, start.ordinal);
+            (start, segments)
+        };
+        // The lock is released: `f` may use the store.
+        visit_segments(segments.iter().map(|(s, end)| (&**s, *end)), &start, f)
     }
 
     /// Calls `f` with a borrowed view of each event of `stream` from version
@@ -179,12 +184,7 @@ impl Store {
                 .index
                 .stream_locations_from(stream, from_version)
                 .to_vec();
-            let segments: Vec<(Arc<Segment>, usize)> = state
-                .segments
-                .iter()
-                .zip(&state.index.segments)
-                .map(|(segment, index)| (Arc::clone(segment), index.end_offset))
-                .collect();
+            let segments = published_segments(&state, 0);
             (locations, segments)
         };
         for location in locations {
@@ -250,90 +250,100 @@ pub(crate) fn visit_run(state: &State, run: &Run, mut f: impl FnMut(&EventBody<'
     Ok(())
 }
 
-/// The published log from one position on, as it was when taken: the
-/// segments (shared, so they stay mapped) and where their batches end.
-/// Published bytes never change, so a range is read without the store's lock.
-pub(crate) struct LogRange {
-    segments: Vec<(Arc<Segment>, usize)>,
-    /// Where visiting starts in the first segment (a recorded offset of the
-    /// sparse position index), and how many events to step over from there.
+/// Where reading the log from a position starts: the segment, a frame
+/// offset recorded in the sparse position index, and how many events to
+/// step over from there.
+pub(crate) struct LogStart {
+    ordinal: usize,
     offset: usize,
     skip: u64,
 }
 
-impl LogRange {
-    /// The log from `from_position` on; `None` when no event is there.
-    pub fn new(state: &State, from_position: u64) -> Option<LogRange> {
-        let ordinal = state.index.segment_of_position(from_position)?;
-        let first = &state.index.segments[ordinal];
-        let relative = from_position - first.base_position;
-        let offset = first.sparse_offsets[(relative / POSITION_INDEX_STRIDE) as usize] as usize;
-        let segments = state.segments[ordinal..]
-            .iter()
-            .zip(&state.index.segments[ordinal..])
-            .map(|(segment, index)| (Arc::clone(segment), index.end_offset))
-            .collect();
-        Some(LogRange {
-            segments,
-            offset,
-            skip: relative % POSITION_INDEX_STRIDE,
-        })
-    }
+/// Where reading from `from_position` starts; `None` when no event is there.
+fn log_start(state: &State, from_position: u64) -> Option<LogStart> {
+    let ordinal = state.index.segment_of_position(from_position)?;
+    let first = &state.index.segments[ordinal];
+    let relative = from_position - first.base_position;
+    Some(LogStart {
+        ordinal,
+        offset: first.sparse_offsets[(relative / POSITION_INDEX_STRIDE) as usize] as usize,
+        skip: relative % POSITION_INDEX_STRIDE,
+    })
+}
 
-    /// Calls `f` with every event of the range, in order, until it breaks.
-    pub fn visit(&self, mut f: impl FnMut(&EventBody<'_>) -> ControlFlow<()>) -> Result<()> {
-        let mut offset = self.offset;
-        let mut skip = self.skip;
-        for (segment, end) in &self.segments {
-            let (bytes, end) = (segment.bytes(*end), *end);
-            while offset < end {
-                let frame = match frame::read_frame(bytes, segment.header.salt, offset, end) {
-                    FrameRead::Frame(frame) => frame,
-                    FrameRead::Empty => {
-                        return Err(Error::corrupt(
-                            &segment.path,
-                            offset as u64,
-                            "an empty frame inside the indexed log",
-                        ));
-                    }
-                    FrameRead::Invalid(error) => {
-                        return Err(Error::corrupt(
-                            &segment.path,
-                            offset as u64,
-                            format!("{error} (the record changed after open)"),
-                        ));
-                    }
-                };
-                if frame.kind == FrameKind::Event {
-                    if skip > 0 {
-                        skip -= 1;
-                    } else {
-                        let event = body::decode_event(frame.body).map_err(|e| {
-                            Error::corrupt(&segment.path, offset as u64, e.to_string())
-                        })?;
-                        if f(&event).is_break() {
-                            return Ok(());
-                        }
+/// The segments from `ordinal` on, shared (so they stay mapped without the
+/// store's lock), each with the end of its published batches. Published bytes
+/// never change, so they can be read after the lock is released.
+fn published_segments(state: &State, ordinal: usize) -> Vec<(Arc<Segment>, usize)> {
+    state.segments[ordinal..]
+        .iter()
+        .zip(&state.index.segments[ordinal..])
+        .map(|(segment, index)| (Arc::clone(segment), index.end_offset))
+        .collect()
+}
+
+/// Calls `f` with every event of `segments` (each with the end of its
+/// published batches), starting in the first at `start`, until it breaks.
+fn visit_segments<'s>(
+    segments: impl IntoIterator<Item = (&'s Segment, usize)>,
+    start: &LogStart,
+    mut f: impl FnMut(&EventBody<'_>) -> ControlFlow<()>,
+) -> Result<()> {
+    let mut offset = start.offset;
+    let mut skip = start.skip;
+    for (segment, end) in segments {
+        let bytes = segment.bytes(end);
+        while offset < end {
+            let frame = match frame::read_frame(bytes, segment.header.salt, offset, end) {
+                FrameRead::Frame(frame) => frame,
+                FrameRead::Empty => {
+                    return Err(Error::corrupt(
+                        &segment.path,
+                        offset as u64,
+                        "an empty frame inside the indexed log",
+                    ));
+                }
+                FrameRead::Invalid(error) => {
+                    return Err(Error::corrupt(
+                        &segment.path,
+                        offset as u64,
+                        format!("{error} (the record changed after open)"),
+                    ));
+                }
+            };
+            if frame.kind == FrameKind::Event {
+                if skip > 0 {
+                    skip -= 1;
+                } else {
+                    let event = body::decode_event(frame.body)
+                        .map_err(|e| Error::corrupt(&segment.path, offset as u64, e.to_string()))?;
+                    if f(&event).is_break() {
+                        return Ok(());
                     }
                 }
-                offset = frame.next_offset;
             }
-            offset = crate::format::SEGMENT_HEADER_LEN;
+            offset = frame.next_offset;
         }
-        Ok(())
+        offset = crate::format::SEGMENT_HEADER_LEN;
     }
+    Ok(())
 }
 
 /// Calls `f` with every event of the log from `from_position` on, in order,
-/// until it breaks or the log ends. Finds the start through the sparse
-/// position index, then reads frames sequentially.
+/// until it breaks or the log ends, while the caller holds the state. Finds
+/// the start through the sparse position index, then reads frames
+/// sequentially.
 pub(crate) fn visit_log(
     state: &State,
     from_position: u64,
     f: impl FnMut(&EventBody<'_>) -> ControlFlow<()>,
 ) -> Result<()> {
-    match LogRange::new(state, from_position) {
-        Some(range) => range.visit(f),
-        None => Ok(()),
-    }
+    let Some(start) = log_start(state, from_position) else {
+        return Ok(());
+    };
+    let segments = state.segments[start.ordinal..]
+        .iter()
+        .zip(&state.index.segments[start.ordinal..])
+        .map(|(segment, index)| (&**segment, index.end_offset));
+    visit_segments(segments, &start, f)
 }
