@@ -56,7 +56,6 @@ pub struct Store {
 pub(crate) struct Shared {
     pub dir: PathBuf,
     pub options: Options,
-    read_only: bool,
     /// Segments live in anonymous memory ([`Store::in_memory`]).
     in_memory: bool,
     state: RwLock<State>,
@@ -119,7 +118,6 @@ impl Store {
         let snapshots = SnapshotStore::open(&dir, true)?;
         let shared = Arc::new(Shared {
             dir,
-            read_only: false,
             in_memory: false,
             state: RwLock::new(State { index, segments }),
             writer: Some(Mutex::new(writer)),
@@ -166,7 +164,6 @@ impl Store {
         let writer = Writer::new(Arc::clone(&segment), 0, false, start, 0);
         let shared = Arc::new(Shared {
             dir: PathBuf::from("(memory)"),
-            read_only: false,
             in_memory: true,
             state: RwLock::new(State {
                 index,
@@ -209,7 +206,6 @@ impl Store {
         let shared = Arc::new(Shared {
             dir,
             options: Options::default(),
-            read_only: true,
             in_memory: false,
             state: RwLock::new(State {
                 index: loaded.index,
@@ -236,7 +232,7 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`] if a newly sealed segment fails its checks.
     pub fn refresh(&self) -> Result<u64> {
-        if !self.shared.read_only {
+        if !self.shared.is_read_only() {
             return Ok(0);
         }
         let mut state = self.shared.write_state();
@@ -330,7 +326,7 @@ impl Store {
     /// # Errors
     /// [`Error::Poisoned`] if the sync (or an earlier one) failed.
     pub fn flush(&self) -> Result<()> {
-        if self.shared.read_only {
+        if self.shared.is_read_only() {
             return Ok(());
         }
         self.shared.sync_all_written()
@@ -407,7 +403,7 @@ impl Store {
 
     /// Whether the store was opened read-only.
     pub fn is_read_only(&self) -> bool {
-        self.shared.read_only
+        self.shared.is_read_only()
     }
 
     /// Bytes of heap memory the in-memory index uses (an estimate).
@@ -424,6 +420,11 @@ impl Drop for Store {
 }
 
 impl Shared {
+    /// A store without a writer was opened read-only.
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.writer.is_none()
+    }
+
     pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }

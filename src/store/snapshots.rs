@@ -40,7 +40,7 @@ impl Store {
         content_type: Option<&str>,
     ) -> Result<bool> {
         let shared = &*self.shared;
-        if shared.read_only {
+        if shared.is_read_only() {
             return Err(Error::ReadOnly {
                 dir: shared.dir.clone(),
             });

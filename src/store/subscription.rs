@@ -147,7 +147,7 @@ impl Subscription {
             if now >= deadline {
                 return Ok(None);
             }
-            if self.shared.read_only {
+            if self.shared.is_read_only() {
                 // Another process writes: look at the files again soon.
                 std::thread::sleep(self.poll.min(deadline - now));
                 let mut state = self.shared.write_state();
