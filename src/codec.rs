@@ -82,6 +82,17 @@ impl Codec for Json {
     }
 }
 
+/// Puts `what` (for example "event 3 of stream \"a\"") before the message
+/// of a codec error, so that it says which data failed to decode.
+pub(crate) fn locate(error: Error, what: impl FnOnce() -> String) -> Error {
+    match error {
+        Error::Codec { message } => Error::Codec {
+            message: format!("{}: {message}", what()),
+        },
+        other => other,
+    }
+}
+
 /// Decodes with the built-in codec named by `content_type` (MessagePack when
 /// none is recorded).
 pub(crate) fn decode_by_content_type<T: DeserializeOwned>(

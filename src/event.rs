@@ -210,15 +210,7 @@ impl RecordedEvent {
 
     /// Adds the stream and version to a codec error.
     fn locate(&self, error: Error) -> Error {
-        match error {
-            Error::Codec { message } => Error::Codec {
-                message: format!(
-                    "event {} of stream {:?} (position {}): {message}",
-                    self.version, self.stream, self.position
-                ),
-            },
-            other => other,
-        }
+        event_location(error, &self.stream, self.version, self.position)
     }
 
     pub(crate) fn from_body(body: &crate::format::body::EventBody<'_>) -> RecordedEvent {
@@ -256,12 +248,20 @@ impl EventView<'_> {
     /// [`Error::Codec`] when the data is not a valid encoding of `T`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
         crate::codec::decode_by_content_type(self.content_type, self.data)
+            .map_err(|e| event_location(e, self.stream, self.version, self.position))
     }
 
     /// An owned copy of the event.
     pub fn to_recorded(&self) -> RecordedEvent {
         RecordedEvent::from_body(self)
     }
+}
+
+/// Names the event in a codec error.
+fn event_location(error: Error, stream: &str, version: u64, position: u64) -> Error {
+    crate::codec::locate(error, || {
+        format!("event {version} of stream {stream:?} (position {position})")
+    })
 }
 
 /// What a successful append wrote.

@@ -46,7 +46,16 @@ impl Snapshot {
     /// # Errors
     /// [`Error::Codec`] when the data is not a valid encoding of `T`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
-        crate::codec::decode_by_content_type(self.content_type.as_deref(), &self.data)
+        crate::codec::decode_by_content_type(self.content_type.as_deref(), &self.data).map_err(
+            |e| {
+                crate::codec::locate(e, || {
+                    format!(
+                        "snapshot of stream {:?} at version {}",
+                        self.stream, self.version
+                    )
+                })
+            },
+        )
     }
 
     fn from_record(record: &SnapshotRecord<'_>) -> Snapshot {

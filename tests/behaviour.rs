@@ -383,6 +383,31 @@ for_both_stores!(codecs_are_recorded_and_used, |store: &Store| {
         matches!(error, Error::Codec { .. }) && error.to_string().contains("\"a\""),
         "{error}"
     );
+    // Views and snapshots name what failed to decode too.
+    store
+        .scan_stream("a", 1, |view| {
+            let error = view.decode::<u64>().unwrap_err().to_string();
+            assert!(
+                error.contains("stream \"a\"") && error.contains("event 1"),
+                "{error}"
+            );
+            std::ops::ControlFlow::Break(())
+        })
+        .unwrap();
+    store
+        .save_snapshot("a", 2, &[0xC1], None)
+        .unwrap();
+    let error = store
+        .load_snapshot("a")
+        .unwrap()
+        .unwrap()
+        .decode::<u64>()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("snapshot of stream \"a\" at version 2"),
+        "{error}"
+    );
 });
 
 for_both_stores!(
