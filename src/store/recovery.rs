@@ -123,7 +123,10 @@ pub(crate) fn load(dir: &Path, writable: bool, hooks: &Hooks) -> Result<Loaded> 
         }
         check_header_links(&segment, base, &index)?;
         index.segments.push(SegmentIndex::new(base));
-        let end = scan_batches(&mut index, &segment, ordinal)?;
+        let mut contents = crc32fast::Hasher::new();
+        contents.update(&segment.header.salt.to_le_bytes());
+        let end = scan_batches(&mut index, &segment, ordinal, Some(&mut contents))?;
+        let contents_crc = Some(contents.finalize());
         let footer = SegmentFooter::decode(segment.footer_bytes());
         if !newest {
             // Row "older segment": it must be complete and sealed.
@@ -137,7 +140,7 @@ pub(crate) fn load(dir: &Path, writable: bool, hooks: &Hooks) -> Result<Loaded> 
                     "segment is followed by another but has no valid footer",
                 ));
             };
-            check_sealed(&segment, &footer, &index)?;
+            check_sealed(&segment, &footer, &index, contents_crc)?;
         } else {
             match footer {
                 FooterState::Sealed(footer) => {
@@ -146,7 +149,7 @@ pub(crate) fn load(dir: &Path, writable: bool, hooks: &Hooks) -> Result<Loaded> 
                     if let ScanEnd::Invalid { at } = end {
                         return Err(describe_invalid(&segment, at));
                     }
-                    check_sealed(&segment, &footer, &index)?;
+                    check_sealed(&segment, &footer, &index, contents_crc)?;
                     newest_sealed = true;
                 }
                 FooterState::Invalid(_) | FooterState::Unsealed
@@ -201,7 +204,7 @@ pub(crate) fn follow(
         }
         let ordinal = segments.len() - 1;
         let segment = Arc::clone(&segments[ordinal]);
-        scan_batches(index, &segment, ordinal)?;
+        scan_batches(index, &segment, ordinal, None)?;
         let FooterState::Sealed(footer) = SegmentFooter::decode(segment.footer_bytes()) else {
             return Ok(());
         };
@@ -211,7 +214,9 @@ pub(crate) fn follow(
             let at = index.segments[ordinal].end_offset;
             return Err(describe_invalid(&segment, at));
         }
-        check_sealed(&segment, &footer, index)?;
+        // This reader scanned the segment over several refreshes: check
+        // the footer's CRC in one pass here.
+        check_sealed(&segment, &footer, index, None)?;
         let next = index.next_position();
         let path = dir.join(format::segment_file_name(next));
         if !path.exists() {
@@ -277,6 +282,8 @@ fn check_header_links(segment: &Segment, base_from_name: u64, index: &Index) -> 
 
 /// Scans complete batches from the segment's current end offset (the last
 /// index entry), adding them to the index. Returns how the scan ended.
+/// With `contents`, every scanned batch's bytes are also fed to it while they
+/// are hot, so that a sealed segment's footer CRC needs no second pass.
 ///
 /// # Errors
 /// [`Error::Corrupt`] when a valid batch disagrees with the index (a
@@ -285,6 +292,7 @@ pub(crate) fn scan_batches(
     index: &mut Index,
     segment: &Segment,
     ordinal: usize,
+    mut contents: Option<&mut crc32fast::Hasher>,
 ) -> Result<ScanEnd> {
     let bytes = segment.bytes(segment.len());
     let salt = segment.header.salt;
@@ -296,6 +304,9 @@ pub(crate) fn scan_batches(
             BatchRead::Empty => return Ok(ScanEnd::Empty),
             BatchRead::Invalid { at, .. } => return Ok(ScanEnd::Invalid { at }),
             BatchRead::Batch(batch) if events.is_empty() => {
+                if let Some(contents) = contents.as_deref_mut() {
+                    contents.update(&bytes[batch.start..batch.end]);
+                }
                 if batch.commit.first_position != index.next_position() {
                     return Err(Error::corrupt(
                         &segment.path,
@@ -311,6 +322,9 @@ pub(crate) fn scan_batches(
                 offset = batch.end;
             }
             BatchRead::Batch(batch) => {
+                if let Some(contents) = contents.as_deref_mut() {
+                    contents.update(&bytes[batch.start..batch.end]);
+                }
                 let first = &events[0].event;
                 let stream_version = index.stream_version(first.stream);
                 if first.position != index.next_position() {
@@ -364,7 +378,14 @@ pub(crate) fn scan_batches(
 }
 
 /// Checks a sealed segment's footer against what the scan found.
-fn check_sealed(segment: &Segment, footer: &SegmentFooter, index: &Index) -> Result<()> {
+/// `contents_crc` is the CRC of the salt and the data, if the scan computed
+/// it; otherwise it is computed here.
+fn check_sealed(
+    segment: &Segment,
+    footer: &SegmentFooter,
+    index: &Index,
+    contents_crc: Option<u32>,
+) -> Result<()> {
     let stats = index.segments.last().expect("the segment was just indexed");
     let footer_at = segment.data_end() as u64;
     let data_len = (stats.end_offset - SEGMENT_HEADER_LEN) as u64;
@@ -392,8 +413,11 @@ fn check_sealed(segment: &Segment, footer: &SegmentFooter, index: &Index) -> Res
     if let Some(problem) = mismatch {
         return Err(Error::corrupt(&segment.path, footer_at, problem));
     }
-    let data = &segment.bytes(stats.end_offset)[SEGMENT_HEADER_LEN..];
-    if footer::contents_crc(segment.header.salt, data) != footer.contents_crc {
+    let contents_crc = contents_crc.unwrap_or_else(|| {
+        let data = &segment.bytes(stats.end_offset)[SEGMENT_HEADER_LEN..];
+        footer::contents_crc(segment.header.salt, data)
+    });
+    if contents_crc != footer.contents_crc {
         return Err(Error::corrupt(
             &segment.path,
             footer_at,
