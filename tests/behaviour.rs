@@ -394,9 +394,7 @@ for_both_stores!(codecs_are_recorded_and_used, |store: &Store| {
             std::ops::ControlFlow::Break(())
         })
         .unwrap();
-    store
-        .save_snapshot("a", 2, &[0xC1], None)
-        .unwrap();
+    store.save_snapshot("a", 2, &[0xC1], None).unwrap();
     let error = store
         .load_snapshot("a")
         .unwrap()
