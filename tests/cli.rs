@@ -1,6 +1,8 @@
 //! End-to-end tests of the `annals` command line: each runs the built
 //! binary as a subprocess and checks its output and exit code.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -8,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::segment_files;
 use serde_json::{Value, json};
 
 /// Segment size for stores that should have several (sealed) segments.
@@ -113,16 +116,6 @@ fn numbered_store(dir: &Path, count: u64) {
         ],
         &numbered_events(count),
     );
-}
-
-fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// Flips every bit of the byte in the middle of a sealed segment's data;

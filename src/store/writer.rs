@@ -438,8 +438,8 @@ pub(crate) fn new_header(
 ) -> Result<SegmentHeader> {
     let mut salt = [0u8; 8];
     getrandom::fill(&mut salt).map_err(|e| Error::Io {
-        action: "drawing a random segment salt",
-        path: Default::default(),
+        action: "drawing the random salt of new segment",
+        path: format::segment_file_name(base_position).into(),
         source: std::io::Error::other(e.to_string()),
     })?;
     Ok(SegmentHeader {
