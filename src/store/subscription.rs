@@ -28,30 +28,46 @@ pub const FOLLOW_POLL_MAX: Duration = Duration::from_millis(10);
 /// Wakes subscribers of this process when a batch is committed.
 #[derive(Debug, Default)]
 pub(crate) struct CommitSignal {
-    next_position: Mutex<u64>,
+    state: Mutex<CommitState>,
     changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct CommitState {
+    /// The log's length as of the last commit signalled.
+    next_position: u64,
+    /// Subscribers waiting on `changed`. The writer skips the wake-up (a
+    /// system call) when there are none, which is the common case.
+    waiting: usize,
 }
 
 impl CommitSignal {
     /// Called by the writer after a batch is indexed.
     pub fn committed(&self, next_position: u64) {
-        *self.next_position.lock().unwrap_or_else(|p| p.into_inner()) = next_position;
-        self.changed.notify_all();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.next_position = next_position;
+        if state.waiting > 0 {
+            self.changed.notify_all();
+        }
     }
 
     /// Waits until the log holds more than `known` events, or `deadline`.
     fn wait_beyond(&self, known: u64, deadline: Instant) {
-        let mut next = self.next_position.lock().unwrap_or_else(|p| p.into_inner());
-        while *next <= known {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while state.next_position <= known {
             let now = Instant::now();
             if now >= deadline {
                 return;
             }
-            next = self
+            // Counted under the same lock as `committed` reads it: no
+            // wake-up is lost between the check above and the wait.
+            state.waiting += 1;
+            state = self
                 .changed
-                .wait_timeout(next, deadline - now)
+                .wait_timeout(state, deadline - now)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            state.waiting -= 1;
         }
     }
 }
