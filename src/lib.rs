@@ -34,29 +34,34 @@
 
 #![deny(missing_docs)]
 
+// Layers, from the top: the public store facade (`store`), audits
+// (`audit`: verify), the engine (writer, durability, recovery, follower),
+// the index, the log on disk (`log`: segment files, directory, scanner), and
+// the pure on-disk codec (`format`). Each calls only layers below it.
+mod audit;
 pub mod codec;
 #[cfg(feature = "cqrs-es")]
 pub mod cqrs;
+mod engine;
 mod error;
 mod event;
 mod filter;
 pub mod format;
 pub mod hooks;
 mod index;
+mod log;
 mod options;
-mod segment;
 mod snapshot;
 mod store;
-pub mod verify;
 
+pub use audit::verify;
 pub use error::{Error, Result};
 pub use event::{AppendResult, EventData, EventView, ExpectedVersion, RecordedEvent, Uuid};
 pub use filter::Filter;
+pub use log::directory::LOCK_FILE_NAME;
 pub use options::{Durability, Limits, Options};
 pub use snapshot::{SNAPSHOT_DIR_NAME, Snapshot};
-pub use store::{
-    FOLLOW_POLL_MAX, LOCK_FILE_NAME, RecoveryReport, SUBSCRIPTION_READ_AHEAD, Store, Subscription,
-};
+pub use store::{FOLLOW_POLL_MAX, RecoveryReport, SUBSCRIPTION_READ_AHEAD, Store, Subscription};
 pub use verify::{ExpectedHead, VerifyOptions, VerifyReport, verify};
 
 /// The README's examples, compiled and run as doc tests so they stay true.

@@ -125,7 +125,7 @@ impl SnapshotStore {
                 fs::create_dir_all(dir)
                     .map_err(|e| Error::io("creating snapshot directory", dir, e))?;
                 if created {
-                    crate::segment::sync_dir(dir.parent().unwrap_or(dir))?;
+                    crate::log::directory::sync_dir(dir.parent().unwrap_or(dir))?;
                 }
                 let path = file_path(dir, record.stream);
                 let temp = path.with_extension(&TEMP_SUFFIX[1..]);
@@ -136,7 +136,7 @@ impl SnapshotStore {
                 };
                 write().map_err(|e| Error::io("writing snapshot", &temp, e))?;
                 fs::rename(&temp, &path).map_err(|e| Error::io("renaming snapshot", &path, e))?;
-                crate::segment::sync_dir(dir)?;
+                crate::log::directory::sync_dir(dir)?;
                 Ok(true)
             }
         }

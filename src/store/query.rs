@@ -8,7 +8,7 @@ use crate::event::RecordedEvent;
 use crate::filter::Filter;
 
 use super::Store;
-use super::read::{visit_log, visit_run};
+use crate::engine::read_events::{visit_log, visit_run};
 
 impl Store {
     /// Reads up to `max_count` events matching `filter`, in log order, from
@@ -38,7 +38,7 @@ impl Store {
         if max_count == 0 {
             return Ok(out);
         }
-        let state = self.shared.read_state();
+        let state = self.engine.read_state();
         visit_log(&state, from_position, |event| {
             if filter.matches(event.stream, event.event_type) {
                 out.push(RecordedEvent::from_body(event));
@@ -67,7 +67,7 @@ impl Store {
     /// # Errors
     /// [`crate::Error::Corrupt`] if a record no longer decodes.
     pub fn read_correlated(&self, correlation_id: &str) -> Result<Vec<RecordedEvent>> {
-        let state = self.shared.read_state();
+        let state = self.engine.read_state();
         let mut out = Vec::new();
         for run in state.index.correlated(correlation_id) {
             visit_run(&state, run, |body| {
@@ -99,7 +99,7 @@ impl Store {
     /// # Errors
     /// [`crate::Error::Corrupt`] if a record no longer decodes.
     pub fn position_at_or_after(&self, timestamp_ns: u64) -> Result<Option<u64>> {
-        let state = self.shared.read_state();
+        let state = self.engine.read_state();
         let (mut low, mut high) = (0u64, state.index.next_position());
         // Invariant: every event before `low` is older than `timestamp_ns`;
         // every event at or after `high` is not.

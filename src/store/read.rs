@@ -2,16 +2,15 @@
 //! the whole log by position.
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::engine::read_events::{
+    event_frame_at, log_start, published_segments, visit_log, visit_segments, with_event_at,
+};
+use crate::error::Result;
 use crate::event::{EventView, RecordedEvent};
-use crate::format::body::{self, EventBody};
-use crate::format::frame::{self, FrameKind, FrameRead};
-use crate::index::{Location, POSITION_INDEX_STRIDE, Run};
+use crate::index::POSITION_INDEX_STRIDE;
 
-use super::{State, Store};
-use crate::segment::Segment;
+use super::Store;
 
 impl Store {
     /// Reads up to `max_count` events of `stream`, from version `from_version`
@@ -25,7 +24,7 @@ impl Store {
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>> {
-        let state = self.shared.read_state();
+        let state = self.engine.read_state();
         state
             .index
             .stream_locations_from(stream, from_version)
@@ -46,7 +45,7 @@ impl Store {
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>> {
-        let state = self.shared.read_state();
+        let state = self.engine.read_state();
         let locations = state.index.stream_locations(stream);
         let end = usize::try_from(from_version)
             .unwrap_or(usize::MAX)
@@ -69,7 +68,7 @@ impl Store {
         if max_count == 0 {
             return Ok(out);
         }
-        let state = self.shared.read_state();
+        let state = self.engine.read_state();
         visit_log(&state, from_position, |event| {
             out.push(RecordedEvent::from_body(event));
             if out.len() == max_count {
@@ -92,7 +91,7 @@ impl Store {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>> {
-        let state = self.shared.read_state();
+        let state = self.engine.read_state();
         let mut out = Vec::new();
         let Some(newest) = state.index.next_position().checked_sub(1) else {
             return Ok(out);
@@ -155,7 +154,7 @@ impl Store {
         f: impl FnMut(&EventView<'_>) -> ControlFlow<()>,
     ) -> Result<()> {
         let (start, segments) = {
-            let state = self.shared.read_state();
+            let state = self.engine.read_state();
             let Some(start) = log_start(&state, from_position) else {
                 return Ok(());
             };
@@ -179,7 +178,7 @@ impl Store {
         mut f: impl FnMut(&EventView<'_>) -> ControlFlow<()>,
     ) -> Result<()> {
         let (locations, segments) = {
-            let state = self.shared.read_state();
+            let state = self.engine.read_state();
             let locations = state
                 .index
                 .stream_locations_from(stream, from_version)
@@ -196,154 +195,4 @@ impl Store {
         }
         Ok(())
     }
-}
-
-/// Decodes the event frame at `offset` of `segment`, whose published
-/// batches end at `end`; returns the event and the offset after its frame.
-///
-/// # Errors
-/// [`Error::Corrupt`] when the frame is not a valid event: the index only
-/// points at events checked on open or written since, so the file changed.
-fn event_frame_at(segment: &Segment, end: usize, offset: usize) -> Result<(EventBody<'_>, usize)> {
-    let bytes = segment.bytes(end);
-    let problem = match frame::read_frame(bytes, segment.header.salt, offset, end) {
-        FrameRead::Frame(frame) if frame.kind == FrameKind::Event => {
-            match body::decode_event(frame.body) {
-                Ok(event) => return Ok((event, frame.next_offset)),
-                Err(error) => error.to_string(),
-            }
-        }
-        FrameRead::Frame(_) => "the index points at a commit record, not an event".to_string(),
-        FrameRead::Empty => "the index points at an empty frame".to_string(),
-        FrameRead::Invalid(error) => error.to_string(),
-    };
-    Err(Error::corrupt(
-        &segment.path,
-        offset as u64,
-        format!("{problem} (the record changed after open)"),
-    ))
-}
-
-/// Decodes the event at `location` and hands it to `f`.
-pub(crate) fn with_event_at<T>(
-    state: &State,
-    location: Location,
-    f: impl FnOnce(&EventBody<'_>) -> T,
-) -> Result<T> {
-    let ordinal = location.segment();
-    let end = state.index.segments[ordinal].end_offset;
-    let (event, _) = event_frame_at(&state.segments[ordinal], end, location.offset())?;
-    Ok(f(&event))
-}
-
-/// Calls `f` with each event of `run`: consecutive event frames of one batch.
-pub(crate) fn visit_run(state: &State, run: &Run, mut f: impl FnMut(&EventBody<'_>)) -> Result<()> {
-    let ordinal = run.first.segment();
-    let segment = &state.segments[ordinal];
-    let end = state.index.segments[ordinal].end_offset;
-    let mut offset = run.first.offset();
-    for _ in 0..run.count {
-        let (event, next) = event_frame_at(segment, end, offset)?;
-        f(&event);
-        offset = next;
-    }
-    Ok(())
-}
-
-/// Where reading the log from a position starts: the segment, a frame
-/// offset recorded in the sparse position index, and how many events to
-/// step over from there.
-pub(crate) struct LogStart {
-    ordinal: usize,
-    offset: usize,
-    skip: u64,
-}
-
-/// Where reading from `from_position` starts; `None` when no event is there.
-fn log_start(state: &State, from_position: u64) -> Option<LogStart> {
-    let ordinal = state.index.segment_of_position(from_position)?;
-    let first = &state.index.segments[ordinal];
-    let relative = from_position - first.base_position;
-    Some(LogStart {
-        ordinal,
-        offset: first.sparse_offsets[(relative / POSITION_INDEX_STRIDE) as usize] as usize,
-        skip: relative % POSITION_INDEX_STRIDE,
-    })
-}
-
-/// The segments from `ordinal` on, shared (so they stay mapped without the
-/// store's lock), each with the end of its published batches. Published bytes
-/// never change, so they can be read after the lock is released.
-fn published_segments(state: &State, ordinal: usize) -> Vec<(Arc<Segment>, usize)> {
-    state.segments[ordinal..]
-        .iter()
-        .zip(&state.index.segments[ordinal..])
-        .map(|(segment, index)| (Arc::clone(segment), index.end_offset))
-        .collect()
-}
-
-/// Calls `f` with every event of `segments` (each with the end of its
-/// published batches), starting in the first at `start`, until it breaks.
-fn visit_segments<'s>(
-    segments: impl IntoIterator<Item = (&'s Segment, usize)>,
-    start: &LogStart,
-    mut f: impl FnMut(&EventBody<'_>) -> ControlFlow<()>,
-) -> Result<()> {
-    let mut offset = start.offset;
-    let mut skip = start.skip;
-    for (segment, end) in segments {
-        let bytes = segment.bytes(end);
-        while offset < end {
-            let frame = match frame::read_frame(bytes, segment.header.salt, offset, end) {
-                FrameRead::Frame(frame) => frame,
-                FrameRead::Empty => {
-                    return Err(Error::corrupt(
-                        &segment.path,
-                        offset as u64,
-                        "an empty frame inside the indexed log",
-                    ));
-                }
-                FrameRead::Invalid(error) => {
-                    return Err(Error::corrupt(
-                        &segment.path,
-                        offset as u64,
-                        format!("{error} (the record changed after open)"),
-                    ));
-                }
-            };
-            if frame.kind == FrameKind::Event {
-                if skip > 0 {
-                    skip -= 1;
-                } else {
-                    let event = body::decode_event(frame.body)
-                        .map_err(|e| Error::corrupt(&segment.path, offset as u64, e.to_string()))?;
-                    if f(&event).is_break() {
-                        return Ok(());
-                    }
-                }
-            }
-            offset = frame.next_offset;
-        }
-        offset = crate::format::SEGMENT_HEADER_LEN;
-    }
-    Ok(())
-}
-
-/// Calls `f` with every event of the log from `from_position` on, in order,
-/// until it breaks or the log ends, while the caller holds the state. Finds
-/// the start through the sparse position index, then reads frames
-/// sequentially.
-pub(crate) fn visit_log(
-    state: &State,
-    from_position: u64,
-    f: impl FnMut(&EventBody<'_>) -> ControlFlow<()>,
-) -> Result<()> {
-    let Some(start) = log_start(state, from_position) else {
-        return Ok(());
-    };
-    let segments = state.segments[start.ordinal..]
-        .iter()
-        .zip(&state.index.segments[start.ordinal..])
-        .map(|(segment, index)| (&**segment, index.end_offset));
-    visit_segments(segments, &start, f)
 }

@@ -39,10 +39,10 @@ impl Store {
         data: &[u8],
         content_type: Option<&str>,
     ) -> Result<bool> {
-        let shared = &*self.shared;
-        if shared.is_read_only() {
+        let engine = &*self.engine;
+        if engine.is_read_only() {
             return Err(Error::ReadOnly {
-                dir: shared.dir.clone(),
+                dir: engine.dir.clone(),
             });
         }
         let actual = self.stream_version(stream);
@@ -51,7 +51,7 @@ impl Store {
                 "a snapshot of stream {stream:?} at version {version}, but the stream is at version {actual}"
             )));
         }
-        let max = shared.options.limits.max_snapshot_bytes;
+        let max = engine.options.limits.max_snapshot_bytes;
         if data.len() > max {
             return Err(Error::LimitExceeded {
                 limit: "Limits::max_snapshot_bytes",
@@ -64,10 +64,10 @@ impl Store {
             stream,
             version,
             content_type,
-            created_unix_ns: super::writer::now_ns(),
+            created_unix_ns: crate::engine::writer::now_ns(),
             data,
         };
-        shared.snapshots.save(&record, max)
+        engine.snapshots.save(&record, max)
     }
 
     /// Saves `state` encoded as MessagePack as the snapshot of `stream` at
@@ -96,9 +96,9 @@ impl Store {
     /// (deleting it is safe: the state can be rebuilt from the events).
     pub fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
         let snapshot = self
-            .shared
+            .engine
             .snapshots
-            .load(stream, self.shared.options.limits.max_snapshot_bytes)?;
+            .load(stream, self.engine.options.limits.max_snapshot_bytes)?;
         Ok(snapshot.filter(|s| s.version <= self.stream_version(stream)))
     }
 }

@@ -7,15 +7,16 @@
 
 use std::collections::VecDeque;
 use std::ops::ControlFlow;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::event::RecordedEvent;
 use crate::filter::Filter;
 
-use super::read::{visit_log, with_event_at};
-use super::{Shared, Store};
+use super::Store;
+use crate::engine::Engine;
+use crate::engine::read_events::{visit_log, with_event_at};
 
 /// Most events a subscription reads from the log ahead of its consumer.
 pub const SUBSCRIPTION_READ_AHEAD: usize = 512;
@@ -24,53 +25,6 @@ pub const SUBSCRIPTION_READ_AHEAD: usize = 512;
 /// another process (read-only store). Polling starts at 1 ms after each new
 /// batch and doubles while idle up to this.
 pub const FOLLOW_POLL_MAX: Duration = Duration::from_millis(10);
-
-/// Wakes subscribers of this process when a batch is committed.
-#[derive(Debug, Default)]
-pub(crate) struct CommitSignal {
-    state: Mutex<CommitState>,
-    changed: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct CommitState {
-    /// The log's length as of the last commit signalled.
-    next_position: u64,
-    /// Subscribers waiting on `changed`. The writer skips the wake-up (a
-    /// system call) when there are none, which is the common case.
-    waiting: usize,
-}
-
-impl CommitSignal {
-    /// Called by the writer after a batch is indexed.
-    pub fn committed(&self, next_position: u64) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.next_position = next_position;
-        if state.waiting > 0 {
-            self.changed.notify_all();
-        }
-    }
-
-    /// Waits until the log holds more than `known` events, or `deadline`.
-    fn wait_beyond(&self, known: u64, deadline: Instant) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        while state.next_position <= known {
-            let now = Instant::now();
-            if now >= deadline {
-                return;
-            }
-            // Counted under the same lock as `committed` reads it: no
-            // wake-up is lost between the check above and the wait.
-            state.waiting += 1;
-            state = self
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-            state.waiting -= 1;
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 enum Target {
@@ -96,7 +50,7 @@ enum Target {
 /// # Ok::<(), annals::Error>(())
 /// ```
 pub struct Subscription {
-    shared: Arc<Shared>,
+    engine: Arc<Engine>,
     target: Target,
     filter: Filter,
     buffer: VecDeque<RecordedEvent>,
@@ -132,7 +86,7 @@ impl Store {
 
     fn subscription(&self, target: Target, cursor: u64, filter: Filter) -> Subscription {
         Subscription {
-            shared: Arc::clone(&self.shared),
+            engine: Arc::clone(&self.engine),
             target,
             filter,
             buffer: VecDeque::new(),
@@ -163,20 +117,20 @@ impl Subscription {
             if now >= deadline {
                 return Ok(None);
             }
-            if self.shared.is_read_only() {
+            if self.engine.is_read_only() {
                 // Another process writes: look at the files again soon.
                 std::thread::sleep(self.poll.min(deadline - now));
-                let mut state = self.shared.write_state();
-                let super::State { index, segments } = &mut *state;
+                let mut state = self.engine.write_state();
+                let crate::engine::State { index, segments } = &mut *state;
                 let before = index.next_position();
-                super::recovery::follow(&self.shared.dir, index, segments)?;
+                crate::engine::recovery::follow(&self.engine.dir, index, segments)?;
                 self.poll = if index.next_position() > before {
                     Duration::from_millis(1)
                 } else {
                     (self.poll * 2).min(FOLLOW_POLL_MAX)
                 };
             } else {
-                self.shared.commits.wait_beyond(known, deadline);
+                self.engine.commits.wait_beyond(known, deadline);
             }
         }
     }
@@ -198,7 +152,7 @@ impl Subscription {
     /// Reads the next events from the log into the buffer. Returns the log's
     /// length (next position) at the time of reading.
     fn fill(&mut self) -> Result<u64> {
-        let state = self.shared.read_state();
+        let state = self.engine.read_state();
         let known = state.index.next_position();
         match &self.target {
             Target::All => {

@@ -13,7 +13,8 @@ use crate::format::scan::{self, BatchRead, TailState};
 use crate::format::{self, SEGMENT_HEADER_LEN};
 use crate::hooks::Hooks;
 use crate::index::{CommandRecord, Index, Location, SegmentIndex};
-use crate::segment::{Segment, TEMP_SUFFIX};
+use crate::log::directory::{DirListing, list_segments};
+use crate::log::segment::Segment;
 
 /// What open found and did about a torn tail.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,38 +50,6 @@ pub(crate) enum ScanEnd {
     Empty,
     /// Something that is not a complete batch starts at this offset.
     Invalid { at: usize },
-}
-
-/// The files of a store directory that matter to annals.
-pub(crate) struct DirListing {
-    /// Segment files with their base positions, in position order.
-    pub segments: Vec<(u64, PathBuf)>,
-    /// Temporary files of segment creations that never finished.
-    pub temp_files: Vec<PathBuf>,
-}
-
-/// Lists segment files (by base position) and stray temporary files.
-pub(crate) fn list_segments(dir: &Path) -> Result<DirListing> {
-    let mut segments = Vec::new();
-    let mut temps = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| Error::io("listing store directory", dir, e))? {
-        let entry = entry.map_err(|e| Error::io("listing store directory", dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(base) = format::parse_segment_file_name(name) {
-            segments.push((base, entry.path()));
-        } else if name
-            .strip_suffix(TEMP_SUFFIX)
-            .is_some_and(|n| format::parse_segment_file_name(n).is_some())
-        {
-            temps.push(entry.path());
-        }
-    }
-    segments.sort();
-    Ok(DirListing {
-        segments,
-        temp_files: temps,
-    })
 }
 
 /// Opens every segment of `dir`. A writer (`writable`) also repairs a torn

@@ -69,8 +69,8 @@ use crate::format::frame::{self, FLAG_END_OF_BATCH, FRAME_HEADER_LEN, FrameKind,
 use crate::format::scan::{self, BatchRead, BatchRef, EventRef, TailState};
 use crate::format::{CHAIN_LEN, FRAME_ALIGN, SEGMENT_HEADER_LEN};
 use crate::hooks::Hooks;
-use crate::segment::Segment;
-use crate::store::recovery::{self, DirListing};
+use crate::log::directory::{self, DirListing};
+use crate::log::segment::Segment;
 
 /// At most this many problems are listed in a report; the rest are only
 /// counted (in [`VerifyReport::problems_not_listed`]), so that a badly
@@ -520,7 +520,7 @@ pub fn verify_with_progress(
     let DirListing {
         segments,
         temp_files,
-    } = recovery::list_segments(dir)?;
+    } = directory::list_segments(dir)?;
     if segments.is_empty() {
         return Err(Error::InvalidArgument(format!(
             "{} holds no segment file (named like 00000000000000000000.seg): it is not an annals store",

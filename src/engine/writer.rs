@@ -12,11 +12,11 @@ use crate::format::footer::{self, SegmentFooter};
 use crate::format::header::SegmentHeader;
 use crate::format::{self, CHAIN_LEN, FORMAT_VERSION, SEGMENT_HEADER_LEN};
 use crate::index::{CommandRecord, Location};
+use crate::log::segment::Segment;
 use crate::options::Options;
-use crate::segment::Segment;
 
-use super::read::with_event_at;
-use super::{Shared, State};
+use super::read_events::with_event_at;
+use super::{Engine, State};
 
 /// State owned by the one writer; guarded by the store's writer mutex.
 pub(crate) struct Writer {
@@ -80,10 +80,10 @@ impl Writer {
 
     /// Appends one batch. Caller holds the writer mutex and has validated the
     /// request's sizes.
-    pub fn append(&mut self, shared: &Shared, request: &AppendRequest<'_>) -> Result<Appended> {
-        shared.durability.check_poison()?;
+    pub fn append(&mut self, engine: &Engine, request: &AppendRequest<'_>) -> Result<Appended> {
+        engine.durability.check_poison()?;
         let (actual, first_position, chain_head) = {
-            let state = shared.read_state();
+            let state = engine.read_state();
             if let Some(id) = request.command_id
                 && let Some(record) = state.index.command(id)
             {
@@ -108,9 +108,9 @@ impl Writer {
         self.assign_ids_and_timestamps(request)?;
 
         if self.active_sealed {
-            self.roll(shared, first_position, &chain_head)?;
+            self.roll(engine, first_position, &chain_head)?;
         }
-        let mut chain = self.encode(shared, request, actual, first_position, &chain_head)?;
+        let mut chain = self.encode(engine, request, actual, first_position, &chain_head)?;
         let capacity = format::data_capacity(self.active.header.segment_size_bytes) as usize;
         if self.buffer.len() > capacity {
             return Err(Error::LimitExceeded {
@@ -121,9 +121,9 @@ impl Writer {
         }
         if self.write_offset + self.buffer.len() > self.active.data_end() {
             // A batch never spans segments: seal this one and start the next.
-            self.roll(shared, first_position, &chain_head)?;
+            self.roll(engine, first_position, &chain_head)?;
             // The salt and synced offset changed: encode again.
-            chain = self.encode(shared, request, actual, first_position, &chain_head)?;
+            chain = self.encode(engine, request, actual, first_position, &chain_head)?;
         }
 
         let (offset, end) = self.publish_buffer();
@@ -132,7 +132,7 @@ impl Writer {
 
         let event_count = request.events.len() as u64;
         {
-            let mut state = shared.write_state();
+            let mut state = engine.write_state();
             let ordinal = self.ordinal;
             state.index.add_batch(
                 request.stream,
@@ -160,7 +160,7 @@ impl Writer {
             });
             state.index.end_batch(end, timestamp_ns, chain, command);
         }
-        shared.commits.committed(first_position + event_count);
+        engine.commits.committed(first_position + event_count);
         Ok(Appended {
             result: AppendResult {
                 first_version: actual + 1,
@@ -202,14 +202,14 @@ impl Writer {
     /// Encodes the batch into `buffer`; returns the chain value after it.
     fn encode(
         &mut self,
-        shared: &Shared,
+        engine: &Engine,
         request: &AppendRequest<'_>,
         actual: u64,
         first_position: u64,
         chain_head: &[u8; CHAIN_LEN],
     ) -> Result<[u8; CHAIN_LEN]> {
         let salt = self.active.header.salt;
-        let max_event_bytes = shared.options.limits.max_event_bytes;
+        let max_event_bytes = engine.options.limits.max_event_bytes;
         self.buffer.clear();
         self.frame_offsets.clear();
         for (i, event) in request.events.iter().enumerate() {
@@ -237,7 +237,7 @@ impl Writer {
             }
             self.frame_offsets.push(frame_start);
         }
-        let (durable_segment, durable_offset) = shared.durability.durable();
+        let (durable_segment, durable_offset) = engine.durability.durable();
         let synced_offset = if durable_segment == self.ordinal {
             durable_offset.min(self.write_offset)
         } else {
@@ -266,13 +266,13 @@ impl Writer {
     /// nothing if not everything is durable yet, the segment is full, or it
     /// holds no events (nothing to vouch for; and a segment of markers alone
     /// could not be sealed when the next batch does not fit beside them).
-    pub fn write_sync_marker(&mut self, shared: &Shared) -> Result<()> {
-        shared.durability.check_poison()?;
-        if self.active_sealed || shared.durability.durable() != (self.ordinal, self.write_offset) {
+    pub fn write_sync_marker(&mut self, engine: &Engine) -> Result<()> {
+        engine.durability.check_poison()?;
+        if self.active_sealed || engine.durability.durable() != (self.ordinal, self.write_offset) {
             return Ok(());
         }
         let (next_position, chain_head, segment_events) = {
-            let state = shared.read_state();
+            let state = engine.read_state();
             (
                 state.index.next_position(),
                 state.index.chain_head,
@@ -296,8 +296,8 @@ impl Writer {
             return Ok(());
         }
         let (_, end) = self.publish_buffer();
-        shared.write_state().index.end_batch(end, 0, chain, None);
-        shared.durability.sync_through(shared, (self.ordinal, end))
+        engine.write_state().index.end_batch(end, 0, chain, None);
+        engine.durability.sync_through(engine, (self.ordinal, end))
     }
 
     /// Copies the encoded batch in `buffer` to the active segment at
@@ -325,13 +325,13 @@ impl Writer {
     /// Seals the active segment (unless already sealed) and creates the next.
     fn roll(
         &mut self,
-        shared: &Shared,
+        engine: &Engine,
         next_position: u64,
         chain_head: &[u8; CHAIN_LEN],
     ) -> Result<()> {
         if !self.active_sealed {
             let footer = {
-                let state = shared.read_state();
+                let state = engine.read_state();
                 let stats = &state.index.segments[self.ordinal];
                 let data = &self.active.bytes(stats.end_offset)[SEGMENT_HEADER_LEN..];
                 SegmentFooter {
@@ -349,15 +349,15 @@ impl Writer {
                 "only a segment with events is sealed"
             );
             if let Err(error) = self.active.seal(&footer) {
-                shared.durability.poison(error.to_string());
+                engine.durability.poison(error.to_string());
                 return Err(error);
             }
             self.active_sealed = true;
         }
-        let header = new_header(&shared.options, next_position, chain_head)?;
-        let segment = Arc::new(shared.create_segment(&header)?);
+        let header = new_header(&engine.options, next_position, chain_head)?;
+        let segment = Arc::new(engine.create_segment(&header)?);
         let ordinal = {
-            let mut state = shared.write_state();
+            let mut state = engine.write_state();
             state.segments.push(Arc::clone(&segment));
             state
                 .index
@@ -370,7 +370,7 @@ impl Writer {
         self.active_sealed = false;
         self.write_offset = SEGMENT_HEADER_LEN;
         // The old segment was synced whole, the new header before its rename.
-        shared
+        engine
             .durability
             .mark_durable((ordinal, SEGMENT_HEADER_LEN));
         Ok(())

@@ -23,6 +23,8 @@ use crate::format::header::SegmentHeader;
 use crate::format::{self, FOOTER_LEN, SEGMENT_HEADER_LEN};
 use crate::hooks::Hooks;
 
+use super::directory::sync_dir;
+
 /// Suffix of a segment file being created; such files are removed on open.
 pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 
@@ -335,11 +337,4 @@ fn allocate(file: &File, size: u64) -> io::Result<()> {
         }
         Err(errno) => Err(errno.into()),
     }
-}
-
-/// Makes a directory's entries (new or renamed files) durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("syncing directory", dir, e))
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-use super::Shared;
+use super::Engine;
 
 /// A point in the log: (segment ordinal, byte offset in that segment).
 pub(crate) type LogPoint = (usize, usize);
@@ -27,7 +27,7 @@ struct Progress {
     poison: Option<String>,
 }
 
-/// Shared durability state of a store.
+/// Engine durability state of a store.
 #[derive(Debug)]
 pub(crate) struct Durability {
     progress: Mutex<Progress>,
@@ -85,7 +85,7 @@ impl Durability {
     ///
     /// # Errors
     /// [`Error::Poisoned`] if this or an earlier sync failed.
-    pub fn sync_through(&self, shared: &Shared, target: LogPoint) -> Result<()> {
+    pub fn sync_through(&self, engine: &Engine, target: LogPoint) -> Result<()> {
         let mut progress = self.lock();
         loop {
             if let Some(cause) = &progress.poison {
@@ -110,7 +110,7 @@ impl Durability {
             // previous sync) write their batches first, so this sync covers
             // them too.
             std::thread::yield_now();
-            let outcome = shared.sync_written_data(durable_before);
+            let outcome = engine.sync_written_data(durable_before);
             progress = self.lock();
             progress.sync_running = false;
             match outcome {
@@ -133,7 +133,7 @@ pub(crate) struct PeriodicSyncer {
 impl PeriodicSyncer {
     /// Starts a thread that syncs everything written every `interval`. It
     /// holds only a weak reference, so it never keeps a store alive.
-    pub fn start(shared: Weak<Shared>, interval: Duration) -> PeriodicSyncer {
+    pub fn start(weak_engine: Weak<Engine>, interval: Duration) -> PeriodicSyncer {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let thread_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -149,13 +149,13 @@ impl PeriodicSyncer {
                     if *guard {
                         return;
                     }
-                    let Some(shared) = shared.upgrade() else {
+                    let Some(engine) = weak_engine.upgrade() else {
                         return;
                     };
                     drop(guard);
                     // A failure poisons the store; writers report it.
-                    let _ = shared.sync_all_written();
-                    drop(shared);
+                    let _ = engine.sync_all_written();
+                    drop(engine);
                     guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
                 }
             })

@@ -1,0 +1,211 @@
+//! The engine: the state that the writer, durability, recovery and the
+//! follower share, and the three ways to bring it up (a writer's open, a
+//! read-only open, an in-memory store). The public [`crate::Store`] is a thin
+//! facade over an [`Engine`].
+
+pub(crate) mod commit_signal;
+pub(crate) mod durability;
+pub(crate) mod read_events;
+pub(crate) mod recovery;
+pub(crate) mod writer;
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::error::{Error, Result};
+use crate::format::header::SegmentHeader;
+use crate::index::{Index, SegmentIndex};
+use crate::log::directory;
+use crate::log::segment::Segment;
+use crate::options::Options;
+use crate::snapshot::SnapshotStore;
+
+use commit_signal::CommitSignal;
+use durability::{Durability, LogPoint};
+pub use recovery::RecoveryReport;
+use writer::Writer;
+
+/// The state shared by a store's handles and background threads.
+pub(crate) struct Engine {
+    pub dir: PathBuf,
+    pub options: Options,
+    /// Segments live in anonymous memory ([`crate::Store::in_memory`]).
+    in_memory: bool,
+    state: RwLock<State>,
+    pub writer: Option<Mutex<Writer>>,
+    pub durability: Durability,
+    pub snapshots: SnapshotStore,
+    pub commits: CommitSignal,
+    pub report: RecoveryReport,
+    /// Held for the store's lifetime: the writer lock.
+    _lock_file: Option<File>,
+}
+
+/// The index and the segments it points into, changed together.
+pub(crate) struct State {
+    pub index: Index,
+    pub segments: Vec<Arc<Segment>>,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the store in `dir` as its one writer:
+    /// takes the lock, recovers the segments, and makes sure an active
+    /// segment exists and everything in it is durable.
+    pub fn open_writable(dir: &Path, options: Options) -> Result<Engine> {
+        options.validate()?;
+        let dir = dir.to_path_buf();
+        fs::create_dir_all(&dir).map_err(|e| Error::io("creating store directory", &dir, e))?;
+        let lock_file = directory::lock(&dir)?;
+        let loaded = recovery::load(&dir, true, &options.hooks)?;
+        let mut index = loaded.index;
+        let mut segments = loaded.segments;
+        if segments.is_empty() || loaded.newest_sealed {
+            if let Some(sealed) = segments.last() {
+                // A writer that crashed while sealing may have left this
+                // footer in the page cache only: make it durable before the
+                // next segment, which depends on it, exists.
+                sealed
+                    .sync(0, sealed.len())
+                    .map_err(|e| Error::io("syncing sealed segment", &sealed.path, e))?;
+            }
+            let next = index.next_position();
+            let header = writer::new_header(&options, next, &index.chain_head)?;
+            segments.push(Arc::new(Segment::create(&dir, &header, &options.hooks)?));
+            index.segments.push(SegmentIndex::new(next));
+        }
+        let ordinal = segments.len() - 1;
+        let active = Arc::clone(&segments[ordinal]);
+        let end = index.segments[ordinal].end_offset;
+        // Whatever a crashed process left in the page cache becomes durable
+        // now, so that `synced_offset` claims made from here on are true.
+        active
+            .sync(0, end)
+            .map_err(|e| Error::io("syncing recovered segment", &active.path, e))?;
+        let writer = Writer::new(active, ordinal, false, end, index.last_timestamp_ns);
+        let snapshots = SnapshotStore::open(&dir, true)?;
+        Ok(Engine {
+            dir,
+            in_memory: false,
+            state: RwLock::new(State { index, segments }),
+            writer: Some(Mutex::new(writer)),
+            durability: Durability::new((ordinal, end)),
+            snapshots,
+            commits: CommitSignal::default(),
+            report: loaded.report,
+            _lock_file: Some(lock_file),
+            options,
+        })
+    }
+
+    /// Opens the store in `dir` without the writer lock, changing nothing.
+    pub fn open_read_only(dir: &Path) -> Result<Engine> {
+        let dir = dir.to_path_buf();
+        if !dir.is_dir() {
+            return Err(Error::io(
+                "opening store directory",
+                &dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+            ));
+        }
+        let loaded = recovery::load(&dir, false, &Default::default())?;
+        let snapshots = SnapshotStore::open(&dir, false)?;
+        Ok(Engine {
+            dir,
+            options: Options::default(),
+            in_memory: false,
+            state: RwLock::new(State {
+                index: loaded.index,
+                segments: loaded.segments,
+            }),
+            writer: None,
+            durability: Durability::new((0, 0)),
+            snapshots,
+            commits: CommitSignal::default(),
+            report: loaded.report,
+            _lock_file: None,
+        })
+    }
+
+    /// A store whose one segment lives in anonymous memory.
+    pub fn in_memory(options: Options) -> Result<Engine> {
+        options.validate()?;
+        let header = writer::new_header(&options, 0, &crate::format::chain::GENESIS)?;
+        let segment = Arc::new(Segment::create_in_memory(&header)?);
+        let mut index = Index::new();
+        index.segments.push(SegmentIndex::new(0));
+        let start = crate::format::SEGMENT_HEADER_LEN;
+        let writer = Writer::new(Arc::clone(&segment), 0, false, start, 0);
+        Ok(Engine {
+            dir: PathBuf::from("(memory)"),
+            in_memory: true,
+            state: RwLock::new(State {
+                index,
+                segments: vec![segment],
+            }),
+            writer: Some(Mutex::new(writer)),
+            durability: Durability::new((0, start)),
+            snapshots: SnapshotStore::Memory(Default::default()),
+            commits: CommitSignal::default(),
+            report: RecoveryReport::default(),
+            _lock_file: None,
+            options,
+        })
+    }
+
+    /// A store without a writer was opened read-only.
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.writer.is_none()
+    }
+
+    pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn write_state(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates the next segment, on disk or in memory.
+    pub(crate) fn create_segment(&self, header: &SegmentHeader) -> Result<Segment> {
+        if self.in_memory {
+            Segment::create_in_memory(header)
+        } else {
+            Segment::create(&self.dir, header, &self.options.hooks)
+        }
+    }
+
+    /// The log point right after the last published batch.
+    fn written_end(&self) -> LogPoint {
+        let state = self.read_state();
+        let ordinal = state.segments.len() - 1;
+        (ordinal, state.index.segments[ordinal].end_offset)
+    }
+
+    /// Syncs everything written since `durable_before`; returns the new durable point.
+    pub(crate) fn sync_written_data(&self, durable_before: LogPoint) -> Result<LogPoint> {
+        let (segment, point) = {
+            let state = self.read_state();
+            let ordinal = state.segments.len() - 1;
+            (
+                Arc::clone(&state.segments[ordinal]),
+                (ordinal, state.index.segments[ordinal].end_offset),
+            )
+        };
+        let from = if durable_before.0 == point.0 {
+            durable_before.1
+        } else {
+            0
+        };
+        segment
+            .sync(from, point.1.saturating_sub(from))
+            .map_err(|e| Error::io("syncing segment", &segment.path, e))?;
+        Ok(point)
+    }
+
+    /// Syncs everything written so far (used by flush and the periodic thread).
+    pub(crate) fn sync_all_written(&self) -> Result<()> {
+        let target = self.written_end();
+        self.durability.sync_through(self, target)
+    }
+}

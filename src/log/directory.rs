@@ -1,0 +1,71 @@
+//! The store directory: which files are segments, the writer lock, and
+//! making directory entries durable.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::format;
+
+use super::segment::TEMP_SUFFIX;
+
+/// Name of the lock file a writer holds in the store directory.
+pub const LOCK_FILE_NAME: &str = "annals.lock";
+
+/// The files of a store directory that matter to annals.
+pub(crate) struct DirListing {
+    /// Segment files with their base positions, in position order.
+    pub segments: Vec<(u64, PathBuf)>,
+    /// Temporary files of segment creations that never finished.
+    pub temp_files: Vec<PathBuf>,
+}
+
+/// Lists segment files (by base position) and stray temporary files.
+pub(crate) fn list_segments(dir: &Path) -> Result<DirListing> {
+    let mut segments = Vec::new();
+    let mut temps = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io("listing store directory", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("listing store directory", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(base) = format::parse_segment_file_name(name) {
+            segments.push((base, entry.path()));
+        } else if name
+            .strip_suffix(TEMP_SUFFIX)
+            .is_some_and(|n| format::parse_segment_file_name(n).is_some())
+        {
+            temps.push(entry.path());
+        }
+    }
+    segments.sort();
+    Ok(DirListing {
+        segments,
+        temp_files: temps,
+    })
+}
+
+/// Takes the writer lock of `dir`.
+pub(crate) fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io("opening lock file", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("locking", &path, e)),
+    }
+}
+
+/// Makes a directory's entries (new or renamed files) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("syncing directory", dir, e))
+}

@@ -1,0 +1,6 @@
+//! The log on disk: segment files, the store directory (listing, writer
+//! lock) and, above the pure codec of [`crate::format`], the one scanner and
+//! decision table that every reader of the log uses.
+
+pub(crate) mod directory;
+pub(crate) mod segment;
