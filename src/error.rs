@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::event::ExpectedVersion;
+use crate::log::finding::{Finding, FindingKind};
 
 /// Shorthand for results whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -31,15 +32,9 @@ pub enum Error {
         /// How many bytes annals tried to allocate.
         bytes: u64,
     },
-    /// Bytes on disk fail their checks somewhere other than a torn tail.
-    Corrupt {
-        /// The file holding the bad bytes.
-        path: PathBuf,
-        /// Byte offset of the problem within that file.
-        offset: u64,
-        /// What is wrong.
-        reason: String,
-    },
+    /// Bytes on disk fail their checks somewhere other than a torn tail:
+    /// the typed finding says what, in which file, at which offset.
+    Corrupt(Box<Finding>),
     /// Another writer holds the store's lock (in this process or another).
     Locked {
         /// The store directory.
@@ -100,21 +95,32 @@ impl Error {
         }
     }
 
-    pub(crate) fn corrupt(
+    /// The corruption error for a finding.
+    pub(crate) fn found(
         path: impl Into<PathBuf>,
         offset: u64,
-        reason: impl Into<String>,
+        position: Option<u64>,
+        kind: FindingKind,
     ) -> Error {
-        Error::Corrupt {
+        Error::Corrupt(Box::new(Finding {
+            kind,
             path: path.into(),
             offset,
-            reason: reason.into(),
-        }
+            position,
+        }))
     }
 
     /// True when the error means bytes on disk are damaged.
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Error::Corrupt { .. })
+        matches!(self, Error::Corrupt(_))
+    }
+
+    /// The finding behind a corruption error.
+    pub fn finding(&self) -> Option<&Finding> {
+        match self {
+            Error::Corrupt(finding) => Some(finding),
+            _ => None,
+        }
     }
 }
 
@@ -135,16 +141,21 @@ impl fmt::Display for Error {
                 }
                 write!(f, "; nothing was written: free space and retry")
             }
-            Error::Corrupt {
-                path,
-                offset,
-                reason,
-            } => write!(
-                f,
-                "corruption in {} at byte offset {offset}: {reason}; the store was not changed \
-                 (run `annals verify` to list every problem, `annals repair` to cut damaged data)",
-                path.display()
-            ),
+            Error::Corrupt(finding) => {
+                write!(f, "corruption in {finding}; the store was not changed ")?;
+                match finding.kind {
+                    FindingKind::InvalidSnapshot { .. } => write!(
+                        f,
+                        "(snapshots are caches: delete this file and the snapshot is rebuilt \
+                         from the log when next saved)"
+                    ),
+                    _ => write!(
+                        f,
+                        "(run `annals verify` to list every problem, `annals repair` to cut \
+                         damaged data)"
+                    ),
+                }
+            }
             Error::Locked { dir } => write!(
                 f,
                 "the store {} is locked by another writer (in this or another process); \

@@ -55,13 +55,16 @@ mod snapshot;
 mod store;
 
 pub use audit::verify;
+pub use engine::recovery::{Recovered, RecoveryAction, RecoveryReport};
 pub use error::{Error, Result};
 pub use event::{AppendResult, EventData, EventView, ExpectedVersion, RecordedEvent, Uuid};
 pub use filter::Filter;
 pub use log::directory::LOCK_FILE_NAME;
+pub use log::finding::{DurableEvidence, Finding, FindingKind};
+pub use log::verdict::{SegmentRole, Verdict};
 pub use options::{Durability, Limits, Options};
 pub use snapshot::{SNAPSHOT_DIR_NAME, Snapshot};
-pub use store::{FOLLOW_POLL_MAX, RecoveryReport, SUBSCRIPTION_READ_AHEAD, Store, Subscription};
+pub use store::{FOLLOW_POLL_MAX, SUBSCRIPTION_READ_AHEAD, Store, Subscription};
 pub use verify::{ExpectedHead, VerifyOptions, VerifyReport, verify};
 
 /// The README's examples, compiled and run as doc tests so they stay true.

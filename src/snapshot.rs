@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::format::snapshot::{
     SNAPSHOT_HEADER_LEN, SnapshotRecord, decode_snapshot, encode_snapshot,
 };
+use crate::log::finding::FindingKind;
 
 /// Name of the directory holding snapshot files, inside the store directory.
 pub const SNAPSHOT_DIR_NAME: &str = "snapshots";
@@ -165,10 +166,13 @@ impl SnapshotStore {
                 };
                 let max = (max_bytes + SNAPSHOT_HEADER_LEN + 1024) as u64;
                 if len > max {
-                    return Err(Error::corrupt(
+                    return Err(Error::found(
                         &path,
                         0,
-                        format!("snapshot file is {len} bytes, over the limit of {max}"),
+                        None,
+                        FindingKind::InvalidSnapshot {
+                            detail: format!("the file is {len} bytes, over the limit of {max}"),
+                        },
                     ));
                 }
                 (
@@ -178,10 +182,13 @@ impl SnapshotStore {
             }
         };
         let record = decode_snapshot(&bytes).map_err(|e| {
-            Error::corrupt(
+            Error::found(
                 &path,
                 0,
-                format!("{e}; delete the file to rebuild from events"),
+                None,
+                FindingKind::InvalidSnapshot {
+                    detail: e.to_string(),
+                },
             )
         })?;
         if record.stream != stream {

@@ -690,8 +690,11 @@ fn a_discarded_tail_never_comes_back() {
     let store = Store::open(&crashed, options(Durability::None)).unwrap();
     assert_eq!(store.next_position(), 3, "B3 and B4 are discarded");
     assert_eq!(
-        store.recovery_report().torn_offset,
-        b3_start as u64,
+        store
+            .recovery_report()
+            .torn_tail()
+            .map(|t| t.finding.offset),
+        Some(b3_start as u64),
         "the torn tail starts at B3"
     );
     // The application appends B3 again: same events, same size.

@@ -277,7 +277,7 @@ fn crash_cycles_seeded(seed: u64, cycles: u64) {
 
         let store = Store::open(dir.path(), options())
             .unwrap_or_else(|e| panic!("{context}: reopen after SIGKILL failed: {e}"));
-        if store.recovery_report().torn_segment.is_some() {
+        if store.recovery_report().torn_tail().is_some() {
             totals.torn_tails += 1;
         }
         crashkit::check_tail_zeroed(dir.path()).unwrap_or_else(|e| panic!("{context}: {e}"));

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use annals::format::scan::{BatchRead, read_batch};
 use annals::format::{FOOTER_LEN, SEGMENT_HEADER_LEN, header::SegmentHeader};
-use annals::{Durability, Error, EventData, ExpectedVersion, Options, Store};
+use annals::{
+    Durability, Error, EventData, ExpectedVersion, FindingKind, Options, RecoveryAction, Store,
+};
 use common::*;
 
 /// Offsets where each batch of a segment file ends (sync markers included).
@@ -104,8 +106,16 @@ fn truncated_mid_record_opens_with_the_complete_batches() {
     let store = reopen(dir.path()).unwrap();
     assert_prefix(&store, &written, 12);
     let report = store.recovery_report().clone();
-    assert_eq!(report.short_segment_len, Some(((start + end) / 2) as u64));
-    assert_eq!(report.torn_offset, start as u64);
+    let short = report
+        .of_kind(|kind| matches!(kind, FindingKind::ShortFile { .. }))
+        .next()
+        .expect("the short file is reported");
+    assert_eq!(short.action, RecoveryAction::Restored);
+    assert_eq!(short.finding.offset, (((start + end) / 2) & !7) as u64);
+    assert_eq!(
+        report.torn_tail().map(|t| t.finding.offset),
+        Some(start as u64)
+    );
     // The store is whole again: append, close, reopen.
     store
         .append(
@@ -131,8 +141,10 @@ fn garbage_after_the_last_batch_is_discarded() {
     overwrite(segment, end as u64, &garbage);
     let store = reopen(dir.path()).unwrap();
     assert_prefix(&store, &written, 20);
-    assert_eq!(store.recovery_report().torn_offset, end as u64);
-    assert!(store.recovery_report().torn_bytes >= 3000);
+    let torn = store.recovery_report().torn_tail().expect("a torn tail");
+    assert_eq!(torn.finding.offset, end as u64);
+    assert_eq!(torn.action, RecoveryAction::Discarded);
+    assert!(torn.bytes() >= 3000);
     assert!(
         read_at(segment, end as u64, 3000).iter().all(|&b| b == 0),
         "the torn tail was zeroed"
@@ -189,9 +201,12 @@ fn a_bit_flip_in_a_sealed_segment_is_refused_with_file_and_offset() {
         .err()
         .expect("open must refuse");
     match &error {
-        Error::Corrupt { path, offset, .. } => {
-            assert_eq!(path, sealed);
-            assert_eq!(*offset, start as u64, "the offset of the damaged frame");
+        Error::Corrupt(finding) => {
+            assert_eq!(&finding.path, sealed);
+            assert_eq!(
+                finding.offset, start as u64,
+                "the offset of the damaged frame"
+            );
         }
         other => panic!("expected corruption, got {other}"),
     }
@@ -221,7 +236,7 @@ fn damage_before_a_sync_marker_is_corruption_not_a_torn_tail() {
     overwrite(segment, start as u64 + 20, &[0xFF]);
     let error = reopen(dir.path()).err().expect("open must refuse");
     assert!(
-        matches!(error, Error::Corrupt { offset, .. } if offset == start as u64),
+        error.finding().map(|f| f.offset) == Some(start as u64),
         "{error}"
     );
 }
@@ -244,7 +259,7 @@ fn damage_before_a_durable_batch_is_corruption() {
         .err()
         .expect("open must refuse");
     assert!(
-        matches!(error, Error::Corrupt { offset, .. } if offset == start as u64),
+        error.finding().map(|f| f.offset) == Some(start as u64),
         "{error}"
     );
 }
@@ -259,9 +274,12 @@ fn a_missing_middle_segment_is_refused() {
     std::fs::remove_file(&files[1]).unwrap();
     let error = Store::open(dir.path(), small_segments()).err().unwrap();
     match error {
-        Error::Corrupt { path, reason, .. } => {
-            assert_eq!(path, files[2]);
-            assert!(reason.contains("missing"), "{reason}");
+        Error::Corrupt(finding) => {
+            assert_eq!(finding.path, files[2]);
+            assert!(
+                matches!(finding.kind, FindingKind::MissingSegment { .. }),
+                "{finding}"
+            );
         }
         other => panic!("{other}"),
     }
@@ -279,10 +297,12 @@ fn stray_temp_files_are_removed_by_the_writer_and_ignored_by_readers() {
     assert_eq!(all_events(&reader).len(), written.len());
     assert!(temp.exists(), "a reader changes nothing");
     let store = Store::open(dir.path(), small_segments()).unwrap();
-    assert_eq!(
-        store.recovery_report().removed_temp_files,
-        vec![temp.clone()]
-    );
+    let removed: Vec<_> = store
+        .recovery_report()
+        .of_kind(|kind| *kind == FindingKind::TemporaryFile)
+        .map(|item| (item.finding.path.clone(), item.action))
+        .collect();
+    assert_eq!(removed, vec![(temp.clone(), RecoveryAction::Removed)]);
     assert!(!temp.exists());
 }
 

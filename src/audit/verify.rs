@@ -62,26 +62,23 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
-use crate::format::body::{self, CommitBody};
+use crate::format::CHAIN_LEN;
 use crate::format::chain::{self, GENESIS};
-use crate::format::footer::{self, FooterState, SegmentFooter};
-use crate::format::frame::{self, FLAG_END_OF_BATCH, FRAME_HEADER_LEN, FrameKind, FrameRead};
-use crate::format::scan::{self, BatchRead, BatchRef, EventRef, TailState};
-use crate::format::{CHAIN_LEN, FRAME_ALIGN, SEGMENT_HEADER_LEN};
-use crate::hooks::Hooks;
+use crate::format::footer::{FooterState, SegmentFooter};
+use crate::format::scan::{BatchRef, EventRef};
 use crate::log::directory::{self, DirListing};
+use crate::log::finding::{Finding, FindingKind};
+use crate::log::scan::{BatchSeen, Flow, Visitor};
 use crate::log::segment::Segment;
+use crate::log::verdict::{SegmentRole, Verdict};
+use crate::log::walk::LogWalk;
+
+pub use crate::log::scan::MAX_RESYNC_COMMIT_BODY_BYTES;
 
 /// At most this many problems are listed in a report; the rest are only
 /// counted (in [`VerifyReport::problems_not_listed`]), so that a badly
 /// damaged log cannot make the report grow without bound.
 pub const MAX_LISTED_PROBLEMS: usize = 1_000;
-
-/// After damaged bytes, verification resumes after the next valid commit
-/// record. Commit records longer than this (only possible with a command id
-/// of about this length) are not considered, which bounds the work spent on
-/// candidate records in damaged bytes.
-pub const MAX_RESYNC_COMMIT_BODY_BYTES: usize = 64 * 1024;
 
 /// Within a segment, the progress callback is called at the first batch
 /// boundary at least this many bytes past the previous call; it is also
@@ -510,92 +507,151 @@ pub fn verify_with_progress(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<VerifyReport> {
     let dir = dir.as_ref();
-    if !dir.is_dir() {
-        return Err(Error::io(
-            "opening store directory",
-            dir,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
-        ));
-    }
-    let DirListing {
-        segments,
-        temp_files,
-    } = directory::list_segments(dir)?;
+    directory::check_store_dir(dir)?;
+    let DirListing { segments, .. } = directory::list_segments(dir)?;
     if segments.is_empty() {
         return Err(Error::InvalidArgument(format!(
             "{} holds no segment file (named like 00000000000000000000.seg): it is not an annals store",
             dir.display()
         )));
     }
-    let sizes: Vec<u64> = segments
+    let bytes_total = segments
         .iter()
-        .map(|(_, path)| std::fs::metadata(path).map_or(0, |m| m.len()))
-        .collect();
-    let mut verifier = Verifier::new(dir, options.expected_head, sizes.iter().sum(), progress);
-    for temp in temp_files {
-        verifier.problem(
-            Severity::Warning,
-            ProblemKind::StrayFile,
-            &temp,
-            0,
-            None,
-            "a temporary segment file: a segment being created right now, or left by a creation \
-             that never finished; it holds nothing acknowledged (open as a writer removes it)"
-                .to_string(),
-        );
-    }
-    let count = segments.len();
-    for (ordinal, ((base, path), size)) in segments.iter().zip(&sizes).enumerate() {
-        verifier.segment(path, *base, ordinal + 1 == count);
-        verifier.bytes_before_segment += size;
-        verifier.report_progress(0);
-    }
+        .map(|(_, path)| std::fs::symlink_metadata(path).map_or(0, |m| m.len()))
+        .sum();
+    let mut verifier = Verifier::new(dir, options.expected_head, bytes_total, progress);
+    // The same walk, checks and decision table as every open; beside a live
+    // writer, a batch being written is not reported.
+    let newest_role = if directory::writer_is_live(dir) {
+        SegmentRole::Live
+    } else {
+        SegmentRole::Newest
+    };
+    LogWalk::new(dir, newest_role, &Default::default()).walk_all(&mut verifier)?;
     Ok(verifier.finish())
 }
 
-/// The running state of one verification.
+/// The running state of one verification: a visitor of the log's walk.
 struct Verifier<'p> {
     report: VerifyReport,
     progress: &'p mut dyn FnMut(Progress),
     bytes_total: u64,
     bytes_before_segment: u64,
+    /// Length of the segment being verified.
+    segment_len: u64,
     last_progress: u64,
-    /// Position the next batch must start at; `None` after a gap.
-    next_position: Option<u64>,
     /// The chain recomputed over every verified batch.
     computed: [u8; CHAIN_LEN],
     /// Whether `computed` runs without interruption from genesis.
     computed_from_genesis: bool,
-    /// The stored chain value the next batch extends (the previous batch's,
-    /// or the segment header's `chain_start`).
+    /// The stored chain value the next batch extends.
     stored: [u8; CHAIN_LEN],
-    /// The value the next segment header's `chain_start` must equal; `None`
-    /// after a segment that could not be read.
-    link: Option<[u8; CHAIN_LEN]>,
     /// Per stream: its last version, and the gap epoch it was last seen in.
     streams: HashMap<Box<str>, (u64, u32)>,
-    /// Incremented at each gap (unreadable bytes): a stream last seen in an
-    /// earlier epoch may have events in the gap, so only "later" is checked.
+    /// The gap epoch of the last batch seen.
     epoch: u32,
-    last_timestamp_ns: Option<u64>,
+    /// The chain epoch of the last batch seen.
+    chain_epoch: u32,
     expected_head: Option<ExpectedHead>,
     /// The recomputed chain value after the last batch ending exactly at
     /// the expected head's position, when it differed from the expected
     /// digest. Not final yet: sync markers after that batch end at the same
     /// position, and the head recorded after a close is the marker's value.
     head_mismatch: Option<[u8; 32]>,
-    /// Path of the segment being verified.
-    current: PathBuf,
 }
 
-/// Per-segment counts, for the footer check.
-#[derive(Default)]
-struct SegmentStats {
-    events: u64,
-    batches: u64,
-    last_position: Option<u64>,
-    /// Whether bytes of the segment were skipped as unreadable.
-    had_gap: bool,
+impl Visitor for Verifier<'_> {
+    fn stream_version(&self, stream: &str) -> Option<(u64, u32)> {
+        self.streams.get(stream).copied()
+    }
+
+    fn segment(&mut self, _ordinal: usize, segment: &std::sync::Arc<Segment>, _role: SegmentRole) {
+        if self.report.summary.segments > 0 {
+            self.bytes_before_segment += self.segment_len;
+        }
+        self.segment_len = segment.len() as u64;
+        self.report_progress(0);
+        self.report.summary.segments += 1;
+        self.report.summary.bytes += segment.len() as u64;
+        if matches!(
+            segment.footer_bytes().map(SegmentFooter::decode),
+            Some(FooterState::Sealed(_))
+        ) {
+            self.report.summary.sealed_segments += 1;
+        }
+    }
+
+    fn batch(&mut self, seen: &BatchSeen<'_, '_>) {
+        self.epoch = seen.epoch;
+        if seen.chain_epoch != self.chain_epoch {
+            // Bytes before this batch could not be read: the recomputed
+            // chain carries on from the value the log stored there.
+            self.chain_epoch = seen.chain_epoch;
+            self.computed_from_genesis = false;
+            if let Some(previous) = seen.previous_chain {
+                self.computed = previous;
+                self.stored = previous;
+            }
+        } else if let Some(previous) = seen.previous_chain
+            && self.report.summary.batches == 0
+            && previous != GENESIS
+        {
+            // The first batch read does not start from genesis.
+            self.computed_from_genesis = false;
+            self.computed = previous;
+            self.stored = previous;
+        }
+        self.report_progress(seen.batch.end as u64);
+        self.batch(seen.batch, seen.events, &seen.segment.path);
+    }
+
+    fn finding(&mut self, finding: Finding, verdict: Verdict) -> Flow {
+        let severity = match verdict {
+            Verdict::Refuse => Severity::Corruption,
+            Verdict::Discard | Verdict::Remove => Severity::Warning,
+            // A batch or footer being written by a live writer.
+            Verdict::Wait => return Flow::Continue,
+        };
+        let kind = problem_kind(&finding.kind);
+        let advice = match verdict {
+            Verdict::Discard => "; open as a writer discards it",
+            Verdict::Remove => "; open as a writer removes it",
+            _ => "",
+        };
+        let message = format!("{}{advice}", finding.kind);
+        self.problem(
+            severity,
+            kind,
+            &finding.path,
+            finding.offset,
+            finding.position,
+            message,
+        );
+        Flow::Continue
+    }
+}
+
+/// The kind of problem a finding is.
+fn problem_kind(kind: &FindingKind) -> ProblemKind {
+    use FindingKind as K;
+    match kind {
+        K::NotARegularFile | K::Unreadable { .. } => ProblemKind::Unreadable,
+        K::InvalidHeader { .. } | K::WrongFileSize { .. } | K::ReadOnlyUnsealed => {
+            ProblemKind::Header
+        }
+        K::Misnamed { .. } | K::MissingSegment { .. } | K::OverlappingSegment { .. } => {
+            ProblemKind::Layout
+        }
+        K::ChainLinkBroken => ProblemKind::ChainLink,
+        K::OutOfSequence { .. } => ProblemKind::Sequence,
+        K::MissingFooter { .. } | K::FooterMismatch { .. } | K::TornFooter { .. } => {
+            ProblemKind::Footer
+        }
+        K::BytesAfterSealedData => ProblemKind::TrailingBytes,
+        K::TornTail { .. } | K::ShortFile { .. } => ProblemKind::TornTail,
+        K::TemporaryFile => ProblemKind::StrayFile,
+        _ => ProblemKind::Record,
+    }
 }
 
 impl<'p> Verifier<'p> {
@@ -633,18 +689,16 @@ impl<'p> Verifier<'p> {
             progress,
             bytes_total,
             bytes_before_segment: 0,
+            segment_len: 0,
             last_progress: 0,
-            next_position: Some(0),
             computed: GENESIS,
             computed_from_genesis: true,
             stored: GENESIS,
-            link: Some(GENESIS),
             streams: HashMap::new(),
             epoch: 0,
-            last_timestamp_ns: None,
+            chain_epoch: 0,
             expected_head,
             head_mismatch: None,
-            current: dir.to_path_buf(),
         };
         if let Some(head) = expected_head
             && head.position.is_none()
@@ -698,433 +752,31 @@ impl<'p> Verifier<'p> {
         }
     }
 
-    fn corrupt(&mut self, kind: ProblemKind, offset: u64, position: Option<u64>, message: String) {
-        let path = self.current.clone();
-        self.problem(Severity::Corruption, kind, &path, offset, position, message);
-    }
-
-    /// Bytes that could not be verified: what follows cannot be checked
-    /// against what came before.
-    fn gap(&mut self) {
-        self.next_position = None;
-        self.computed_from_genesis = false;
-        self.epoch = self.epoch.wrapping_add(1);
-    }
-
-    fn segment(&mut self, path: &Path, base_from_name: u64, newest: bool) {
-        self.current = path.to_path_buf();
-        self.report.summary.segments += 1;
-        let segment = match Segment::open(path, false, &Hooks::default()) {
-            Ok(segment) => segment,
-            Err(error) => {
-                let (kind, offset, message) = match error {
-                    Error::Corrupt { offset, reason, .. } => (ProblemKind::Header, offset, reason),
-                    other => (ProblemKind::Unreadable, 0, other.to_string()),
-                };
-                self.corrupt(
-                    kind,
-                    offset,
-                    None,
-                    format!("{message}; the segment cannot be verified"),
-                );
-                self.gap();
-                self.link = None;
-                return;
-            }
-        };
-        self.report.summary.bytes += segment.len() as u64;
-        self.check_header(&segment, base_from_name);
-        // Read the footer before the data: a footer seen sealed means the
-        // data before it is final, even while a writer is active.
-        let footer = SegmentFooter::decode(segment.footer_bytes());
-        let sealed = match &footer {
-            FooterState::Sealed(footer) => Some(footer.clone()),
-            _ => None,
-        };
-        let mut stats = SegmentStats::default();
-        let end = self.scan(&segment, sealed.as_ref(), newest, &mut stats);
-        match footer {
-            FooterState::Sealed(footer) => {
-                self.report.summary.sealed_segments += 1;
-                self.check_footer(&segment, &footer, end, &stats);
-                self.link = Some(footer.chain_end);
-            }
-            FooterState::Invalid(why) if newest => {
-                self.problem(
-                    Severity::Warning,
-                    ProblemKind::Footer,
-                    path,
-                    segment.data_end() as u64,
-                    None,
-                    format!(
-                        "{why}: a footer torn by a crash while sealing (open as a writer clears it); \
-                         the segment was verified as unsealed"
-                    ),
-                );
-                self.link = Some(self.stored);
-            }
-            FooterState::Invalid(why) => {
-                self.corrupt(
-                    ProblemKind::Footer,
-                    segment.data_end() as u64,
-                    None,
-                    format!("{why}, yet another segment follows this one"),
-                );
-                self.link = Some(self.stored);
-            }
-            FooterState::Unsealed if newest => self.link = Some(self.stored),
-            FooterState::Unsealed => {
-                self.corrupt(
-                    ProblemKind::Footer,
-                    segment.data_end() as u64,
-                    None,
-                    "the segment has no footer (is not sealed), yet another segment follows it"
-                        .to_string(),
-                );
-                self.link = Some(self.stored);
-            }
-        }
-    }
-
-    fn check_header(&mut self, segment: &Segment, base_from_name: u64) {
-        let header = &segment.header;
-        let base = header.base_position;
-        if base != base_from_name {
-            self.corrupt(
-                ProblemKind::Layout,
-                16,
-                Some(base),
-                format!(
-                    "header base_position {base} differs from the file name (position {base_from_name}): \
-                     the file was renamed or its contents replaced"
-                ),
-            );
-        }
-        match self.next_position {
-            Some(expected) if expected < base => self.corrupt(
-                ProblemKind::Layout,
-                16,
-                Some(base),
-                format!(
-                    "the segment starts at position {base}, but the log before it ends before position \
-                     {expected}: positions {expected} to {} are missing (a segment was removed or moved)",
-                    base - 1
-                ),
-            ),
-            Some(expected) if expected > base => self.corrupt(
-                ProblemKind::Layout,
-                16,
-                Some(base),
-                format!(
-                    "the segment starts at position {base}, but the log before it already reaches \
-                     position {}: segments overlap or are out of order",
-                    expected - 1
-                ),
-            ),
-            _ => {}
-        }
-        if self.next_position != Some(base) {
-            // Carry on from the header's claim, without checking stream
-            // versions strictly across the discontinuity.
-            self.next_position = Some(base);
-            self.epoch = self.epoch.wrapping_add(1);
-        }
-        match self.link {
-            Some(link) if link != header.chain_start => {
-                let what = if base == 0 {
-                    "the genesis value (32 zero bytes) that the first segment must start from"
-                        .to_string()
-                } else {
-                    format!(
-                        "the chain value {} at the end of the previous segment",
-                        chain::to_hex(&link)
-                    )
-                };
-                self.corrupt(
-                    ProblemKind::ChainLink,
-                    48,
-                    Some(base),
-                    format!(
-                        "header chain_start {} differs from {what}: segments were replaced, \
-                         removed or reordered",
-                        chain::to_hex(&header.chain_start)
-                    ),
-                );
-            }
-            Some(_) => {}
-            None => {
-                // After an unreadable segment: nothing to link to; the
-                // recomputed chain carries on from this header's claim.
-                self.computed = header.chain_start;
-                self.computed_from_genesis = false;
-                self.stored = header.chain_start;
-            }
-        }
-    }
-
-    /// Verifies every batch of the segment; returns the offset right after
-    /// the last complete batch.
-    fn scan(
+    fn corrupt(
         &mut self,
-        segment: &Segment,
-        sealed: Option<&SegmentFooter>,
-        newest: bool,
-        stats: &mut SegmentStats,
-    ) -> usize {
-        let bytes = segment.bytes(segment.len());
-        let salt = segment.header.salt;
-        let data_end = segment.data_end();
-        // Where the footer says the data ends (if the claim is possible).
-        let sealed_end = sealed
-            .and_then(|f| usize::try_from(f.data_len).ok())
-            .and_then(|len| len.checked_add(SEGMENT_HEADER_LEN))
-            .filter(|&end| end <= data_end);
-        // The newest segment without a valid footer may end in a torn tail.
-        let tail_possible = sealed.is_none() && newest;
-        let mut events = Vec::new();
-        let mut offset = SEGMENT_HEADER_LEN;
-        let mut end = offset;
-        loop {
-            self.report_progress(offset as u64);
-            let read = scan::read_batch(bytes, salt, offset, data_end, &mut events);
-            let resume = match read {
-                BatchRead::Batch(batch) => {
-                    self.batch(&batch, &events, stats);
-                    offset = batch.end;
-                    end = offset;
-                    continue;
-                }
-                _ if sealed_end.is_some_and(|e| offset >= e) => {
-                    // Past the sealed data: only zeroes belong here, which
-                    // the footer check verifies.
-                    return end;
-                }
-                BatchRead::Empty | BatchRead::Invalid { .. } if tail_possible => {
-                    let invalid = match read {
-                        BatchRead::Invalid { at, error } => Some((at, error)),
-                        _ => None,
-                    };
-                    self.tail(bytes, salt, offset, data_end, invalid, stats)
-                }
-                BatchRead::Empty => {
-                    let Some(sealed_end) = sealed_end else {
-                        return end;
-                    };
-                    let what = format!(
-                        "zeroes where the footer says the data continues up to offset {sealed_end}"
-                    );
-                    self.damaged(bytes, salt, offset, offset, sealed_end, what, stats)
-                }
-                BatchRead::Invalid { at, error } => {
-                    let what = format!("{error} (in the batch starting at offset {offset})");
-                    let limit = sealed_end.unwrap_or(data_end);
-                    self.damaged(bytes, salt, at, offset, limit, what, stats)
-                }
-            };
-            match resume {
-                Some(next) => offset = next,
-                None => return end,
-            }
-        }
+        path: &Path,
+        kind: ProblemKind,
+        offset: u64,
+        position: Option<u64>,
+        message: String,
+    ) {
+        self.problem(Severity::Corruption, kind, path, offset, position, message);
     }
 
-    /// What follows the last complete batch of the newest, unsealed segment:
-    /// nothing, a torn tail (a warning), or damage to data that a later
-    /// commit record proves was synced (corruption; returns where to resume).
-    fn tail(
-        &mut self,
-        bytes: &[u8],
-        salt: u64,
-        from: usize,
-        data_end: usize,
-        invalid: Option<(usize, scan::BatchError)>,
-        stats: &mut SegmentStats,
-    ) -> Option<usize> {
-        let state = scan::classify_tail(bytes, salt, from, data_end);
-        if state == TailState::Clean {
-            return None;
-        }
-        // A writer may have published a batch here since we looked: then the
-        // bytes were a batch being written, not a torn tail. This run stops
-        // at `from` either way.
-        let mut events = Vec::new();
-        if matches!(
-            scan::read_batch(bytes, salt, from, data_end, &mut events),
-            BatchRead::Batch(_)
-        ) {
-            return None;
-        }
-        let position = self.next_position;
-        match state {
-            TailState::Clean => None,
-            TailState::Torn { last_nonzero_end } => {
-                let what = match invalid {
-                    Some((at, error)) => format!(" ({error} at offset {at})"),
-                    None => String::new(),
-                };
-                let path = self.current.clone();
-                self.problem(
-                    Severity::Warning,
-                    ProblemKind::TornTail,
-                    &path,
-                    from as u64,
-                    position,
-                    format!(
-                        "torn tail: {} written bytes after the last complete batch are not a complete \
-                         batch{what}: a write cut short by a crash (open as a writer discards them), or a \
-                         batch being written right now",
-                        last_nonzero_end - from
-                    ),
-                );
-                None
-            }
-            TailState::DamagedSyncedData {
-                commit_at,
-                synced_offset,
-            } => {
-                let (at, what) = match invalid {
-                    Some((at, error)) => (at, error.to_string()),
-                    None => (from, "zeroes".to_string()),
-                };
-                let what = format!(
-                    "{what} (in the batch starting at offset {from}), yet the commit record at \
-                     offset {commit_at} shows that every byte below offset {synced_offset} had \
-                     been synced: damage, not a torn write"
-                );
-                self.damaged(bytes, salt, at, from, data_end, what, stats)
-            }
-        }
-    }
-
-    /// Reports damaged bytes found at `at` in the batch starting at `from`
-    /// (`what` says how), then finds the next valid commit record before
-    /// `limit` and takes its position and chain value as the state after the
-    /// unreadable batches. Returns the offset after that record, where
-    /// verification resumes; `None` when no commit record follows.
-    #[allow(clippy::too_many_arguments)]
-    fn damaged(
-        &mut self,
-        bytes: &[u8],
-        salt: u64,
-        at: usize,
-        from: usize,
-        limit: usize,
-        what: String,
-        stats: &mut SegmentStats,
-    ) -> Option<usize> {
-        let position = self.next_position;
-        self.gap();
-        stats.had_gap = true;
-        let Some((commit_at, next, commit)) =
-            next_commit_record(bytes, salt, from + FRAME_ALIGN, limit)
-        else {
-            self.corrupt(
-                ProblemKind::Record,
-                at as u64,
-                position,
-                format!(
-                    "{what}; no valid commit record follows, so the rest of the segment's data \
-                     (offsets {from}..{limit}) cannot be verified"
-                ),
-            );
-            return None;
-        };
-        let first = commit.first_position;
-        let last = first
-            .checked_add(commit.event_count)
-            .and_then(|end| end.checked_sub(1));
-        self.corrupt(
-            ProblemKind::Record,
-            at as u64,
-            position,
-            format!(
-                "{what}; offsets {from}..{next} cannot be verified, up to the end of the commit \
-                 record at offset {commit_at} (of the batch at positions {first}..={}), where \
-                 verification resumes",
-                last.map_or_else(|| "?".to_string(), |l| l.to_string())
-            ),
-        );
-        self.next_position = last.and_then(|l| l.checked_add(1));
-        self.stored = commit.chain;
-        self.computed = commit.chain;
-        Some(next)
-    }
-
-    fn batch(&mut self, batch: &BatchRef<'_>, events: &[EventRef<'_>], stats: &mut SegmentStats) {
+    /// Recomputes the chain over a batch the walk checked, and counts it.
+    /// The walk's scanner has already checked its sequence (positions,
+    /// versions, timestamps) and reported what does not follow.
+    fn batch(&mut self, batch: &BatchRef<'_>, events: &[EventRef<'_>], path: &Path) {
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
-            self.sync_marker(batch, stats);
+            self.sync_marker(batch, path);
             return;
         };
         let (first_event, last_event) = (&first.event, &last.event);
         let first_position = first_event.position;
         let last_position = last_event.position;
-        // Positions.
-        if let Some(expected) = self.next_position
-            && first_position != expected
-        {
-            self.corrupt(
-                ProblemKind::Sequence,
-                first.offset as u64,
-                Some(first_position),
-                format!(
-                    "event position {first_position} out of sequence: expected {expected} \
-                     (batches were removed, duplicated or reordered)"
-                ),
-            );
-        }
-        self.next_position = last_position.checked_add(1);
-        // Stream versions.
-        let epoch = self.epoch;
-        let version = first_event.version;
-        let problem = match self.streams.get_mut(first_event.stream) {
-            Some((last_version, seen_in)) => {
-                let previous = *last_version;
-                let strict = *seen_in == epoch;
-                *last_version = last_event.version;
-                *seen_in = epoch;
-                if strict && Some(version) != previous.checked_add(1) {
-                    Some(format!("jumps from version {previous} to {version}"))
-                } else if !strict && version <= previous {
-                    Some(format!("goes back from version {previous} to {version}"))
-                } else {
-                    None
-                }
-            }
-            None => {
-                self.streams
-                    .insert(first_event.stream.into(), (last_event.version, epoch));
-                (epoch == 0 && version != 1).then(|| format!("starts at version {version}, not 1"))
-            }
-        };
-        if let Some(problem) = problem {
-            self.corrupt(
-                ProblemKind::Sequence,
-                first.offset as u64,
-                Some(first_position),
-                format!("stream {:?} {problem}", first_event.stream),
-            );
-        }
-        // Timestamps never go backward.
-        for event in events {
-            let timestamp = event.event.timestamp_ns;
-            if let Some(previous) = self.last_timestamp_ns
-                && timestamp < previous
-            {
-                self.corrupt(
-                    ProblemKind::Sequence,
-                    event.offset as u64,
-                    Some(event.event.position),
-                    format!(
-                        "timestamp {timestamp} ns is earlier than the previous event's ({previous} ns)"
-                    ),
-                );
-            }
-            // After a step back, later events are compared with this one:
-            // each step back is reported once.
-            self.last_timestamp_ns = Some(timestamp);
-        }
-        self.chain(batch, first_position, last_position);
-        // Totals.
+        self.streams
+            .insert(first_event.stream.into(), (last_event.version, self.epoch));
+        self.chain(batch, first_position, last_position, path);
         let summary = &mut self.report.summary;
         summary.batches += 1;
         summary.events += events.len() as u64;
@@ -1137,34 +789,21 @@ impl<'p> Verifier<'p> {
         summary.last_timestamp_ns = Some(last_event.timestamp_ns);
         summary.head = self.computed;
         summary.head_position = Some(last_position);
-        stats.events += events.len() as u64;
-        stats.batches += 1;
-        stats.last_position = Some(last_position);
     }
 
     /// A sync marker (a commit record with no events, written on close): it
     /// sits at the next position and extends the hash chain like any batch.
-    fn sync_marker(&mut self, batch: &BatchRef<'_>, stats: &mut SegmentStats) {
+    fn sync_marker(&mut self, batch: &BatchRef<'_>, path: &Path) {
         let position = batch.commit.first_position;
-        if let Some(expected) = self.next_position
-            && position != expected
-        {
-            self.corrupt(
-                ProblemKind::Sequence,
-                batch.commit_offset as u64,
-                Some(position),
-                format!("sync marker at position {position} out of sequence: expected {expected}"),
-            );
-        }
-        self.next_position = Some(position);
         match position.checked_sub(1) {
-            Some(last_position) => self.chain(batch, position, last_position),
+            Some(last_position) => self.chain(batch, position, last_position, path),
             None => {
                 // A marker before the first event: check its chain value only.
                 let computed =
                     chain::next_chain(&self.computed, batch.event_frames, batch.commit_tail);
                 if computed != batch.commit.chain && self.report.first_chain_break.is_none() {
                     self.corrupt(
+                        path,
                         ProblemKind::ChainBroken,
                         batch.start as u64,
                         None,
@@ -1188,12 +827,17 @@ impl<'p> Verifier<'p> {
         summary.batches += 1;
         summary.data_bytes += (batch.end - batch.start) as u64;
         summary.head = self.computed;
-        stats.batches += 1;
     }
 
     /// Recomputes the batch's chain value and compares it with the stored
     /// one and with the expected head.
-    fn chain(&mut self, batch: &BatchRef<'_>, first_position: u64, last_position: u64) {
+    fn chain(
+        &mut self,
+        batch: &BatchRef<'_>,
+        first_position: u64,
+        last_position: u64,
+        path: &Path,
+    ) {
         let stored = batch.commit.chain;
         let computed = chain::next_chain(&self.computed, batch.event_frames, batch.commit_tail);
         let first_break = self.report.first_chain_break.is_none();
@@ -1231,6 +875,7 @@ impl<'p> Verifier<'p> {
                 }
             );
             self.corrupt(
+                path,
                 ProblemKind::ChainBroken,
                 batch.start as u64,
                 Some(first_position),
@@ -1238,7 +883,7 @@ impl<'p> Verifier<'p> {
             );
             if first_break {
                 self.report.first_chain_break = Some(ChainBreak {
-                    path: self.current.clone(),
+                    path: path.to_path_buf(),
                     offset: batch.start as u64,
                     commit_offset: batch.commit_offset as u64,
                     first_position,
@@ -1250,10 +895,10 @@ impl<'p> Verifier<'p> {
         }
         self.computed = computed;
         self.stored = stored;
-        self.check_expected_head(batch, last_position);
+        self.check_expected_head(batch, last_position, path);
     }
 
-    fn check_expected_head(&mut self, batch: &BatchRef<'_>, last_position: u64) {
+    fn check_expected_head(&mut self, batch: &BatchRef<'_>, last_position: u64, path: &Path) {
         let Some(head) = self.expected_head else {
             return;
         };
@@ -1318,6 +963,7 @@ impl<'p> Verifier<'p> {
                 };
                 if let Some(message) = message {
                     self.corrupt(
+                        path,
                         ProblemKind::ExpectedHead,
                         batch.start as u64,
                         Some(position),
@@ -1327,90 +973,6 @@ impl<'p> Verifier<'p> {
                 self.report.head_check = Some(check);
             }
             Some(_) => {}
-        }
-    }
-
-    fn check_footer(
-        &mut self,
-        segment: &Segment,
-        footer: &SegmentFooter,
-        end: usize,
-        stats: &SegmentStats,
-    ) {
-        let footer_at = segment.data_end() as u64;
-        let data_end = segment.data_end();
-        let data_len = (end - SEGMENT_HEADER_LEN) as u64;
-        let mut mismatches = Vec::new();
-        if !stats.had_gap {
-            // After unreadable bytes the counts are unknown, not wrong.
-            if footer.data_len != data_len {
-                mismatches.push(format!(
-                    "data_len {} but the batches end after {data_len} bytes",
-                    footer.data_len
-                ));
-            }
-            if footer.event_count != stats.events || footer.batch_count != stats.batches {
-                mismatches.push(format!(
-                    "{} events in {} batches but the segment holds {} in {}",
-                    footer.event_count, footer.batch_count, stats.events, stats.batches
-                ));
-            }
-            if Some(footer.last_position) != stats.last_position {
-                mismatches.push(format!(
-                    "last_position {} but the last event is at {}",
-                    footer.last_position,
-                    stats
-                        .last_position
-                        .map_or_else(|| "none".to_string(), |p| p.to_string())
-                ));
-            }
-        }
-        if footer.chain_end != self.stored {
-            mismatches.push(format!(
-                "chain_end {} but the last batch's chain value is {}",
-                chain::to_hex(&footer.chain_end),
-                chain::to_hex(&self.stored)
-            ));
-        }
-        let bytes = segment.bytes(segment.len());
-        let claimed_end = usize::try_from(footer.data_len)
-            .ok()
-            .and_then(|len| len.checked_add(SEGMENT_HEADER_LEN))
-            .filter(|&e| e <= data_end);
-        match claimed_end {
-            Some(claimed_end) => {
-                let data = &bytes[SEGMENT_HEADER_LEN..claimed_end];
-                if footer::contents_crc(segment.header.salt, data) != footer.contents_crc {
-                    mismatches.push(
-                        "contents_crc does not match the data: bytes of the sealed segment changed"
-                            .to_string(),
-                    );
-                }
-            }
-            None => mismatches.push(format!(
-                "data_len {} runs past the data area",
-                footer.data_len
-            )),
-        }
-        if !mismatches.is_empty() {
-            self.corrupt(
-                ProblemKind::Footer,
-                footer_at,
-                Some(footer.last_position),
-                format!("footer disagrees with the data: {}", mismatches.join("; ")),
-            );
-        }
-        let zeroes_from = end.max(claimed_end.unwrap_or(end));
-        if let Some(at) = bytes[zeroes_from..data_end].iter().position(|&b| b != 0) {
-            self.corrupt(
-                ProblemKind::TrailingBytes,
-                (zeroes_from + at) as u64,
-                None,
-                format!(
-                    "non-zero bytes after the end of the sealed data (offset {zeroes_from}); \
-                     a sealed segment holds only zeroes there"
-                ),
-            );
         }
     }
 
@@ -1483,34 +1045,6 @@ impl<'p> Verifier<'p> {
     }
 }
 
-/// The first valid commit record at an 8-aligned offset in `from..limit`:
-/// its offset, the offset after it, and its body. Never panics.
-fn next_commit_record(
-    bytes: &[u8],
-    salt: u64,
-    from: usize,
-    limit: usize,
-) -> Option<(usize, usize, CommitBody<'_>)> {
-    let limit = limit.min(bytes.len());
-    let mut offset = from.next_multiple_of(FRAME_ALIGN);
-    while offset + FRAME_HEADER_LEN <= limit {
-        let word = frame::load_header_word(bytes, offset).to_le_bytes();
-        let body_len = u32::from_le_bytes([word[0], word[1], word[2], word[3]]) as usize;
-        if word[4] == FrameKind::Commit as u8
-            && word[5] == FLAG_END_OF_BATCH
-            && word[6] == 0
-            && word[7] == 0
-            && body_len <= MAX_RESYNC_COMMIT_BODY_BYTES
-            && let FrameRead::Frame(frame) = frame::read_frame(bytes, salt, offset, limit)
-            && let Ok(commit) = body::decode_commit(frame.body)
-        {
-            return Some((offset, frame.next_offset, commit));
-        }
-        offset += FRAME_ALIGN;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1536,29 +1070,6 @@ mod tests {
             &"é".repeat(32),
         ] {
             assert!(bad.parse::<ExpectedHead>().is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn commit_search_never_panics_on_garbage() {
-        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
-        for _ in 0..500 {
-            let mut bytes = vec![0u8; 512];
-            for b in bytes.iter_mut() {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                *b = seed as u8;
-            }
-            // Make some words look like commit frame headers.
-            for at in (0..512).step_by(64) {
-                bytes[at + 4] = FrameKind::Commit as u8;
-                bytes[at + 5] = FLAG_END_OF_BATCH;
-                bytes[at + 6] = 0;
-                bytes[at + 7] = 0;
-            }
-            let _ = next_commit_record(&bytes, 1, 0, bytes.len());
-            let _ = next_commit_record(&bytes, 1, 500, 10_000);
         }
     }
 }

@@ -94,11 +94,12 @@ mod tests {
             actual: 3,
         };
         assert_eq!(exit_code(&conflict), EXIT_WRONG_EXPECTED_VERSION);
-        let corrupt = annals::Error::Corrupt {
+        let corrupt = annals::Error::Corrupt(Box::new(annals::Finding {
+            kind: annals::FindingKind::BytesAfterSealedData,
             path: "x.seg".into(),
             offset: 8,
-            reason: "bad".into(),
-        };
+            position: None,
+        }));
         assert_eq!(exit_code(&corrupt), EXIT_CORRUPTION);
         let locked = annals::Error::Locked { dir: "d".into() };
         assert_eq!(exit_code(&locked), EXIT_LOCKED);

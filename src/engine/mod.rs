@@ -18,12 +18,14 @@ use crate::format::header::SegmentHeader;
 use crate::index::{Index, SegmentIndex};
 use crate::log::directory;
 use crate::log::segment::Segment;
+use crate::log::walk::LogWalk;
 use crate::options::Options;
 use crate::snapshot::SnapshotStore;
 
 use commit_signal::CommitSignal;
 use durability::{Durability, LogPoint};
-pub use recovery::RecoveryReport;
+
+use recovery::RecoveryReport;
 use writer::Writer;
 
 /// The state shared by a store's handles and background threads.
@@ -38,6 +40,8 @@ pub(crate) struct Engine {
     pub snapshots: SnapshotStore,
     pub commits: CommitSignal,
     pub report: RecoveryReport,
+    /// A reader's walk of the log, continued by each refresh.
+    follower: Option<Mutex<LogWalk>>,
     /// Held for the store's lifetime: the writer lock.
     _lock_file: Option<File>,
 }
@@ -78,10 +82,15 @@ impl Engine {
         let active = Arc::clone(&segments[ordinal]);
         let end = index.segments[ordinal].end_offset;
         // Whatever a crashed process left in the page cache becomes durable
-        // now, so that `synced_offset` claims made from here on are true.
+        // now, so that `synced_offset` claims made from here on are true;
+        // then the durable mark says so outside the data area.
         active
             .sync(0, end)
             .map_err(|e| Error::io("syncing recovered segment", &active.path, e))?;
+        active.write_durable_mark(end);
+        active
+            .sync(0, crate::format::SEGMENT_HEADER_LEN)
+            .map_err(|e| Error::io("syncing the durable mark of", &active.path, e))?;
         let writer = Writer::new(active, ordinal, false, end, index.last_timestamp_ns);
         let snapshots = SnapshotStore::open(&dir, true)?;
         Ok(Engine {
@@ -93,6 +102,7 @@ impl Engine {
             snapshots,
             commits: CommitSignal::default(),
             report: loaded.report,
+            follower: None,
             _lock_file: Some(lock_file),
             options,
         })
@@ -100,14 +110,8 @@ impl Engine {
 
     /// Opens the store in `dir` without the writer lock, changing nothing.
     pub fn open_read_only(dir: &Path) -> Result<Engine> {
+        directory::check_store_dir(dir)?;
         let dir = dir.to_path_buf();
-        if !dir.is_dir() {
-            return Err(Error::io(
-                "opening store directory",
-                &dir,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
-            ));
-        }
         let loaded = recovery::load(&dir, false, &Default::default())?;
         let snapshots = SnapshotStore::open(&dir, false)?;
         Ok(Engine {
@@ -123,6 +127,7 @@ impl Engine {
             snapshots,
             commits: CommitSignal::default(),
             report: loaded.report,
+            follower: Some(Mutex::new(loaded.walk)),
             _lock_file: None,
         })
     }
@@ -148,9 +153,24 @@ impl Engine {
             snapshots: SnapshotStore::Memory(Default::default()),
             commits: CommitSignal::default(),
             report: RecoveryReport::default(),
+            follower: None,
             _lock_file: None,
             options,
         })
+    }
+
+    /// A reader: picks up what a writer in another process committed since
+    /// the last call. Returns how many new events became visible.
+    pub fn follow(&self) -> Result<u64> {
+        let Some(follower) = &self.follower else {
+            return Ok(0);
+        };
+        let mut walk = follower.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.write_state();
+        let before = state.index.next_position();
+        let State { index, segments } = &mut *state;
+        recovery::follow(&mut walk, index, segments)?;
+        Ok(state.index.next_position() - before)
     }
 
     /// A store without a writer was opened read-only.
@@ -197,9 +217,12 @@ impl Engine {
         } else {
             0
         };
+        // The header's durable mark, written after the last sync, goes to
+        // disk with this one; the new mark goes with the next.
         segment
-            .sync(from, point.1.saturating_sub(from))
+            .sync_data_and_mark(from, point.1)
             .map_err(|e| Error::io("syncing segment", &segment.path, e))?;
+        segment.write_durable_mark(point.1);
         Ok(point)
     }
 

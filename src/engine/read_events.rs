@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::body::{self, EventBody};
 use crate::format::frame::{self, FrameKind, FrameRead};
 use crate::index::{Location, POSITION_INDEX_STRIDE, Run};
+use crate::log::finding::FindingKind;
 use crate::log::segment::Segment;
 
 use super::State;
@@ -35,11 +36,18 @@ pub(crate) fn event_frame_at(
         FrameRead::Empty => "the index points at an empty frame".to_string(),
         FrameRead::Invalid(error) => error.to_string(),
     };
-    Err(Error::corrupt(
+    Err(changed_after_open(segment, offset, problem))
+}
+
+/// The error for a record that no longer decodes where the index or the
+/// scan on open left it valid.
+fn changed_after_open(segment: &Segment, offset: usize, detail: String) -> Error {
+    Error::found(
         &segment.path,
         offset as u64,
-        format!("{problem} (the record changed after open)"),
-    ))
+        None,
+        FindingKind::ChangedAfterOpen { detail },
+    )
 }
 
 /// Decodes the event at `location` and hands it to `f`.
@@ -115,18 +123,14 @@ pub(crate) fn visit_segments<'s>(
             let frame = match frame::read_frame(bytes, segment.header.salt, offset, end) {
                 FrameRead::Frame(frame) => frame,
                 FrameRead::Empty => {
-                    return Err(Error::corrupt(
-                        &segment.path,
-                        offset as u64,
-                        "an empty frame inside the indexed log",
+                    return Err(changed_after_open(
+                        segment,
+                        offset,
+                        "an empty frame inside the indexed log".to_string(),
                     ));
                 }
                 FrameRead::Invalid(error) => {
-                    return Err(Error::corrupt(
-                        &segment.path,
-                        offset as u64,
-                        format!("{error} (the record changed after open)"),
-                    ));
+                    return Err(changed_after_open(segment, offset, error.to_string()));
                 }
             };
             if frame.kind == FrameKind::Event {
@@ -134,7 +138,7 @@ pub(crate) fn visit_segments<'s>(
                     skip -= 1;
                 } else {
                     let event = body::decode_event(frame.body)
-                        .map_err(|e| Error::corrupt(&segment.path, offset as u64, e.to_string()))?;
+                        .map_err(|e| changed_after_open(segment, offset, e.to_string()))?;
                     if f(&event).is_break() {
                         return Ok(());
                     }

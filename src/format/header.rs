@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //!      0    8 magic            "ANNALSEG"
-//!      8    2 format_version   u16 (1)
+//!      8    2 format_version   u16 (1 or 2)
 //!     10    2 header_len       u16 (128)
 //!     12    4 flags            u32, reserved, 0
 //!     16    8 base_position    u64, position of the segment's first event
@@ -11,13 +11,19 @@
 //!     32    8 created_unix_ns  u64, creation time
 //!     40    8 segment_size     u64, bytes of the whole file
 //!     48   32 chain_start      hash-chain value before the first batch
-//!     80   44 reserved         zero
-//!    124    4 header_crc       CRC-32 (IEEE) of bytes 0..124
+//!     80   32 durable mark     version 2: two slots (see `durable_mark`); version 1: zero
+//!    112   12 reserved         zero
+//!    124    4 header_crc       CRC-32 (IEEE) of bytes 0..124, the durable mark read as zero
 //! ```
+//!
+//! The durable mark is the one part of a header that changes after the
+//! segment is created, so the checksum leaves it out (it has checksums of
+//! its own). A version-1 header has zeroes there, so one rule checks both.
 
+use super::durable_mark::DURABLE_MARK_RANGE;
 use super::{
     CHAIN_LEN, FORMAT_VERSION, MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES, SEGMENT_HEADER_LEN,
-    le_u16, le_u32, le_u64,
+    SEGMENT_SIZE_ALIGN, le_u16, le_u32, le_u64,
 };
 
 /// Magic bytes that open every segment file.
@@ -87,7 +93,7 @@ impl SegmentHeader {
         out[32..40].copy_from_slice(&self.created_unix_ns.to_le_bytes());
         out[40..48].copy_from_slice(&self.segment_size_bytes.to_le_bytes());
         out[48..48 + CHAIN_LEN].copy_from_slice(&self.chain_start);
-        let crc = crc32fast::hash(&out[..CRC_AT]);
+        let crc = header_crc(&out);
         out[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         out
     }
@@ -101,12 +107,22 @@ impl SegmentHeader {
         if bytes[0..8] != SEGMENT_MAGIC {
             return Err(HeaderError::BadMagic);
         }
-        if crc32fast::hash(&bytes[..CRC_AT]) != le_u32(bytes, CRC_AT) {
+        if header_crc(bytes) != le_u32(bytes, CRC_AT) {
             return Err(HeaderError::BadChecksum);
         }
         let format_version = le_u16(bytes, 8);
         if format_version == 0 || format_version > FORMAT_VERSION {
             return Err(HeaderError::UnsupportedVersion(format_version));
+        }
+        if format_version == 1 && bytes[DURABLE_MARK_RANGE].iter().any(|&b| b != 0) {
+            // Version 1 had no durable mark: these bytes were reserved.
+            return Err(HeaderError::BadField("reserved"));
+        }
+        if bytes[DURABLE_MARK_RANGE.end..CRC_AT]
+            .iter()
+            .any(|&b| b != 0)
+        {
+            return Err(HeaderError::BadField("reserved"));
         }
         if le_u16(bytes, 10) as usize != SEGMENT_HEADER_LEN {
             return Err(HeaderError::BadField("header_len"));
@@ -116,7 +132,7 @@ impl SegmentHeader {
         }
         let segment_size_bytes = le_u64(bytes, 40);
         if !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&segment_size_bytes)
-            || !segment_size_bytes.is_multiple_of(super::FRAME_ALIGN as u64)
+            || !segment_size_bytes.is_multiple_of(SEGMENT_SIZE_ALIGN)
         {
             return Err(HeaderError::BadField("segment_size"));
         }
@@ -131,6 +147,15 @@ impl SegmentHeader {
             chain_start,
         })
     }
+}
+
+/// CRC-32 of bytes 0..124 with the durable mark read as zero.
+fn header_crc(bytes: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&bytes[..DURABLE_MARK_RANGE.start]);
+    hasher.update(&[0u8; DURABLE_MARK_RANGE.end - DURABLE_MARK_RANGE.start]);
+    hasher.update(&bytes[DURABLE_MARK_RANGE.end..CRC_AT]);
+    hasher.finalize()
 }
 
 #[cfg(test)]
@@ -158,6 +183,10 @@ mod tests {
     fn every_single_bit_flip_is_rejected() {
         let bytes = sample().encode();
         for bit in 0..SEGMENT_HEADER_LEN * 8 {
+            if DURABLE_MARK_RANGE.contains(&(bit / 8)) {
+                // The durable mark has checksums of its own (durable_mark.rs).
+                continue;
+            }
             let mut flipped = bytes;
             flipped[bit / 8] ^= 1 << (bit % 8);
             assert!(
@@ -165,6 +194,29 @@ mod tests {
                 "bit {bit} flip accepted"
             );
         }
+    }
+
+    #[test]
+    fn a_version_1_header_must_have_no_durable_mark() {
+        let mut header = sample();
+        header.format_version = 1;
+        let mut bytes = header.encode();
+        assert_eq!(SegmentHeader::decode(&bytes), Ok(header));
+        bytes[DURABLE_MARK_RANGE.start] = 1;
+        assert_eq!(
+            SegmentHeader::decode(&bytes),
+            Err(HeaderError::BadField("reserved"))
+        );
+    }
+
+    #[test]
+    fn a_segment_size_must_be_a_multiple_of_4096() {
+        let mut header = sample();
+        header.segment_size_bytes = (1 << 20) + 8;
+        assert_eq!(
+            SegmentHeader::decode(&header.encode()),
+            Err(HeaderError::BadField("segment_size"))
+        );
     }
 
     #[test]

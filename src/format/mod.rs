@@ -15,14 +15,17 @@
 pub mod batch;
 pub mod body;
 pub mod chain;
+pub mod durable_mark;
 pub mod footer;
 pub mod frame;
 pub mod header;
 pub mod scan;
 pub mod snapshot;
 
-/// The current (and so far only) format version, stored in every segment header.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version new segments are written with, and the newest this
+/// build reads. Version 2 added the durable mark to the segment header
+/// (`durable_mark`); everything else is as in version 1, which is still read.
+pub const FORMAT_VERSION: u16 = 2;
 
 /// Bytes of the fixed segment header at offset 0 of every segment.
 pub const SEGMENT_HEADER_LEN: usize = 128;
@@ -42,6 +45,10 @@ pub const MIN_SEGMENT_SIZE_BYTES: u64 = 64 * 1024;
 
 /// The largest segment file: frame offsets inside a segment fit in a `u32`.
 pub const MAX_SEGMENT_SIZE_BYTES: u64 = 1 << 31;
+
+/// Segment sizes are multiples of this: whole pages, as they are
+/// preallocated and mapped (`docs/format.md` states it; headers check it).
+pub const SEGMENT_SIZE_ALIGN: u64 = 4096;
 
 const _: () = assert!(SEGMENT_HEADER_LEN.is_multiple_of(FRAME_ALIGN));
 const _: () = assert!(FOOTER_LEN.is_multiple_of(FRAME_ALIGN));

@@ -44,6 +44,39 @@ pub(crate) fn list_segments(dir: &Path) -> Result<DirListing> {
     })
 }
 
+/// Checks that `dir` is a directory, with an error that says what it is
+/// instead.
+///
+/// # Errors
+/// [`Error::Io`] (not found) for a missing path; [`Error::InvalidArgument`]
+/// for a path that is not a directory.
+pub(crate) fn check_store_dir(dir: &Path) -> Result<()> {
+    match fs::metadata(dir) {
+        Ok(metadata) if metadata.is_dir() => Ok(()),
+        Ok(_) => Err(Error::InvalidArgument(format!(
+            "{} is a file, not a store directory",
+            dir.display()
+        ))),
+        Err(e) => Err(Error::io("opening store directory", dir, e)),
+    }
+}
+
+/// Whether a writer holds the store's lock right now. A reader never
+/// creates the lock file (the store may be on read-only media).
+pub(crate) fn writer_is_live(dir: &Path) -> bool {
+    let Ok(file) = File::open(dir.join(LOCK_FILE_NAME)) else {
+        return false;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => false,
+    }
+}
+
 /// Takes the writer lock of `dir`.
 pub(crate) fn lock(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK_FILE_NAME);

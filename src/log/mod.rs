@@ -3,4 +3,8 @@
 //! decision table that every reader of the log uses.
 
 pub(crate) mod directory;
+pub mod finding;
+pub(crate) mod scan;
 pub(crate) mod segment;
+pub mod verdict;
+pub(crate) mod walk;

@@ -11,19 +11,22 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use memmap2::MmapRaw;
 
 use crate::error::{Error, Result};
+use crate::format::durable_mark::DurableMark;
 use crate::format::footer::SegmentFooter;
 use crate::format::header::SegmentHeader;
 use crate::format::{self, FOOTER_LEN, SEGMENT_HEADER_LEN};
 use crate::hooks::Hooks;
 
 use super::directory::sync_dir;
+use super::finding::FindingKind;
 
 /// Suffix of a segment file being created; such files are removed on open.
 pub(crate) const TEMP_SUFFIX: &str = ".tmp";
@@ -35,8 +38,8 @@ pub(crate) struct Segment {
     map: MmapRaw,
     writable: bool,
     hooks: Hooks,
-    /// The file's length before a writable open extended it to full size.
-    pub restored_from_len: Option<u64>,
+    /// Sequence of the newest durable mark in the header (0: none yet).
+    mark_sequence: AtomicU32,
     /// The open file; `None` for a segment of an in-memory store.
     file: Option<File>,
 }
@@ -95,7 +98,7 @@ impl Segment {
             map,
             writable: true,
             hooks: hooks.clone(),
-            restored_from_len: None,
+            mark_sequence: AtomicU32::new(0),
             file: Some(file),
         })
     }
@@ -117,82 +120,107 @@ impl Segment {
             map: MmapRaw::from(map),
             writable: true,
             hooks: Hooks::default(),
-            restored_from_len: None,
+            mark_sequence: AtomicU32::new(0),
             file: None,
         })
     }
 
-    /// Opens and maps an existing segment file, checking its header and size.
+    /// Opens and maps an existing segment file, checking that it is a
+    /// regular file and that its header is valid.
     ///
-    /// A writable open of a file shorter than its header says (a newest
-    /// segment cut short, for example by a careless copy) extends it back to
-    /// full size with zeroes, so the cut shows up as a torn tail; the old
-    /// length is in [`Segment::restored_from_len`]. A short file opened
-    /// read-only is an error.
+    /// A file shorter than its header says is mapped as far as it goes (read
+    /// only; only the newest segment may be short, and the scan decides what
+    /// that means): [`Segment::is_short`]. A writable open requires the full
+    /// size ([`restore_size`] first). A file longer than its header says is
+    /// refused.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] with the finding ([`FindingKind::NotARegularFile`],
+    /// [`FindingKind::InvalidHeader`], [`FindingKind::WrongFileSize`]);
+    /// [`Error::Io`] when the file cannot be opened or read.
     pub fn open(path: &Path, writable: bool, hooks: &Hooks) -> Result<Segment> {
+        // O_NONBLOCK: opening a FIFO named like a segment must not wait for
+        // a writer to appear; the file type is checked right after.
         let file = OpenOptions::new()
             .read(true)
             .write(writable)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
             .open(path)
             .map_err(|e| Error::io("opening segment file", path, e))?;
-        let len = file
+        let metadata = file
             .metadata()
-            .map_err(|e| Error::io("reading segment file size", path, e))?
-            .len();
+            .map_err(|e| Error::io("reading segment file metadata", path, e))?;
+        if !metadata.file_type().is_file() {
+            return Err(Error::found(path, 0, None, FindingKind::NotARegularFile));
+        }
+        let len = metadata.len();
         let mut header_bytes = [0u8; SEGMENT_HEADER_LEN];
         if len < SEGMENT_HEADER_LEN as u64 {
-            return Err(Error::corrupt(
+            return Err(Error::found(
                 path,
                 len,
-                format!("segment file is only {len} bytes, shorter than its header"),
+                None,
+                FindingKind::InvalidHeader {
+                    detail: format!("the file is only {len} bytes, shorter than a header"),
+                },
             ));
         }
         file.read_exact_at(&mut header_bytes, 0)
             .map_err(|e| Error::io("reading segment header", path, e))?;
-        let header = SegmentHeader::decode(&header_bytes)
-            .map_err(|e| Error::corrupt(path, 0, e.to_string()))?;
-        let mut restored_from_len = None;
-        if writable && len < header.segment_size_bytes {
-            allocate(&file, header.segment_size_bytes).map_err(|e| match e.raw_os_error() {
-                Some(28) => Error::NoSpace {
-                    path: path.to_path_buf(),
-                    bytes: header.segment_size_bytes,
-                },
-                _ => Error::io("restoring the size of a short segment file", path, e),
-            })?;
-            file.sync_all()
-                .map_err(|e| Error::io("syncing restored segment file", path, e))?;
-            restored_from_len = Some(len);
-        } else if header.segment_size_bytes != len {
-            return Err(Error::corrupt(
+        let header = SegmentHeader::decode(&header_bytes).map_err(|e| {
+            Error::found(
                 path,
-                len.min(header.segment_size_bytes),
-                format!(
-                    "segment file is {len} bytes but its header says {}",
-                    header.segment_size_bytes
-                ),
+                0,
+                None,
+                FindingKind::InvalidHeader {
+                    detail: e.to_string(),
+                },
+            )
+        })?;
+        let size = header.segment_size_bytes;
+        if len > size || (writable && len < size) {
+            return Err(Error::found(
+                path,
+                len.min(size),
+                None,
+                FindingKind::WrongFileSize {
+                    len,
+                    expected: size,
+                },
             ));
         }
+        // A short file maps whole 8-byte words only, so that every frame
+        // position of the mapping can be read as a word.
+        let map_len = if len < size {
+            (len as usize) & !(format::FRAME_ALIGN - 1)
+        } else {
+            size as usize
+        };
         let map = if writable {
             MmapRaw::map_raw(&file)
         } else {
-            memmap2::MmapOptions::new().map_raw_read_only(&file)
+            memmap2::MmapOptions::new()
+                .len(map_len)
+                .map_raw_read_only(&file)
         }
         .map_err(|e| Error::io("mapping segment file", path, e))?;
+        let mark_sequence =
+            DurableMark::current(&header_bytes, header.salt).map_or(0, |mark| mark.sequence);
         Ok(Segment {
             path: path.to_path_buf(),
             header,
             map,
             writable,
             hooks: hooks.clone(),
-            restored_from_len,
             file: Some(file),
+            mark_sequence: AtomicU32::new(mark_sequence),
         })
     }
 
-    /// Whether the mapping can be written.
-    pub fn is_writable(&self) -> bool {
-        self.writable
+    /// Whether the file is shorter than its header says (only ever
+    /// accepted for the newest segment, opened read-only).
+    pub fn is_short(&self) -> bool {
+        (self.len() as u64) < self.header.segment_size_bytes
     }
 
     /// Size of the whole file in bytes.
@@ -200,9 +228,11 @@ impl Segment {
         self.map.len()
     }
 
-    /// Offset where the data area ends and the footer begins.
+    /// Offset where the data area ends and the footer begins; for a short
+    /// file, where its mapped bytes end.
     pub fn data_end(&self) -> usize {
-        self.len() - FOOTER_LEN
+        let full = self.header.segment_size_bytes as usize - FOOTER_LEN;
+        full.min(self.len())
     }
 
     /// The first `end` bytes of the file.
@@ -226,9 +256,66 @@ impl Segment {
         unsafe { std::slice::from_raw_parts(self.map.as_ptr(), end) }
     }
 
-    /// The footer area.
-    pub fn footer_bytes(&self) -> &[u8] {
-        &self.bytes(self.len())[self.data_end()..]
+    /// The footer area; `None` for a short file, which has none.
+    pub fn footer_bytes(&self) -> Option<&[u8]> {
+        if self.is_short() {
+            return None;
+        }
+        Some(&self.bytes(self.len())[self.len() - FOOTER_LEN..])
+    }
+
+    /// The durable mark in the header right now: how far the data was
+    /// known to be durable. `None` for a version-1 segment or before the
+    /// first mark. Read with acquire ordering after the slot bytes, pairing
+    /// with the release fence in [`Segment::write_durable_mark`], so a
+    /// reader that sees a mark sees the data below it.
+    pub fn durable_mark(&self) -> Option<DurableMark> {
+        let mark = DurableMark::current(self.bytes(SEGMENT_HEADER_LEN), self.header.salt);
+        std::sync::atomic::fence(Ordering::Acquire);
+        mark.filter(|_| self.header.format_version >= 2)
+    }
+
+    /// Records in the header that every byte below `durable_end` is
+    /// durable. Call only after a sync covering those bytes returned: the
+    /// mark is not synced here, but travels to disk with the next sync (or
+    /// the kernel's write-back), so on disk it never claims more than was
+    /// durable. Does nothing for a version-1 segment (its header has no
+    /// room) or when the mark would not advance.
+    ///
+    /// Callers serialize: the sync leader, or the writer during open and
+    /// close, never two at once.
+    pub fn write_durable_mark(&self, durable_end: usize) {
+        if self.header.format_version < 2 || !self.writable {
+            return;
+        }
+        assert!(
+            durable_end >= SEGMENT_HEADER_LEN && durable_end <= self.data_end(),
+            "durable mark {durable_end} outside the data area"
+        );
+        if self
+            .durable_mark()
+            .is_some_and(|mark| mark.durable_end as usize >= durable_end)
+        {
+            return;
+        }
+        let sequence = self.mark_sequence.load(Ordering::Relaxed).wrapping_add(1);
+        let mark = DurableMark {
+            sequence,
+            durable_end: durable_end as u32,
+        };
+        // The data below `durable_end` was published before; a reader that
+        // sees this mark must see it too.
+        std::sync::atomic::fence(Ordering::Release);
+        // SAFETY: the slot lies in the header, which no reader of this
+        // process borrows as data; another process may read it torn, which
+        // its checksum detects (the other slot then holds the older mark).
+        unsafe {
+            self.write_unchecked(
+                DurableMark::slot_offset(sequence),
+                &mark.encode(self.header.salt),
+            )
+        };
+        self.mark_sequence.store(sequence, Ordering::Relaxed);
     }
 
     /// Copies `bytes` to `offset` without publishing them.
@@ -237,6 +324,19 @@ impl Segment {
     /// The range must lie beyond every published byte, and no reader may be
     /// borrowing it.
     pub unsafe fn write(&self, offset: usize, bytes: &[u8]) {
+        assert!(
+            offset >= SEGMENT_HEADER_LEN,
+            "data writes never touch the header"
+        );
+        // SAFETY: as the caller guarantees.
+        unsafe { self.write_unchecked(offset, bytes) }
+    }
+
+    /// [`Segment::write`] without the check that the header is spared.
+    ///
+    /// # Safety
+    /// As [`Segment::write`].
+    unsafe fn write_unchecked(&self, offset: usize, bytes: &[u8]) {
         assert!(self.writable, "write to a read-only segment mapping");
         assert!(
             offset + bytes.len() <= self.len(),
@@ -281,6 +381,41 @@ impl Segment {
         Ok(())
     }
 
+    /// Makes `from..to` durable together with the header, whose durable
+    /// mark may have changed since the last sync, in one sync: the hooks see
+    /// the two ranges.
+    pub fn sync_data_and_mark(&self, from: usize, to: usize) -> io::Result<()> {
+        assert!(from <= to && to <= self.len());
+        if self.file.is_none() {
+            return Ok(());
+        }
+        let len = (to - from) as u64;
+        self.hooks.before_sync(&self.path, from as u64, len)?;
+        // One msync over both: only dirty pages are written back.
+        self.map.flush_range(0, to)?;
+        self.hooks
+            .after_sync(&self.path, 0, SEGMENT_HEADER_LEN as u64);
+        if len > 0 {
+            self.hooks.after_sync(&self.path, from as u64, len);
+        }
+        Ok(())
+    }
+
+    /// Zeroes the durable mark slot at header offset `at` (a slot torn by a
+    /// crash) and syncs the header. Only during open, before any reader.
+    pub fn clear_durable_mark_slot(&self, at: usize) -> Result<()> {
+        assert!(crate::format::durable_mark::DURABLE_MARK_SLOTS.contains(&at));
+        // SAFETY: the header is never borrowed as data; no reader exists yet.
+        unsafe {
+            self.write_unchecked(
+                at,
+                &[0u8; crate::format::durable_mark::DURABLE_MARK_SLOT_LEN],
+            )
+        };
+        self.sync(0, SEGMENT_HEADER_LEN)
+            .map_err(|e| Error::io("syncing the durable mark of", &self.path, e))
+    }
+
     /// Zeroes `from..to` (a torn tail or a torn footer) and syncs it.
     pub fn zero_and_sync(&self, from: usize, to: usize) -> Result<()> {
         assert!(from <= to && to <= self.len());
@@ -315,6 +450,28 @@ impl Segment {
         fs::set_permissions(&self.path, permissions)
             .map_err(|e| Error::io("making read-only", &self.path, e))
     }
+}
+
+/// Extends a segment file that was cut short back to its full `size` with
+/// real, zeroed blocks, and syncs it. Only for the newest segment, when the
+/// cut lies above every byte known to be durable.
+///
+/// # Errors
+/// [`Error::NoSpace`] when the disk cannot hold it; [`Error::Io`] otherwise.
+pub(crate) fn restore_size(path: &Path, size: u64) -> Result<()> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("opening short segment file", path, e))?;
+    allocate(&file, size).map_err(|e| match e.raw_os_error() {
+        Some(28) => Error::NoSpace {
+            path: path.to_path_buf(),
+            bytes: size,
+        },
+        _ => Error::io("restoring the size of a short segment file", path, e),
+    })?;
+    file.sync_all()
+        .map_err(|e| Error::io("syncing restored segment file", path, e))
 }
 
 /// Reserves `size` bytes of real disk blocks for `file`, so that a later

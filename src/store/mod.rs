@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, ExpectedVersion};
 use crate::options::{Durability as DurabilityMode, Options};
 
-pub use crate::engine::RecoveryReport;
 use crate::engine::durability::PeriodicSyncer;
+use crate::engine::recovery::RecoveryReport;
 pub use subscription::{FOLLOW_POLL_MAX, SUBSCRIPTION_READ_AHEAD, Subscription};
 
 /// An open store: a directory of segment files and its in-memory index.
@@ -111,14 +111,7 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`] if a newly sealed segment fails its checks.
     pub fn refresh(&self) -> Result<u64> {
-        if !self.engine.is_read_only() {
-            return Ok(0);
-        }
-        let mut state = self.engine.write_state();
-        let before = state.index.next_position();
-        let crate::engine::State { index, segments } = &mut *state;
-        crate::engine::recovery::follow(&self.engine.dir, index, segments)?;
-        Ok(state.index.next_position() - before)
+        self.engine.follow()
     }
 
     /// Appends `events` to `stream` as one atomic batch, if the stream's
@@ -263,7 +256,8 @@ impl Store {
         )
     }
 
-    /// What open did to recover from a crash (a discarded torn tail, removed
+    /// What open found that a crash leaves behind and did about it (a
+    /// writer discards it; a reader only stops before it) (a discarded torn tail, removed
     /// temporary files).
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.engine.report

@@ -120,11 +120,7 @@ impl Subscription {
             if self.engine.is_read_only() {
                 // Another process writes: look at the files again soon.
                 std::thread::sleep(self.poll.min(deadline - now));
-                let mut state = self.engine.write_state();
-                let crate::engine::State { index, segments } = &mut *state;
-                let before = index.next_position();
-                crate::engine::recovery::follow(&self.engine.dir, index, segments)?;
-                self.poll = if index.next_position() > before {
+                self.poll = if self.engine.follow()? > 0 {
                     Duration::from_millis(1)
                 } else {
                     (self.poll * 2).min(FOLLOW_POLL_MAX)
