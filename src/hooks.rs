@@ -20,7 +20,7 @@ pub trait StorageHooks: Send + Sync {
     }
 
     /// Called before `len` bytes at `offset` of the segment at `path` are
-    /// synced. An error is treated exactly like a failed msync.
+    /// synced. An error is treated exactly like a failed fdatasync.
     fn before_sync(&self, _path: &Path, _offset: u64, _len: u64) -> io::Result<()> {
         Ok(())
     }

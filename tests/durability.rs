@@ -116,3 +116,80 @@ fn none_syncs_only_on_flush() {
     store.flush().unwrap();
     assert!(ends.end_of_newest() >= before + 5000);
 }
+
+/// Refuses every allocation while `full` is set, and records every sync.
+#[derive(Default)]
+struct FullDisk {
+    full: std::sync::atomic::AtomicBool,
+    synced: Mutex<Vec<(std::path::PathBuf, u64, u64)>>,
+}
+
+impl StorageHooks for FullDisk {
+    fn before_allocate(&self, _path: &Path, _bytes: u64) -> std::io::Result<()> {
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        Ok(())
+    }
+
+    fn after_sync(&self, path: &Path, offset: u64, len: u64) {
+        self.synced
+            .lock()
+            .unwrap()
+            .push((path.to_path_buf(), offset, len));
+    }
+}
+
+/// A store whose newest segment is sealed (here: the roll sealed it, then
+/// could not allocate the next one) is reopened, and the reopen syncs that
+/// sealed segment whole before creating the next. Kept with the fix that
+/// made `Segment::sync` use fdatasync: the sealed segment is mapped
+/// read-only, where msync did nothing. This test only sees that the sync is
+/// asked for and succeeds (the hooks are called around either system call);
+/// `log::segment::tests::syncing_a_read_only_mapped_segment_writes_its_dirty_pages_back`
+/// observes the page being written back.
+#[test]
+fn reopening_a_store_whose_newest_segment_is_sealed_syncs_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(FullDisk::default());
+    let options = Options {
+        hooks: Hooks::new(disk.clone()),
+        ..Options::default()
+            .segment_size_bytes(64 * 1024)
+            .durability(Durability::None)
+    };
+    let store = Store::open(dir.path(), options.clone()).unwrap();
+    let event = [EventData::new("E", vec![1u8; 10_000])];
+    for _ in 0..5 {
+        store.append("s", ExpectedVersion::Any, &event).unwrap();
+    }
+    disk.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    let error = loop {
+        if let Err(error) = store.append("s", ExpectedVersion::Any, &event) {
+            break error;
+        }
+    };
+    assert!(matches!(error, annals::Error::NoSpace { .. }), "{error}");
+    let written = store.next_position();
+    drop(store);
+    let sealed = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .max()
+        .unwrap();
+    assert!(std::fs::metadata(&sealed).unwrap().permissions().readonly());
+    disk.full.store(false, std::sync::atomic::Ordering::SeqCst);
+    disk.synced.lock().unwrap().clear();
+    let store = Store::open(dir.path(), options).unwrap();
+    assert!(
+        disk.synced
+            .lock()
+            .unwrap()
+            .contains(&(sealed.clone(), 0, 64 * 1024)),
+        "the sealed newest segment was not synced whole on reopen"
+    );
+    assert_eq!(store.next_position(), written);
+    store.append("s", ExpectedVersion::Any, &event).unwrap();
+    store.close().unwrap();
+}
