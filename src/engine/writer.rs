@@ -12,7 +12,7 @@ use crate::format::footer::{self, SegmentFooter};
 use crate::format::header::SegmentHeader;
 use crate::format::{self, CHAIN_LEN, FORMAT_VERSION, SEGMENT_HEADER_LEN};
 use crate::index::{CommandRecord, Location};
-use crate::log::segment::Segment;
+use crate::log::segment::{Sealed, Segment};
 use crate::options::Options;
 
 use super::read_events::with_event_at;
@@ -323,6 +323,11 @@ impl Writer {
     }
 
     /// Seals the active segment (unless already sealed) and creates the next.
+    ///
+    /// # Errors
+    /// A failed sync poisons the store. A sealed segment that could not be
+    /// made read-only is reported to the caller without poisoning, and the
+    /// next call goes on from the sealed segment (see [`Segment::seal`]).
     fn roll(
         &mut self,
         engine: &Engine,
@@ -348,11 +353,22 @@ impl Writer {
                 footer.event_count > 0,
                 "only a segment with events is sealed"
             );
-            if let Err(error) = self.active.seal(&footer) {
-                engine.durability.poison(error.to_string());
-                return Err(error);
+            match self.active.seal(&footer) {
+                Ok(Sealed::ReadOnly) => self.active_sealed = true,
+                Ok(Sealed::StillWritable(error)) => {
+                    // Sealed and durable; only the read-only permission is
+                    // missing, and no sync failed: no poison. The append
+                    // that rolled reports it (nothing of that batch is
+                    // written yet); the next append creates the next segment.
+                    self.active_sealed = true;
+                    return Err(error);
+                }
+                Err(error) => {
+                    // A sync failed: what is durable is unknown.
+                    engine.durability.poison(error.to_string());
+                    return Err(error);
+                }
             }
-            self.active_sealed = true;
         }
         let header = new_header(&engine.options, next_position, chain_head)?;
         let segment = Arc::new(engine.create_segment(&header)?);

@@ -305,7 +305,16 @@ impl Segment {
 
     /// Syncs the data, then writes and syncs the footer, and makes the file
     /// read-only on disk.
-    pub fn seal(&self, footer: &SegmentFooter) -> Result<()> {
+    ///
+    /// # Errors
+    /// An error means a sync failed: what is durable is unknown, and the
+    /// caller must poison the store. Once the footer is durable the segment
+    /// is sealed whatever happens next, so a failure to make the file
+    /// read-only is not an error here but [`Sealed::StillWritable`]: the
+    /// permission is a guard against stray writes by other programs, not
+    /// part of the format (openers judge a segment by its footer), and
+    /// nothing about durability is in doubt.
+    pub fn seal(&self, footer: &SegmentFooter) -> Result<Sealed> {
         let offset = self.data_end();
         // The data must be durable before the footer can be: with one sync
         // for both, a power loss could keep the footer page and lose data
@@ -318,15 +327,34 @@ impl Segment {
         self.sync(offset, FOOTER_LEN)
             .map_err(|e| Error::io("syncing sealed segment", &self.path, e))?;
         if self.file.is_none() {
-            return Ok(());
+            return Ok(Sealed::ReadOnly);
         }
-        let mut permissions = fs::metadata(&self.path)
-            .map_err(|e| Error::io("reading permissions of", &self.path, e))?
-            .permissions();
-        permissions.set_mode(permissions.mode() & !0o222);
-        fs::set_permissions(&self.path, permissions)
-            .map_err(|e| Error::io("making read-only", &self.path, e))
+        let made_read_only = fs::metadata(&self.path).and_then(|metadata| {
+            let mut permissions = metadata.permissions();
+            permissions.set_mode(permissions.mode() & !0o222);
+            self.hooks
+                .before_make_read_only(&self.path)
+                .and_then(|()| fs::set_permissions(&self.path, permissions))
+        });
+        Ok(match made_read_only {
+            Ok(()) => Sealed::ReadOnly,
+            Err(e) => Sealed::StillWritable(Error::io(
+                "making read-only the sealed, durable segment",
+                &self.path,
+                e,
+            )),
+        })
     }
+}
+
+/// What [`Segment::seal`] did, once the footer was durable.
+#[must_use]
+pub(crate) enum Sealed {
+    /// The segment is sealed and read-only on disk.
+    ReadOnly,
+    /// The segment is sealed and durable, but making the file read-only
+    /// failed with this error.
+    StillWritable(Error),
 }
 
 /// Reserves `size` bytes of real disk blocks for `file`, so that a later

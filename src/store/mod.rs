@@ -134,6 +134,9 @@ impl Store {
     ///   empty input (nothing is written).
     /// - [`Error::Poisoned`] after a failed sync; [`Error::ReadOnly`].
     /// - [`Error::NoSpace`] when a new segment cannot be allocated.
+    /// - [`Error::Io`] when a full segment was sealed but could not be made
+    ///   read-only: nothing of this batch was written and the store is not
+    ///   poisoned; retry.
     pub fn append(
         &self,
         stream: &str,
