@@ -193,3 +193,62 @@ fn reopening_a_store_whose_newest_segment_is_sealed_syncs_it_whole() {
     store.append("s", ExpectedVersion::Any, &event).unwrap();
     store.close().unwrap();
 }
+
+/// Holds the periodic sync thread inside its sync for a while, and says when
+/// it got there.
+#[derive(Default)]
+struct SlowPeriodicSync {
+    entered: Mutex<bool>,
+    wake: std::sync::Condvar,
+}
+
+impl StorageHooks for SlowPeriodicSync {
+    fn before_sync(&self, _path: &Path, _offset: u64, _len: u64) -> std::io::Result<()> {
+        if std::thread::current().name() == Some("annals-periodic-sync") {
+            *self.entered.lock().unwrap() = true;
+            self.wake.notify_all();
+            // Long enough for the test to call `close` meanwhile.
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Ok(())
+    }
+}
+
+/// Caught: the periodic sync thread dropped its stop-flag guard while it
+/// synced, then took it again and waited a whole interval without looking
+/// at the flag, so a `close` that came during a sync waited up to
+/// `interval_ms`. A bounded wait for a hang, not a speed claim.
+#[test]
+fn close_during_a_periodic_sync_returns_without_waiting_an_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = Arc::new(SlowPeriodicSync::default());
+    let options = Options {
+        hooks: Hooks::new(hooks.clone()),
+        ..Options::default()
+            .segment_size_bytes(1 << 20)
+            .durability(Durability::Periodic { interval_ms: 5000 })
+    };
+    let store = Store::open(dir.path(), options).unwrap();
+    store
+        .append(
+            "s",
+            ExpectedVersion::Any,
+            &[EventData::new("E", vec![1; 100])],
+        )
+        .unwrap();
+    // The first periodic sync starts after one interval.
+    let entered = hooks.entered.lock().unwrap();
+    let (entered, timeout) = hooks
+        .wake
+        .wait_timeout_while(entered, Duration::from_secs(60), |entered| !*entered)
+        .unwrap();
+    assert!(!timeout.timed_out(), "the periodic sync never ran");
+    drop(entered);
+    let start = Instant::now();
+    store.close().unwrap();
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "close took {took:?} with a 5 s sync interval"
+    );
+}
