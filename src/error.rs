@@ -80,6 +80,12 @@ pub enum Error {
         /// What the codec said.
         message: String,
     },
+    /// The store was closed (or its last handle dropped): a subscription on
+    /// it has ended.
+    Closed {
+        /// The store directory.
+        dir: PathBuf,
+    },
 }
 
 impl Error {
@@ -180,6 +186,12 @@ impl fmt::Display for Error {
                 )
             }
             Error::Codec { message } => write!(f, "event data codec error: {message}"),
+            Error::Closed { dir } => write!(
+                f,
+                "the store {} was closed, which ended this subscription; open the store \
+                 again and subscribe from the subscription's checkpoint to go on",
+                dir.display()
+            ),
         }
     }
 }

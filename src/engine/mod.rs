@@ -38,8 +38,10 @@ pub(crate) struct Engine {
     pub snapshots: SnapshotStore,
     pub commits: CommitSignal,
     pub report: RecoveryReport,
-    /// Held for the store's lifetime: the writer lock.
-    _lock_file: Option<File>,
+    /// The writer lock, held until the store is closed. Not until the
+    /// engine is dropped: a subscription keeps the engine alive beyond the
+    /// store, and must not keep the lock.
+    lock_file: Mutex<Option<File>>,
 }
 
 /// The index and the segments it points into, changed together.
@@ -93,7 +95,7 @@ impl Engine {
             snapshots,
             commits: CommitSignal::default(),
             report: loaded.report,
-            _lock_file: Some(lock_file),
+            lock_file: Mutex::new(Some(lock_file)),
             options,
         })
     }
@@ -123,7 +125,7 @@ impl Engine {
             snapshots,
             commits: CommitSignal::default(),
             report: loaded.report,
-            _lock_file: None,
+            lock_file: Mutex::new(None),
         })
     }
 
@@ -148,9 +150,27 @@ impl Engine {
             snapshots: SnapshotStore::Memory(Default::default()),
             commits: CommitSignal::default(),
             report: RecoveryReport::default(),
-            _lock_file: None,
+            lock_file: Mutex::new(None),
             options,
         })
+    }
+
+    /// Marks the store closed: releases the writer lock, and ends
+    /// subscriptions (which may keep the engine alive longer). The caller
+    /// has stopped writing for good.
+    pub(crate) fn close(&self) {
+        self.commits.close();
+        drop(
+            self.lock_file
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+    }
+
+    /// Whether [`Engine::close`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.commits.is_closed()
     }
 
     /// A store without a writer was opened read-only.

@@ -214,7 +214,8 @@ impl Store {
         self.engine.sync_all_written()
     }
 
-    /// Flushes and closes the store, releasing the writer lock.
+    /// Flushes and closes the store, releasing the writer lock. Its
+    /// subscriptions end (see [`Subscription`]).
     ///
     /// # Errors
     /// As [`Store::flush`]; the store is closed either way.
@@ -222,7 +223,9 @@ impl Store {
         self.shut_down()
     }
 
-    /// Stops the periodic syncer, syncs everything and writes a sync marker.
+    /// Stops the periodic syncer, syncs everything, writes a sync marker,
+    /// then closes the engine (releasing the lock, ending subscriptions)
+    /// whether or not that worked.
     fn shut_down(&mut self) -> Result<()> {
         if std::mem::replace(&mut self.closed, true) {
             return Ok(());
@@ -231,14 +234,17 @@ impl Store {
             periodic.stop();
         }
         let engine = &*self.engine;
-        let Some(writer) = &engine.writer else {
-            return Ok(());
+        let result = match &engine.writer {
+            None => Ok(()),
+            Some(writer) => engine.sync_all_written().and_then(|()| {
+                writer
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .write_sync_marker(engine)
+            }),
         };
-        engine.sync_all_written()?;
-        writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .write_sync_marker(engine)
+        engine.close();
+        result
     }
 
     /// The current version of `stream`: its number of events, 0 if it does not exist.
