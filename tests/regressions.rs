@@ -156,3 +156,64 @@ fn a_batch_after_sync_markers_in_an_empty_segment_does_not_panic() {
     assert_eq!(store.read_all(0, usize::MAX).unwrap(), events);
     crashkit::check_tail_zeroed(dir.path()).unwrap();
 }
+
+/// Caught: the writer checked a batch against the capacity of the active
+/// segment, then, when it did not fit in the room left, sealed that segment
+/// and rolled into a new one of `Options::segment_size_bytes`. A store
+/// reopened with smaller segments than its active one could so roll into a
+/// segment too small for the batch and panic in `publish_buffer` ("the
+/// caller checked that the batch fits"). A batch that does not fit an empty
+/// segment of the size that will be created is now `LimitExceeded`, before
+/// anything is written or sealed.
+#[test]
+fn a_batch_too_big_for_a_smaller_next_segment_is_refused_before_rolling() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = Options::default()
+        .segment_size_bytes(256 * 1024)
+        .durability(Durability::Always);
+    let store = Store::open(dir.path(), big).unwrap();
+    store
+        .append("s", ExpectedVersion::Any, &[sized_event(150_000)])
+        .unwrap();
+    store.close().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    let files_before = crashkit::segment_files(dir.path());
+    let active_before = std::fs::read(files_before.last().unwrap()).unwrap();
+    // Fits an empty 256 KiB segment, not the room left in this one, nor an
+    // empty 64 KiB one.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.append("s", ExpectedVersion::Any, &[sized_event(120_000)])
+    }));
+    match result {
+        Ok(Err(annals::Error::LimitExceeded { actual, max, .. })) => {
+            assert!(actual > max, "{actual} <= {max}");
+            assert!(
+                max < 64 * 1024,
+                "max {max} is not the new segment's capacity"
+            );
+        }
+        Ok(other) => panic!("expected LimitExceeded, got {other:?}"),
+        Err(_) => panic!("the append panicked"),
+    }
+    assert_eq!(crashkit::segment_files(dir.path()), files_before);
+    assert_eq!(
+        std::fs::read(files_before.last().unwrap()).unwrap(),
+        active_before,
+        "the refused batch changed the active segment"
+    );
+    // The store goes on: a batch that fits the room left goes there, the
+    // next one, which fits a new 64 KiB segment, rolls into one.
+    for version in 1..3 {
+        store
+            .append("s", ExpectedVersion::Exact(version), &[sized_event(60_000)])
+            .unwrap();
+    }
+    assert_eq!(
+        crashkit::segment_files(dir.path()).len(),
+        files_before.len() + 1
+    );
+    let events = store.read_all(0, usize::MAX).unwrap();
+    store.close().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    assert_eq!(store.read_all(0, usize::MAX).unwrap(), events);
+}

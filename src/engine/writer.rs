@@ -111,18 +111,30 @@ impl Writer {
             self.roll(engine, first_position, &chain_head)?;
         }
         let mut chain = self.encode(engine, request, actual, first_position, &chain_head)?;
-        let capacity = format::data_capacity(self.active.header.segment_size_bytes) as usize;
-        if self.buffer.len() > capacity {
-            return Err(Error::LimitExceeded {
-                limit: "batch size in bytes (must fit one segment; see Options::segment_size_bytes)",
-                actual: self.buffer.len() as u64,
-                max: capacity as u64,
-            });
-        }
         if self.write_offset + self.buffer.len() > self.active.data_end() {
-            // A batch never spans segments: seal this one and start the next.
+            // A batch never spans segments: it goes to the next one, which
+            // must hold it. Decide before sealing anything. The next segment
+            // has the size of the options, which can be smaller than this
+            // one's (a store reopened with smaller segments). And only a
+            // segment with events is sealed: a batch that does not fit an
+            // empty segment stays refused.
+            let segment_events = engine.read_state().index.segments[self.ordinal].event_count;
+            let max = if segment_events == 0 {
+                self.active.data_end() - self.write_offset
+            } else {
+                format::data_capacity(engine.options.segment_size_bytes) as usize
+            };
+            if self.buffer.len() > max {
+                return Err(Error::LimitExceeded {
+                    limit: "batch size in bytes (must fit one segment; see Options::segment_size_bytes)",
+                    actual: self.buffer.len() as u64,
+                    max: max as u64,
+                });
+            }
             self.roll(engine, first_position, &chain_head)?;
-            // The salt and synced offset changed: encode again.
+            // The salt and synced offset changed: encode again. The batch
+            // still fits: only the commit record's `synced_offset` changes
+            // size, and it becomes the header length, the smallest.
             chain = self.encode(engine, request, actual, first_position, &chain_head)?;
         }
 
@@ -338,21 +350,25 @@ impl Writer {
             let footer = {
                 let state = engine.read_state();
                 let stats = &state.index.segments[self.ordinal];
+                assert!(
+                    stats.event_count > 0,
+                    "only a segment with events is sealed"
+                );
+                let last_position = stats
+                    .end_position()
+                    .checked_sub(1)
+                    .expect("a segment with events has a last position");
                 let data = &self.active.bytes(stats.end_offset)[SEGMENT_HEADER_LEN..];
                 SegmentFooter {
                     event_count: stats.event_count,
                     batch_count: stats.batch_count,
-                    last_position: stats.end_position() - 1,
+                    last_position,
                     data_len: data.len() as u64,
                     contents_crc: footer::contents_crc(self.active.header.salt, data),
                     chain_end: *chain_head,
                     sealed_unix_ns: now_ns(),
                 }
             };
-            assert!(
-                footer.event_count > 0,
-                "only a segment with events is sealed"
-            );
             match self.active.seal(&footer) {
                 Ok(Sealed::ReadOnly) => self.active_sealed = true,
                 Ok(Sealed::StillWritable(error)) => {
@@ -466,4 +482,23 @@ pub(crate) fn new_header(
         segment_size_bytes: options.segment_size_bytes,
         chain_start: *chain_start,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::chain::GENESIS;
+
+    /// Caught: `roll` computed the footer's `last_position` as
+    /// `end_position() - 1` before asserting that the segment has events, so
+    /// rolling an empty first segment panicked with an arithmetic overflow
+    /// (or, without overflow checks, built a footer for position `u64::MAX`)
+    /// instead of stating the broken invariant.
+    #[test]
+    #[should_panic(expected = "only a segment with events is sealed")]
+    fn rolling_an_empty_segment_trips_the_invariant_not_an_overflow() {
+        let engine = Engine::in_memory(Options::default()).unwrap();
+        let mut writer = engine.writer.as_ref().unwrap().lock().unwrap();
+        let _ = writer.roll(&engine, 0, &GENESIS);
+    }
 }
