@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::format::snapshot::{
-    SNAPSHOT_HEADER_LEN, SnapshotRecord, decode_snapshot, encode_snapshot,
+    MAX_SNAPSHOT_BODY_LEN, SNAPSHOT_HEADER_LEN, SnapshotRecord, decode_snapshot, encode_snapshot,
 };
 
 /// Name of the directory holding snapshot files, inside the store directory.
@@ -100,9 +100,16 @@ impl SnapshotStore {
     }
 
     /// Saves a snapshot unless one with a higher version is stored; returns
-    /// whether it was stored. The caller has validated version and size.
+    /// whether it was stored. The caller has validated the version and the
+    /// payload's size; a snapshot too large for its file is
+    /// [`Error::LimitExceeded`], found before encoding.
     pub fn save(&self, record: &SnapshotRecord<'_>, max_bytes: usize) -> Result<bool> {
-        let bytes = encode_snapshot(record);
+        let bytes = encode_snapshot(record).map_err(|e| Error::LimitExceeded {
+            limit: "snapshot file body (stream id, content type and data; \
+                    format::snapshot::MAX_SNAPSHOT_BODY_LEN)",
+            actual: e.body_len_bound,
+            max: MAX_SNAPSHOT_BODY_LEN,
+        })?;
         match self {
             SnapshotStore::Memory(map) => {
                 let mut map = map.lock().unwrap_or_else(|p| p.into_inner());

@@ -110,6 +110,25 @@ impl Writer {
         if self.active_sealed {
             self.roll(engine, first_position, &chain_head)?;
         }
+        // Refuse a batch that clearly fits nowhere before encoding it: its
+        // fields' lengths are a lower bound of its encoded size.
+        let fields_bytes = request
+            .events
+            .iter()
+            .map(|event| event_fields_bytes(request.stream, event))
+            .fold(
+                request.command_id.map_or(0, |id| id.len() as u64),
+                u64::saturating_add,
+            );
+        let largest_room = (self.active.data_end() - self.write_offset)
+            .max(format::data_capacity(engine.options.segment_size_bytes) as usize);
+        if fields_bytes > largest_room as u64 {
+            return Err(Error::LimitExceeded {
+                limit: "batch size in bytes, at least (must fit one segment; see Options::segment_size_bytes)",
+                actual: fields_bytes,
+                max: largest_room as u64,
+            });
+        }
         let mut chain = self.encode(engine, request, actual, first_position, &chain_head)?;
         if self.write_offset + self.buffer.len() > self.active.data_end() {
             // A batch never spans segments: it goes to the next one, which
@@ -453,6 +472,23 @@ fn command_result(record: &CommandRecord) -> AppendResult {
         first_position: record.first_position,
         last_position: record.first_position + record.event_count - 1,
     }
+}
+
+/// Bytes of an event's id and variable-length fields (and of its stream
+/// id): a lower bound of its encoded record, computed without encoding.
+pub(crate) fn event_fields_bytes(stream: &str, event: &EventData) -> u64 {
+    [
+        Uuid::nil().as_bytes().len(),
+        stream.len(),
+        event.event_type.len(),
+        event.correlation_id.as_ref().map_or(0, String::len),
+        event.causation_id.as_ref().map_or(0, String::len),
+        event.content_type.as_ref().map_or(0, String::len),
+        event.metadata.len(),
+        event.data.len(),
+    ]
+    .iter()
+    .fold(0, |sum, &len| sum.saturating_add(len as u64))
 }
 
 /// Nanoseconds since the Unix epoch (0 if the clock is before it).

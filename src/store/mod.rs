@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::engine::Engine;
-use crate::engine::writer::AppendRequest;
+use crate::engine::writer::{AppendRequest, event_fields_bytes};
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, ExpectedVersion};
 use crate::options::{Durability as DurabilityMode, Options};
@@ -365,13 +365,16 @@ fn validate(options: &Options, request: &AppendRequest<'_>) -> Result<()> {
         ) {
             return Err(error);
         }
-        let payload = event.data.len() + event.metadata.len();
-        if let Some(error) = too_long(
-            "Limits::max_event_bytes (data and metadata)",
-            payload,
-            limits.max_event_bytes,
-        ) {
-            return Err(error);
+        // All of the event's fields, not only data and metadata: the
+        // encoder relies on every field being within this limit (at most
+        // `Limits::MAX_EVENT_BYTES`, far below a u32 length).
+        let fields_bytes = event_fields_bytes(request.stream, event);
+        if fields_bytes > limits.max_event_bytes as u64 {
+            return Err(Error::LimitExceeded {
+                limit: "Limits::max_event_bytes (stream id, type, ids, content type, metadata and data)",
+                actual: fields_bytes,
+                max: limits.max_event_bytes as u64,
+            });
         }
     }
     Ok(())

@@ -30,7 +30,9 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a version of 0 or above the stream's
-    /// version; [`Error::LimitExceeded`] over `Limits::max_snapshot_bytes`;
+    /// version; [`Error::LimitExceeded`] over `Limits::max_snapshot_bytes`,
+    /// or when the stream id, content type and data together do not fit a
+    /// snapshot file;
     /// [`Error::ReadOnly`]; [`Error::Io`].
     pub fn save_snapshot(
         &self,
