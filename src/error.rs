@@ -95,8 +95,9 @@ impl Error {
         source: std::io::Error,
     ) -> Error {
         let path = path.into();
-        if source.raw_os_error() == Some(28) {
-            // ENOSPC: say "disk full" rather than a generic I/O failure.
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            // ENOSPC (or a full disk reported without an errno): say "disk
+            // full" rather than a generic I/O failure.
             return Error::NoSpace { path, bytes: 0 };
         }
         Error::Io {

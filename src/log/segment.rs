@@ -63,8 +63,8 @@ impl Segment {
             hooks
                 .before_allocate(&temp, size)
                 .and_then(|()| allocate(&file, size))
-                .map_err(|e| match e.raw_os_error() {
-                    Some(28) => Error::NoSpace {
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::StorageFull => Error::NoSpace {
                         path: temp.clone(),
                         bytes: size,
                     },
@@ -153,8 +153,8 @@ impl Segment {
             .map_err(|e| Error::corrupt(path, 0, e.to_string()))?;
         let mut restored_from_len = None;
         if writable && len < header.segment_size_bytes {
-            allocate(&file, header.segment_size_bytes).map_err(|e| match e.raw_os_error() {
-                Some(28) => Error::NoSpace {
+            allocate(&file, header.segment_size_bytes).map_err(|e| match e.kind() {
+                io::ErrorKind::StorageFull => Error::NoSpace {
                     path: path.to_path_buf(),
                     bytes: header.segment_size_bytes,
                 },
