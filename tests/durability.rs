@@ -252,3 +252,78 @@ fn close_during_a_periodic_sync_returns_without_waiting_an_interval() {
         "close took {took:?} with a 5 s sync interval"
     );
 }
+
+/// Every segment file of `dir` and its bytes, in name order.
+fn segment_bytes(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+/// Caught: closing a writable store appended a sync marker and synced it
+/// even when nothing had been appended since it was opened (the marker only
+/// checked that everything written was durable), so every open, read and
+/// close of a store wrote to it and grew its segment.
+#[test]
+fn closing_a_store_that_appended_nothing_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ends = Arc::new(DurableEnds::default());
+    let store = Store::open(dir.path(), options(Durability::Always, &ends)).unwrap();
+    for i in 0..3u64 {
+        store
+            .append(
+                "s",
+                ExpectedVersion::Exact(i),
+                &[EventData::new("E", vec![1; 100])],
+            )
+            .unwrap();
+    }
+    store.close().unwrap();
+    let cleanly_closed = segment_bytes(dir.path());
+    for durability in [
+        Durability::Always,
+        Durability::None,
+        Durability::Periodic { interval_ms: 1 },
+    ] {
+        let store = Store::open(dir.path(), options(durability, &ends)).unwrap();
+        assert_eq!(store.read_stream("s", 1, usize::MAX).unwrap().len(), 3);
+        assert_eq!(store.read_all(0, usize::MAX).unwrap().len(), 3);
+        let syncs_after_open = ends.0.lock().unwrap().len();
+        store.close().unwrap();
+        assert_eq!(
+            ends.0.lock().unwrap().len(),
+            syncs_after_open,
+            "closing a store that appended nothing synced ({durability:?})"
+        );
+        assert!(
+            segment_bytes(dir.path()) == cleanly_closed,
+            "closing a store that appended nothing changed its segments ({durability:?})"
+        );
+    }
+    // A store that appends again writes its marker again.
+    let store = Store::open(dir.path(), options(Durability::Always, &ends)).unwrap();
+    store
+        .append(
+            "s",
+            ExpectedVersion::Exact(3),
+            &[EventData::new("E", vec![1; 100])],
+        )
+        .unwrap();
+    store.close().unwrap();
+    assert_eq!(
+        Store::open_read_only(dir.path())
+            .unwrap()
+            .stream_version("s"),
+        4
+    );
+}

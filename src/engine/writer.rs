@@ -39,6 +39,9 @@ pub(crate) struct Writer {
     ids: Vec<Uuid>,
     /// Timestamps of the batch being appended, likewise.
     timestamps: Vec<u64>,
+    /// Whether a batch was appended since the store was opened: a store
+    /// that only read writes nothing at close.
+    appended_since_open: bool,
 }
 
 /// What an append asks for, validated.
@@ -75,6 +78,7 @@ impl Writer {
             frame_offsets: Vec::new(),
             ids: Vec::new(),
             timestamps: Vec::new(),
+            appended_since_open: false,
         }
     }
 
@@ -158,6 +162,7 @@ impl Writer {
         }
 
         let (offset, end) = self.publish_buffer();
+        self.appended_since_open = true;
         let timestamp_ns = *self.timestamps.last().expect("a batch has events");
         self.last_timestamp_ns = timestamp_ns;
 
@@ -294,12 +299,17 @@ impl Writer {
     /// `synced_offset` vouches for every byte before it, then syncs it, so
     /// that after a clean close any damage to this segment is reported as
     /// corruption rather than discarded as a torn tail. Called on close; does
-    /// nothing if not everything is durable yet, the segment is full, or it
-    /// holds no events (nothing to vouch for; and a segment of markers alone
-    /// could not be sealed when the next batch does not fit beside them).
+    /// nothing if nothing was appended since the store was opened (closing
+    /// a store that was only read writes nothing), not everything is
+    /// durable yet, the segment is full, or it holds no events (nothing to
+    /// vouch for; and a segment of markers alone could not be sealed when
+    /// the next batch does not fit beside them).
     pub fn write_sync_marker(&mut self, engine: &Engine) -> Result<()> {
         engine.durability.check_poison()?;
-        if self.active_sealed || engine.durability.durable() != (self.ordinal, self.write_offset) {
+        if !self.appended_since_open
+            || self.active_sealed
+            || engine.durability.durable() != (self.ordinal, self.write_offset)
+        {
             return Ok(());
         }
         let (next_position, chain_head, segment_events) = {
