@@ -408,3 +408,38 @@ fn a_snapshot_too_large_for_its_file_format_is_refused_not_a_panic() {
     }
     assert_eq!(store.load_snapshot("s").unwrap(), None);
 }
+
+/// Caught: loading a snapshot checked its file against the loading store's
+/// `Limits::max_snapshot_bytes`, so a read-only store (which uses the
+/// default limits) or a writer reopened with smaller limits refused, as
+/// corruption, a valid snapshot that a writer with larger limits had saved.
+/// Loading now accepts anything the snapshot format can hold.
+#[test]
+fn a_snapshot_larger_than_the_default_limit_loads_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let default_max = annals::Limits::default().max_snapshot_bytes;
+    let larger = annals::Limits {
+        max_snapshot_bytes: 2 * default_max,
+        ..annals::Limits::default()
+    };
+    let store = Store::open(dir.path(), options().limits(larger)).unwrap();
+    store
+        .append("s", ExpectedVersion::Any, &[EventData::new("E", vec![1])])
+        .unwrap();
+    let state = vec![7u8; default_max + 64 * 1024];
+    assert!(store.save_snapshot("s", 1, &state, None).unwrap());
+    store.close().unwrap();
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    let loaded = reader
+        .load_snapshot("s")
+        .unwrap_or_else(|e| panic!("read-only load: {e}"))
+        .expect("the snapshot saved above");
+    assert!(loaded.version == 1 && loaded.data == state);
+    drop(reader);
+    let writer = Store::open(dir.path(), options()).unwrap();
+    let loaded = writer
+        .load_snapshot("s")
+        .unwrap_or_else(|e| panic!("load with default limits: {e}"))
+        .expect("the snapshot saved above");
+    assert!(loaded.data == state);
+}
