@@ -149,8 +149,9 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "corruption in {} at byte offset {offset}: {reason}; the store was not changed \
-                 (run `annals verify` to list every problem, `annals repair` to cut damaged data)",
-                path.display()
+                 ({})",
+                path.display(),
+                corruption_advice(path)
             ),
             Error::Locked { dir } => write!(
                 f,
@@ -194,6 +195,21 @@ impl fmt::Display for Error {
                 dir.display()
             ),
         }
+    }
+}
+
+/// What to do about damaged bytes in `path`. `annals verify` and `annals
+/// repair` handle segments only; a snapshot file is a cache.
+fn corruption_advice(path: &std::path::Path) -> &'static str {
+    let in_snapshot_dir = path
+        .parent()
+        .and_then(std::path::Path::file_name)
+        .is_some_and(|name| name == crate::snapshot::SNAPSHOT_DIR_NAME);
+    if in_snapshot_dir && path.extension().is_some_and(|x| x == "snap") {
+        "snapshots are caches: delete this snapshot file, and the state will be rebuilt \
+         from the events"
+    } else {
+        "run `annals verify` to list every problem, `annals repair` to cut damaged data"
     }
 }
 

@@ -189,13 +189,9 @@ impl SnapshotStore {
                 )
             }
         };
-        let record = decode_snapshot(&bytes).map_err(|e| {
-            Error::corrupt(
-                &path,
-                0,
-                format!("{e}; delete the file to rebuild from events"),
-            )
-        })?;
+        // The advice to delete the file is in the error's message.
+        let record =
+            decode_snapshot(&bytes).map_err(|e| Error::corrupt(&path, 0, e.to_string()))?;
         if record.stream != stream {
             // A hash collision of file names: this stream has no snapshot.
             return Ok(None);

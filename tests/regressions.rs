@@ -443,3 +443,46 @@ fn a_snapshot_larger_than_the_default_limit_loads_read_only() {
         .expect("the snapshot saved above");
     assert!(loaded.data == state);
 }
+
+/// Caught: a damaged snapshot file was reported with the advice for
+/// segments, "run `annals verify` ..., `annals repair` ...", which do not
+/// look at snapshot files. A snapshot is a cache: the advice is to delete it.
+#[test]
+fn a_damaged_snapshot_advises_deleting_it_not_verify_or_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    store
+        .append("s", ExpectedVersion::Any, &[EventData::new("E", vec![1])])
+        .unwrap();
+    store.save_snapshot("s", 1, b"state", None).unwrap();
+    let snapshots = dir.path().join(annals::SNAPSHOT_DIR_NAME);
+    let file = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xFF;
+    std::fs::write(&file, &bytes).unwrap();
+    let error = store.load_snapshot("s").unwrap_err();
+    assert!(error.is_corruption(), "{error}");
+    let message = error.to_string();
+    assert!(message.contains(&file.display().to_string()), "{message}");
+    assert!(message.contains("delete"), "{message}");
+    assert!(
+        !message.contains("annals repair") && !message.contains("run `annals verify`"),
+        "{message}"
+    );
+    // Deleting it is the remedy.
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(store.load_snapshot("s").unwrap(), None);
+    // Damaged segments keep their advice.
+    let segment_error = annals::Error::Corrupt {
+        path: dir.path().join("00000000000000000000.seg"),
+        offset: 128,
+        reason: "test".into(),
+    };
+    assert!(segment_error.to_string().contains("annals repair"));
+}
