@@ -75,6 +75,12 @@ pub enum Error {
         /// What the codec said.
         message: String,
     },
+    /// The store was closed (or its last handle dropped): a subscription on
+    /// it has ended.
+    Closed {
+        /// The store directory.
+        dir: PathBuf,
+    },
 }
 
 impl Error {
@@ -84,8 +90,9 @@ impl Error {
         source: std::io::Error,
     ) -> Error {
         let path = path.into();
-        if source.raw_os_error() == Some(28) {
-            // ENOSPC: say "disk full" rather than a generic I/O failure.
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            // ENOSPC (or a full disk reported without an errno): say "disk
+            // full" rather than a generic I/O failure.
             return Error::NoSpace { path, bytes: 0 };
         }
         Error::Io {
@@ -146,8 +153,8 @@ impl fmt::Display for Error {
                 match finding.kind {
                     FindingKind::InvalidSnapshot { .. } => write!(
                         f,
-                        "(snapshots are caches: delete this file and the snapshot is rebuilt \
-                         from the log when next saved)"
+                        "(snapshots are caches: delete this snapshot file, and the state will be \
+                         rebuilt from the events)"
                     ),
                     _ => write!(
                         f,
@@ -191,10 +198,18 @@ impl fmt::Display for Error {
                 )
             }
             Error::Codec { message } => write!(f, "event data codec error: {message}"),
+            Error::Closed { dir } => write!(
+                f,
+                "the store {} was closed, which ended this subscription; open the store \
+                 again and subscribe from the subscription's checkpoint to go on",
+                dir.display()
+            ),
         }
     }
 }
 
+/// What to do about damaged bytes in `path`. `annals verify` and `annals
+/// repair` handle segments only; a snapshot file is a cache.
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {

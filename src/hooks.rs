@@ -20,7 +20,7 @@ pub trait StorageHooks: Send + Sync {
     }
 
     /// Called before `len` bytes at `offset` of the segment at `path` are
-    /// synced. An error is treated exactly like a failed msync.
+    /// synced. An error is treated exactly like a failed fdatasync.
     fn before_sync(&self, _path: &Path, _offset: u64, _len: u64) -> io::Result<()> {
         Ok(())
     }
@@ -29,6 +29,13 @@ pub trait StorageHooks: Send + Sync {
     /// durable (including the header of a newly created segment, once its
     /// name is durable).
     fn after_sync(&self, _path: &Path, _offset: u64, _len: u64) {}
+
+    /// Called before the segment at `path`, just sealed (its footer
+    /// durable), is made read-only on disk. An error fails that change of
+    /// permissions as the file system would.
+    fn before_make_read_only(&self, _path: &Path) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// An optional, shared [`StorageHooks`] implementation, as held by
@@ -58,6 +65,12 @@ impl Hooks {
         if let Some(h) = &self.0 {
             h.after_sync(path, offset, len);
         }
+    }
+
+    pub(crate) fn before_make_read_only(&self, path: &Path) -> io::Result<()> {
+        self.0
+            .as_ref()
+            .map_or(Ok(()), |h| h.before_make_read_only(path))
     }
 }
 

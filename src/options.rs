@@ -27,18 +27,50 @@ pub enum Durability {
 /// [`Error::LimitExceeded`] naming it, never a panic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Longest stream id, in bytes of UTF-8. Default 512.
+    /// Longest stream id, in bytes of UTF-8. Default 512; at most
+    /// [`Limits::MAX_STREAM_ID_BYTES`].
     pub max_stream_id_bytes: usize,
-    /// Longest event type name, in bytes of UTF-8. Default 256.
+    /// Longest event type name, in bytes of UTF-8. Default 256; at most
+    /// [`Limits::MAX_EVENT_TYPE_BYTES`].
     pub max_event_type_bytes: usize,
     /// Largest encoded event record (data, metadata, ids and names), in bytes.
-    /// Default 4 MiB. An event must also fit in an empty segment.
+    /// Default 4 MiB; at most [`Limits::MAX_EVENT_BYTES`]. An event must also
+    /// fit in an empty segment.
     pub max_event_bytes: usize,
     /// Most events in one append. Default 10,000; at most 100,000.
     pub max_batch_events: usize,
-    /// Largest snapshot payload, in bytes. Default 64 MiB.
+    /// Largest snapshot payload a writer saves, in bytes. Default 64 MiB; at
+    /// most [`Limits::MAX_SNAPSHOT_BYTES`].
     pub max_snapshot_bytes: usize,
 }
+
+impl Limits {
+    /// The largest [`Limits::max_event_bytes`]: an event record must fit in
+    /// the data area of the largest segment
+    /// ([`format::MAX_SEGMENT_SIZE_BYTES`]). This also keeps every length in
+    /// a record (a frame's u32 body length, MessagePack string lengths) far
+    /// from overflow.
+    pub const MAX_EVENT_BYTES: usize =
+        format::MAX_SEGMENT_SIZE_BYTES as usize - format::SEGMENT_HEADER_LEN - format::FOOTER_LEN;
+
+    /// The largest [`Limits::max_stream_id_bytes`]: a stream id is part of
+    /// every event record of its stream.
+    pub const MAX_STREAM_ID_BYTES: usize = Limits::MAX_EVENT_BYTES;
+
+    /// The largest [`Limits::max_event_type_bytes`]: an event type is part of
+    /// its event record.
+    pub const MAX_EVENT_TYPE_BYTES: usize = Limits::MAX_EVENT_BYTES;
+
+    /// The largest [`Limits::max_snapshot_bytes`]: the most payload a
+    /// snapshot file can hold (its body length is a u32). The stream id and
+    /// content type must fit beside it; a snapshot that does not is refused
+    /// with [`Error::LimitExceeded`].
+    pub const MAX_SNAPSHOT_BYTES: usize = (format::snapshot::MAX_SNAPSHOT_BODY_LEN
+        - format::snapshot::SNAPSHOT_BODY_OVERHEAD_BYTES)
+        as usize;
+}
+
+const _: () = assert!(Limits::MAX_EVENT_BYTES < u32::MAX as usize);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -137,6 +169,38 @@ impl Options {
             return Err(Error::InvalidArgument(
                 "every size limit must be at least 1".into(),
             ));
+        }
+        for (name, value, max, cap) in [
+            (
+                "max_event_bytes",
+                limits.max_event_bytes,
+                Limits::MAX_EVENT_BYTES,
+                "Limits::MAX_EVENT_BYTES, the data area of the largest segment",
+            ),
+            (
+                "max_stream_id_bytes",
+                limits.max_stream_id_bytes,
+                Limits::MAX_STREAM_ID_BYTES,
+                "Limits::MAX_STREAM_ID_BYTES",
+            ),
+            (
+                "max_event_type_bytes",
+                limits.max_event_type_bytes,
+                Limits::MAX_EVENT_TYPE_BYTES,
+                "Limits::MAX_EVENT_TYPE_BYTES",
+            ),
+            (
+                "max_snapshot_bytes",
+                limits.max_snapshot_bytes,
+                Limits::MAX_SNAPSHOT_BYTES,
+                "Limits::MAX_SNAPSHOT_BYTES, what a snapshot file can hold",
+            ),
+        ] {
+            if value > max {
+                return Err(Error::InvalidArgument(format!(
+                    "limits.{name} is {value}; it can be at most {max} ({cap})"
+                )));
+            }
         }
         Ok(())
     }

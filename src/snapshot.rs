@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::format::snapshot::{
-    SNAPSHOT_HEADER_LEN, SnapshotRecord, decode_snapshot, encode_snapshot,
+    MAX_SNAPSHOT_BODY_LEN, SNAPSHOT_HEADER_LEN, SnapshotRecord, decode_snapshot, encode_snapshot,
 };
 use crate::log::finding::FindingKind;
 
@@ -101,9 +101,16 @@ impl SnapshotStore {
     }
 
     /// Saves a snapshot unless one with a higher version is stored; returns
-    /// whether it was stored. The caller has validated version and size.
-    pub fn save(&self, record: &SnapshotRecord<'_>, max_bytes: usize) -> Result<bool> {
-        let bytes = encode_snapshot(record);
+    /// whether it was stored. The caller has validated the version and the
+    /// payload's size; a snapshot too large for its file is
+    /// [`Error::LimitExceeded`], found before encoding.
+    pub fn save(&self, record: &SnapshotRecord<'_>) -> Result<bool> {
+        let bytes = encode_snapshot(record).map_err(|e| Error::LimitExceeded {
+            limit: "snapshot file body (stream id, content type and data; \
+                    format::snapshot::MAX_SNAPSHOT_BODY_LEN)",
+            actual: e.body_len_bound,
+            max: MAX_SNAPSHOT_BODY_LEN,
+        })?;
         match self {
             SnapshotStore::Memory(map) => {
                 let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
@@ -117,7 +124,7 @@ impl SnapshotStore {
             }
             SnapshotStore::Directory { dir, save_lock } => {
                 let _guard = save_lock.lock().unwrap_or_else(|p| p.into_inner());
-                if let Ok(Some(existing)) = self.load(record.stream, max_bytes)
+                if let Ok(Some(existing)) = self.load(record.stream)
                     && existing.version > record.version
                 {
                     return Ok(false);
@@ -143,12 +150,15 @@ impl SnapshotStore {
         }
     }
 
-    /// Loads the snapshot of `stream`, if any.
+    /// Loads the snapshot of `stream`, if any. Any snapshot the format can
+    /// hold is accepted, whatever the limits of this store: a writer with
+    /// larger `Limits::max_snapshot_bytes` may have saved it, and a
+    /// read-only store has only the default limits.
     ///
     /// # Errors
     /// [`Error::Corrupt`] naming the file when it does not decode (delete it
     /// to rebuild the state from the events).
-    pub fn load(&self, stream: &str, max_bytes: usize) -> Result<Option<Snapshot>> {
+    pub fn load(&self, stream: &str) -> Result<Option<Snapshot>> {
         let (bytes, path) = match self {
             SnapshotStore::Memory(map) => {
                 let map = map.lock().unwrap_or_else(|p| p.into_inner());
@@ -164,7 +174,9 @@ impl SnapshotStore {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                     Err(e) => return Err(Error::io("reading snapshot", &path, e)),
                 };
-                let max = (max_bytes + SNAPSHOT_HEADER_LEN + 1024) as u64;
+                // Checked before reading: never allocate more than the
+                // format's own cap because a file says so.
+                let max = SNAPSHOT_HEADER_LEN as u64 + MAX_SNAPSHOT_BODY_LEN;
                 if len > max {
                     return Err(Error::found(
                         &path,

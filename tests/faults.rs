@@ -39,6 +39,7 @@ fn spawning() -> RwLockWriteGuard<'static, ()> {
 
 const ENOSPC: i32 = 28;
 const EIO: i32 = 5;
+const EPERM: i32 = 1;
 
 /// A disk that can be made full, and whose syncs can be made to fail.
 #[derive(Default)]
@@ -48,6 +49,9 @@ struct FaultyDisk {
     syncs_before_failure: AtomicU64,
     allocations_refused: AtomicUsize,
     syncs_failed: AtomicUsize,
+    /// Making a sealed segment read-only fails while this is set.
+    refuse_read_only: AtomicBool,
+    read_only_refused: AtomicUsize,
 }
 
 impl FaultyDisk {
@@ -79,6 +83,14 @@ impl StorageHooks for FaultyDisk {
         }
         if left != u64::MAX {
             self.syncs_before_failure.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn before_make_read_only(&self, _path: &Path) -> io::Result<()> {
+        if self.refuse_read_only.load(Ordering::SeqCst) {
+            self.read_only_refused.fetch_add(1, Ordering::SeqCst);
+            return Err(io::Error::from_raw_os_error(EPERM));
         }
         Ok(())
     }
@@ -271,6 +283,35 @@ fn creating_a_store_on_a_full_disk_is_no_space() {
     appender.check(&store);
 }
 
+/// A disk that says it is full by `io::ErrorKind::StorageFull` alone,
+/// without an errno (as a layer between annals and the disk may).
+struct FullByKind;
+
+impl StorageHooks for FullByKind {
+    fn before_allocate(&self, _path: &Path, _bytes: u64) -> io::Result<()> {
+        Err(io::ErrorKind::StorageFull.into())
+    }
+}
+
+/// Caught: a full disk was recognised by the raw errno 28 (ENOSPC) only, so
+/// an error of kind `StorageFull` without an errno was a generic `Io` error.
+#[test]
+fn a_full_disk_is_recognised_by_its_error_kind() {
+    let _spawns = no_spawns();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = Options::default().segment_size_bytes(64 * 1024);
+    options.hooks = Hooks::new(Arc::new(FullByKind));
+    match Store::open(dir.path(), options) {
+        Err(Error::NoSpace { bytes, .. }) => assert_eq!(bytes, 64 * 1024),
+        Err(other) => panic!("a full disk gave {other:?}"),
+        Ok(_) => panic!("a store was created on a full disk"),
+    }
+    assert!(
+        temp_files(dir.path()).is_empty(),
+        "a temporary file was left"
+    );
+}
+
 /// A mounted tmpfs, unmounted on drop.
 struct Tmpfs {
     dir: tempfile::TempDir,
@@ -450,6 +491,60 @@ fn a_failed_sync_while_sealing_poisons_the_store() {
         appender.append(&store).unwrap();
     }
     appender.check(&store);
+}
+
+/// Caught: any error of `Segment::seal` poisoned the store, including a
+/// failure to make the sealed file read-only, which comes after the footer
+/// is durable, when no sync has failed. The append that rolled now gets
+/// that error (nothing of it is written), the store is not poisoned, and
+/// later appends go on in the next segment.
+#[test]
+fn a_failed_chmod_while_sealing_does_not_poison_the_store() {
+    let _spawns = no_spawns();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultyDisk::new();
+    let store = Store::open(dir.path(), options(Durability::None, &disk)).unwrap();
+    let mut appender = Appender::new(8);
+    disk.refuse_read_only.store(true, Ordering::SeqCst);
+    let segments_before = crashkit::segment_files(dir.path()).len();
+    let before = store.next_position();
+    let error = loop {
+        let before_this = store.next_position();
+        if let Err(error) = appender.append(&store) {
+            assert_eq!(store.next_position(), before_this, "a failed append wrote");
+            break error;
+        }
+        assert!(appender.next_id < 10_000, "never rolled");
+    };
+    assert!(before < store.next_position());
+    assert_eq!(disk.read_only_refused.load(Ordering::SeqCst), 1);
+    assert_eq!(disk.syncs_failed.load(Ordering::SeqCst), 0);
+    assert!(
+        matches!(&error, Error::Io { action, .. } if action.contains("read-only")),
+        "{error}"
+    );
+    disk.refuse_read_only.store(false, Ordering::SeqCst);
+    for _ in 0..5 {
+        appender
+            .append(&store)
+            .expect("an append after a failed chmod");
+    }
+    let files = crashkit::segment_files(dir.path());
+    assert_eq!(files.len(), segments_before + 1);
+    // The sealed segment stayed writable on disk; it is sealed all the same.
+    assert!(
+        !std::fs::metadata(&files[0])
+            .unwrap()
+            .permissions()
+            .readonly()
+    );
+    store.flush().unwrap();
+    appender.check(&store);
+    store.close().unwrap();
+    let store = Store::open(dir.path(), options(Durability::None, &disk)).unwrap();
+    appender.check(&store);
+    appender.append(&store).unwrap();
+    store.close().unwrap();
 }
 
 /// Appenders waiting on a group commit whose sync fails all get Poisoned,

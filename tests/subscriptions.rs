@@ -237,3 +237,66 @@ fn a_follower_in_another_process_sees_exactly_the_writers_log() {
             .is_none()
     );
 }
+
+/// Caught: a `Subscription` holds the store's engine, and the engine held
+/// the writer lock file, so after `close` (or dropping the store) a live
+/// subscription kept the lock and a reopen failed with `Locked`.
+#[test]
+fn a_live_subscription_does_not_keep_the_writer_lock_after_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    store
+        .append("s", ExpectedVersion::Any, &[EventData::new("E", vec![1])])
+        .unwrap();
+    let _closed_with = store.subscribe_all(0, Filter::default());
+    store.close().unwrap();
+    let store = Store::open(dir.path(), options())
+        .unwrap_or_else(|e| panic!("reopen after close with a live subscription: {e}"));
+    let _dropped_with = store.subscribe_stream("s", 1, Filter::default());
+    drop(store);
+    let store = Store::open(dir.path(), options())
+        .unwrap_or_else(|e| panic!("reopen after drop with a live subscription: {e}"));
+    assert_eq!(store.stream_version("s"), 1);
+}
+
+/// Runs `f` on another thread and returns its result, or `None` if it has
+/// not returned after `WAIT` (the thread is then left behind).
+fn within_wait<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(f());
+    });
+    receiver.recv_timeout(WAIT).ok()
+}
+
+/// Caught: a subscription on a closed store waited for commits that could
+/// never come: its iterator never ended and `next_timeout` waited out its
+/// whole timeout. Now it ends at once when its store is closed or dropped.
+#[test]
+fn a_subscription_ends_when_its_store_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    let iterated = store.subscribe_all(0, Filter::default());
+    let mut polled = store.subscribe_stream("s", 1, Filter::default());
+    let consumer = std::thread::spawn(move || iterated.map(Result::unwrap).count());
+    store
+        .append("s", ExpectedVersion::Any, &[EventData::new("E", vec![1])])
+        .unwrap();
+    assert_eq!(take(&mut polled, 1).len(), 1);
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    let follower = reader.subscribe_all(0, Filter::default());
+    let following = std::thread::spawn(move || follower.map(Result::unwrap).count());
+    let store_dir = store.dir().to_path_buf();
+    store.close().unwrap();
+    drop(reader);
+    let ended = within_wait(move || (consumer.join().unwrap(), following.join().unwrap()));
+    assert!(
+        ended.is_some(),
+        "a subscription's iterator did not end after its store was closed"
+    );
+    let waited = within_wait(move || polled.next_timeout(Duration::from_secs(3600)));
+    match waited {
+        Some(Err(annals::Error::Closed { dir })) => assert_eq!(dir, store_dir),
+        other => panic!("next_timeout on a closed store gave {other:?}"),
+    }
+}

@@ -17,6 +17,8 @@ struct CommitState {
     /// Subscribers waiting on `changed`. The writer skips the wake-up (a
     /// system call) when there are none, which is the common case.
     waiting: usize,
+    /// The store was closed: no commit will come.
+    closed: bool,
 }
 
 impl CommitSignal {
@@ -29,10 +31,23 @@ impl CommitSignal {
         }
     }
 
-    /// Waits until the log holds more than `known` events, or `deadline`.
+    /// Records that the store was closed, and wakes every waiter.
+    pub fn close(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.closed = true;
+        self.changed.notify_all();
+    }
+
+    /// Whether the store was closed.
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).closed
+    }
+
+    /// Waits until the log holds more than `known` events, the store is
+    /// closed, or `deadline`.
     pub fn wait_beyond(&self, known: u64, deadline: Instant) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        while state.next_position <= known {
+        while state.next_position <= known && !state.closed {
             let now = Instant::now();
             if now >= deadline {
                 return;

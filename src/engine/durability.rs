@@ -140,23 +140,25 @@ impl PeriodicSyncer {
             .name("annals-periodic-sync".into())
             .spawn(move || {
                 let (stopped, wake) = &*thread_stop;
-                let mut guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
                 loop {
-                    let (next, _) = wake
-                        .wait_timeout(guard, interval)
+                    // `wait_timeout_while` looks at the flag before waiting:
+                    // a stop signalled while this thread was syncing (not
+                    // waiting, so the notification found no waiter) must
+                    // not wait out another interval.
+                    let guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
+                    let (guard, _) = wake
+                        .wait_timeout_while(guard, interval, |stopped| !*stopped)
                         .unwrap_or_else(|p| p.into_inner());
-                    guard = next;
                     if *guard {
                         return;
                     }
+                    drop(guard);
                     let Some(engine) = weak_engine.upgrade() else {
                         return;
                     };
-                    drop(guard);
                     // A failure poisons the store; writers report it.
                     let _ = engine.sync_all_written();
                     drop(engine);
-                    guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
                 }
             })
             .expect("spawning the periodic sync thread");

@@ -42,8 +42,10 @@ pub(crate) struct Engine {
     pub report: RecoveryReport,
     /// A reader's walk of the log, continued by each refresh.
     follower: Option<Mutex<LogWalk>>,
-    /// Held for the store's lifetime: the writer lock.
-    _lock_file: Option<File>,
+    /// The writer lock, held until the store is closed. Not until the
+    /// engine is dropped: a subscription keeps the engine alive beyond the
+    /// store, and must not keep the lock.
+    lock_file: Mutex<Option<File>>,
 }
 
 /// The index and the segments it points into, changed together.
@@ -103,7 +105,7 @@ impl Engine {
             commits: CommitSignal::default(),
             report: loaded.report,
             follower: None,
-            _lock_file: Some(lock_file),
+            lock_file: Mutex::new(Some(lock_file)),
             options,
         })
     }
@@ -128,7 +130,7 @@ impl Engine {
             commits: CommitSignal::default(),
             report: loaded.report,
             follower: Some(Mutex::new(loaded.walk)),
-            _lock_file: None,
+            lock_file: Mutex::new(None),
         })
     }
 
@@ -154,7 +156,7 @@ impl Engine {
             commits: CommitSignal::default(),
             report: RecoveryReport::default(),
             follower: None,
-            _lock_file: None,
+            lock_file: Mutex::new(None),
             options,
         })
     }
@@ -171,6 +173,24 @@ impl Engine {
         let State { index, segments } = &mut *state;
         recovery::follow(&mut walk, index, segments)?;
         Ok(state.index.next_position() - before)
+    }
+
+    /// Marks the store closed: releases the writer lock, and ends
+    /// subscriptions (which may keep the engine alive longer). The caller
+    /// has stopped writing for good.
+    pub(crate) fn close(&self) {
+        self.commits.close();
+        drop(
+            self.lock_file
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+    }
+
+    /// Whether [`Engine::close`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.commits.is_closed()
     }
 
     /// A store without a writer was opened read-only.

@@ -12,7 +12,7 @@ use crate::format::footer::{self, SegmentFooter};
 use crate::format::header::SegmentHeader;
 use crate::format::{self, CHAIN_LEN, FORMAT_VERSION, SEGMENT_HEADER_LEN};
 use crate::index::{CommandRecord, Location};
-use crate::log::segment::Segment;
+use crate::log::segment::{Sealed, Segment};
 use crate::options::Options;
 
 use super::read_events::with_event_at;
@@ -39,6 +39,9 @@ pub(crate) struct Writer {
     ids: Vec<Uuid>,
     /// Timestamps of the batch being appended, likewise.
     timestamps: Vec<u64>,
+    /// Whether a batch was appended since the store was opened: a store
+    /// that only read writes nothing at close.
+    appended_since_open: bool,
 }
 
 /// What an append asks for, validated.
@@ -75,6 +78,7 @@ impl Writer {
             frame_offsets: Vec::new(),
             ids: Vec::new(),
             timestamps: Vec::new(),
+            appended_since_open: false,
         }
     }
 
@@ -110,23 +114,55 @@ impl Writer {
         if self.active_sealed {
             self.roll(engine, first_position, &chain_head)?;
         }
-        let mut chain = self.encode(engine, request, actual, first_position, &chain_head)?;
-        let capacity = format::data_capacity(self.active.header.segment_size_bytes) as usize;
-        if self.buffer.len() > capacity {
+        // Refuse a batch that clearly fits nowhere before encoding it: its
+        // fields' lengths are a lower bound of its encoded size.
+        let fields_bytes = request
+            .events
+            .iter()
+            .map(|event| event_fields_bytes(request.stream, event))
+            .fold(
+                request.command_id.map_or(0, |id| id.len() as u64),
+                u64::saturating_add,
+            );
+        let largest_room = (self.active.data_end() - self.write_offset)
+            .max(format::data_capacity(engine.options.segment_size_bytes) as usize);
+        if fields_bytes > largest_room as u64 {
             return Err(Error::LimitExceeded {
-                limit: "batch size in bytes (must fit one segment; see Options::segment_size_bytes)",
-                actual: self.buffer.len() as u64,
-                max: capacity as u64,
+                limit: "batch size in bytes, at least (must fit one segment; see Options::segment_size_bytes)",
+                actual: fields_bytes,
+                max: largest_room as u64,
             });
         }
+        let mut chain = self.encode(engine, request, actual, first_position, &chain_head)?;
         if self.write_offset + self.buffer.len() > self.active.data_end() {
-            // A batch never spans segments: seal this one and start the next.
+            // A batch never spans segments: it goes to the next one, which
+            // must hold it. Decide before sealing anything. The next segment
+            // has the size of the options, which can be smaller than this
+            // one's (a store reopened with smaller segments). And only a
+            // segment with events is sealed: a batch that does not fit an
+            // empty segment stays refused.
+            let segment_events = engine.read_state().index.segments[self.ordinal].event_count;
+            let max = if segment_events == 0 {
+                self.active.data_end() - self.write_offset
+            } else {
+                format::data_capacity(engine.options.segment_size_bytes) as usize
+            };
+            if self.buffer.len() > max {
+                return Err(Error::LimitExceeded {
+                    limit: "batch size in bytes (must fit one segment; see Options::segment_size_bytes)",
+                    actual: self.buffer.len() as u64,
+                    max: max as u64,
+                });
+            }
             self.roll(engine, first_position, &chain_head)?;
-            // The salt and synced offset changed: encode again.
+            // The salt and synced offset changed: encode again. The batch
+            // still fits: only the commit record's `synced_offset` changes
+            // size, and it becomes the header length, the smallest.
             chain = self.encode(engine, request, actual, first_position, &chain_head)?;
         }
 
         let (offset, end) = self.publish_buffer();
+        self.appended_since_open = true;
         let timestamp_ns = *self.timestamps.last().expect("a batch has events");
         self.last_timestamp_ns = timestamp_ns;
 
@@ -263,12 +299,17 @@ impl Writer {
     /// `synced_offset` vouches for every byte before it, then syncs it, so
     /// that after a clean close any damage to this segment is reported as
     /// corruption rather than discarded as a torn tail. Called on close; does
-    /// nothing if not everything is durable yet, the segment is full, or it
-    /// holds no events (nothing to vouch for; and a segment of markers alone
-    /// could not be sealed when the next batch does not fit beside them).
+    /// nothing if nothing was appended since the store was opened (closing
+    /// a store that was only read writes nothing), not everything is
+    /// durable yet, the segment is full, or it holds no events (nothing to
+    /// vouch for; and a segment of markers alone could not be sealed when
+    /// the next batch does not fit beside them).
     pub fn write_sync_marker(&mut self, engine: &Engine) -> Result<()> {
         engine.durability.check_poison()?;
-        if self.active_sealed || engine.durability.durable() != (self.ordinal, self.write_offset) {
+        if !self.appended_since_open
+            || self.active_sealed
+            || engine.durability.durable() != (self.ordinal, self.write_offset)
+        {
             return Ok(());
         }
         let (next_position, chain_head, segment_events) = {
@@ -323,6 +364,11 @@ impl Writer {
     }
 
     /// Seals the active segment (unless already sealed) and creates the next.
+    ///
+    /// # Errors
+    /// A failed sync poisons the store. A sealed segment that could not be
+    /// made read-only is reported to the caller without poisoning, and the
+    /// next call goes on from the sealed segment (see [`Segment::seal`]).
     fn roll(
         &mut self,
         engine: &Engine,
@@ -333,26 +379,41 @@ impl Writer {
             let footer = {
                 let state = engine.read_state();
                 let stats = &state.index.segments[self.ordinal];
+                assert!(
+                    stats.event_count > 0,
+                    "only a segment with events is sealed"
+                );
+                let last_position = stats
+                    .end_position()
+                    .checked_sub(1)
+                    .expect("a segment with events has a last position");
                 let data = &self.active.bytes(stats.end_offset)[SEGMENT_HEADER_LEN..];
                 SegmentFooter {
                     event_count: stats.event_count,
                     batch_count: stats.batch_count,
-                    last_position: stats.end_position() - 1,
+                    last_position,
                     data_len: data.len() as u64,
                     contents_crc: footer::contents_crc(self.active.header.salt, data),
                     chain_end: *chain_head,
                     sealed_unix_ns: now_ns(),
                 }
             };
-            assert!(
-                footer.event_count > 0,
-                "only a segment with events is sealed"
-            );
-            if let Err(error) = self.active.seal(&footer) {
-                engine.durability.poison(error.to_string());
-                return Err(error);
+            match self.active.seal(&footer) {
+                Ok(Sealed::ReadOnly) => self.active_sealed = true,
+                Ok(Sealed::StillWritable(error)) => {
+                    // Sealed and durable; only the read-only permission is
+                    // missing, and no sync failed: no poison. The append
+                    // that rolled reports it (nothing of that batch is
+                    // written yet); the next append creates the next segment.
+                    self.active_sealed = true;
+                    return Err(error);
+                }
+                Err(error) => {
+                    // A sync failed: what is durable is unknown.
+                    engine.durability.poison(error.to_string());
+                    return Err(error);
+                }
             }
-            self.active_sealed = true;
         }
         let header = new_header(&engine.options, next_position, chain_head)?;
         let segment = Arc::new(engine.create_segment(&header)?);
@@ -423,6 +484,23 @@ fn command_result(record: &CommandRecord) -> AppendResult {
     }
 }
 
+/// Bytes of an event's id and variable-length fields (and of its stream
+/// id): a lower bound of its encoded record, computed without encoding.
+pub(crate) fn event_fields_bytes(stream: &str, event: &EventData) -> u64 {
+    [
+        Uuid::nil().as_bytes().len(),
+        stream.len(),
+        event.event_type.len(),
+        event.correlation_id.as_ref().map_or(0, String::len),
+        event.causation_id.as_ref().map_or(0, String::len),
+        event.content_type.as_ref().map_or(0, String::len),
+        event.metadata.len(),
+        event.data.len(),
+    ]
+    .iter()
+    .fold(0, |sum, &len| sum.saturating_add(len as u64))
+}
+
 /// Nanoseconds since the Unix epoch (0 if the clock is before it).
 pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
@@ -450,4 +528,23 @@ pub(crate) fn new_header(
         segment_size_bytes: options.segment_size_bytes,
         chain_start: *chain_start,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::chain::GENESIS;
+
+    /// Caught: `roll` computed the footer's `last_position` as
+    /// `end_position() - 1` before asserting that the segment has events, so
+    /// rolling an empty first segment panicked with an arithmetic overflow
+    /// (or, without overflow checks, built a footer for position `u64::MAX`)
+    /// instead of stating the broken invariant.
+    #[test]
+    #[should_panic(expected = "only a segment with events is sealed")]
+    fn rolling_an_empty_segment_trips_the_invariant_not_an_overflow() {
+        let engine = Engine::in_memory(Options::default()).unwrap();
+        let mut writer = engine.writer.as_ref().unwrap().lock().unwrap();
+        let _ = writer.roll(&engine, 0, &GENESIS);
+    }
 }

@@ -202,7 +202,11 @@ fn write_len(out: &mut Vec<u8>, len: usize, fix: Option<(u8, usize)>, markers: [
             out.extend_from_slice(&(len as u16).to_be_bytes());
         }
         _ => {
-            let len = u32::try_from(len).expect("lengths are bounded by the event size limit");
+            let len = u32::try_from(len).expect(
+                "a length fits a u32: before encoding, event fields are checked against \
+                 Limits::max_event_bytes (at most Limits::MAX_EVENT_BYTES < u32::MAX) and \
+                 snapshots against MAX_SNAPSHOT_BODY_LEN",
+            );
             out.push(markers[2]);
             out.extend_from_slice(&len.to_be_bytes());
         }

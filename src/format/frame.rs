@@ -210,7 +210,11 @@ pub fn encode_frame(
     out.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
     write_body(out);
     let body_len = out.len() - start - FRAME_HEADER_LEN;
-    let body_len = u32::try_from(body_len).expect("body length is bounded by the event size limit");
+    let body_len = u32::try_from(body_len).expect(
+        "a frame body fits a u32: an event's fields are checked against Limits::max_event_bytes \
+         (at most Limits::MAX_EVENT_BYTES, 2 GiB) before encoding, and the rest of a body is \
+         a few dozen bytes",
+    );
     let flags = match kind {
         FrameKind::Event => 0,
         FrameKind::Commit => FLAG_END_OF_BATCH,

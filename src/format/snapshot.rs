@@ -23,6 +23,36 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"ANNALSNP";
 /// Bytes before the body.
 pub const SNAPSHOT_HEADER_LEN: usize = 20;
 
+/// The longest body a snapshot file can have: `body_len` is a u32.
+pub const MAX_SNAPSHOT_BODY_LEN: u64 = u32::MAX as u64;
+
+/// Most bytes of a body besides its stream id, content type and data: the
+/// array header (1), three length prefixes (up to 5 each, or a 1-byte nil
+/// content type) and two uints (up to 9 each).
+pub const SNAPSHOT_BODY_OVERHEAD_BYTES: u64 = 1 + 3 * 5 + 2 * 9;
+
+/// A snapshot too large for its file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotTooLarge {
+    /// An upper bound of the body length the snapshot would need.
+    pub body_len_bound: u64,
+}
+
+/// An upper bound of the body length of `record`'s file (exact but for
+/// the widths of the length prefixes and integers).
+pub fn snapshot_body_len_bound(record: &SnapshotRecord<'_>) -> u64 {
+    let variable = [
+        record.stream.len(),
+        record.content_type.map_or(0, str::len),
+        record.data.len(),
+    ];
+    variable
+        .iter()
+        .fold(SNAPSHOT_BODY_OVERHEAD_BYTES, |sum, &len| {
+            sum.saturating_add(len as u64)
+        })
+}
+
 /// The fields of a snapshot file, borrowed from its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotRecord<'a> {
@@ -39,7 +69,15 @@ pub struct SnapshotRecord<'a> {
 }
 
 /// Encodes a snapshot file.
-pub fn encode_snapshot(record: &SnapshotRecord<'_>) -> Vec<u8> {
+///
+/// # Errors
+/// [`SnapshotTooLarge`] when its body might not fit [`MAX_SNAPSHOT_BODY_LEN`]
+/// (checked before anything is encoded).
+pub fn encode_snapshot(record: &SnapshotRecord<'_>) -> Result<Vec<u8>, SnapshotTooLarge> {
+    let body_len_bound = snapshot_body_len_bound(record);
+    if body_len_bound > MAX_SNAPSHOT_BODY_LEN {
+        return Err(SnapshotTooLarge { body_len_bound });
+    }
     let mut out = vec![0u8; SNAPSHOT_HEADER_LEN];
     out.push(0x95);
     write_str(&mut out, record.stream);
@@ -48,13 +86,13 @@ pub fn encode_snapshot(record: &SnapshotRecord<'_>) -> Vec<u8> {
     write_uint(&mut out, record.created_unix_ns);
     write_bin(&mut out, record.data);
     let body_len = u32::try_from(out.len() - SNAPSHOT_HEADER_LEN)
-        .expect("snapshots are bounded by Limits::max_snapshot_bytes");
+        .expect("the body is at most its length bound, checked against MAX_SNAPSHOT_BODY_LEN");
     out[0..8].copy_from_slice(&SNAPSHOT_MAGIC);
     out[8..10].copy_from_slice(&1u16.to_le_bytes());
     out[12..16].copy_from_slice(&body_len.to_le_bytes());
     let crc = snapshot_crc(&out[..16], &out[SNAPSHOT_HEADER_LEN..]);
     out[16..20].copy_from_slice(&crc.to_le_bytes());
-    out
+    Ok(out)
 }
 
 fn snapshot_crc(header: &[u8], body: &[u8]) -> u32 {
@@ -113,8 +151,11 @@ mod tests {
             created_unix_ns: 7,
             data: b"state",
         };
-        let bytes = encode_snapshot(&record);
+        let bytes = encode_snapshot(&record).unwrap();
         assert_eq!(decode_snapshot(&bytes), Ok(record));
+        assert!(
+            bytes.len() as u64 <= SNAPSHOT_HEADER_LEN as u64 + snapshot_body_len_bound(&record)
+        );
         for cut in 0..bytes.len() {
             assert!(decode_snapshot(&bytes[..cut]).is_err());
         }

@@ -66,8 +66,8 @@ impl Segment {
             hooks
                 .before_allocate(&temp, size)
                 .and_then(|()| allocate(&file, size))
-                .map_err(|e| match e.raw_os_error() {
-                    Some(28) => Error::NoSpace {
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::StorageFull => Error::NoSpace {
                         path: temp.clone(),
                         bytes: size,
                     },
@@ -368,15 +368,27 @@ impl Segment {
         atomic.store(u64::from_le_bytes(word), Ordering::Release);
     }
 
-    /// Makes the byte range durable (msync, which on Linux also flushes the
-    /// file's data to the device).
+    /// Makes the byte range durable, with `fdatasync` on the file (which
+    /// may write back more than the range: every dirty page of the file).
+    ///
+    /// Not msync: on Linux, `msync(MS_SYNC)` is only an fsync of the range,
+    /// and only for a mapping of a file opened for writing (`VM_SHARED`). A
+    /// sealed segment is opened and mapped read-only, and msync of that
+    /// mapping does nothing, silently. `fdatasync` alone is enough for a
+    /// writable mapping too: the kernel write-protects the clean pages of a
+    /// shared file mapping and marks a page dirty in the page cache at the
+    /// first write to it, so writeback sees bytes written through the mapping
+    /// like bytes written with `write`.
     pub fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
-        if len == 0 || self.file.is_none() {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        if len == 0 {
             return Ok(());
         }
         self.hooks
             .before_sync(&self.path, offset as u64, len as u64)?;
-        self.map.flush_range(offset, len)?;
+        file.sync_data()?;
         self.hooks.after_sync(&self.path, offset as u64, len as u64);
         Ok(())
     }
@@ -386,13 +398,14 @@ impl Segment {
     /// the two ranges.
     pub fn sync_data_and_mark(&self, from: usize, to: usize) -> io::Result<()> {
         assert!(from <= to && to <= self.len());
-        if self.file.is_none() {
+        let Some(file) = &self.file else {
             return Ok(());
-        }
+        };
         let len = (to - from) as u64;
         self.hooks.before_sync(&self.path, from as u64, len)?;
-        // One msync over both: only dirty pages are written back.
-        self.map.flush_range(0, to)?;
+        // fdatasync writes back every dirty page of the file: the header's
+        // and the data's, in one sync (see `Segment::sync`).
+        file.sync_data()?;
         self.hooks
             .after_sync(&self.path, 0, SEGMENT_HEADER_LEN as u64);
         if len > 0 {
@@ -428,7 +441,16 @@ impl Segment {
 
     /// Syncs the data, then writes and syncs the footer, and makes the file
     /// read-only on disk.
-    pub fn seal(&self, footer: &SegmentFooter) -> Result<()> {
+    ///
+    /// # Errors
+    /// An error means a sync failed: what is durable is unknown, and the
+    /// caller must poison the store. Once the footer is durable the segment
+    /// is sealed whatever happens next, so a failure to make the file
+    /// read-only is not an error here but [`Sealed::StillWritable`]: the
+    /// permission is a guard against stray writes by other programs, not
+    /// part of the format (openers judge a segment by its footer), and
+    /// nothing about durability is in doubt.
+    pub fn seal(&self, footer: &SegmentFooter) -> Result<Sealed> {
         let offset = self.data_end();
         // The data must be durable before the footer can be: with one sync
         // for both, a power loss could keep the footer page and lose data
@@ -441,14 +463,23 @@ impl Segment {
         self.sync(offset, FOOTER_LEN)
             .map_err(|e| Error::io("syncing sealed segment", &self.path, e))?;
         if self.file.is_none() {
-            return Ok(());
+            return Ok(Sealed::ReadOnly);
         }
-        let mut permissions = fs::metadata(&self.path)
-            .map_err(|e| Error::io("reading permissions of", &self.path, e))?
-            .permissions();
-        permissions.set_mode(permissions.mode() & !0o222);
-        fs::set_permissions(&self.path, permissions)
-            .map_err(|e| Error::io("making read-only", &self.path, e))
+        let made_read_only = fs::metadata(&self.path).and_then(|metadata| {
+            let mut permissions = metadata.permissions();
+            permissions.set_mode(permissions.mode() & !0o222);
+            self.hooks
+                .before_make_read_only(&self.path)
+                .and_then(|()| fs::set_permissions(&self.path, permissions))
+        });
+        Ok(match made_read_only {
+            Ok(()) => Sealed::ReadOnly,
+            Err(e) => Sealed::StillWritable(Error::io(
+                "making read-only the sealed, durable segment",
+                &self.path,
+                e,
+            )),
+        })
     }
 }
 
@@ -463,8 +494,8 @@ pub(crate) fn restore_size(path: &Path, size: u64) -> Result<()> {
         .write(true)
         .open(path)
         .map_err(|e| Error::io("opening short segment file", path, e))?;
-    allocate(&file, size).map_err(|e| match e.raw_os_error() {
-        Some(28) => Error::NoSpace {
+    allocate(&file, size).map_err(|e| match e.kind() {
+        io::ErrorKind::StorageFull => Error::NoSpace {
             path: path.to_path_buf(),
             bytes: size,
         },
@@ -472,6 +503,16 @@ pub(crate) fn restore_size(path: &Path, size: u64) -> Result<()> {
     })?;
     file.sync_all()
         .map_err(|e| Error::io("syncing restored segment file", path, e))
+}
+
+/// What [`Segment::seal`] did, once the footer was durable.
+#[must_use]
+pub(crate) enum Sealed {
+    /// The segment is sealed and read-only on disk.
+    ReadOnly,
+    /// The segment is sealed and durable, but making the file read-only
+    /// failed with this error.
+    StillWritable(Error),
 }
 
 /// Reserves `size` bytes of real disk blocks for `file`, so that a later
@@ -493,5 +534,93 @@ fn allocate(file: &File, size: u64) -> io::Result<()> {
             Ok(())
         }
         Err(errno) => Err(errno.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+    use crate::format::chain::GENESIS;
+    use crate::options::Options;
+
+    const PAGE_BYTES: usize = 4096;
+
+    /// Whether the page-cache page holding byte `offset` of the file at
+    /// `path` is dirty (written but not yet written back), read from
+    /// `/proc/self/pagemap` and `/proc/kpageflags`. `None` when this process
+    /// may not read page frame numbers (they need CAP_SYS_ADMIN) or the
+    /// files are missing.
+    fn page_is_dirty(path: &Path, offset: usize) -> Option<bool> {
+        const PRESENT: u64 = 1 << 63;
+        const FRAME_NUMBER: u64 = (1 << 55) - 1;
+        const KPF_DIRTY: u64 = 1 << 4;
+        let file = File::open(path).ok()?;
+        // SAFETY: a read-only mapping of a file no other code truncates.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        // Fault the page in so that it has a frame in this address space.
+        // SAFETY: in bounds of the mapping.
+        unsafe { std::ptr::read_volatile(map.as_ptr().add(offset)) };
+        let virtual_page = (map.as_ptr() as usize + offset) / PAGE_BYTES;
+        let mut entry = [0u8; 8];
+        File::open("/proc/self/pagemap")
+            .ok()?
+            .read_exact_at(&mut entry, virtual_page as u64 * 8)
+            .ok()?;
+        let entry = u64::from_le_bytes(entry);
+        let frame = entry & FRAME_NUMBER;
+        if entry & PRESENT == 0 || frame == 0 {
+            return None;
+        }
+        let mut flags = [0u8; 8];
+        File::open("/proc/kpageflags")
+            .ok()?
+            .read_exact_at(&mut flags, frame * 8)
+            .ok()?;
+        Some(u64::from_le_bytes(flags) & KPF_DIRTY != 0)
+    }
+
+    /// Caught: `Segment::sync` used msync alone. A sealed segment is read-only
+    /// on disk and is opened and mapped read-only, and Linux's msync does
+    /// nothing for a mapping of a file opened read-only (such a mapping is not
+    /// `VM_SHARED`), so `Engine::open_writable`'s sync of a newest sealed
+    /// segment (whose footer a crashed writer may have left in the page cache
+    /// only) never reached the disk. Observed through the page's dirty flag;
+    /// skipped where that cannot be read (not root) or where syncing does not
+    /// clean pages (tmpfs).
+    #[test]
+    fn syncing_a_read_only_mapped_segment_writes_its_dirty_pages_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options::default().segment_size_bytes(64 * 1024);
+        let header = crate::engine::writer::new_header(&options, 0, &GENESIS).unwrap();
+        let hooks = Hooks::default();
+        let segment = Segment::create(dir.path(), &header, &hooks).unwrap();
+        // Calibrate on another file: its written page must show as dirty,
+        // and as clean once synced.
+        let control = dir.path().join("control");
+        let control_file = File::create(&control).unwrap();
+        control_file.write_all_at(&[0xAB; PAGE_BYTES], 0).unwrap();
+        if page_is_dirty(&control, 0) != Some(true) {
+            eprintln!("skipped: page flags are not readable here");
+            return;
+        }
+        control_file.sync_data().unwrap();
+        if page_is_dirty(&control, 0) != Some(false) {
+            eprintln!("skipped: syncing does not clean pages on this file system");
+            return;
+        }
+        let probe = PAGE_BYTES;
+        // SAFETY: nothing reads this new segment.
+        unsafe { segment.write(probe, &[0xAB; PAGE_BYTES]) };
+        assert_eq!(page_is_dirty(&segment.path, probe), Some(true));
+        let read_only = Segment::open(&segment.path, false, &hooks).unwrap();
+        assert!(!read_only.writable);
+        read_only.sync(0, read_only.len()).unwrap();
+        assert_eq!(
+            page_is_dirty(&segment.path, probe),
+            Some(false),
+            "the sync of a read-only mapped segment left a written page unsynced"
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::engine::Engine;
-use crate::engine::writer::AppendRequest;
+use crate::engine::writer::{AppendRequest, event_fields_bytes};
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, ExpectedVersion};
 use crate::options::{Durability as DurabilityMode, Options};
@@ -127,6 +127,9 @@ impl Store {
     ///   empty input (nothing is written).
     /// - [`Error::Poisoned`] after a failed sync; [`Error::ReadOnly`].
     /// - [`Error::NoSpace`] when a new segment cannot be allocated.
+    /// - [`Error::Io`] when a full segment was sealed but could not be made
+    ///   read-only: nothing of this batch was written and the store is not
+    ///   poisoned; retry.
     pub fn append(
         &self,
         stream: &str,
@@ -204,7 +207,8 @@ impl Store {
         self.engine.sync_all_written()
     }
 
-    /// Flushes and closes the store, releasing the writer lock.
+    /// Flushes and closes the store, releasing the writer lock. Its
+    /// subscriptions end (see [`Subscription`]).
     ///
     /// # Errors
     /// As [`Store::flush`]; the store is closed either way.
@@ -212,7 +216,9 @@ impl Store {
         self.shut_down()
     }
 
-    /// Stops the periodic syncer, syncs everything and writes a sync marker.
+    /// Stops the periodic syncer, syncs everything, writes a sync marker,
+    /// then closes the engine (releasing the lock, ending subscriptions)
+    /// whether or not that worked.
     fn shut_down(&mut self) -> Result<()> {
         if std::mem::replace(&mut self.closed, true) {
             return Ok(());
@@ -221,14 +227,17 @@ impl Store {
             periodic.stop();
         }
         let engine = &*self.engine;
-        let Some(writer) = &engine.writer else {
-            return Ok(());
+        let result = match &engine.writer {
+            None => Ok(()),
+            Some(writer) => engine.sync_all_written().and_then(|()| {
+                writer
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .write_sync_marker(engine)
+            }),
         };
-        engine.sync_all_written()?;
-        writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .write_sync_marker(engine)
+        engine.close();
+        result
     }
 
     /// The current version of `stream`: its number of events, 0 if it does not exist.
@@ -350,13 +359,16 @@ fn validate(options: &Options, request: &AppendRequest<'_>) -> Result<()> {
         ) {
             return Err(error);
         }
-        let payload = event.data.len() + event.metadata.len();
-        if let Some(error) = too_long(
-            "Limits::max_event_bytes (data and metadata)",
-            payload,
-            limits.max_event_bytes,
-        ) {
-            return Err(error);
+        // All of the event's fields, not only data and metadata: the
+        // encoder relies on every field being within this limit (at most
+        // `Limits::MAX_EVENT_BYTES`, far below a u32 length).
+        let fields_bytes = event_fields_bytes(request.stream, event);
+        if fields_bytes > limits.max_event_bytes as u64 {
+            return Err(Error::LimitExceeded {
+                limit: "Limits::max_event_bytes (stream id, type, ids, content type, metadata and data)",
+                actual: fields_bytes,
+                max: limits.max_event_bytes as u64,
+            });
         }
     }
     Ok(())

@@ -30,7 +30,9 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a version of 0 or above the stream's
-    /// version; [`Error::LimitExceeded`] over `Limits::max_snapshot_bytes`;
+    /// version; [`Error::LimitExceeded`] over `Limits::max_snapshot_bytes`,
+    /// or when the stream id, content type and data together do not fit a
+    /// snapshot file;
     /// [`Error::ReadOnly`]; [`Error::Io`].
     pub fn save_snapshot(
         &self,
@@ -67,7 +69,7 @@ impl Store {
             created_unix_ns: crate::engine::writer::now_ns(),
             data,
         };
-        engine.snapshots.save(&record, max)
+        engine.snapshots.save(&record)
     }
 
     /// Saves `state` encoded as MessagePack as the snapshot of `stream` at
@@ -95,10 +97,7 @@ impl Store {
     /// [`Error::Corrupt`] naming the snapshot file when it is damaged
     /// (deleting it is safe: the state can be rebuilt from the events).
     pub fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
-        let snapshot = self
-            .engine
-            .snapshots
-            .load(stream, self.engine.options.limits.max_snapshot_bytes)?;
+        let snapshot = self.engine.snapshots.load(stream)?;
         Ok(snapshot.filter(|s| s.version <= self.stream_version(stream)))
     }
 }

@@ -10,7 +10,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
 use crate::filter::Filter;
 
@@ -36,6 +36,14 @@ enum Target {
 /// (or of one stream) that match a filter, first the history, then new ones
 /// as they are committed. Created by [`Store::subscribe_all`] or
 /// [`Store::subscribe_stream`].
+///
+/// A subscription ends when its store is closed ([`Store::close`], or the
+/// store dropped), even with events left unread: the iterator returns
+/// `None`, and [`Subscription::next_timeout`] returns
+/// [`crate::Error::Closed`] at once (as a channel's `recv_timeout` tells a
+/// disconnected sender from a timeout). It holds no lock: the store can be
+/// reopened at once. To go on, subscribe to the reopened store from
+/// [`Subscription::checkpoint`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -101,11 +109,18 @@ impl Subscription {
     /// committed; `None` if none came.
     ///
     /// # Errors
-    /// [`crate::Error::Corrupt`] if a record no longer decodes, or a newly
-    /// sealed segment fails its checks (when following another process).
+    /// [`crate::Error::Closed`] once the store is closed (the subscription
+    /// has ended); [`crate::Error::Corrupt`] if a record no longer decodes,
+    /// or a newly sealed segment fails its checks (when following another
+    /// process).
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<RecordedEvent>> {
         let deadline = Instant::now() + timeout;
         loop {
+            if self.engine.is_closed() {
+                return Err(Error::Closed {
+                    dir: self.engine.dir.clone(),
+                });
+            }
             if let Some(event) = self.buffer.pop_front() {
                 return Ok(Some(event));
             }
@@ -198,12 +213,14 @@ impl Subscription {
 impl Iterator for Subscription {
     type Item = Result<RecordedEvent>;
 
-    /// Blocks until the next matching event is committed.
+    /// Blocks until the next matching event is committed; `None` once the
+    /// store is closed.
     fn next(&mut self) -> Option<Result<RecordedEvent>> {
         loop {
             match self.next_timeout(Duration::from_secs(3600)) {
                 Ok(Some(event)) => return Some(Ok(event)),
                 Ok(None) => continue,
+                Err(Error::Closed { .. }) => return None,
                 Err(error) => return Some(Err(error)),
             }
         }
