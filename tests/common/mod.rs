@@ -77,3 +77,114 @@ pub fn read_at(path: &Path, offset: u64, len: usize) -> Vec<u8> {
         .unwrap();
     out
 }
+
+/// One frame of a segment file, found by walking the frame headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameAt {
+    /// Offset of the frame's header word in the file.
+    pub offset: u64,
+    /// Bytes the frame occupies, padding included (`align8(12 + body_len)`).
+    pub len: u64,
+    /// 1 = event, 2 = commit.
+    pub kind: u8,
+    pub body_len: u32,
+}
+
+impl FrameAt {
+    /// Offset of the frame's body (after length, kind, flags, reserved, crc).
+    pub fn body_offset(&self) -> u64 {
+        self.offset + 12
+    }
+
+    /// Offset of the next frame.
+    pub fn end(&self) -> u64 {
+        self.offset + self.len
+    }
+}
+
+/// The frames of a segment file, walked by hand from offset 128 (after the
+/// header) until a zero header word or the footer area. Checks no checksum:
+/// use it on a healthy file, before damaging it.
+pub fn frames(path: &Path) -> Vec<FrameAt> {
+    let bytes = std::fs::read(path).unwrap();
+    let data_end = bytes.len() as u64 - 128;
+    let mut out = Vec::new();
+    let mut offset = 128u64;
+    while offset + 8 <= data_end {
+        let at = offset as usize;
+        let word = &bytes[at..at + 8];
+        if word.iter().all(|&b| b == 0) {
+            break;
+        }
+        let body_len = u32::from_le_bytes(word[0..4].try_into().unwrap());
+        let len = (12 + u64::from(body_len)).next_multiple_of(8);
+        out.push(FrameAt {
+            offset,
+            len,
+            kind: word[4],
+            body_len,
+        });
+        offset += len;
+    }
+    out
+}
+
+/// One batch of a segment file: event frames and the commit frame that ends
+/// it (a sync marker is a batch of no events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchAt {
+    /// Offset of its first frame.
+    pub start: u64,
+    /// Offset after its commit frame.
+    pub end: u64,
+    /// Its event frames.
+    pub events: Vec<FrameAt>,
+    /// Offset of its commit frame.
+    pub commit_offset: u64,
+    /// The commit body's `synced_offset`: every byte below it was durable
+    /// before this batch was written.
+    pub synced_offset: u64,
+}
+
+/// The batches of a healthy segment file, in order (see [`frames`]).
+pub fn batches(path: &Path) -> Vec<BatchAt> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let mut events = Vec::new();
+    for frame in frames(path) {
+        match frame.kind {
+            1 => events.push(frame),
+            2 => {
+                let body = &bytes[frame.body_offset() as usize..][..frame.body_len as usize];
+                let commit = annals::format::body::decode_commit(body).unwrap();
+                out.push(BatchAt {
+                    start: events.first().map_or(frame.offset, |e: &FrameAt| e.offset),
+                    end: frame.end(),
+                    events: std::mem::take(&mut events),
+                    commit_offset: frame.offset,
+                    synced_offset: commit.synced_offset,
+                });
+            }
+            kind => panic!(
+                "{}: frame of kind {kind} at {}",
+                path.display(),
+                frame.offset
+            ),
+        }
+    }
+    out
+}
+
+/// A sealed segment's footer `data_len` (footer bytes 32..40): its batches
+/// end at `128 + data_len`.
+pub fn footer_data_len(path: &Path) -> u64 {
+    let len = std::fs::metadata(path).unwrap().len();
+    u64::from_le_bytes(read_at(path, len - 128 + 32, 8).try_into().unwrap())
+}
+
+/// Inverts every bit of the byte at `offset` of `path` (making the file
+/// writable first).
+pub fn flip_byte(path: &Path, offset: u64) {
+    let byte = read_at(path, offset, 1)[0];
+    overwrite(path, offset, &[!byte]);
+}
