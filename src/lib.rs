@@ -54,6 +54,7 @@ mod options;
 mod snapshot;
 mod store;
 
+pub use audit::repair::{Cut, LostEvents, Repair, RepairPlan, StaleSnapshot, ZeroFrom};
 pub use audit::verify;
 pub use engine::recovery::{Recovered, RecoveryAction, RecoveryReport};
 pub use error::{Error, Result};

@@ -888,7 +888,7 @@ fn repair_says_what_it_would_cut_then_cuts_with_a_backup() {
     let reported: u64 = report
         .split("at byte offset ")
         .nth(1)
-        .and_then(|rest| rest.split(':').next())
+        .and_then(|rest| rest.split([':', ' ']).next())
         .and_then(|n| n.parse().ok())
         .unwrap();
     assert!(

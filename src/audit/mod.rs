@@ -1,5 +1,7 @@
 //! Audits of a store that change nothing unless asked: `verify` checks every
-//! byte and the hash chain. They sit above the log's scanner and directory
+//! byte and the hash chain; `repair` cuts a damaged log back to the prefix
+//! every opener accepts. They sit above the log's scanner and directory
 //! walk, never beside the store reaching into its internals.
 
+pub mod repair;
 pub mod verify;

@@ -558,6 +558,9 @@ struct Verifier<'p> {
     /// digest. Not final yet: sync markers after that batch end at the same
     /// position, and the head recorded after a close is the marker's value.
     head_mismatch: Option<[u8; 32]>,
+    /// Whether the expected head is the chain value of the sync marker a
+    /// close would have appended right after that batch.
+    head_is_missing_marker: bool,
 }
 
 impl Visitor for Verifier<'_> {
@@ -631,14 +634,46 @@ impl Visitor for Verifier<'_> {
     }
 }
 
+/// The chain value of the sync marker that closing a store appends right
+/// after a batch whose last event is at `last_position`, ending at `end`
+/// in its segment, whose chain value is `previous` (`Writer::write_sync_marker`:
+/// it vouches for everything before it, at the next position).
+fn close_marker_chain(
+    previous: &[u8; CHAIN_LEN],
+    last_position: u64,
+    end: usize,
+) -> [u8; CHAIN_LEN] {
+    let Some(next_position) = last_position.checked_add(1) else {
+        return [0; CHAIN_LEN];
+    };
+    let mut body = Vec::new();
+    crate::format::body::encode_commit(
+        &mut body,
+        &crate::format::body::CommitBody {
+            chain: [0; CHAIN_LEN],
+            first_position: next_position,
+            event_count: 0,
+            synced_offset: end as u64,
+            command_id: None,
+        },
+    );
+    chain::next_chain(
+        previous,
+        &[],
+        &body[crate::format::body::COMMIT_CHAIN_PREFIX_LEN..],
+    )
+}
+
 /// The kind of problem a finding is.
 fn problem_kind(kind: &FindingKind) -> ProblemKind {
     use FindingKind as K;
     match kind {
         K::NotARegularFile | K::Unreadable { .. } => ProblemKind::Unreadable,
-        K::InvalidHeader { .. } | K::WrongFileSize { .. } | K::ReadOnlyUnsealed => {
-            ProblemKind::Header
-        }
+        K::InvalidHeader { .. }
+        | K::WrongFileSize { .. }
+        | K::ReadOnlyUnsealed
+        | K::DamagedDurableMark
+        | K::TornDurableMark => ProblemKind::Header,
         K::Misnamed { .. } | K::MissingSegment { .. } | K::OverlappingSegment { .. } => {
             ProblemKind::Layout
         }
@@ -699,6 +734,7 @@ impl<'p> Verifier<'p> {
             chain_epoch: 0,
             expected_head,
             head_mismatch: None,
+            head_is_missing_marker: false,
         };
         if let Some(head) = expected_head
             && head.position.is_none()
@@ -911,8 +947,12 @@ impl<'p> Verifier<'p> {
                     && self.computed_from_genesis
                     && self.computed != head.digest =>
             {
-                // Maybe a sync marker at this same position matches.
+                // Maybe a sync marker at this same position matches, or
+                // the head is that of the marker a close appended here, and
+                // the marker is gone (the log was cut right after it).
                 self.head_mismatch = Some(self.computed);
+                self.head_is_missing_marker =
+                    close_marker_chain(&self.computed, position, batch.end) == head.digest;
             }
             None => {
                 if self.computed_from_genesis && self.computed == head.digest {
@@ -984,6 +1024,14 @@ impl<'p> Verifier<'p> {
             let log_end = self.report.summary.last_position;
             let dir = self.report.dir.clone();
             let (check, message) = match (head.position, self.head_mismatch) {
+                (Some(position), Some(_)) if self.head_is_missing_marker => (
+                    HeadCheck::Truncated { position, log_end },
+                    format!(
+                        "log truncated right after position {position}: every event up to it is \
+                         unchanged, but the expected head {head} is the chain value of the sync \
+                         marker that closing the store appended after them, and that marker is gone"
+                    ),
+                ),
                 (Some(position), Some(found)) => (
                     HeadCheck::RewrittenHistory {
                         position: Some(position),
@@ -1000,12 +1048,22 @@ impl<'p> Verifier<'p> {
                     Some(position) => (
                         HeadCheck::Truncated { position, log_end },
                         format!(
-                            "log truncated before position {position}: the log ends {}, but the expected \
-                         head {head} is after position {position}",
+                            "log truncated before position {position}: the log ends {}, but the \
+                             expected head {head} is the chain value after position {position}{}",
                             log_end.map_or_else(
                                 || "before its first event".to_string(),
                                 |end| format!("at position {end}")
-                            )
+                            ),
+                            match log_end {
+                                Some(end) if end + 1 < position => {
+                                    format!(" (positions {} to {position} are missing)", end + 1)
+                                }
+                                Some(end) if end + 1 == position => {
+                                    format!(" (position {position} is missing)")
+                                }
+                                Some(_) => String::new(),
+                                None => format!(" (positions 0 to {position} are missing)"),
+                            }
                         ),
                     ),
                     None if self.computed_from_genesis => (

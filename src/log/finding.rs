@@ -114,6 +114,9 @@ pub enum FindingKind {
     /// while the other does (or is empty): a mark update torn by a crash.
     /// The other slot holds the previous mark.
     TornDurableMark,
+    /// The durable mark in a segment header does not validate where no
+    /// crash can have torn it (a sealed segment, or both slots).
+    DamagedDurableMark,
     /// The newest segment file is shorter than its header says, but every
     /// byte known to be durable is still there.
     ShortFile {
@@ -238,6 +241,10 @@ impl fmt::Display for FindingKind {
                 f,
                 "one slot of the durable mark in the header does not validate while the other \
                  does: an update of the mark torn by a crash"
+            ),
+            FindingKind::DamagedDurableMark => write!(
+                f,
+                "the durable mark in the header does not validate, and no crash can have torn it"
             ),
             FindingKind::ShortFile { len, expected } => write!(
                 f,

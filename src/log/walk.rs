@@ -244,24 +244,6 @@ impl LogWalk {
         // A segment followed by another was sealed before the next was
         // created, so before the listing or the look-up that found the next.
         let (footer, role) = self.footer_and_role(&segment, newest);
-        if footer.is_none() && role == SegmentRole::Sealed {
-            let detail = match read_footer(&segment) {
-                FooterState::Invalid(why) => why.to_string(),
-                _ => "the footer area is zero".to_string(),
-            };
-            let flow = report(
-                visitor,
-                SegmentRole::Sealed,
-                &segment.path,
-                segment.data_end(),
-                None,
-                FindingKind::MissingFooter { detail },
-            )
-            .1;
-            if flow == Flow::Stop {
-                return Ok(WalkEnd::Stopped);
-            }
-        }
         if role != SegmentRole::Sealed
             && let FooterState::Invalid(why) = read_footer(&segment)
         {
@@ -280,15 +262,12 @@ impl LogWalk {
                 return Ok(WalkEnd::Stopped);
             }
         }
-        if check_durable_mark(&segment, role, visitor) == Flow::Stop {
-            return Ok(WalkEnd::Stopped);
-        }
+        visitor.segment(ordinal, &segment, role);
         // The mark before the data: a mark never claims more than the data
         // published before it.
         let mark = segment.durable_mark();
-        visitor.segment(ordinal, &segment, role);
         let mut tally = Tally::new(segment.header.salt);
-        let end = scan_segment(
+        let mut end = scan_segment(
             &segment,
             ordinal,
             role,
@@ -298,6 +277,29 @@ impl LogWalk {
             &mut tally,
             visitor,
         );
+        // Checked after the batches, so that a visitor knows where the
+        // last good batch of the segment ends.
+        if end == ScanEnd::Done && footer.is_none() && role == SegmentRole::Sealed {
+            let detail = match read_footer(&segment) {
+                FooterState::Invalid(why) => why.to_string(),
+                _ => "the footer area is zero".to_string(),
+            };
+            let flow = report(
+                visitor,
+                SegmentRole::Sealed,
+                &segment.path,
+                segment.data_end(),
+                None,
+                FindingKind::MissingFooter { detail },
+            )
+            .1;
+            if flow == Flow::Stop {
+                end = ScanEnd::Stopped;
+            }
+        }
+        if end == ScanEnd::Done && check_durable_mark(&segment, role, visitor) == Flow::Stop {
+            end = ScanEnd::Stopped;
+        }
         self.segments.push(segment);
         self.newest_sealed = role == SegmentRole::Sealed;
         self.tally = Some(tally);
@@ -389,9 +391,7 @@ fn check_durable_mark(segment: &Segment, role: SegmentRole, visitor: &mut dyn Vi
     let kind = if invalid == 1 && role != SegmentRole::Sealed {
         FindingKind::TornDurableMark
     } else {
-        FindingKind::InvalidHeader {
-            detail: "the durable mark does not validate".to_string(),
-        }
+        FindingKind::DamagedDurableMark
     };
     report(visitor, role, &segment.path, at, None, kind).1
 }
