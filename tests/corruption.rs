@@ -10,8 +10,12 @@
 //! torn write (a later commit record or sync marker vouches for the damaged
 //! bytes, or the damage is in a sealed segment or a header), it must refuse.
 //!
-//! `cargo test --test corruption` tries about 1,000 damaged stores (640 random, 320 exhaustive bit flips);
-//! `cargo test --test corruption -- --ignored` about 20,000.
+//! Every damaged store is also judged by all four readers of the log (writable
+//! open, read-only open, `verify`, `repair`), which must agree, and a repaired
+//! store must be healthy for all of them.
+//!
+//! `cargo test --test corruption` tries about 1,200 damaged stores (640 random, 320 exhaustive bit flips, 180 judged by all readers);
+//! `cargo test --test corruption -- --ignored` about 26,000.
 
 mod crashkit;
 
@@ -736,6 +740,155 @@ fn damage_long() {
         "corruption_sealed_newest_long",
         BaseKind::SealedNewest,
         crashkit::scaled(6_000),
+    );
+}
+
+/// The verdicts of every reader of a damaged store, as one line to compare.
+#[derive(Debug, PartialEq, Eq)]
+struct Verdicts {
+    writable_open_refuses: bool,
+    read_only_open_refuses: bool,
+    verify_reports_corruption: bool,
+    repair_plans_a_cut: bool,
+}
+
+impl Verdicts {
+    fn agree(&self) -> bool {
+        let all = [
+            self.writable_open_refuses,
+            self.read_only_open_refuses,
+            self.verify_reports_corruption,
+            self.repair_plans_a_cut,
+        ];
+        all.iter().all(|&v| v == all[0])
+    }
+}
+
+/// Whether an open refused: corruption is a refusal, success is not, and
+/// any other error is a failure of the test.
+fn refused(result: Result<Store, Error>, what: &str, context: &str) -> bool {
+    match result {
+        Ok(_) => false,
+        Err(error) if error.is_corruption() => true,
+        Err(error) => {
+            panic!("{context}: {what} failed with an error that is not corruption: {error}")
+        }
+    }
+}
+
+/// What every reader says of the store in `image` (left unchanged).
+fn verdicts(image: &Path, scratch: &Path, context: &str) -> Verdicts {
+    let read_only_open_refuses = refused(Store::open_read_only(image), "read-only open", context);
+    let verify_reports_corruption = match annals::verify(image, &annals::VerifyOptions::default()) {
+        Ok(report) => report.corruption_count > 0,
+        // A directory left with no segment at all (the only one deleted)
+        // holds no log to judge; every opener sees an empty store.
+        Err(Error::InvalidArgument(_)) => false,
+        Err(error) => panic!("{context}: verify failed: {error}"),
+    };
+    let repair_plans_a_cut = annals::Repair::lock(image)
+        .and_then(|repair| repair.plan())
+        .unwrap_or_else(|e| panic!("{context}: repair could not plan: {e}"))
+        .cut
+        .is_some();
+    // The writer changes what it opens (a torn tail is zeroed): a copy.
+    let copy = scratch.join("writable");
+    let _ = std::fs::remove_dir_all(&copy);
+    crashkit::copy_dir(image, &copy);
+    let writable_open_refuses = refused(Store::open(&copy, options()), "writable open", context);
+    Verdicts {
+        writable_open_refuses,
+        read_only_open_refuses,
+        verify_reports_corruption,
+        repair_plans_a_cut,
+    }
+}
+
+/// The agreement property: for a damaged store, the writable open refuses
+/// exactly when the read-only open refuses, `verify` reports corruption and
+/// `repair` plans a cut; after the repair is applied, all of them say the
+/// store is healthy.
+fn check_agreement(base: &Base, mutation: &Mutation, scratch: &Path, context: &str) -> bool {
+    let image = scratch.join("image");
+    let _ = std::fs::remove_dir_all(&image);
+    crashkit::copy_dir(&base.image(), &image);
+    apply(base, mutation, &image);
+    let context = format!("{context}: {:?} base, {mutation:?}", base.kind);
+    let context = &context[..context.len().min(600)];
+    let before = verdicts(&image, scratch, context);
+    assert!(
+        before.agree(),
+        "{context}: the readers disagree: {before:?}"
+    );
+    if !before.repair_plans_a_cut {
+        return false;
+    }
+    let repair = annals::Repair::lock(&image).unwrap();
+    let plan = repair.plan().unwrap();
+    repair.apply(&plan, &image.join("repair-backup")).unwrap();
+    drop(repair);
+    let after = verdicts(&image, scratch, context);
+    let healthy = Verdicts {
+        writable_open_refuses: false,
+        read_only_open_refuses: false,
+        verify_reports_corruption: false,
+        repair_plans_a_cut: false,
+    };
+    assert_eq!(
+        after, healthy,
+        "{context}: not healthy after the repair of {plan:?}"
+    );
+    true
+}
+
+fn agreement_runs(name: &str, kind: BaseKind, mutations: u64) {
+    let seed = crashkit::seed(name);
+    let mut rng = Rng::new(seed);
+    let base = Base::build(kind, &mut rng);
+    let scratch = crashkit::ram_dir();
+    let mut cuts = 0;
+    for i in 0..mutations {
+        let mutation = random_mutation(&base, &mut rng);
+        let context = format!("seed {seed}, mutation {i}");
+        cuts += usize::from(check_agreement(&base, &mutation, scratch.path(), &context));
+    }
+    // The property must have been tried on damage, not only on harmless changes.
+    assert!(
+        cuts * 4 >= mutations as usize,
+        "only {cuts} of {mutations} mutations needed a repair"
+    );
+}
+
+/// Writable open, read-only open, `verify` and `repair` judge every damaged
+/// store alike, and a repaired store is healthy for all of them.
+#[test]
+fn every_reader_judges_damage_alike_and_repair_heals_it() {
+    agreement_runs("agreement_crashed", BaseKind::Crashed, crashkit::scaled(60));
+    agreement_runs("agreement_closed", BaseKind::Closed, crashkit::scaled(60));
+    agreement_runs(
+        "agreement_sealed_newest",
+        BaseKind::SealedNewest,
+        crashkit::scaled(60),
+    );
+}
+
+#[test]
+#[ignore = "long: about 6,000 damaged stores judged by four readers"]
+fn every_reader_judges_damage_alike_long() {
+    agreement_runs(
+        "agreement_crashed_long",
+        BaseKind::Crashed,
+        crashkit::scaled(2_000),
+    );
+    agreement_runs(
+        "agreement_closed_long",
+        BaseKind::Closed,
+        crashkit::scaled(2_000),
+    );
+    agreement_runs(
+        "agreement_sealed_newest_long",
+        BaseKind::SealedNewest,
+        crashkit::scaled(2_000),
     );
 }
 
