@@ -487,3 +487,57 @@ fn a_damaged_snapshot_advises_deleting_it_not_verify_or_repair() {
     }));
     assert!(segment_error.to_string().contains("annals repair"));
 }
+
+/// A sealed footer whose `last_position` is 2^64-1 (valid checksum, an
+/// impossible value) made recovery overflow computing the next position:
+/// a panic in debug builds, a wrapped position in release builds. Every
+/// opener now refuses it as a footer that disagrees with its data.
+#[test]
+fn a_footer_claiming_the_last_possible_position_is_refused_not_an_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    for i in 0..200u64 {
+        store
+            .append("s", ExpectedVersion::Any, &[sized_event(600 + i as usize)])
+            .unwrap();
+    }
+    store.close().unwrap();
+    let sealed = crashkit::segment_files(dir.path()).remove(0);
+    let bytes = std::fs::read(&sealed).unwrap();
+    let footer_at = bytes.len() - FOOTER_LEN;
+    let annals::format::footer::FooterState::Sealed(mut footer) =
+        annals::format::footer::SegmentFooter::decode(&bytes[footer_at..])
+    else {
+        panic!("the first segment is sealed");
+    };
+    footer.last_position = u64::MAX;
+    let mut permissions = std::fs::metadata(&sealed).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&sealed, permissions).unwrap();
+    let mut damaged = bytes.clone();
+    damaged[footer_at..].copy_from_slice(&footer.encode());
+    std::fs::write(&sealed, &damaged).unwrap();
+
+    for (what, result) in [
+        (
+            "writable open",
+            Store::open(dir.path(), options()).map(drop),
+        ),
+        (
+            "read-only open",
+            Store::open_read_only(dir.path()).map(drop),
+        ),
+    ] {
+        let error = result.expect_err(what);
+        let finding = error.finding().unwrap_or_else(|| panic!("{what}: {error}"));
+        assert_eq!(finding.path, sealed, "{what}");
+        assert_eq!(finding.offset, footer_at as u64, "{what}");
+        assert!(
+            matches!(finding.kind, annals::FindingKind::FooterMismatch { .. }),
+            "{what}: {error}"
+        );
+    }
+    let report = annals::verify(dir.path(), &annals::VerifyOptions::default()).unwrap();
+    assert!(!report.is_ok(), "{report}");
+}
