@@ -49,6 +49,9 @@ pub enum RecoveryAction {
     Restored,
     /// A writer removed a stray temporary file.
     Removed,
+    /// A writer made the newest segment writable again: read-only on disk
+    /// (as sealed segments are) but without a footer.
+    MadeWritable,
     /// A reader left it as it is and reads only the log before it; a
     /// writer's open will discard or remove it.
     NotShown,
@@ -61,6 +64,7 @@ impl RecoveryAction {
             RecoveryAction::Discarded => "discarded (zeroed and synced)",
             RecoveryAction::Restored => "file extended back to full size",
             RecoveryAction::Removed => "removed",
+            RecoveryAction::MadeWritable => "made writable again: it is the active segment",
             RecoveryAction::NotShown => "not shown (a writer's open discards it)",
         }
     }
@@ -285,12 +289,19 @@ fn discard_leftovers(
         return Ok(RecoveryReport { items });
     };
     if is_read_only_on_disk(&newest.path)? {
-        return Err(Error::found(
-            &newest.path,
-            newest.data_end() as u64,
-            None,
-            FindingKind::ReadOnlyUnsealed,
-        ));
+        // Sealed once (only sealed segments are read-only), its footer since
+        // lost: its data was checked, and the durable mark written when it
+        // was sealed vouches for all of it. The writer continues it.
+        make_writable(&newest.path)?;
+        items.push(Recovered {
+            finding: Finding {
+                kind: FindingKind::ReadOnlyUnsealed,
+                path: newest.path.clone(),
+                offset: newest.data_end() as u64,
+                position: None,
+            },
+            action: RecoveryAction::MadeWritable,
+        });
     }
     for finding in &leftovers {
         if let FindingKind::ShortFile { .. } = finding.kind {
@@ -356,6 +367,15 @@ pub(crate) fn follow(
     }
     segments.extend(walk.segments[segments.len()..].iter().cloned());
     Ok(())
+}
+
+fn make_writable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut permissions = fs::metadata(path)
+        .map_err(|e| Error::io("reading permissions of", path, e))?
+        .permissions();
+    permissions.set_mode(permissions.mode() | 0o200);
+    fs::set_permissions(path, permissions).map_err(|e| Error::io("making writable", path, e))
 }
 
 fn is_read_only_on_disk(path: &PathBuf) -> Result<bool> {

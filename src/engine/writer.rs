@@ -295,21 +295,40 @@ impl Writer {
         ))
     }
 
+    /// What closing does to the log: a sync marker, then the durable mark
+    /// made durable, so that after a clean close both vouch for every byte.
+    /// Does nothing if nothing was appended since the store was opened
+    /// (closing a store that was only read writes nothing: open already
+    /// synced the mark) or the active segment is sealed.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] after an earlier failed sync; a failure of these
+    /// syncs poisons the store.
+    pub fn close(&mut self, engine: &Engine) -> Result<()> {
+        engine.durability.check_poison()?;
+        if !self.appended_since_open || self.active_sealed {
+            return Ok(());
+        }
+        self.write_sync_marker(engine)?;
+        // The mark written after the last sync reaches the disk now.
+        let end = self.write_offset;
+        if let Err(error) = self.active.sync_data_and_mark(end, end) {
+            let error = Error::io("syncing the durable mark of", &self.active.path, error);
+            engine.durability.poison(error.to_string());
+            return Err(error);
+        }
+        Ok(())
+    }
+
     /// Appends a sync marker (a commit record with no events) whose
     /// `synced_offset` vouches for every byte before it, then syncs it, so
     /// that after a clean close any damage to this segment is reported as
-    /// corruption rather than discarded as a torn tail. Called on close; does
-    /// nothing if nothing was appended since the store was opened (closing
-    /// a store that was only read writes nothing), not everything is
-    /// durable yet, the segment is full, or it holds no events (nothing to
-    /// vouch for; and a segment of markers alone could not be sealed when
-    /// the next batch does not fit beside them).
-    pub fn write_sync_marker(&mut self, engine: &Engine) -> Result<()> {
-        engine.durability.check_poison()?;
-        if !self.appended_since_open
-            || self.active_sealed
-            || engine.durability.durable() != (self.ordinal, self.write_offset)
-        {
+    /// corruption rather than discarded as a torn tail. Does nothing if not
+    /// everything is durable yet, the segment is full, or it holds no events
+    /// (nothing to vouch for; and a segment of markers alone could not be
+    /// sealed when the next batch does not fit beside them).
+    fn write_sync_marker(&mut self, engine: &Engine) -> Result<()> {
+        if engine.durability.durable() != (self.ordinal, self.write_offset) {
             return Ok(());
         }
         let (next_position, chain_head, segment_events) = {

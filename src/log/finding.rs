@@ -138,7 +138,8 @@ pub enum FindingKind {
         detail: String,
     },
     /// The newest segment is read-only on disk, as only sealed segments
-    /// are, but has no valid footer: a writer cannot continue it.
+    /// are, but has no valid footer (it was lost). Found by a writer only,
+    /// which makes the file writable again to continue it.
     ReadOnlyUnsealed,
     /// A temporary file of a segment creation that never finished (or is
     /// under way): never part of the log.
@@ -281,7 +282,7 @@ impl fmt::Display for FindingKind {
             FindingKind::ReadOnlyUnsealed => write!(
                 f,
                 "the newest segment is read-only on disk, as only sealed segments are, but has no \
-                 valid footer"
+                 valid footer: its footer was lost; its data was checked and is kept"
             ),
             FindingKind::InvalidSnapshot { detail } => write!(f, "invalid snapshot file: {detail}"),
             FindingKind::ChangedAfterOpen { detail } => write!(

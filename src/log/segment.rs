@@ -457,10 +457,16 @@ impl Segment {
         // pages before it, leaving a sealed segment that fails its checks.
         self.sync(0, offset)
             .map_err(|e| Error::io("syncing segment data before sealing", &self.path, e))?;
+        // The durable mark covers all the data too, so that if the footer
+        // is ever lost (zeroed, or the file cut), no byte of the data can go
+        // unnoticed: the segment reads as an active one whose every batch was
+        // durable.
+        let data_end = SEGMENT_HEADER_LEN + footer.data_len as usize;
+        self.write_durable_mark(data_end);
         // SAFETY: the footer area is never part of the published data, and
         // readers of this process only read published data.
         unsafe { self.write(offset, &footer.encode()) };
-        self.sync(offset, FOOTER_LEN)
+        self.sync_data_and_mark(offset, offset + FOOTER_LEN)
             .map_err(|e| Error::io("syncing sealed segment", &self.path, e))?;
         if self.file.is_none() {
             return Ok(Sealed::ReadOnly);

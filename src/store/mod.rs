@@ -233,7 +233,7 @@ impl Store {
                 writer
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .write_sync_marker(engine)
+                    .close(engine)
             }),
         };
         engine.close();
