@@ -15,7 +15,7 @@
 //! [`regenerate_v1_fixture`], run only on purpose:
 //!
 //! ```text
-//! ANNALS_REGENERATE_V1_FIXTURE=1 cargo test --test fixture_v1 -- --ignored regenerate_v1_fixture
+//! ANNALS_REGENERATE_V1_FIXTURE=1 cargo test --test fixtures -- --ignored regenerate_v1_fixture
 //! ```
 
 use std::fmt::Write as _;
