@@ -643,6 +643,34 @@ fn no_v1_fixture_segment_has_a_durable_mark() {
     assert_durable_marks(&V1.dir(), &V1.file_names());
 }
 
+#[test]
+fn the_v2_fixture_reads_back_exactly_as_written() {
+    reads_back_exactly_as_written(V2);
+}
+
+#[test]
+fn the_v2_fixture_verifies_against_its_recorded_head() {
+    verifies_against_its_recorded_head(V2);
+}
+
+#[test]
+fn the_v2_fixture_opens_for_writing_and_remembers_its_command_ids() {
+    opens_for_writing_and_remembers_its_command_ids(V2);
+}
+
+/// Every v2 segment records, in its header, that it was durable up to the
+/// end of its batches (see [`assert_durable_marks`] for why that is exactly
+/// the end, the close's sync marker included for the active segment).
+#[test]
+fn every_v2_fixture_segment_has_a_durable_mark_where_its_batches_end() {
+    let names = V2.file_names();
+    for name in &names {
+        let header = SegmentHeader::decode(&fs::read(V2.dir().join(name)).unwrap()).unwrap();
+        assert_eq!(header.format_version, 2, "{name}");
+    }
+    assert_durable_marks(&V2.dir(), &names);
+}
+
 /// The migration path: a writer continues the newest segment of a version-1
 /// store as version 1 (without a durable mark) and writes every new segment
 /// as version 2; the hash chain goes on across the version change.
