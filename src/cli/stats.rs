@@ -1,5 +1,6 @@
-//! `annals stats`: counts, sizes and time range of a store (read-only open,
-//! so it works beside a writer).
+//! `annals stats`: counts, sizes and time range of a store, and what its
+//! open found that a crash leaves behind (read-only open, so it works beside
+//! a writer).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -27,6 +28,40 @@ struct Stats {
     chain_head: String,
     /// Memory the in-memory index takes (an estimate).
     index_heap_bytes: usize,
+    /// What the read-only open found that a crash leaves behind and left
+    /// out (a writer's open discards it); empty when nothing.
+    recovery: Vec<RecoveryItem>,
+}
+
+/// One item of the store's recovery report ([`annals::Recovered`]).
+#[derive(Debug, Serialize)]
+struct RecoveryItem {
+    /// What was found ([`annals::FindingKind`]'s message).
+    what: String,
+    /// The file concerned.
+    file: String,
+    /// Byte offset within that file.
+    offset: u64,
+    /// How many bytes it covers ([`annals::Recovered::bytes`]).
+    bytes: u64,
+    /// What open did about it ([`annals::RecoveryAction::describe`]).
+    action: &'static str,
+    /// Global position concerned, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<u64>,
+}
+
+impl From<&annals::Recovered> for RecoveryItem {
+    fn from(item: &annals::Recovered) -> RecoveryItem {
+        RecoveryItem {
+            what: item.finding.kind.to_string(),
+            file: item.finding.path.display().to_string(),
+            offset: item.finding.offset,
+            bytes: item.bytes(),
+            action: item.action.describe(),
+            position: item.finding.position,
+        }
+    }
 }
 
 pub fn run(args: &StatsArgs) -> Result<(), Failure> {
@@ -44,6 +79,12 @@ pub fn run(args: &StatsArgs) -> Result<(), Failure> {
         last_timestamp: last.first().map(|e| rfc3339_nanos(e.timestamp_ns)),
         chain_head: annals::format::chain::to_hex(&store.chain_head().0),
         index_heap_bytes: store.index_heap_bytes(),
+        recovery: store
+            .recovery_report()
+            .items
+            .iter()
+            .map(RecoveryItem::from)
+            .collect(),
     };
     let mut out = Output::stdout();
     if args.json {
@@ -59,7 +100,8 @@ pub fn run(args: &StatsArgs) -> Result<(), Failure> {
              first timestamp:    {}\n\
              last timestamp:     {}\n\
              chain head:         {}\n\
-             index heap bytes:   {}\n",
+             index heap bytes:   {}\n\
+             recovery:           {}\n",
             stats.events,
             stats.streams,
             stats.segments,
@@ -69,9 +111,23 @@ pub fn run(args: &StatsArgs) -> Result<(), Failure> {
             stats.last_timestamp.clone().unwrap_or_else(none),
             stats.chain_head,
             stats.index_heap_bytes,
+            recovery_text(store.recovery_report()),
         ))?;
     }
     out.flush()
+}
+
+/// The recovery report for the text form: `none`, or a count followed by
+/// one indented line per item.
+fn recovery_text(report: &annals::RecoveryReport) -> String {
+    if report.is_empty() {
+        return "none".to_string();
+    }
+    let mut text = format!("{} item(s)", report.items.len());
+    for item in &report.items {
+        text.push_str(&format!("\n  - {item}"));
+    }
+    text
 }
 
 /// Number and total size of the segment files of `dir`.
