@@ -59,7 +59,7 @@ pub use engine::recovery::{Recovered, RecoveryAction, RecoveryReport};
 pub use error::{Error, Result};
 pub use event::{AppendResult, EventData, EventView, ExpectedVersion, RecordedEvent, Uuid};
 pub use filter::Filter;
-pub use log::directory::LOCK_FILE_NAME;
+pub use log::directory::{LOCK_FILE_NAME, is_segment_file_name};
 pub use log::finding::{DurableEvidence, Finding, FindingKind};
 pub use log::verdict::{SegmentRole, Verdict};
 pub use options::{Durability, Limits, Options};

@@ -77,7 +77,7 @@ pub fn run(args: &StatsArgs) -> Result<(), Failure> {
         bytes_on_disk: allocated_bytes(&args.dir)?,
         first_timestamp: first.first().map(|e| rfc3339_nanos(e.timestamp_ns)),
         last_timestamp: last.first().map(|e| rfc3339_nanos(e.timestamp_ns)),
-        chain_head: annals::format::chain::to_hex(&store.chain_head().0),
+        chain_head: annals::ExpectedHead::from(store.chain_head()).digest_hex(),
         index_heap_bytes: store.index_heap_bytes(),
         recovery: store
             .recovery_report()
@@ -141,7 +141,7 @@ fn segment_sizes(paths: &[PathBuf]) -> Result<(u64, u64), Failure> {
     let mut bytes = 0;
     for path in paths {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if annals::format::parse_segment_file_name(&name).is_some()
+        if annals::is_segment_file_name(&name)
             && let Some(metadata) = metadata(path)?
         {
             count += 1;

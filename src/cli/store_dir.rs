@@ -61,9 +61,7 @@ pub fn check_store_or_empty(dir: &Path) -> Result<(), Failure> {
             .map_err(|e| Failure::other(format!("cannot read directory {}: {e}", dir.display())))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name == annals::LOCK_FILE_NAME
-            || annals::format::parse_segment_file_name(&name).is_some()
-        {
+        if name == annals::LOCK_FILE_NAME || annals::is_segment_file_name(&name) {
             return Ok(());
         }
         empty = false;
