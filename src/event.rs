@@ -252,6 +252,10 @@ impl EventView<'_> {
     }
 
     /// An owned copy of the event.
+    // Public API (through `EventView`): clippy, which skips this lint on
+    // exported items, sees `EventBody` as unexported when `format` is private
+    // (without the feature `internals`).
+    #[allow(clippy::wrong_self_convention)]
     pub fn to_recorded(&self) -> RecordedEvent {
         RecordedEvent::from_body(self)
     }

@@ -45,6 +45,9 @@ pub struct Hooks(Option<Arc<dyn StorageHooks>>);
 
 impl Hooks {
     /// Hooks that call `hooks`.
+    // Without the feature `internals` nothing can set hooks: the default is
+    // none, and only this crate's tests (which enable it) call this.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn new(hooks: Arc<dyn StorageHooks>) -> Hooks {
         Hooks(Some(hooks))
     }

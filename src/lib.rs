@@ -31,6 +31,13 @@
 //!
 //! The on-disk format is in `docs/format.md`; the design, recovery rules and
 //! durability guarantees in `docs/design.md`.
+//!
+//! # Features
+//! - `cli` (default): the `annals` command-line binary.
+//! - `cqrs-es`: [cqrs-es](https://docs.rs/cqrs-es) adapter (`annals::cqrs`).
+//! - `internals`: the on-disk codec (`annals::format`) and fault-injection
+//!   hooks (`annals::hooks`, `Options::hooks`), for this crate's own tests,
+//!   benches and fuzzing; not a stable API. Without it they are private.
 
 #![deny(missing_docs)]
 
@@ -46,8 +53,17 @@ mod engine;
 mod error;
 mod event;
 mod filter;
+// The on-disk codec and the fault-injection hooks are public only with the
+// feature `internals` (this crate's tests, benches and fuzz targets): they
+// are not a stable API.
+#[cfg(feature = "internals")]
 pub mod format;
+#[cfg(not(feature = "internals"))]
+mod format;
+#[cfg(feature = "internals")]
 pub mod hooks;
+#[cfg(not(feature = "internals"))]
+mod hooks;
 mod index;
 mod log;
 mod options;
@@ -60,7 +76,7 @@ pub use engine::recovery::{Recovered, RecoveryAction, RecoveryReport};
 pub use error::{Error, Result};
 pub use event::{AppendResult, EventData, EventView, ExpectedVersion, RecordedEvent, Uuid};
 pub use filter::Filter;
-pub use log::directory::LOCK_FILE_NAME;
+pub use log::directory::{LOCK_FILE_NAME, is_segment_file_name};
 pub use log::finding::{DurableEvidence, Finding, FindingKind};
 pub use log::verdict::{SegmentRole, Verdict};
 pub use options::{Durability, Limits, Options};

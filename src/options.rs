@@ -46,8 +46,8 @@ pub struct Limits {
 
 impl Limits {
     /// The largest [`Limits::max_event_bytes`]: an event record must fit in
-    /// the data area of the largest segment
-    /// ([`format::MAX_SEGMENT_SIZE_BYTES`]). This also keeps every length in
+    /// the data area of the largest segment (2 GiB, the most
+    /// [`Options::segment_size_bytes`] allows). This also keeps every length in
     /// a record (a frame's u32 body length, MessagePack string lengths) far
     /// from overflow.
     pub const MAX_EVENT_BYTES: usize =
@@ -103,8 +103,13 @@ pub struct Options {
     pub durability: Durability,
     /// Size limits on appends.
     pub limits: Limits,
-    /// Fault-injection hooks for tests; none by default.
+    /// Fault-injection hooks for tests; none by default. Public only with
+    /// the feature `internals` (not a stable API).
+    #[cfg(feature = "internals")]
     pub hooks: Hooks,
+    /// Fault-injection hooks for this crate's tests; always none here.
+    #[cfg(not(feature = "internals"))]
+    pub(crate) hooks: Hooks,
 }
 
 impl Default for Options {

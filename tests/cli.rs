@@ -681,6 +681,77 @@ fn stats_counts_events_streams_and_segments() {
     assert!(text.contains("events:             600"), "{text}");
 }
 
+/// What open found that a crash leaves behind is shown on stderr, one line
+/// per item: a reader (`read`, `export`, `stats`) leaves a stray temporary
+/// segment file in place and notes it; a writer (`append`) removes it and
+/// says so. stdout stays clean JSON lines, and `stats` lists the item too.
+#[test]
+fn open_shows_what_it_recovered_on_stderr() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = path(temp.path());
+    let append = ["append", d, "--stream", "s", "--type", "T", "--data", "1"];
+    expect(0, &append);
+    let stray = temp.path().join("00000000000000000001.seg.tmp");
+    std::fs::write(&stray, [0u8; 4096]).unwrap();
+    let name = "00000000000000000001.seg.tmp";
+
+    let readers: [&[&str]; 3] = [&["read", d], &["export", d], &["stats", d, "--json"]];
+    for args in readers {
+        let run = expect(0, args);
+        let notes: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(notes.len(), 1, "{args:?}: {}", run.stderr);
+        assert!(
+            notes[0].starts_with("annals: note: ") && notes[0].contains(name),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(notes[0].contains("not shown"), "{args:?}: {}", run.stderr);
+        assert_eq!(run.lines().len(), 1, "{args:?}: {}", run.stdout);
+        assert!(stray.exists(), "{args:?} removed the temporary file");
+    }
+    let stats = &expect(0, &["stats", d, "--json"]).lines()[0];
+    let items = stats["recovery"].as_array().expect("a recovery array");
+    assert_eq!(items.len(), 1, "{stats}");
+    assert!(
+        items[0]["file"].as_str().unwrap().ends_with(name),
+        "{stats}"
+    );
+    assert_eq!(items[0]["offset"], 0);
+    assert_eq!(items[0]["bytes"], 0);
+    assert!(items[0]["what"].as_str().unwrap().contains("temporary"));
+    assert!(
+        items[0]["action"]
+            .as_str()
+            .unwrap()
+            .starts_with("not shown")
+    );
+    assert!(items[0].get("position").is_none(), "{stats}");
+    let text = expect(0, &["stats", d]).stdout;
+    assert!(text.contains(name), "{text}");
+
+    let run = expect(0, &append);
+    assert_eq!(run.lines().len(), 1, "{}", run.stdout);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(
+        lines[0].starts_with("annals: recovered: ")
+            && lines[0].contains(name)
+            && lines[0].ends_with("removed"),
+        "{}",
+        run.stderr
+    );
+    assert!(!stray.exists());
+
+    // Nothing left to recover: nothing said.
+    let run = expect(0, &["read", d]);
+    assert_eq!(run.stderr, "");
+    assert_eq!(run.lines().len(), 2);
+    let stats = &expect(0, &["stats", d, "--json"]).lines()[0];
+    assert_eq!(stats["recovery"], json!([]));
+    let text = expect(0, &["stats", d]).stdout;
+    assert!(text.contains("recovery:           none"), "{text}");
+}
+
 #[test]
 fn a_flipped_byte_in_a_sealed_segment_is_refused_with_exit_4() {
     let temp = tempfile::tempdir().unwrap();

@@ -228,7 +228,7 @@ fn segment_files(dir: &Path) -> (u64, u64) {
     let mut count = 0;
     let mut bytes = 0;
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if annals::format::parse_segment_file_name(&entry.file_name().to_string_lossy()).is_some() {
+        if annals::is_segment_file_name(&entry.file_name().to_string_lossy()) {
             count += 1;
             bytes += entry.metadata().map_or(0, |m| m.len());
         }

@@ -1,7 +1,10 @@
 //! Opening a store directory for a command: writers may create a store in
 //! an empty or missing directory, but never in a directory that holds
-//! something else; readers open read-only, beside a writer.
+//! something else; readers open read-only, beside a writer. Both say on
+//! stderr what open found that a crash leaves behind (the store's recovery
+//! report), so that no command repairs or skips anything silently.
 
+use std::io::Write;
 use std::path::Path;
 
 use annals::{Options, Store};
@@ -15,12 +18,27 @@ use super::failure::Failure;
 /// library refuses (locked: exit code 5, corrupt: 4).
 pub fn open_writable(dir: &Path, options: Options) -> Result<Store, Failure> {
     check_store_or_empty(dir)?;
-    Ok(Store::open(dir, options)?)
+    let store = Store::open(dir, options)?;
+    print_recovery(&store, "recovered");
+    Ok(store)
 }
 
 /// Opens the store in `dir` read-only (no lock; a writer may be appending).
+/// It changes nothing: what a writer would discard is noted and not shown.
 pub fn open_read_only(dir: &Path) -> Result<Store, Failure> {
-    Ok(Store::open_read_only(dir)?)
+    let store = Store::open_read_only(dir)?;
+    print_recovery(&store, "note");
+    Ok(store)
+}
+
+/// Prints each item of the store's recovery report on stderr, one line
+/// each: `annals: {label}: {item}`. stdout is left to the command's output.
+fn print_recovery(store: &Store, label: &str) {
+    let mut stderr = std::io::stderr().lock();
+    for item in &store.recovery_report().items {
+        // A closed stderr must not stop the command (nor panic, as eprintln! would).
+        let _ = writeln!(stderr, "annals: {label}: {item}");
+    }
 }
 
 /// Refuses a directory that exists, is not empty, and holds neither a
@@ -43,9 +61,7 @@ pub fn check_store_or_empty(dir: &Path) -> Result<(), Failure> {
             .map_err(|e| Failure::other(format!("cannot read directory {}: {e}", dir.display())))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name == annals::LOCK_FILE_NAME
-            || annals::format::parse_segment_file_name(&name).is_some()
-        {
+        if name == annals::LOCK_FILE_NAME || annals::is_segment_file_name(&name) {
             return Ok(());
         }
         empty = false;

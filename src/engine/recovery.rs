@@ -65,7 +65,9 @@ impl RecoveryAction {
             RecoveryAction::Restored => "file extended back to full size",
             RecoveryAction::Removed => "removed",
             RecoveryAction::MadeWritable => "made writable again: it is the active segment",
-            RecoveryAction::NotShown => "not shown (a writer's open discards it)",
+            RecoveryAction::NotShown => {
+                "not shown, left as it is (a writer's open discards or removes it)"
+            }
         }
     }
 }

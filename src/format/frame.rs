@@ -100,6 +100,9 @@ pub enum FrameRead<'a> {
 }
 
 /// Bytes a frame with a body of `body_len` takes, padding included.
+// Used only by the codec's tests and its users outside the crate (feature
+// `internals`).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub const fn frame_len(body_len: usize) -> usize {
     align_up(FRAME_HEADER_LEN + body_len)
 }

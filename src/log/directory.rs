@@ -12,6 +12,25 @@ use super::segment::TEMP_SUFFIX;
 /// Name of the lock file a writer holds in the store directory.
 pub const LOCK_FILE_NAME: &str = "annals.lock";
 
+/// Whether `name` (a file name, without a directory) is the name of a
+/// segment file: twenty decimal digits, the zero-padded position of its
+/// first event, then `.seg`. Temporary files of a segment being created
+/// (`….seg.tmp`) are not segment files.
+///
+/// For tools that look at a store directory: to tell a store from other
+/// files, or to count and size its segments.
+///
+/// ```
+/// assert!(annals::is_segment_file_name("00000000000000000000.seg"));
+/// assert!(annals::is_segment_file_name("00000000000000001024.seg"));
+/// assert!(!annals::is_segment_file_name("00000000000000001024.seg.tmp"));
+/// assert!(!annals::is_segment_file_name("1024.seg"));
+/// assert!(!annals::is_segment_file_name("annals.lock"));
+/// ```
+pub fn is_segment_file_name(name: &str) -> bool {
+    format::parse_segment_file_name(name).is_some()
+}
+
 /// The files of a store directory that matter to annals.
 pub(crate) struct DirListing {
     /// Segment files with their base positions, in position order.

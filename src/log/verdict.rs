@@ -46,6 +46,8 @@ pub fn verdict(kind: &FindingKind, role: SegmentRole) -> Verdict {
     use FindingKind as K;
     use SegmentRole as R;
     match (kind, role) {
+        // Beside a live writer, a temporary file is a segment being created.
+        (K::TemporaryFile, R::Live) => Verdict::Wait,
         (K::TemporaryFile, _) => Verdict::Remove,
         // A live writer publishes a batch's first word last and writes its
         // footer after its data: a follower sees them "torn" while they are

@@ -86,10 +86,15 @@ impl LogWalk {
             segments,
             temp_files,
         } = directory::list_segments(&self.dir)?;
+        // Beside a live writer, a temporary file is a segment being created.
+        let directory_role = match self.newest_role {
+            SegmentRole::Live => SegmentRole::Live,
+            _ => SegmentRole::Directory,
+        };
         for temp in temp_files {
             report(
                 visitor,
-                SegmentRole::Directory,
+                directory_role,
                 &temp,
                 0,
                 None,
