@@ -14,7 +14,8 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::MmapRaw;
 
@@ -39,7 +40,11 @@ pub(crate) struct Segment {
     writable: bool,
     hooks: Hooks,
     /// Sequence of the newest durable mark in the header (0: none yet).
-    mark_sequence: AtomicU32,
+    /// The durable mark's writer state. The lock serializes mark writes
+    /// (the sync leader; the writer opening, sealing, closing), and once the
+    /// segment is sealed no mark is written: a sync leader that synced this
+    /// segment while the writer rolled past it must not touch a sealed file.
+    mark: Mutex<MarkWriter>,
     /// The open file; `None` for a segment of an in-memory store.
     file: Option<File>,
 }
@@ -98,7 +103,7 @@ impl Segment {
             map,
             writable: true,
             hooks: hooks.clone(),
-            mark_sequence: AtomicU32::new(0),
+            mark: Mutex::new(MarkWriter::default()),
             file: Some(file),
         })
     }
@@ -120,7 +125,7 @@ impl Segment {
             map: MmapRaw::from(map),
             writable: true,
             hooks: Hooks::default(),
-            mark_sequence: AtomicU32::new(0),
+            mark: Mutex::new(MarkWriter::default()),
             file: None,
         })
     }
@@ -213,7 +218,10 @@ impl Segment {
             writable,
             hooks: hooks.clone(),
             file: Some(file),
-            mark_sequence: AtomicU32::new(mark_sequence),
+            mark: Mutex::new(MarkWriter {
+                sequence: mark_sequence,
+                sealed: false,
+            }),
         })
     }
 
@@ -282,9 +290,16 @@ impl Segment {
     /// durable. Does nothing for a version-1 segment (its header has no
     /// room) or when the mark would not advance.
     ///
-    /// Callers serialize: the sync leader, or the writer during open and
-    /// close, never two at once.
+    /// Does nothing once the segment is sealed (the seal wrote the last one).
     pub fn write_durable_mark(&self, durable_end: usize) {
+        let mut state = self.mark.lock().unwrap_or_else(|p| p.into_inner());
+        if state.sealed {
+            return;
+        }
+        self.write_durable_mark_locked(&mut state, durable_end);
+    }
+
+    fn write_durable_mark_locked(&self, state: &mut MarkWriter, durable_end: usize) {
         if self.header.format_version < 2 || !self.writable {
             return;
         }
@@ -298,7 +313,7 @@ impl Segment {
         {
             return;
         }
-        let sequence = self.mark_sequence.load(Ordering::Relaxed).wrapping_add(1);
+        let sequence = state.sequence.wrapping_add(1);
         let mark = DurableMark {
             sequence,
             durable_end: durable_end as u32,
@@ -315,7 +330,7 @@ impl Segment {
                 &mark.encode(self.header.salt),
             )
         };
-        self.mark_sequence.store(sequence, Ordering::Relaxed);
+        state.sequence = sequence;
     }
 
     /// Copies `bytes` to `offset` without publishing them.
@@ -462,7 +477,11 @@ impl Segment {
         // unnoticed: the segment reads as an active one whose every batch was
         // durable.
         let data_end = SEGMENT_HEADER_LEN + footer.data_len as usize;
-        self.write_durable_mark(data_end);
+        {
+            let mut state = self.mark.lock().unwrap_or_else(|p| p.into_inner());
+            self.write_durable_mark_locked(&mut state, data_end);
+            state.sealed = true;
+        }
         // SAFETY: the footer area is never part of the published data, and
         // readers of this process only read published data.
         unsafe { self.write(offset, &footer.encode()) };
@@ -487,6 +506,15 @@ impl Segment {
             )),
         })
     }
+}
+
+/// See [`Segment::write_durable_mark`].
+#[derive(Debug, Default)]
+struct MarkWriter {
+    /// Sequence of the newest mark in the header (0: none yet).
+    sequence: u32,
+    /// Set by the seal: no mark is written after it.
+    sealed: bool,
 }
 
 /// Extends a segment file that was cut short back to its full `size` with
@@ -552,6 +580,38 @@ mod tests {
     use crate::options::Options;
 
     const PAGE_BYTES: usize = 4096;
+
+    /// A sync leader that synced a segment while the writer rolled past it
+    /// wrote its durable mark into the sealed segment's header after the
+    /// seal's last sync: a dirty page of a sealed file that nothing syncs,
+    /// which a power loss could tear, making the sealed segment refuse to
+    /// open (found by `crash_power_loss::power_loss_long`).
+    #[test]
+    fn no_durable_mark_is_written_after_the_seal() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options::default().segment_size_bytes(64 * 1024);
+        let header = crate::engine::writer::new_header(&options, 0, &GENESIS).unwrap();
+        let segment = Segment::create(dir.path(), &header, &Hooks::default()).unwrap();
+        let footer = SegmentFooter {
+            event_count: 1,
+            batch_count: 1,
+            last_position: 0,
+            data_len: 64,
+            contents_crc: 0,
+            chain_end: GENESIS,
+            sealed_unix_ns: 0,
+        };
+        let _ = segment.seal(&footer).unwrap();
+        let sealed_header = segment.bytes(SEGMENT_HEADER_LEN).to_vec();
+        assert_eq!(
+            segment.durable_mark().map(|m| m.durable_end),
+            Some((SEGMENT_HEADER_LEN + 64) as u32),
+            "the seal records the data's end"
+        );
+        // The late sync leader.
+        segment.write_durable_mark(SEGMENT_HEADER_LEN + 128);
+        assert_eq!(segment.bytes(SEGMENT_HEADER_LEN), &sealed_header[..]);
+    }
 
     /// Whether the page-cache page holding byte `offset` of the file at
     /// `path` is dirty (written but not yet written back), read from
