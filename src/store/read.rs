@@ -17,7 +17,7 @@ impl Store {
     /// (1 is the first event) forward. A missing stream reads as empty.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if an indexed record no longer decodes.
+    /// [`Error::Corrupt`](crate::Error::Corrupt) if an indexed record no longer decodes.
     pub fn read_stream(
         &self,
         stream: &str,
@@ -38,7 +38,7 @@ impl Store {
     /// backward (newest first). `u64::MAX` starts at the newest event.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if an indexed record no longer decodes.
+    /// [`Error::Corrupt`](crate::Error::Corrupt) if an indexed record no longer decodes.
     pub fn read_stream_backward(
         &self,
         stream: &str,
@@ -62,7 +62,7 @@ impl Store {
     /// position `from_position` (0 is the first event).
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if a record no longer decodes.
+    /// [`Error::Corrupt`](crate::Error::Corrupt) if a record no longer decodes.
     pub fn read_all(&self, from_position: u64, max_count: usize) -> Result<Vec<RecordedEvent>> {
         let mut out = Vec::new();
         if max_count == 0 {
@@ -85,7 +85,7 @@ impl Store {
     /// newest event.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if a record no longer decodes.
+    /// [`Error::Corrupt`](crate::Error::Corrupt) if a record no longer decodes.
     pub fn read_all_backward(
         &self,
         from_position: u64,
@@ -147,7 +147,7 @@ impl Store {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if a record no longer decodes.
+    /// [`Error::Corrupt`](crate::Error::Corrupt) if a record no longer decodes.
     pub fn scan_all(
         &self,
         from_position: u64,
@@ -170,7 +170,7 @@ impl Store {
     /// [`Store::scan_all`].
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if an indexed record no longer decodes.
+    /// [`Error::Corrupt`](crate::Error::Corrupt) if an indexed record no longer decodes.
     pub fn scan_stream(
         &self,
         stream: &str,
