@@ -280,6 +280,15 @@ fn a_clean_store_verifies_and_its_head_is_the_stores() {
     assert_eq!(summary.segments, segments);
     assert_eq!(summary.sealed_segments, segments - 1);
     assert_eq!(summary.events, all.len() as u64);
+    // One batch per append, and the one sync marker the close wrote, apart.
+    assert_eq!(summary.batches, 260 * 4);
+    assert_eq!(summary.sync_markers, 1);
+    assert!(
+        report
+            .to_string()
+            .contains("1040 batches and 1 sync markers"),
+        "{report}"
+    );
     assert_eq!(summary.streams, streams);
     assert_eq!(summary.bytes, segments * SEGMENT_SIZE);
     assert_eq!(summary.first_position, Some(0));

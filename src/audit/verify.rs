@@ -357,8 +357,10 @@ pub struct Summary {
     pub segments: u64,
     /// Of which sealed (with a valid footer).
     pub sealed_segments: u64,
-    /// Complete batches read.
+    /// Complete batches of events read (appends).
     pub batches: u64,
+    /// Sync markers read (commit records without events, written on close).
+    pub sync_markers: u64,
     /// Events in them.
     pub events: u64,
     /// Distinct streams.
@@ -443,11 +445,12 @@ impl fmt::Display for VerifyReport {
         let s = &self.summary;
         writeln!(
             f,
-            "{}: {} segments ({} sealed), {} batches, {} events, {} streams, {} bytes",
+            "{}: {} segments ({} sealed), {} batches and {} sync markers, {} events, {} streams, {} bytes",
             self.dir.display(),
             s.segments,
             s.sealed_segments,
             s.batches,
+            s.sync_markers,
             s.events,
             s.streams,
             s.bytes
@@ -703,6 +706,7 @@ impl<'p> Verifier<'p> {
                     segments: 0,
                     sealed_segments: 0,
                     batches: 0,
+                    sync_markers: 0,
                     events: 0,
                     streams: 0,
                     bytes: 0,
@@ -860,7 +864,7 @@ impl<'p> Verifier<'p> {
             }
         }
         let summary = &mut self.report.summary;
-        summary.batches += 1;
+        summary.sync_markers += 1;
         summary.data_bytes += (batch.end - batch.start) as u64;
         summary.head = self.computed;
     }

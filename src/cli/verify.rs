@@ -47,6 +47,7 @@ fn summary_json(report: &annals::VerifyReport) -> serde_json::Value {
         "segments": s.segments,
         "sealed_segments": s.sealed_segments,
         "batches": s.batches,
+        "sync_markers": s.sync_markers,
         "events": s.events,
         "streams": s.streams,
         "bytes": s.bytes,
