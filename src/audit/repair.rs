@@ -48,7 +48,7 @@ use crate::format::body;
 use crate::format::durable_mark::DURABLE_MARK_RANGE;
 use crate::format::frame::{self, FrameKind, FrameRead};
 use crate::format::header::SegmentHeader;
-use crate::format::snapshot::decode_snapshot;
+use crate::format::snapshot::{MAX_SNAPSHOT_BODY_LEN, SNAPSHOT_HEADER_LEN, decode_snapshot};
 use crate::format::{self as codec, FRAME_ALIGN, SEGMENT_HEADER_LEN};
 use crate::log::directory::{self, DirListing};
 use crate::log::finding::{Finding, FindingKind};
@@ -367,8 +367,8 @@ fn count_lost(
                 .map(|(path, _)| (path.clone(), SEGMENT_HEADER_LEN)),
         );
     for (path, from) in parts {
-        // Read the file as it is, whatever its state: it is being cut.
-        let Ok(bytes) = read_regular_file(&path) else {
+        // Map the file as it is, whatever its state: it is being cut.
+        let Ok(bytes) = map_regular_file(&path) else {
             lost.uncounted_files.push(path);
             continue;
         };
@@ -386,11 +386,28 @@ fn count_lost(
     lost
 }
 
-/// Reads a file only if it is a regular file (never waits on a FIFO).
-fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
+/// Maps a segment file read-only, only if it is a regular file (never
+/// waits on a FIFO). The repair holds the writer lock: no annals writer
+/// changes the file while it is mapped.
+fn map_regular_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
     let metadata = fs::symlink_metadata(path)?;
     if !metadata.file_type().is_file() {
         return Err(std::io::Error::other("not a regular file"));
+    }
+    let file = File::open(path)?;
+    // SAFETY: a read-only mapping; the store's writer lock is held, so no
+    // annals process writes or truncates the file meanwhile.
+    unsafe { memmap2::Mmap::map(&file) }
+}
+
+/// Reads a small file (a snapshot) only if it is a regular file no larger
+/// than `max_len`.
+fn read_regular_file(path: &Path, max_len: u64) -> std::io::Result<Vec<u8>> {
+    let metadata = fs::symlink_metadata(path)?;
+    if !metadata.file_type().is_file() || metadata.len() > max_len {
+        return Err(std::io::Error::other(
+            "not a regular file of a snapshot's size",
+        ));
     }
     fs::read(path)
 }
@@ -444,7 +461,8 @@ fn stale_snapshots(dir: &Path, kept_versions: &HashMap<String, u64>) -> Result<V
         if path.extension().is_none_or(|x| x != "snap") {
             continue;
         }
-        let Ok(bytes) = read_regular_file(&path) else {
+        let max_len = (SNAPSHOT_HEADER_LEN as u64).saturating_add(MAX_SNAPSHOT_BODY_LEN);
+        let Ok(bytes) = read_regular_file(&path, max_len) else {
             continue;
         };
         if let Ok(record) = decode_snapshot(&bytes) {
