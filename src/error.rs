@@ -151,6 +151,12 @@ impl fmt::Display for Error {
             Error::Corrupt(finding) => {
                 write!(f, "corruption in {finding}; the store was not changed ")?;
                 match finding.kind {
+                    FindingKind::InvalidSettings { .. } => write!(
+                        f,
+                        "(the settings file only records the segment size and limits the \
+                         store was created with: delete it, and the next writer records its \
+                         options)"
+                    ),
                     FindingKind::InvalidSnapshot { .. } => write!(
                         f,
                         "(snapshots are caches: delete this snapshot file, and the state will be \

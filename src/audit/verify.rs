@@ -231,6 +231,8 @@ pub enum ProblemKind {
     StrayFile,
     /// The log does not reach the expected head unchanged.
     ExpectedHead,
+    /// The store settings file (`annals.settings`) fails its checks.
+    Settings,
 }
 
 /// One problem found by [`verify`].
@@ -523,6 +525,10 @@ pub fn verify_with_progress(
         .map(|(_, path)| std::fs::symlink_metadata(path).map_or(0, |m| m.len()))
         .sum();
     let mut verifier = Verifier::new(dir, options.expected_head, bytes_total, progress);
+    // The settings file is judged as every opener judges it.
+    if let Err(Error::Corrupt(finding)) = crate::engine::settings::read(dir) {
+        verifier.finding(*finding, Verdict::Refuse);
+    }
     // The same walk, checks and decision table as every open; beside a live
     // writer, a batch being written is not reported.
     let newest_role = if directory::writer_is_live(dir) {
@@ -688,6 +694,7 @@ fn problem_kind(kind: &FindingKind) -> ProblemKind {
         K::BytesAfterSealedData => ProblemKind::TrailingBytes,
         K::TornTail { .. } | K::ShortFile { .. } => ProblemKind::TornTail,
         K::TemporaryFile => ProblemKind::StrayFile,
+        K::InvalidSettings { .. } => ProblemKind::Settings,
         _ => ProblemKind::Record,
     }
 }

@@ -7,6 +7,7 @@ pub(crate) mod commit_signal;
 pub(crate) mod durability;
 pub(crate) mod read_events;
 pub(crate) mod recovery;
+pub(crate) mod settings;
 pub(crate) mod writer;
 
 use std::fs::{self, File};
@@ -63,7 +64,16 @@ impl Engine {
         let dir = dir.to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| Error::io("creating store directory", &dir, e))?;
         let lock_file = directory::lock(&dir)?;
+        let recorded = settings::read(&dir)?;
         let loaded = recovery::load(&dir, true, &options.hooks)?;
+        // The segment size and limits the store keeps, unless these options
+        // change them; recorded before anything depends on them.
+        let newest_size = loaded.segments.last().map(|s| s.header.segment_size_bytes);
+        let (options, changed) = settings::resolve(options, recorded.as_ref(), newest_size);
+        options.validate()?;
+        if changed {
+            settings::write(&dir, &settings::of(&options))?;
+        }
         let mut index = loaded.index;
         let mut segments = loaded.segments;
         if segments.is_empty() || loaded.newest_sealed {
@@ -114,11 +124,16 @@ impl Engine {
     pub fn open_read_only(dir: &Path) -> Result<Engine> {
         directory::check_store_dir(dir)?;
         let dir = dir.to_path_buf();
+        // Read for `Store::options` and to judge the file as a writer would.
+        let options = match settings::read(&dir)? {
+            Some(recorded) => settings::apply(&Options::default(), &recorded),
+            None => Options::default(),
+        };
         let loaded = recovery::load(&dir, false, &Default::default())?;
         let snapshots = SnapshotStore::open(&dir, false)?;
         Ok(Engine {
             dir,
-            options: Options::default(),
+            options,
             in_memory: false,
             state: RwLock::new(State {
                 index: loaded.index,

@@ -20,6 +20,7 @@ pub mod footer;
 pub mod frame;
 pub mod header;
 pub mod scan;
+pub mod settings;
 pub mod snapshot;
 
 /// The format version new segments are written with, and the newest this

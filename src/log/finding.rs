@@ -150,6 +150,11 @@ pub enum FindingKind {
         /// Which check failed.
         detail: String,
     },
+    /// The store settings file (`annals.settings`) fails its checks.
+    InvalidSettings {
+        /// Which check failed.
+        detail: String,
+    },
     /// A record the index points at no longer decodes: the file changed
     /// after it was checked.
     ChangedAfterOpen {
@@ -285,6 +290,9 @@ impl fmt::Display for FindingKind {
                  valid footer: its footer was lost; its data was checked and is kept"
             ),
             FindingKind::InvalidSnapshot { detail } => write!(f, "invalid snapshot file: {detail}"),
+            FindingKind::InvalidSettings { detail } => {
+                write!(f, "invalid store settings file: {detail}")
+            }
             FindingKind::ChangedAfterOpen { detail } => write!(
                 f,
                 "{detail}: the record changed after the store checked it on open"

@@ -272,8 +272,22 @@ impl Store {
         &self.engine.report
     }
 
-    /// The options the store was opened with (for a read-only store, the
-    /// defaults: its limits apply to nothing it writes).
+    /// The options the store runs with: the caller's, with every setting the
+    /// caller left at its default taken from the store's recorded settings
+    /// (the segment size and limits chosen when it was created or last
+    /// changed; `docs/format.md`, "Store settings"). For a read-only store,
+    /// the recorded settings over the defaults: its limits apply to nothing
+    /// it writes.
+    ///
+    /// ```
+    /// use annals::{Options, Store};
+    /// let dir = tempfile::tempdir()?;
+    /// Store::open(dir.path(), Options::default().segment_size_bytes(64 * 1024))?.close()?;
+    /// // A later writer that does not choose keeps what the store was created with.
+    /// let store = Store::open(dir.path(), Options::default())?;
+    /// assert_eq!(store.options().segment_size_bytes, 64 * 1024);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn options(&self) -> &Options {
         &self.engine.options
     }
