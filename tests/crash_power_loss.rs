@@ -836,3 +836,77 @@ fn a_footer_found_after_a_process_crash_is_synced_before_the_next_segment() {
         crashkit::check_log(&store).unwrap();
     }
 }
+
+/// Found by `power_loss_long` (three appenders, Always): sealing wrote the
+/// segment's final durable mark and its footer and synced them together. A
+/// power loss in that sync could keep the footer page and tear the header
+/// page: a sealed segment with a torn mark slot, which no crash is supposed
+/// to leave, and the store refused to open. The mark is now synced before
+/// the footer is written. Here, at every footer sync of a run that rolls,
+/// the footer page is persisted and the header page torn in the middle of
+/// each mark slot.
+#[test]
+fn a_power_loss_while_sealing_never_leaves_a_footer_over_a_torn_durable_mark() {
+    let root = crashkit::ram_dir();
+    let dir = root.path().join("live");
+    std::fs::create_dir_all(&dir).unwrap();
+    let disk = SimulatedDisk::new(&dir, None, Rng::new(3), Bounds::default(), 1000);
+    // Without syncs between appends, the seal is what moves the mark.
+    let mut hooked = options(Durability::None);
+    hooked.hooks = Hooks::new(disk.clone());
+    let store = Store::open(&dir, hooked).unwrap();
+    let mut rng = Rng::new(4);
+    let mut appended = BTreeMap::new();
+    for id in 0..60 {
+        let events = crashkit::make_batch(id, 2, 1_500, &mut rng);
+        let result = store.append("s", ExpectedVersion::Any, &events).unwrap();
+        appended.insert(
+            id,
+            Appended {
+                batch_id: id,
+                stream: "s".into(),
+                first_version: result.first_version,
+                first_position: result.first_position,
+                count: 2,
+            },
+        );
+        disk.update_bounds(|b| {
+            b.started.insert(id);
+            b.completed.insert(id);
+        });
+    }
+    assert!(crashkit::segment_files(&dir).len() > 1, "the run rolled");
+    drop(store);
+    let mut images = 0;
+    for (i, capture) in disk
+        .take_captures()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.label == FOOTER_SYNC)
+    {
+        for tear_at in [88, 104] {
+            let image = root.path().join(format!("image-{i}-{tear_at}"));
+            std::fs::create_dir_all(&image).unwrap();
+            for (name, durable) in &capture.durable {
+                let written = &capture.written[name];
+                let mut bytes = durable.clone();
+                let footer_page = bytes.len() - PAGE;
+                bytes[footer_page..].copy_from_slice(&written[footer_page..]);
+                bytes[..tear_at].copy_from_slice(&written[..tear_at]);
+                std::fs::write(image.join(name), bytes).unwrap();
+            }
+            let context = format!("crash {i} at a footer sync, header torn at byte {tear_at}");
+            let store = Store::open(&image, options(Durability::None))
+                .unwrap_or_else(|e| panic!("{context}: the crash image does not open: {e}"));
+            check_image(
+                &store,
+                &appended,
+                &capture.bounds,
+                PageFate::Random,
+                &context,
+            );
+            images += 1;
+        }
+    }
+    assert!(images > 0, "no footer sync was captured");
+}

@@ -475,17 +475,21 @@ impl Segment {
         // The durable mark covers all the data too, so that if the footer
         // is ever lost (zeroed, or the file cut), no byte of the data can go
         // unnoticed: the segment reads as an active one whose every batch was
-        // durable.
+        // durable. It is made durable before the footer is written: a valid
+        // footer on disk then always sits over a whole mark, so a torn mark
+        // slot in a sealed segment is damage, never a crash's leftover.
         let data_end = SEGMENT_HEADER_LEN + footer.data_len as usize;
         {
             let mut state = self.mark.lock().unwrap_or_else(|p| p.into_inner());
             self.write_durable_mark_locked(&mut state, data_end);
             state.sealed = true;
         }
+        self.sync_data_and_mark(data_end, data_end)
+            .map_err(|e| Error::io("syncing the durable mark before sealing", &self.path, e))?;
         // SAFETY: the footer area is never part of the published data, and
         // readers of this process only read published data.
         unsafe { self.write(offset, &footer.encode()) };
-        self.sync_data_and_mark(offset, offset + FOOTER_LEN)
+        self.sync(offset, FOOTER_LEN)
             .map_err(|e| Error::io("syncing sealed segment", &self.path, e))?;
         if self.file.is_none() {
             return Ok(Sealed::ReadOnly);
