@@ -81,7 +81,10 @@ pub use log::finding::{DurableEvidence, Finding, FindingKind};
 pub use log::verdict::{SegmentRole, Verdict};
 pub use options::{Durability, Limits, Options};
 pub use snapshot::{SNAPSHOT_DIR_NAME, Snapshot};
-pub use store::{FOLLOW_POLL_MAX, SUBSCRIPTION_READ_AHEAD, Store, Subscription};
+pub use store::{
+    Direction, FOLLOW_POLL_MAX, READ_PAGE_EVENTS, Read, ReadRequest, SUBSCRIPTION_READ_AHEAD,
+    StartAt, Store, Subscription,
+};
 pub use verify::{ExpectedHead, VerifyOptions, VerifyReport, verify};
 
 /// The README's examples, compiled and run as doc tests so they stay true.

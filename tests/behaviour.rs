@@ -557,3 +557,76 @@ for_both_stores!(borrowed_scans_match_owned_reads, |store: &Store| {
     assert_eq!(visited, 700);
     assert_eq!(store.stream_version("inside"), 3);
 });
+
+/// `Store::read`, the lazy iterator, against the `Vec` reads it is built on:
+/// every direction, start and limit, across page boundaries
+/// (`READ_PAGE_EVENTS`) and segment rolls.
+for_both_stores!(read_iterator_agrees_with_the_page_reads, |store: &Store| {
+    use annals::{READ_PAGE_EVENTS, ReadRequest, StartAt};
+    let per_stream = READ_PAGE_EVENTS as u64 * 2 + 7;
+    for i in 0..per_stream {
+        for stream in ["a", "b"] {
+            store
+                .append(stream, ExpectedVersion::Any, &one(&i.to_le_bytes()))
+                .unwrap();
+        }
+    }
+    let total = per_stream * 2;
+    let collect = |request: ReadRequest| -> Vec<(u64, u64)> {
+        store
+            .read(request)
+            .map(|event| event.map(|e| (e.position, e.version)))
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let pairs = |events: Vec<annals::RecordedEvent>| -> Vec<(u64, u64)> {
+        events.iter().map(|e| (e.position, e.version)).collect()
+    };
+    let everything = usize::MAX;
+    // The whole log, both ways.
+    assert_eq!(
+        collect(ReadRequest::all()),
+        pairs(store.read_all(0, everything).unwrap())
+    );
+    assert_eq!(collect(ReadRequest::all()).len() as u64, total);
+    assert_eq!(
+        collect(ReadRequest::all().backward()),
+        pairs(store.read_all_backward(u64::MAX, everything).unwrap())
+    );
+    // A stream, both ways, from a version, with a limit.
+    assert_eq!(
+        collect(ReadRequest::stream("a")),
+        pairs(store.read_stream("a", 1, everything).unwrap())
+    );
+    assert_eq!(
+        collect(ReadRequest::stream("b").backward().from(300).max_count(290)),
+        pairs(store.read_stream_backward("b", 300, 290).unwrap())
+    );
+    assert_eq!(
+        collect(ReadRequest::stream("b").start_at(StartAt::End).backward())
+            .last()
+            .map(|&(_, version)| version),
+        Some(1)
+    );
+    assert_eq!(
+        collect(ReadRequest::all().from(total - 3)),
+        pairs(store.read_all(total - 3, 3).unwrap())
+    );
+    assert_eq!(collect(ReadRequest::all().max_count(0)), vec![]);
+    assert_eq!(collect(ReadRequest::stream("missing")), vec![]);
+    assert_eq!(
+        collect(ReadRequest::stream("a").from(per_stream + 1)),
+        vec![]
+    );
+    // Lazy: the first event comes without reading the rest.
+    let mut read = store.read(ReadRequest::all());
+    assert_eq!(read.next().unwrap().unwrap().position, 0);
+    store
+        .append("c", ExpectedVersion::Any, &one(b"later"))
+        .unwrap();
+    assert_eq!(
+        read.count() as u64,
+        total,
+        "the rest, and the event appended meanwhile"
+    );
+});

@@ -2,6 +2,7 @@
 
 mod query;
 mod read;
+mod read_iter;
 mod snapshots;
 mod subscription;
 
@@ -16,6 +17,7 @@ use crate::options::{Durability as DurabilityMode, Options};
 
 use crate::engine::durability::PeriodicSyncer;
 use crate::engine::recovery::RecoveryReport;
+pub use read_iter::{Direction, READ_PAGE_EVENTS, Read, ReadRequest, StartAt};
 pub use subscription::{FOLLOW_POLL_MAX, SUBSCRIPTION_READ_AHEAD, Subscription};
 
 /// An open store: a directory of segment files and its in-memory index.
