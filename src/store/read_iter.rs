@@ -211,12 +211,12 @@ impl Iterator for Read<'_> {
         if self.remaining == 0 {
             return None;
         }
-        if self.page.is_empty() {
-            if let Err(error) = self.fetch() {
-                self.next = None;
-                self.remaining = 0;
-                return Some(Err(error));
-            }
+        if self.page.is_empty()
+            && let Err(error) = self.fetch()
+        {
+            self.next = None;
+            self.remaining = 0;
+            return Some(Err(error));
         }
         let event = self.page.pop_front()?;
         self.remaining -= 1;
