@@ -558,9 +558,9 @@ for_both_stores!(borrowed_scans_match_owned_reads, |store: &Store| {
     assert_eq!(store.stream_version("inside"), 3);
 });
 
-/// `Store::read`, the lazy iterator, against the `Vec` reads it is built on:
-/// every direction, start and limit, across page boundaries
-/// (`READ_PAGE_EVENTS`) and segment rolls.
+// `Store::read`, the lazy iterator, against the `Vec` reads it is built on:
+// every direction, start and limit, across page boundaries
+// (`READ_PAGE_EVENTS`) and segment rolls.
 for_both_stores!(read_iterator_agrees_with_the_page_reads, |store: &Store| {
     use annals::{READ_PAGE_EVENTS, ReadRequest, StartAt};
     let per_stream = READ_PAGE_EVENTS as u64 * 2 + 7;
