@@ -541,3 +541,47 @@ fn a_footer_claiming_the_last_possible_position_is_refused_not_an_overflow() {
     let report = annals::verify(dir.path(), &annals::VerifyOptions::default()).unwrap();
     assert!(!report.is_ok(), "{report}");
 }
+
+/// A sealed newest segment cut 3 bytes short (inside its footer): the walk
+/// reads it as a short, unsealed newest segment, and the writer extended the
+/// file back, but kept the first 125 bytes of the old footer: a footer left
+/// invalid in the active segment (found by `corruption::damage_long`).
+#[test]
+fn a_newest_segment_cut_inside_its_footer_is_restored_with_a_zero_footer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    for i in 0..120u64 {
+        store
+            .append("s", ExpectedVersion::Any, &[sized_event(900 + i as usize)])
+            .unwrap();
+    }
+    store.close().unwrap();
+    // Leave the sealed segment newest, as a full disk during a roll does.
+    let mut files = crashkit::segment_files(dir.path());
+    assert!(files.len() >= 2);
+    std::fs::remove_file(files.pop().unwrap()).unwrap();
+    let sealed = files.pop().unwrap();
+    let mut permissions = std::fs::metadata(&sealed).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&sealed, permissions).unwrap();
+    let len = std::fs::metadata(&sealed).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sealed)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    let bytes = std::fs::read(&sealed).unwrap();
+    assert_eq!(bytes.len() as u64, len);
+    assert!(
+        bytes[bytes.len() - FOOTER_LEN..].iter().all(|&b| b == 0),
+        "the footer area of the active segment is zero"
+    );
+    store
+        .append("s", ExpectedVersion::Any, &[sized_event(10)])
+        .unwrap();
+    store.close().unwrap();
+    Store::open(dir.path(), options()).unwrap();
+}

@@ -323,6 +323,22 @@ fn discard_leftovers(
                 let from = finding.offset as usize;
                 from..from + *bytes as usize
             }
+            // Extending the file kept the bytes of its last, partial word
+            // (the walk mapped whole words only) and of a partial footer
+            // (a short file has none to judge): zero them. What lies past
+            // the old end is zero already.
+            FindingKind::ShortFile { len, .. } => {
+                let footer_at = writable.len() - crate::format::FOOTER_LEN;
+                let from = (finding.offset as usize).min(footer_at);
+                let to = usize::try_from(*len)
+                    .map_or(writable.len(), |len| len.next_multiple_of(8))
+                    .min(writable.len());
+                if from >= to {
+                    continue;
+                }
+                writable.zero_and_sync(from, to)?;
+                continue;
+            }
             FindingKind::TornDurableMark => {
                 writable.clear_durable_mark_slot(finding.offset as usize)?;
                 items.push(Recovered {

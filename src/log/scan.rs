@@ -480,7 +480,7 @@ fn judge_tail(
             file_len,
             None,
             FindingKind::ShortFile {
-                len: file_len as u64,
+                len: segment.file_len(),
                 expected: segment.header.segment_size_bytes,
             },
         );

@@ -40,6 +40,8 @@ pub(crate) struct Segment {
     writable: bool,
     hooks: Hooks,
     /// Sequence of the newest durable mark in the header (0: none yet).
+    /// The file's length when it was opened (or created).
+    file_len: u64,
     /// The durable mark's writer state. The lock serializes mark writes
     /// (the sync leader; the writer opening, sealing, closing), and once the
     /// segment is sealed no mark is written: a sync leader that synced this
@@ -103,6 +105,7 @@ impl Segment {
             map,
             writable: true,
             hooks: hooks.clone(),
+            file_len: size,
             mark: Mutex::new(MarkWriter::default()),
             file: Some(file),
         })
@@ -125,6 +128,7 @@ impl Segment {
             map: MmapRaw::from(map),
             writable: true,
             hooks: Hooks::default(),
+            file_len: header.segment_size_bytes,
             mark: Mutex::new(MarkWriter::default()),
             file: None,
         })
@@ -218,6 +222,7 @@ impl Segment {
             writable,
             hooks: hooks.clone(),
             file: Some(file),
+            file_len: len,
             mark: Mutex::new(MarkWriter {
                 sequence: mark_sequence,
                 sealed: false,
@@ -229,6 +234,12 @@ impl Segment {
     /// accepted for the newest segment, opened read-only).
     pub fn is_short(&self) -> bool {
         (self.len() as u64) < self.header.segment_size_bytes
+    }
+
+    /// The file's length when it was opened: the mapped length, or for a
+    /// short file, up to 7 bytes more (a short file maps whole words only).
+    pub fn file_len(&self) -> u64 {
+        self.file_len
     }
 
     /// Size of the whole file in bytes.
