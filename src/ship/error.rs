@@ -107,6 +107,17 @@ pub enum ShipError {
         /// What the client said (sizes included).
         detail: String,
     },
+    /// The server answers but shipping makes no progress: session after
+    /// session ended (for example with the stream changing under the
+    /// shipper) before a single event was acknowledged.
+    Stalled {
+        /// The JetStream stream's name.
+        stream: String,
+        /// Sessions in a row that shipped nothing.
+        sessions: u32,
+        /// Why the last one ended.
+        last_error: String,
+    },
     /// JetStream refused a request for another reason (permissions, limits…).
     JetStream {
         /// What the shipper was doing.
@@ -168,6 +179,16 @@ impl fmt::Display for ShipError {
                 f,
                 "the event at position {position} is larger than the NATS server accepts \
                  ({detail}); raise the server's max_payload"
+            ),
+            ShipError::Stalled {
+                stream,
+                sessions,
+                last_error,
+            } => write!(
+                f,
+                "shipping to JetStream stream {stream:?} made no progress in {sessions} attempts \
+                 in a row although the server answered; last error: {last_error}. Is another \
+                 program publishing into the stream?"
             ),
             ShipError::JetStream {
                 action,

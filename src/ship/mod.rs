@@ -44,7 +44,7 @@ pub use options::{
 };
 pub use progress::{Phase, Progress, ReceiveProgress};
 pub use receive::{RECEIVE_CHUNK, RECEIVE_CONCURRENCY, receive, receive_blocking};
-pub use retry::{FIRST_BACKOFF, MAX_BACKOFF};
+pub use retry::{FIRST_BACKOFF, MAX_BACKOFF, MAX_STALLED_SESSIONS};
 pub use shipper::{ship, ship_blocking};
 pub use store_id::{store_id, store_id_of};
 

@@ -64,6 +64,7 @@ pub async fn receive(
     let mut retries = Retries::new(options.give_up_after);
     loop {
         receiver.contact = false;
+        let received = receiver.progress.received;
         let outcome = receiver.session().await;
         store.flush()?;
         match outcome {
@@ -74,6 +75,11 @@ pub async fn receive(
             Err(Interruption::Fatal(error)) => return Err(error),
             Err(Interruption::Retry { reason, contact }) => {
                 let contact = contact || receiver.contact;
+                if contact {
+                    let progress = receiver.progress.received > received
+                        || receiver.progress.phase == Phase::CaughtUp;
+                    retries.session_ended(&options.stream, progress, &reason)?;
+                }
                 let (pause, attempt) = retries.failed(&options.url, reason.clone(), contact)?;
                 receiver.set_phase(Phase::Retrying {
                     attempt,

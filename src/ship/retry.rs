@@ -10,6 +10,9 @@ use super::error::ShipError;
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest pause between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Sessions in a row that reach the server but ship (or receive) nothing
+/// before the shipper gives up with [`ShipError::Stalled`].
+pub const MAX_STALLED_SESSIONS: u32 = 20;
 
 /// Why a session stopped before its work was done.
 #[derive(Debug)]
@@ -45,6 +48,7 @@ pub struct Retries {
     give_up_after: Duration,
     out_of_reach_since: Option<Instant>,
     attempts: u32,
+    stalled: u32,
 }
 
 impl Retries {
@@ -54,7 +58,27 @@ impl Retries {
             give_up_after,
             out_of_reach_since: None,
             attempts: 0,
+            stalled: 0,
         }
+    }
+
+    /// Records how a session that reached the server ended: with progress
+    /// (`true`) or none. Too many in a row without is an error.
+    pub fn session_ended(
+        &mut self,
+        stream: &str,
+        progress: bool,
+        reason: &str,
+    ) -> Result<(), ShipError> {
+        self.stalled = if progress { 0 } else { self.stalled + 1 };
+        if self.stalled >= MAX_STALLED_SESSIONS {
+            return Err(ShipError::Stalled {
+                stream: stream.to_string(),
+                sessions: self.stalled,
+                last_error: reason.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Records a failed attempt. Returns the pause before the next one and
@@ -104,6 +128,20 @@ mod tests {
         assert_eq!(pauses[5], MAX_BACKOFF);
         let (pause, attempt) = retries.failed("u", "x".into(), true).unwrap();
         assert_eq!((pause, attempt), (FIRST_BACKOFF, 1));
+    }
+
+    #[test]
+    fn sessions_that_reach_the_server_but_make_no_progress_are_bounded() {
+        let mut retries = Retries::new(Duration::from_secs(3600));
+        for _ in 1..MAX_STALLED_SESSIONS {
+            retries.session_ended("S", false, "conflict").unwrap();
+        }
+        retries.session_ended("S", true, "conflict").unwrap();
+        for _ in 1..MAX_STALLED_SESSIONS {
+            retries.session_ended("S", false, "conflict").unwrap();
+        }
+        let error = retries.session_ended("S", false, "conflict").unwrap_err();
+        assert!(error.to_string().contains("no progress"), "{error}");
     }
 
     #[test]

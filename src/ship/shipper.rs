@@ -62,6 +62,7 @@ pub async fn ship(
         progress: Progress::new(),
         reporter: Reporter::new(report, options.progress_interval),
         contact: false,
+        caught_up: false,
     };
     shipper.run().await
 }
@@ -88,6 +89,8 @@ struct Shipper<'a, F> {
     reporter: Reporter<F>,
     /// Whether the current session reached the server.
     contact: bool,
+    /// Whether the current session shipped everything there was.
+    caught_up: bool,
 }
 
 /// A publish awaiting its acknowledgement.
@@ -110,11 +113,18 @@ impl<F: FnMut(&Progress)> Shipper<'_, F> {
         let mut retries = Retries::new(self.options.give_up_after);
         loop {
             self.contact = false;
+            self.caught_up = false;
+            let shipped = self.progress.shipped;
             match self.session().await {
                 Ok(()) => return Ok(self.finish()),
                 Err(Interruption::Fatal(error)) => return Err(error),
                 Err(Interruption::Retry { reason, contact }) => {
                     let contact = contact || self.contact;
+                    if contact {
+                        // Caught up counts as progress: there was nothing to ship.
+                        let progress = self.progress.shipped > shipped || self.caught_up;
+                        retries.session_ended(&self.options.stream, progress, &reason)?;
+                    }
                     let (pause, attempt) =
                         retries.failed(&self.options.url, reason.clone(), contact)?;
                     self.set_phase(Phase::Retrying {
@@ -257,6 +267,15 @@ impl<F: FnMut(&Progress)> Shipper<'_, F> {
                 return Ok(());
             }
             self.set_phase(Phase::CaughtUp);
+            self.caught_up = true;
+            // Idle, nothing tells of a lost server: look at the connection,
+            // so that an outage is reported (and bounded) while idle too.
+            if context.client().connection_state() == async_nats::connection::State::Disconnected {
+                return Err(Interruption::Retry {
+                    reason: format!("lost the connection to {}", self.options.url),
+                    contact: false,
+                });
+            }
             tokio::time::sleep(IDLE_POLL).await;
             self.store.refresh()?;
         }
