@@ -7,7 +7,7 @@
 mod common;
 mod nats_server;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -318,10 +318,9 @@ fn a_server_restart_is_ridden_out_and_a_server_gone_for_too_long_is_a_clear_erro
     let expected = store.read_all(0, usize::MAX).unwrap();
     assert_shipped_exactly(&all_messages(&server.url, &name), &expected, &prefix);
 
-    // Gone for longer than --give-up-after (with events waiting, and
-    // without): the shipper stops and says why.
+    // Gone for longer than --give-up-after, while the shipper is idle: it
+    // notices, stops and says why.
     server.stop();
-    append_events(&store, 50, STREAMS, &mut rng);
     let deadline = Instant::now() + CATCH_UP;
     let status = loop {
         if let Some(status) = shipper.try_wait().unwrap() {
@@ -482,6 +481,39 @@ fn bad_input_gets_a_clear_error() {
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("was shipped from another store"),
+        "{stderr}"
+    );
+
+    // A store with the same first event (so the same id) that lacks events
+    // already shipped: an import of the first line of the export.
+    store
+        .append("order-1", ExpectedVersion::Any, &[event("order-1", 1)])
+        .unwrap();
+    let mut args = ship_args(dir.path(), &server.url, &other_name, &other_prefix);
+    args.push("--once".into());
+    assert!(run(&args).status.success());
+    let export = annals()
+        .args(["export", &dir.path().display().to_string()])
+        .output()
+        .unwrap();
+    let first_line = String::from_utf8(export.stdout).unwrap();
+    let first_line = first_line.lines().next().unwrap().to_string();
+    let shorter = tempfile::tempdir().unwrap();
+    let shorter_dir = shorter.path().join("store");
+    let mut import = annals()
+        .args(["import", &shorter_dir.display().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(import.stdin.take().unwrap(), "{first_line}").unwrap();
+    assert!(import.wait().unwrap().success());
+    let mut args = ship_args(&shorter_dir, &server.url, &other_name, &other_prefix);
+    args.push("--once".into());
+    let (code, stderr) = failing(&args);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("the store lost events after they were shipped"),
         "{stderr}"
     );
 }
