@@ -43,6 +43,10 @@ impl Server {
         if let Ok(url) = std::env::var("ANNALS_TEST_NATS_URL") {
             return Some(Server { url, own: None });
         }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: CI is set but ANNALS_TEST_NATS_URL is not: .ci/run must start nats-server"
+        );
         Server::own(test)
     }
 
