@@ -35,6 +35,8 @@
 //! # Features
 //! - `cli` (default): the `annals` command-line binary.
 //! - `cqrs-es`: [cqrs-es](https://docs.rs/cqrs-es) adapter (`annals::cqrs`).
+//! - `nats`: ship events to NATS JetStream exactly once, and rebuild a store
+//!   from such a stream (`annals::ship`; adds async-nats and tokio).
 //! - `internals`: the on-disk codec (`annals::format`) and fault-injection
 //!   hooks (`annals::hooks`, `Options::hooks`), for this crate's own tests,
 //!   benches and fuzzing; not a stable API. Without it they are private.
@@ -67,6 +69,8 @@ mod hooks;
 mod index;
 mod log;
 mod options;
+#[cfg(feature = "nats")]
+pub mod ship;
 mod snapshot;
 mod store;
 

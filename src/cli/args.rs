@@ -40,6 +40,12 @@ pub enum Command {
     Bench(BenchArgs),
     /// Find the first damaged spot of a store and say what cutting it would remove (cut with --yes).
     Repair(RepairArgs),
+    /// Publish events, in log order, to a NATS JetStream stream, exactly once across restarts (feature `nats`).
+    #[cfg(feature = "nats")]
+    Ship(ShipArgs),
+    /// Rebuild a store from a JetStream stream filled by `ship` (feature `nats`).
+    #[cfg(feature = "nats")]
+    Receive(ReceiveArgs),
 }
 
 /// Options of commands that open the store for writing.
@@ -238,6 +244,86 @@ pub struct RepairArgs {
     /// Without it, repair only says what it would cut.
     #[arg(long)]
     pub yes: bool,
+}
+
+/// Options of `ship` and `receive` about waiting for the server.
+#[cfg(feature = "nats")]
+#[derive(Debug, Args)]
+pub struct NatsWaitOptions {
+    /// Give up when the server has been out of reach this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_seconds)]
+    pub give_up_after: f64,
+    /// Print progress as JSON lines on stdout (on every change, and at most
+    /// once a second while running).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "nats")]
+#[derive(Debug, Args)]
+pub struct ShipArgs {
+    /// The store directory (opened read-only: a writer may be appending).
+    pub dir: PathBuf,
+    /// The NATS server, nats://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// The JetStream stream to publish into (one store per stream).
+    #[arg(long)]
+    pub stream: String,
+    /// First subject token(s): events go to PREFIX.<category>.<stream id>.
+    #[arg(long, default_value = "annals")]
+    pub subject_prefix: String,
+    /// Position to start at when the JetStream stream holds nothing of this
+    /// store yet (default 0); otherwise shipping resumes after its last message.
+    #[arg(long, value_name = "POSITION")]
+    pub from: Option<u64>,
+    /// Only events of this type (repeat for several types).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub event_types: Vec<String>,
+    /// Only streams whose id starts with this prefix.
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Ship what the store holds now, then exit (instead of following it).
+    #[arg(long)]
+    pub once: bool,
+    /// Publishes awaiting acknowledgement at most.
+    #[arg(long, default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// Create the JetStream stream (subjects PREFIX.>, file storage) if missing.
+    #[arg(long)]
+    pub create_stream: bool,
+    /// Replicas of a stream created by --create-stream.
+    #[arg(long, default_value_t = 1, requires = "create_stream")]
+    pub replicas: usize,
+    #[command(flatten)]
+    pub wait: NatsWaitOptions,
+}
+
+#[cfg(feature = "nats")]
+#[derive(Debug, Args)]
+pub struct ReceiveArgs {
+    /// The store directory to append to (created if empty or missing).
+    pub dir: PathBuf,
+    /// The NATS server, nats://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// The JetStream stream that `annals ship` filled.
+    #[arg(long)]
+    pub stream: String,
+    /// Receive what the stream holds now, then exit (instead of following it).
+    #[arg(long)]
+    pub once: bool,
+    #[command(flatten)]
+    pub wait: NatsWaitOptions,
+}
+
+/// Parses a non-negative number of seconds.
+#[cfg(feature = "nats")]
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && (0.0..=1e9).contains(&seconds) => Ok(seconds),
+        _ => Err(format!("{text:?} is not a number of seconds")),
+    }
 }
 
 /// Parses `any`, `no-stream`, `exists` or a version number.

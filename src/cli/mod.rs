@@ -10,7 +10,11 @@ mod failure;
 mod import;
 mod output;
 mod read;
+#[cfg(feature = "nats")]
+mod receive;
 mod repair;
+#[cfg(feature = "nats")]
+mod ship;
 mod stats;
 mod store_dir;
 mod tail;
@@ -49,6 +53,10 @@ pub fn run() -> ExitCode {
         Command::Export(args) => export::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Repair(args) => repair::run(&args),
+        #[cfg(feature = "nats")]
+        Command::Ship(args) => ship::run(&args),
+        #[cfg(feature = "nats")]
+        Command::Receive(args) => receive::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
