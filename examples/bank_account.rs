@@ -160,7 +160,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .replay_all()
     .await?;
 
-    let cqrs = annals_cqrs(Arc::clone(&store), vec![Box::new(balances.clone())], ());
+    let cqrs = annals_cqrs(Arc::clone(&store), vec![Box::new(balances.clone())], ())?;
     let commands = [
         (
             "ada",

@@ -2,23 +2,27 @@
 //! (feature `cqrs-es`).
 //!
 //! [`AnnalsEventRepository`] implements cqrs-es's `PersistedEventRepository`,
-//! the trait postgres-es, mysql-es and dynamo-es implement, so an
-//! application switches by changing the line that builds its framework:
+//! the trait postgres-es, mysql-es and dynamo-es implement. [`open_cqrs`]
+//! opens the store (off the runtime's worker threads) and builds the
+//! framework in one call:
 //!
 //! ```no_run
-//! use annals::cqrs::{AnnalsCqrs, annals_cqrs};
-//! use annals::{Options, Store};
+//! use annals::cqrs::{AnnalsCqrs, open_cqrs};
+//! use annals::Options;
 //! use cqrs_es::{Aggregate, Query};
 //!
-//! fn framework<A: Aggregate>(
+//! async fn framework<A: Aggregate>(
 //!     queries: Vec<Box<dyn Query<A>>>,
 //!     services: A::Services,
 //! ) -> Result<AnnalsCqrs<A>, annals::Error> {
 //!     // was: postgres_es::postgres_cqrs(pool, queries, services)
-//!     let store = Store::open("data/events", Options::default())?;
-//!     Ok(annals_cqrs(store, queries, services))
+//!     open_cqrs("data/events", Options::default(), queries, services).await
 //! }
 //! ```
+//!
+//! To share the store (a `QueryReplay`, views, several aggregates), open an
+//! [`AnnalsEventRepository`] once and pass clones of it to [`annals_cqrs`],
+//! [`annals_snapshot_cqrs`] or [`annals_aggregate_cqrs`].
 //!
 //! # Mapping
 //!
@@ -46,10 +50,13 @@
 //! `docs/cqrs-es.md` has the details, the semantics of every trait method,
 //! and where this adapter differs from postgres-es.
 
+mod blocking;
 mod constructors;
 mod mapping;
 mod repository;
 
-pub use constructors::{AnnalsCqrs, annals_aggregate_cqrs, annals_cqrs, annals_snapshot_cqrs};
+pub use constructors::{
+    AnnalsCqrs, annals_aggregate_cqrs, annals_cqrs, annals_snapshot_cqrs, open_cqrs,
+};
 pub use mapping::{STREAM_ID_SEPARATOR, stream_id, stream_prefix};
 pub use repository::{AnnalsEventRepository, DEFAULT_STREAMING_CHANNEL_SIZE};

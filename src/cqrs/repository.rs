@@ -1,6 +1,8 @@
 //! [`AnnalsEventRepository`]: cqrs-es's `PersistedEventRepository` on an
 //! annals [`Store`].
 
+use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,8 +17,10 @@ use crate::codec::{Codec, Json};
 use crate::error::Error;
 use crate::event::{EventData, ExpectedVersion, RecordedEvent};
 use crate::filter::Filter;
+use crate::options::Options;
 use crate::store::Store;
 
+use super::blocking::run_blocking;
 use super::mapping::{self, persistence_error, stream_id, stream_prefix};
 
 /// Events buffered between the reader and the consumer of a
@@ -32,15 +36,36 @@ const REPLAY_PAGE_EVENTS: usize = 256;
 ///
 /// Every store call runs on tokio's blocking thread pool
 /// (`tokio::task::spawn_blocking`), so the repository must be used inside a
-/// tokio runtime, as cqrs-es itself is. Cloning it shares the store.
+/// tokio runtime, as cqrs-es itself is.
+///
+/// A store directory can be open for writing once at a time (a second
+/// [`Store::open`] of it fails with [`Error::Locked`]). Open it once and
+/// clone the repository wherever another handle is needed (a
+/// `QueryReplay`, a second framework, a projection): clones share the
+/// store, and it is closed when the last of them is dropped.
 ///
 /// ```no_run
-/// use std::sync::Arc;
-/// use annals::cqrs::AnnalsEventRepository;
-/// use annals::{Options, Store};
-/// # fn main() -> Result<(), annals::Error> {
-/// let store = Arc::new(Store::open("data/events", Options::default())?);
-/// let repository = AnnalsEventRepository::new(Arc::clone(&store));
+/// use annals::cqrs::{AnnalsEventRepository, annals_cqrs};
+/// use annals::Options;
+/// # #[derive(Default, serde::Serialize, serde::Deserialize)] struct Account;
+/// # #[derive(Debug)] struct Never;
+/// # impl std::fmt::Display for Never { fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { Ok(()) } }
+/// # impl std::error::Error for Never {}
+/// # #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)] struct Opened;
+/// # impl cqrs_es::DomainEvent for Opened {
+/// #     fn event_type(&self) -> String { "Opened".into() }
+/// #     fn event_version(&self) -> String { "1.0".into() }
+/// # }
+/// # impl cqrs_es::Aggregate for Account {
+/// #     const TYPE: &'static str = "account";
+/// #     type Command = (); type Event = Opened; type Error = Never; type Services = ();
+/// #     async fn handle(&mut self, _: (), _: &(), _: &cqrs_es::event_sink::EventSink<Self>) -> Result<(), Never> { Ok(()) }
+/// #     fn apply(&mut self, _: Opened) {}
+/// # }
+/// # async fn run() -> Result<(), annals::Error> {
+/// let repository = AnnalsEventRepository::open("data/events", Options::default()).await?;
+/// let cqrs = annals_cqrs::<Account>(repository.clone(), vec![], ())?;
+/// // `repository` is still usable, for example for a QueryReplay.
 /// # Ok(())
 /// # }
 /// ```
@@ -52,6 +77,29 @@ pub struct AnnalsEventRepository {
 }
 
 impl AnnalsEventRepository {
+    /// Opens the store in `dir` for writing ([`Store::open`]) on tokio's
+    /// blocking pool, so that the runtime's worker threads never wait for
+    /// the directory scan and recovery, and returns a repository on it.
+    ///
+    /// # Errors
+    /// As [`Store::open`] ([`Error::Locked`] if the store is already open,
+    /// in this process or another: clone the repository that has it
+    /// instead); [`Error::InvalidArgument`] when not awaited inside a tokio
+    /// runtime.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        options: Options,
+    ) -> impl Future<Output = Result<AnnalsEventRepository, Error>> + Send + 'static {
+        let dir = dir.as_ref().to_path_buf();
+        async move {
+            let store = run_blocking("opening the store", &dir.clone(), move || {
+                Store::open(&dir, options)
+            })
+            .await?;
+            Ok(AnnalsEventRepository::new(store))
+        }
+    }
+
     /// A repository on `store` (a [`Store`] or an `Arc<Store>` shared with
     /// other code, for example projections reading the log).
     pub fn new(store: impl Into<Arc<Store>>) -> Self {
@@ -88,10 +136,11 @@ impl AnnalsEventRepository {
         F: FnOnce(&Store) -> Result<T, Error> + Send + 'static,
     {
         let store = Arc::clone(&self.store);
-        match tokio::task::spawn_blocking(move || read_or_write(&store)).await {
-            Ok(result) => result.map_err(persistence_error),
-            Err(failed) => Err(PersistenceError::UnknownError(Box::new(failed))),
-        }
+        run_blocking("using the store", self.store.dir(), move || {
+            read_or_write(&store)
+        })
+        .await
+        .map_err(persistence_error)
     }
 
     /// The events of one aggregate from sequence `from_sequence` on.
@@ -113,10 +162,29 @@ impl AnnalsEventRepository {
     }
 
     /// Starts a task that feeds the events `cursor` reads to a new stream.
-    fn replay(&self, cursor: ReplayCursor) -> ReplayStream {
+    fn replay(&self, cursor: ReplayCursor) -> Result<ReplayStream, PersistenceError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            persistence_error(Error::InvalidArgument(
+                "a cqrs-es replay on annals must be started inside a tokio runtime".into(),
+            ))
+        })?;
         let (feed, stream) = ReplayStream::new(self.stream_channel_size);
-        tokio::spawn(feed_replay(Arc::clone(&self.store), cursor, feed));
-        stream
+        runtime.spawn(feed_replay(Arc::clone(&self.store), cursor, feed));
+        Ok(stream)
+    }
+}
+
+/// A repository on a store of its own.
+impl From<Store> for AnnalsEventRepository {
+    fn from(store: Store) -> Self {
+        AnnalsEventRepository::new(store)
+    }
+}
+
+/// A repository on a shared store.
+impl From<Arc<Store>> for AnnalsEventRepository {
+    fn from(store: Arc<Store>) -> Self {
+        AnnalsEventRepository::new(store)
     }
 }
 
@@ -194,7 +262,7 @@ impl PersistedEventRepository for AnnalsEventRepository {
         aggregate_id: &str,
     ) -> Result<ReplayStream, PersistenceError> {
         let stream = stream_id(A::TYPE, aggregate_id).map_err(persistence_error)?;
-        Ok(self.replay(ReplayCursor::new(ReplaySource::Stream(stream), &self.store)))
+        self.replay(ReplayCursor::new(ReplaySource::Stream(stream), &self.store))
     }
 
     /// Every event of every aggregate of type `A`, in log order (the order
@@ -203,7 +271,7 @@ impl PersistedEventRepository for AnnalsEventRepository {
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
         let prefix = stream_prefix(A::TYPE).map_err(persistence_error)?;
         let filter = Filter::default().stream_prefix(prefix);
-        Ok(self.replay(ReplayCursor::new(ReplaySource::Log(filter), &self.store)))
+        self.replay(ReplayCursor::new(ReplaySource::Log(filter), &self.store))
     }
 }
 
