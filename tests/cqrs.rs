@@ -174,6 +174,64 @@ fn opening_outside_a_tokio_runtime_is_an_error() {
     }
 }
 
+/// One repository, opened once, shared by clones: two frameworks (one per
+/// aggregate type) and a `QueryReplay` running beside them, where a second
+/// open of the directory is refused. The store closes when the last clone
+/// is dropped.
+#[tokio::test]
+async fn clones_of_one_repository_serve_frameworks_and_a_query_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let repository = AnnalsEventRepository::open(dir.path(), Options::default())
+        .await
+        .unwrap()
+        .with_streaming_channel_size(1);
+    let accounts =
+        annals_cqrs::<BankAccount>(repository.clone(), vec![], BankServices::default()).unwrap();
+    let profiles = annals_cqrs::<Profile>(repository.clone(), vec![], ()).unwrap();
+    accounts
+        .execute(
+            "ada",
+            BankCommand::Open {
+                owner: "Ada".into(),
+            },
+        )
+        .await
+        .unwrap();
+    profiles
+        .execute("ada", ProfileCommand::SetName("Ada".into()))
+        .await
+        .unwrap();
+    accounts.execute("ada", deposit(5)).await.unwrap();
+
+    let (recorder, seen) = Recorder::<BankAccount>::new();
+    QueryReplay::new(repository.clone(), recorder)
+        .replay_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            ("ada".to_string(), 1, opened("Ada")),
+            ("ada".to_string(), 2, BankEvent::Deposited { amount: 5 })
+        ]
+    );
+    // The frameworks go on after the replay.
+    accounts.execute("ada", deposit(1)).await.unwrap();
+    assert_eq!(repository.store().stream_version("account-ada"), 3);
+
+    drop((accounts, profiles));
+    let reopened = AnnalsEventRepository::open(dir.path(), Options::default()).await;
+    assert!(
+        matches!(reopened, Err(annals::Error::Locked { .. })),
+        "a clone still holds the store"
+    );
+    drop(repository);
+    let reopened = AnnalsEventRepository::open(dir.path(), Options::default())
+        .await
+        .unwrap();
+    assert_eq!(reopened.store().next_position(), 4);
+}
+
 // ---------------------------------------------------------------------------
 // The framework
 
