@@ -21,6 +21,7 @@ use crate::store::Store;
 
 use super::AnnalsEventRepository;
 use super::mapping::stream_prefix;
+use super::positions::WithPositions;
 
 /// A `CqrsFramework` whose event store is an annals store.
 pub type AnnalsCqrs<A> = CqrsFramework<A, PersistedEventStore<AnnalsEventRepository, A>>;
@@ -72,7 +73,7 @@ pub type AnnalsCqrs<A> = CqrsFramework<A, PersistedEventStore<AnnalsEventReposit
 /// streams (see [`super::stream_id`]) or when not awaited inside a tokio
 /// runtime; otherwise as [`Store::open`] ([`Error::Locked`] if the store is
 /// already open).
-pub fn open_cqrs<A: Aggregate>(
+pub fn open_cqrs<A: Aggregate + 'static>(
     dir: impl AsRef<Path>,
     options: Options,
     queries: Vec<Box<dyn Query<A>>>,
@@ -91,19 +92,22 @@ pub fn open_cqrs<A: Aggregate>(
 /// serves correctly for every aggregate (see `docs/cqrs-es.md`).
 ///
 /// `repository` is an [`AnnalsEventRepository`] (cloned to share it), a
-/// [`Store`] or an `Arc<Store>`.
+/// [`Store`] or an `Arc<Store>`. The queries are given each event's global
+/// position in its metadata (see [`WithPositions`]).
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] if `A::TYPE` cannot name annals streams (it
 /// is empty or contains `-`; see [`super::stream_id`]).
-pub fn annals_cqrs<A: Aggregate>(
+pub fn annals_cqrs<A: Aggregate + 'static>(
     repository: impl Into<AnnalsEventRepository>,
     queries: Vec<Box<dyn Query<A>>>,
     services: A::Services,
 ) -> Result<AnnalsCqrs<A>, Error> {
     stream_prefix(A::TYPE)?;
+    let repository = repository.into();
+    let queries = with_positions(&repository, queries);
     Ok(CqrsFramework::new(
-        PersistedEventStore::new_event_store(repository.into()),
+        PersistedEventStore::new_event_store(repository),
         queries,
         services,
     ))
@@ -118,15 +122,17 @@ pub fn annals_cqrs<A: Aggregate>(
 ///
 /// # Errors
 /// As [`annals_cqrs`].
-pub fn annals_snapshot_cqrs<A: Aggregate>(
+pub fn annals_snapshot_cqrs<A: Aggregate + 'static>(
     repository: impl Into<AnnalsEventRepository>,
     queries: Vec<Box<dyn Query<A>>>,
     snapshot_size: usize,
     services: A::Services,
 ) -> Result<AnnalsCqrs<A>, Error> {
     stream_prefix(A::TYPE)?;
+    let repository = repository.into();
+    let queries = with_positions(&repository, queries);
     Ok(CqrsFramework::new(
-        PersistedEventStore::new_snapshot_store(repository.into(), snapshot_size),
+        PersistedEventStore::new_snapshot_store(repository, snapshot_size),
         queries,
         services,
     ))
@@ -140,15 +146,29 @@ pub fn annals_snapshot_cqrs<A: Aggregate>(
 ///
 /// # Errors
 /// As [`annals_cqrs`].
-pub fn annals_aggregate_cqrs<A: Aggregate>(
+pub fn annals_aggregate_cqrs<A: Aggregate + 'static>(
     repository: impl Into<AnnalsEventRepository>,
     queries: Vec<Box<dyn Query<A>>>,
     services: A::Services,
 ) -> Result<AnnalsCqrs<A>, Error> {
     stream_prefix(A::TYPE)?;
+    let repository = repository.into();
+    let queries = with_positions(&repository, queries);
     Ok(CqrsFramework::new(
-        PersistedEventStore::new_aggregate_store(repository.into()),
+        PersistedEventStore::new_aggregate_store(repository),
         queries,
         services,
     ))
+}
+
+/// The queries a constructor hands to cqrs-es: `queries` behind one
+/// [`WithPositions`], so that they are given each event's position.
+fn with_positions<A: Aggregate + 'static>(
+    repository: &AnnalsEventRepository,
+    queries: Vec<Box<dyn Query<A>>>,
+) -> Vec<Box<dyn Query<A>>> {
+    if queries.is_empty() {
+        return queries;
+    }
+    vec![Box::new(WithPositions::new(repository, queries))]
 }

@@ -11,7 +11,7 @@
 //! use annals::Options;
 //! use cqrs_es::{Aggregate, Query};
 //!
-//! async fn framework<A: Aggregate>(
+//! async fn framework<A: Aggregate + 'static>(
 //!     queries: Vec<Box<dyn Query<A>>>,
 //!     services: A::Services,
 //! ) -> Result<AnnalsCqrs<A>, annals::Error> {
@@ -23,6 +23,9 @@
 //! To share the store (a `QueryReplay`, views, several aggregates), open an
 //! [`AnnalsEventRepository`] once and pass clones of it to [`annals_cqrs`],
 //! [`annals_snapshot_cqrs`] or [`annals_aggregate_cqrs`].
+//!
+//! Store calls run on tokio's blocking pool (`spawn_blocking`), never on the
+//! runtime's worker threads.
 //!
 //! # Mapping
 //!
@@ -37,9 +40,14 @@
 //! | snapshot `current_sequence` | the annals snapshot's version: the sequence of the last event persisted with it |
 //! | snapshot `aggregate`, `current_snapshot` | the snapshot's data, the JSON object `{"current_snapshot": …, "aggregate": …}` |
 //! | all events of an aggregate type | the events of streams starting with `"{aggregate_type}-"`, in log order |
+//! | (no cqrs-es field) | each event's global position, in the metadata of every envelope annals hands to a query, under [`POSITION_METADATA_KEY`] ([`event_position`]) |
 //!
-//! Store calls run on tokio's blocking pool (`spawn_blocking`), never on the
-//! runtime's worker threads.
+//! # The read side
+//!
+//! Queries are given each event's global position: in envelopes the
+//! framework dispatches ([`WithPositions`]), replays
+//! ([`AnnalsEventRepository::replay_from`] resumes from a position) and
+//! envelopes decoded from annals' own reads ([`event_envelope`]).
 //!
 //! # Which cqrs-es store kinds to use
 //!
@@ -52,11 +60,16 @@
 
 mod blocking;
 mod constructors;
+mod envelope;
 mod mapping;
+mod positions;
+mod replay;
 mod repository;
 
 pub use constructors::{
     AnnalsCqrs, annals_aggregate_cqrs, annals_cqrs, annals_snapshot_cqrs, open_cqrs,
 };
+pub use envelope::{POSITION_METADATA_KEY, event_envelope, event_position, serialized_event};
 pub use mapping::{STREAM_ID_SEPARATOR, stream_id, stream_prefix};
+pub use positions::WithPositions;
 pub use repository::{AnnalsEventRepository, DEFAULT_STREAMING_CHANNEL_SIZE};

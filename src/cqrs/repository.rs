@@ -8,28 +8,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use cqrs_es::Aggregate;
 use cqrs_es::persist::{
-    PersistedEventRepository, PersistenceError, ReplayFeed, ReplayStream, SerializedEvent,
-    SerializedSnapshot,
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
 };
 use serde_json::Value;
 
 use crate::codec::{Codec, Json};
 use crate::error::Error;
-use crate::event::{EventData, ExpectedVersion, RecordedEvent};
-use crate::filter::Filter;
+use crate::event::{EventData, ExpectedVersion};
 use crate::options::Options;
 use crate::store::Store;
 
 use super::blocking::run_blocking;
-use super::mapping::{self, persistence_error, stream_id, stream_prefix};
+use super::mapping::{self, persistence_error, stream_id};
+use super::replay::{ReplayCursor, ReplaySource};
 
 /// Events buffered between the reader and the consumer of a
 /// [`ReplayStream`] unless [`AnnalsEventRepository::with_streaming_channel_size`]
 /// says otherwise (the same default as postgres-es).
 pub const DEFAULT_STREAMING_CHANNEL_SIZE: usize = 200;
-
-/// Events a replay reads from the store in one blocking call.
-const REPLAY_PAGE_EVENTS: usize = 256;
 
 /// An annals [`Store`] as the event and snapshot repository of cqrs-es's
 /// `PersistedEventStore`.
@@ -117,6 +113,11 @@ impl AnnalsEventRepository {
         self
     }
 
+    /// Events buffered between the store and a replay's consumer.
+    pub(super) fn streaming_channel_size(&self) -> usize {
+        self.stream_channel_size
+    }
+
     /// The store this repository writes to.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
@@ -159,18 +160,6 @@ impl AnnalsEventRepository {
                 .collect()
         })
         .await
-    }
-
-    /// Starts a task that feeds the events `cursor` reads to a new stream.
-    fn replay(&self, cursor: ReplayCursor) -> Result<ReplayStream, PersistenceError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            persistence_error(Error::InvalidArgument(
-                "a cqrs-es replay on annals must be started inside a tokio runtime".into(),
-            ))
-        })?;
-        let (feed, stream) = ReplayStream::new(self.stream_channel_size);
-        runtime.spawn(feed_replay(Arc::clone(&self.store), cursor, feed));
-        Ok(stream)
     }
 }
 
@@ -256,7 +245,7 @@ impl PersistedEventRepository for AnnalsEventRepository {
     }
 
     /// The aggregate's events, in sequence order, up to its version when the
-    /// call is made.
+    /// call is made, each with its global position in its metadata.
     async fn stream_events<A: Aggregate>(
         &self,
         aggregate_id: &str,
@@ -267,11 +256,11 @@ impl PersistedEventRepository for AnnalsEventRepository {
 
     /// Every event of every aggregate of type `A`, in log order (the order
     /// they were committed in), up to the end of the log when the call is
-    /// made.
+    /// made, each with its global position in its metadata (see
+    /// [`super::POSITION_METADATA_KEY`]).
+    /// [`AnnalsEventRepository::stream_all_events_from`] starts at a position.
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
-        let prefix = stream_prefix(A::TYPE).map_err(persistence_error)?;
-        let filter = Filter::default().stream_prefix(prefix);
-        self.replay(ReplayCursor::new(ReplaySource::Log(filter), &self.store))
+        self.stream_all_events_from::<A>(0).await
     }
 }
 
@@ -366,116 +355,5 @@ impl Batch {
             }
         }
         Ok(())
-    }
-}
-
-/// What a replay reads.
-enum ReplaySource {
-    /// One stream, by version.
-    Stream(String),
-    /// The events of the log that pass the filter, by position.
-    Log(Filter),
-}
-
-/// Where a replay is: the next version or position to read, and where it
-/// ends, fixed when the replay is asked for so that events committed during
-/// the replay are not part of it.
-struct ReplayCursor {
-    source: ReplaySource,
-    next: u64,
-    /// The last version to read (stream) or the first position not to read
-    /// (log).
-    end: u64,
-}
-
-impl ReplayCursor {
-    /// A replay of `source` up to where it ends now. Reading a stream version
-    /// or the next position takes only the index's read lock, held by a
-    /// writer just long enough to publish a batch: cheap enough to do on an
-    /// async worker thread.
-    fn new(source: ReplaySource, store: &Store) -> ReplayCursor {
-        let (next, end) = match &source {
-            ReplaySource::Stream(stream) => (1, store.stream_version(stream)),
-            ReplaySource::Log(_) => (0, store.next_position()),
-        };
-        ReplayCursor { source, next, end }
-    }
-
-    /// Reads the next page of events; an empty page is the end.
-    fn next_page(&mut self, store: &Store) -> Result<Vec<RecordedEvent>, Error> {
-        match &self.source {
-            ReplaySource::Stream(stream) => {
-                let last = self.end;
-                if self.next > last {
-                    return Ok(Vec::new());
-                }
-                let remaining = usize::try_from(last - self.next + 1).unwrap_or(usize::MAX);
-                let events =
-                    store.read_stream(stream, self.next, remaining.min(REPLAY_PAGE_EVENTS))?;
-                self.next = match events.last() {
-                    Some(event) => event.version + 1,
-                    None => last + 1,
-                };
-                Ok(events)
-            }
-            ReplaySource::Log(filter) => {
-                let end = self.end;
-                if self.next >= end {
-                    return Ok(Vec::new());
-                }
-                let mut events = store.read_all_filtered(self.next, REPLAY_PAGE_EVENTS, filter)?;
-                let full_page = events.len() == REPLAY_PAGE_EVENTS;
-                events.retain(|event| event.position < end);
-                // A short page means the read reached the end of the log,
-                // which is at or past `end`.
-                self.next = match events.last() {
-                    Some(event) if full_page && events.len() == REPLAY_PAGE_EVENTS => {
-                        event.position + 1
-                    }
-                    _ => end,
-                };
-                Ok(events)
-            }
-        }
-    }
-}
-
-/// Reads pages on the blocking pool and pushes their events to `feed` until
-/// the end, a read error (pushed, then the replay stops) or the consumer
-/// dropping its stream. An event that is not a cqrs-es event is pushed as a
-/// deserialization error and the replay goes on.
-async fn feed_replay(store: Arc<Store>, mut cursor: ReplayCursor, mut feed: ReplayFeed) {
-    loop {
-        let store = Arc::clone(&store);
-        let page = tokio::task::spawn_blocking(move || {
-            let page = cursor.next_page(&store);
-            (cursor, page)
-        })
-        .await;
-        let events = match page {
-            Ok((returned, Ok(events))) => {
-                cursor = returned;
-                events
-            }
-            Ok((_, Err(error))) => {
-                let _ = feed.push(Err(persistence_error(error))).await;
-                return;
-            }
-            Err(failed) => {
-                let _ = feed
-                    .push(Err(PersistenceError::UnknownError(Box::new(failed))))
-                    .await;
-                return;
-            }
-        };
-        if events.is_empty() {
-            return;
-        }
-        for event in &events {
-            let event = mapping::serialized_event(event).map_err(persistence_error);
-            if feed.push(event).await.is_err() {
-                return;
-            }
-        }
     }
 }
