@@ -11,14 +11,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use annals::cqrs::{
-    AnnalsEventRepository, POSITION_METADATA_KEY, annals_cqrs, event_envelope, event_position,
-    serialized_event, stream_prefix,
+    AnnalsEventRepository, AnnalsViewRepository, POSITION_METADATA_KEY, annals_cqrs,
+    event_envelope, event_position, serialized_event, stream_prefix,
 };
-use annals::{EventData, ExpectedVersion, Filter};
+use annals::{EventData, ExpectedVersion, Filter, Options};
 use async_trait::async_trait;
 use cqrs_domain::*;
-use cqrs_es::persist::{PersistedEventRepository, QueryReplay, SerializedEvent};
-use cqrs_es::{Aggregate, EventEnvelope, Query};
+use cqrs_es::persist::{
+    GenericQuery, PersistedEventRepository, PersistedEventStore, PersistenceError, QueryReplay,
+    SerializedEvent, ViewContext, ViewRepository,
+};
+use cqrs_es::{Aggregate, EventEnvelope, EventStore, Query};
 
 /// What a [`Positions`] query saw: aggregate id, sequence, position, and
 /// the size of the `dispatch` call that brought it.
@@ -409,5 +412,359 @@ async fn replay_from_stops_at_an_event_it_cannot_decode() {
     assert_eq!(
         query.events().last().unwrap(),
         &("bob".to_string(), 1, Some(2))
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Views
+
+/// A balance view that records the position of the last event it applied
+/// and ignores events at or before it: exact under at-least-once delivery.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Balance {
+    owner: Option<String>,
+    cents: i64,
+    position: Option<u64>,
+}
+
+impl cqrs_es::View<BankAccount> for Balance {
+    fn update(&mut self, event: &EventEnvelope<BankAccount>) {
+        let position = event_position(event);
+        if position.is_some() && position <= self.position {
+            return;
+        }
+        match &event.payload {
+            BankEvent::Opened { owner } => self.owner = Some(owner.clone()),
+            BankEvent::Deposited { amount } => self.cents += amount,
+            BankEvent::Withdrew { amount } => self.cents -= amount,
+        }
+        self.position = position.or(self.position);
+    }
+}
+
+type Balances = AnnalsViewRepository<Balance, BankAccount>;
+type BalanceQuery = GenericQuery<Balances, Balance, BankAccount>;
+type Errors = Arc<Mutex<Vec<String>>>;
+
+/// A `GenericQuery` on `views` whose errors are collected.
+fn balance_query(views: &Arc<Balances>) -> (BalanceQuery, Errors) {
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let mut query = GenericQuery::new(Arc::clone(views));
+    let sink = Arc::clone(&errors);
+    query.use_error_handler(Box::new(move |e| sink.lock().unwrap().push(e.to_string())));
+    (query, errors)
+}
+
+async fn balance(views: &Balances, id: &str) -> Option<(i64, i64)> {
+    views
+        .load_with_context(id)
+        .await
+        .unwrap()
+        .map(|(view, context)| (view.cents, context.version))
+}
+
+/// postgres-es's use of a view repository, on files: a `GenericQuery`
+/// registered with the framework keeps its views, which survive a reopen;
+/// each update raises the view's version by one.
+#[tokio::test]
+async fn a_generic_query_keeps_its_views_in_the_view_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let views_dir = dir.path().join("balances");
+    {
+        let events = AnnalsEventRepository::open(dir.path().join("events"), Options::default())
+            .await
+            .unwrap();
+        let views = Arc::new(Balances::open(&views_dir).await.unwrap());
+        let (query, errors) = balance_query(&views);
+        let cqrs = annals_cqrs(events, vec![Box::new(query)], BankServices::default()).unwrap();
+        cqrs.execute(
+            "ada",
+            BankCommand::Open {
+                owner: "Ada".into(),
+            },
+        )
+        .await
+        .unwrap();
+        cqrs.execute("ada", deposit(100)).await.unwrap();
+        cqrs.execute(
+            "bob",
+            BankCommand::Open {
+                owner: "Bob".into(),
+            },
+        )
+        .await
+        .unwrap();
+        cqrs.execute("ada", BankCommand::Withdraw { amount: 30 })
+            .await
+            .unwrap();
+        assert!(errors.lock().unwrap().is_empty(), "{errors:?}");
+        assert_eq!(balance(&views, "ada").await, Some((70, 3)));
+        assert_eq!(balance(&views, "nobody").await, None);
+    }
+    let views = Balances::open(&views_dir).await.unwrap();
+    assert_eq!(balance(&views, "ada").await, Some((70, 3)));
+    let bob = views.load("bob").await.unwrap().unwrap();
+    assert_eq!(
+        bob,
+        Balance {
+            owner: Some("Bob".into()),
+            cents: 0,
+            position: Some(2)
+        }
+    );
+}
+
+/// `update_view` writes only at the version the view was loaded at, as
+/// postgres-es's `UPDATE … WHERE version = $4`; on a file repository and an
+/// in-memory one alike.
+#[tokio::test]
+async fn update_view_writes_only_at_the_version_it_was_loaded_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let on_files = Balances::open(dir.path()).await.unwrap();
+    for views in [on_files, Balances::in_memory()] {
+        let view = |cents| Balance {
+            cents,
+            ..Balance::default()
+        };
+        let context = |version| ViewContext::new("ada".into(), version);
+        views.update_view(view(1), context(0)).await.unwrap();
+        // A second first write conflicts: the view exists.
+        let conflict = views.update_view(view(2), context(0)).await.unwrap_err();
+        assert!(
+            matches!(conflict, PersistenceError::OptimisticLockError),
+            "{conflict:?}"
+        );
+        let (_, loaded) = views.load_with_context("ada").await.unwrap().unwrap();
+        assert_eq!(loaded.version, 1);
+        views.update_view(view(3), context(1)).await.unwrap();
+        // The context loaded at version 1 is stale now.
+        let stale = views.update_view(view(4), context(1)).await.unwrap_err();
+        assert!(matches!(stale, PersistenceError::OptimisticLockError));
+        let ahead = views.update_view(view(5), context(7)).await.unwrap_err();
+        assert!(matches!(ahead, PersistenceError::OptimisticLockError));
+        assert_eq!(balance(&views, "ada").await, Some((3, 2)));
+        let negative = views.update_view(view(6), context(-1)).await.unwrap_err();
+        assert!(
+            matches!(negative, PersistenceError::UnknownError(_)),
+            "{negative:?}"
+        );
+        assert_eq!(balance(&views, "ada").await, Some((3, 2)));
+    }
+}
+
+/// Two GenericQuery updates of one view that overlap: one wins, the other
+/// gets `OptimisticLockError` and its update is not written.
+#[tokio::test]
+async fn of_two_overlapping_view_updates_one_conflicts() {
+    let views = Balances::in_memory();
+    let first = views.clone();
+    let a = first.load_with_context("ada").await.unwrap();
+    let b = views.load_with_context("ada").await.unwrap();
+    assert!(a.is_none() && b.is_none());
+    let (left, right) = tokio::join!(
+        views.update_view(
+            Balance {
+                cents: 1,
+                ..Balance::default()
+            },
+            ViewContext::new("ada".into(), 0)
+        ),
+        first.update_view(
+            Balance {
+                cents: 2,
+                ..Balance::default()
+            },
+            ViewContext::new("ada".into(), 0)
+        ),
+    );
+    assert_eq!(
+        [left.is_ok(), right.is_ok()]
+            .iter()
+            .filter(|ok| **ok)
+            .count(),
+        1
+    );
+    let cents = balance(&views, "ada").await.unwrap().0;
+    assert_eq!(cents, if left.is_ok() { 1 } else { 2 });
+}
+
+/// A view directory has one owner: a second open is `Locked` while any
+/// clone of the first lives; leftover temporary files are removed on open.
+#[tokio::test]
+async fn a_view_directory_is_opened_once_and_shared_by_clones() {
+    let dir = tempfile::tempdir().unwrap();
+    let views = Balances::open(dir.path()).await.unwrap();
+    let clone = views.clone();
+    drop(views);
+    let second = Balances::open(dir.path()).await;
+    assert!(
+        matches!(second, Err(annals::Error::Locked { .. })),
+        "{:?}",
+        second.err()
+    );
+    clone
+        .update_view(Balance::default(), ViewContext::new("ada".into(), 0))
+        .await
+        .unwrap();
+    drop(clone);
+
+    let interrupted = dir.path().join("0123456789abcdef0123456789abcdef.tmp");
+    std::fs::write(&interrupted, b"half a view").unwrap();
+    let views = Balances::open(dir.path()).await.unwrap();
+    assert!(!interrupted.exists());
+    assert_eq!(balance(&views, "ada").await, Some((0, 1)));
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let not_a_dir = Balances::open(&file).await;
+    assert!(matches!(not_a_dir, Err(annals::Error::InvalidArgument(_))));
+}
+
+/// A damaged view file (a flipped bit, a truncation, a size no record can
+/// have) is an error naming the file, never a wrong view or a panic.
+#[tokio::test]
+async fn a_damaged_view_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let views = Balances::open(dir.path()).await.unwrap();
+    views
+        .update_view(
+            Balance {
+                cents: 5,
+                ..Balance::default()
+            },
+            ViewContext::new("ada".into(), 0),
+        )
+        .await
+        .unwrap();
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|x| x == "view"))
+        .unwrap();
+    let good = std::fs::read(&file).unwrap();
+    let name = file.file_name().unwrap().to_string_lossy().to_string();
+
+    let mut flipped = good.clone();
+    *flipped.last_mut().unwrap() ^= 0x20;
+    let truncated = good[..good.len() - 1].to_vec();
+    for damaged in [flipped, truncated] {
+        std::fs::write(&file, &damaged).unwrap();
+        let error = views.load("ada").await.unwrap_err();
+        assert!(
+            matches!(error, PersistenceError::DeserializationError(_)),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains(&name), "{error}");
+        // An update does not overwrite what it cannot read.
+        let refused = views
+            .update_view(Balance::default(), ViewContext::new("ada".into(), 1))
+            .await;
+        assert!(refused.is_err());
+    }
+
+    // Over the largest record: refused from its length, without reading it.
+    let huge = std::fs::File::options().write(true).open(&file).unwrap();
+    huge.set_len(annals::cqrs::MAX_VIEW_BYTES as u64 * 2)
+        .unwrap();
+    let error = views.load("ada").await.unwrap_err();
+    assert!(
+        error.to_string().contains("over the largest view record"),
+        "{error}"
+    );
+}
+
+/// The read side after a restart, as a user would run it: views kept by a
+/// `GenericQuery` live, then a restart that replays from the saved
+/// checkpoint (re-delivering events the views have), then events the views
+/// missed while their query was not registered. A view that records
+/// positions ends exact: every event applied once.
+#[tokio::test]
+async fn views_with_positions_are_exact_across_live_dispatch_and_resumed_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let events_dir = dir.path().join("events");
+    let views_dir = dir.path().join("balances");
+
+    // First run: live views; the checkpoint is never saved (a crash).
+    {
+        let events = AnnalsEventRepository::open(&events_dir, Options::default())
+            .await
+            .unwrap();
+        let views = Arc::new(Balances::open(&views_dir).await.unwrap());
+        let (query, _) = balance_query(&views);
+        let cqrs = annals_cqrs(
+            events.clone(),
+            vec![Box::new(query)],
+            BankServices::default(),
+        )
+        .unwrap();
+        cqrs.execute(
+            "ada",
+            BankCommand::Open {
+                owner: "Ada".into(),
+            },
+        )
+        .await
+        .unwrap();
+        cqrs.execute("ada", deposit(100)).await.unwrap();
+        assert_eq!(views.checkpoint().await.unwrap(), 0);
+    }
+
+    // Restart: replay from the checkpoint (0) re-delivers both events.
+    let events = AnnalsEventRepository::open(&events_dir, Options::default())
+        .await
+        .unwrap();
+    let views = Arc::new(Balances::open(&views_dir).await.unwrap());
+    let (query, errors) = balance_query(&views);
+    let from = views.checkpoint().await.unwrap();
+    let next = events
+        .replay_from::<BankAccount, _>(&query, from, &[])
+        .await
+        .unwrap();
+    views.save_checkpoint(next).await.unwrap();
+    assert_eq!(views.load("ada").await.unwrap().unwrap().cents, 100);
+
+    // Commands while the view query is not registered: the views miss them.
+    let offline =
+        annals_cqrs::<BankAccount>(events.clone(), vec![], BankServices::default()).unwrap();
+    offline.execute("ada", deposit(5)).await.unwrap();
+    offline
+        .execute(
+            "bob",
+            BankCommand::Open {
+                owner: "Bob".into(),
+            },
+        )
+        .await
+        .unwrap();
+    // And live again, with the replay from the checkpoint running after
+    // the first live command (which it re-delivers).
+    let cqrs = annals_cqrs(
+        events.clone(),
+        vec![Box::new(query)],
+        BankServices::default(),
+    )
+    .unwrap();
+    cqrs.execute("bob", deposit(7)).await.unwrap();
+    let (catch_up, _) = balance_query(&views);
+    let next = events
+        .replay_from::<BankAccount, _>(&catch_up, views.checkpoint().await.unwrap(), &[])
+        .await
+        .unwrap();
+    views.save_checkpoint(next).await.unwrap();
+    cqrs.execute("ada", BankCommand::Withdraw { amount: 1 })
+        .await
+        .unwrap();
+
+    assert!(errors.lock().unwrap().is_empty(), "{errors:?}");
+    let ada = views.load("ada").await.unwrap().unwrap();
+    let bob = views.load("bob").await.unwrap().unwrap();
+    assert_eq!((ada.cents, bob.cents), (104, 7));
+    assert_eq!(ada.position, Some(5));
+    assert_eq!(views.checkpoint().await.unwrap(), 5);
+    // The views agree with the aggregates rebuilt from their events.
+    let store = PersistedEventStore::<_, BankAccount>::new_event_store(events.clone());
+    assert_eq!(
+        store.load_aggregate("ada").await.unwrap().aggregate.balance,
+        104
     );
 }

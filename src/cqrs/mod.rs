@@ -65,6 +65,8 @@ mod mapping;
 mod positions;
 mod replay;
 mod repository;
+mod view_record;
+mod views;
 
 pub use constructors::{
     AnnalsCqrs, annals_aggregate_cqrs, annals_cqrs, annals_snapshot_cqrs, open_cqrs,
@@ -73,3 +75,5 @@ pub use envelope::{POSITION_METADATA_KEY, event_envelope, event_position, serial
 pub use mapping::{STREAM_ID_SEPARATOR, stream_id, stream_prefix};
 pub use positions::WithPositions;
 pub use repository::{AnnalsEventRepository, DEFAULT_STREAMING_CHANNEL_SIZE};
+pub use view_record::{MAX_VIEW_BYTES, MAX_VIEW_ID_BYTES};
+pub use views::{AnnalsViewRepository, VIEW_LOCK_FILE_NAME};
