@@ -61,6 +61,7 @@
 mod blocking;
 mod constructors;
 mod envelope;
+mod import;
 mod mapping;
 mod positions;
 mod replay;
@@ -72,6 +73,7 @@ pub use constructors::{
     AnnalsCqrs, annals_aggregate_cqrs, annals_cqrs, annals_snapshot_cqrs, open_cqrs,
 };
 pub use envelope::{POSITION_METADATA_KEY, event_envelope, event_position, serialized_event};
+pub use import::{PostgresEsImport, PostgresEsImportError, import_postgres_es_events};
 pub use mapping::{STREAM_ID_SEPARATOR, stream_id, stream_prefix};
 pub use positions::WithPositions;
 pub use repository::{AnnalsEventRepository, DEFAULT_STREAMING_CHANNEL_SIZE};
