@@ -172,6 +172,23 @@ fn opening_outside_a_tokio_runtime_is_an_error() {
         Poll::Ready(Ok(_)) => panic!("opened outside a runtime"),
         Poll::Pending => panic!("waiting outside a runtime"),
     }
+    // The repository's calls too.
+    let repository = AnnalsEventRepository::new(memory_store());
+    let load = repository.get_events::<BankAccount>("ada");
+    let mut load = std::pin::pin!(load);
+    match load.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Err(PersistenceError::UnknownError(error))) => {
+            assert!(error.to_string().contains("tokio runtime"), "{error}")
+        }
+        Poll::Ready(other) => panic!("not the runtime error: {other:?}"),
+        Poll::Pending => panic!("waiting outside a runtime"),
+    }
+    let replay = repository.stream_all_events::<BankAccount>();
+    let mut replay = std::pin::pin!(replay);
+    assert!(matches!(
+        replay.as_mut().poll(&mut Context::from_waker(Waker::noop())),
+        Poll::Ready(Err(PersistenceError::UnknownError(_)))
+    ));
 }
 
 /// One repository, opened once, shared by clones: two frameworks (one per

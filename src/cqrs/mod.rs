@@ -48,6 +48,14 @@
 //! framework dispatches ([`WithPositions`]), replays
 //! ([`AnnalsEventRepository::replay_from`] resumes from a position) and
 //! envelopes decoded from annals' own reads ([`event_envelope`]).
+//! [`AnnalsViewRepository`] keeps a `GenericQuery`'s views on small files
+//! of their own, with optimistic versions and a checkpoint, as postgres-es's
+//! `PostgresViewRepository` keeps them in a table.
+//!
+//! # Migrating from postgres-es
+//!
+//! [`import_postgres_es_events`] appends an export of postgres-es's
+//! `events` table (JSON lines) to a store.
 //!
 //! # Which cqrs-es store kinds to use
 //!
