@@ -186,7 +186,9 @@ fn opening_outside_a_tokio_runtime_is_an_error() {
     let replay = repository.stream_all_events::<BankAccount>();
     let mut replay = std::pin::pin!(replay);
     assert!(matches!(
-        replay.as_mut().poll(&mut Context::from_waker(Waker::noop())),
+        replay
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop())),
         Poll::Ready(Err(PersistenceError::UnknownError(_)))
     ));
 }
