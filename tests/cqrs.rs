@@ -1125,6 +1125,8 @@ fn stream_ids_are_type_dash_id() {
 ///
 /// If this test fails, cqrs-es changed: check whether the defect is fixed,
 /// then update `docs/cqrs-es.md`, the constructors' docs and this test.
+/// `docs/cqrs-es-0.5.0-snapshot-double-apply.patch` is a proposed fix
+/// (`tests/cqrs_upstream_patch.rs` shows it).
 #[tokio::test]
 async fn upstream_defect_snapshots_hold_new_events_applied_twice() {
     for kind in ["aggregate", "snapshot"] {
