@@ -5,20 +5,21 @@
 //! cargo run --example bank_account --features cqrs-es -- ./bank  # a store that outlives the run
 //! ```
 //!
-//! Run it twice with the same directory: the account carries on from the
-//! events of the first run, and the balance view (kept in memory) is rebuilt
-//! at start-up by replaying the log.
+//! Run it twice with the same directory: the accounts carry on from the
+//! events of the first run (`<dir>/events`), and the balance views
+//! (`<dir>/balances`, kept by a `GenericQuery` on annals' view repository)
+//! with them; at start-up only the events after the views' checkpoint are
+//! replayed.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use annals::cqrs::{AnnalsEventRepository, annals_cqrs};
-use annals::{Options, Store};
-use async_trait::async_trait;
+use annals::Options;
+use annals::cqrs::{AnnalsEventRepository, AnnalsViewRepository, annals_cqrs, event_position};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::QueryReplay;
-use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventEnvelope, Query};
+use cqrs_es::persist::{GenericQuery, ViewRepository};
+use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventEnvelope, View};
 use serde::{Deserialize, Serialize};
 
 // The write side: the account aggregate, its commands and events.
@@ -105,62 +106,70 @@ impl Aggregate for BankAccount {
     }
 }
 
-// The read side: balances of every account, updated by committed events.
+// The read side: a balance per account, kept in a view repository on
+// files. Each view records the position of the last event it applied, so an
+// event delivered twice (live, then again by the start-up replay) counts once.
 
-#[derive(Clone, Default)]
-struct Balances(Arc<Mutex<BTreeMap<String, i64>>>);
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Balance {
+    cents: i64,
+    position: Option<u64>,
+}
 
-#[async_trait]
-impl Query<BankAccount> for Balances {
-    async fn dispatch(&self, account: &str, events: &[EventEnvelope<BankAccount>]) {
-        let mut balances = self.0.lock().unwrap();
-        let balance = balances.entry(account.to_string()).or_default();
-        for event in events {
-            match event.payload {
-                Event::Opened { .. } => {}
-                Event::Deposited { cents } => *balance += cents,
-                Event::Withdrew { cents } => *balance -= cents,
-            }
+impl View<BankAccount> for Balance {
+    fn update(&mut self, event: &EventEnvelope<BankAccount>) {
+        let position = event_position(event);
+        if position.is_some() && position <= self.position {
+            return;
         }
+        match event.payload {
+            Event::Opened { .. } => {}
+            Event::Deposited { cents } => self.cents += cents,
+            Event::Withdrew { cents } => self.cents -= cents,
+        }
+        self.position = position.or(self.position);
     }
 }
 
-impl Balances {
-    fn print(&self) {
-        for (account, cents) in self.0.lock().unwrap().iter() {
-            println!("  {account}: {}.{:02}", cents / 100, cents % 100);
-        }
-    }
+type Balances = AnnalsViewRepository<Balance, BankAccount>;
+
+fn balance_query(views: &Arc<Balances>) -> GenericQuery<Balances, Balance, BankAccount> {
+    let mut query = GenericQuery::new(Arc::clone(views));
+    query.use_error_handler(Box::new(|error| eprintln!("balance view: {error}")));
+    query
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Kept until the end of `main`: dropping it deletes the directory.
     let temporary;
-    let dir = match std::env::args_os().nth(1) {
+    let dir: PathBuf = match std::env::args_os().nth(1) {
         Some(dir) => dir.into(),
         None => {
             temporary = tempfile::tempdir()?;
             temporary.path().to_path_buf()
         }
     };
-    let store = Arc::new(Store::open(&dir, Options::default())?);
+    // One store, opened off the runtime's threads; clones of the repository
+    // share it (the framework, the replay below).
+    let events = AnnalsEventRepository::open(dir.join("events"), Options::default()).await?;
+    let views = Arc::new(Balances::open(dir.join("balances")).await?);
     println!(
         "store {} holds {} events",
         dir.display(),
-        store.next_position()
+        events.store().next_position()
     );
 
-    // Rebuild the in-memory view from the events already in the store.
-    let balances = Balances::default();
-    QueryReplay::new(
-        AnnalsEventRepository::new(Arc::clone(&store)),
-        balances.clone(),
-    )
-    .replay_all()
-    .await?;
+    // Bring the views up to date with events they may have missed (a crash
+    // before the last checkpoint was saved), from the saved checkpoint.
+    let checkpoint = views.checkpoint().await?;
+    let next = events
+        .replay_from::<BankAccount, _>(&balance_query(&views), checkpoint, &[])
+        .await?;
+    views.save_checkpoint(next).await?;
+    println!("replayed positions {checkpoint}..{next} into the balance views");
 
-    let cqrs = annals_cqrs(Arc::clone(&store), vec![Box::new(balances.clone())], ());
+    let cqrs = annals_cqrs(events.clone(), vec![Box::new(balance_query(&views))], ())?;
     let commands = [
         (
             "ada",
@@ -186,16 +195,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(error) => return Err(error.into()),
         }
     }
+    views
+        .save_checkpoint(events.store().next_position())
+        .await?;
 
     println!("balances:");
-    balances.print();
+    for account in ["ada", "grace"] {
+        if let Some(balance) = views.load(account).await? {
+            let cents = balance.cents;
+            println!("  {account}: {}.{:02}", cents / 100, cents % 100);
+        }
+    }
     println!(
         "the account \"ada\" is the annals stream \"account-ada\", at version {}",
-        store.stream_version("account-ada")
+        events.store().stream_version("account-ada")
     );
-    drop(cqrs);
-    Arc::try_unwrap(store)
-        .map_err(|_| "the store is still shared")?
-        .close()?;
     Ok(())
 }

@@ -161,10 +161,33 @@ pub(crate) fn serialized_snapshot(
 /// error a deserialization error, anything else an unknown error carrying
 /// annals' message.
 pub(crate) fn persistence_error(error: Error) -> PersistenceError {
-    match error {
-        Error::WrongExpectedVersion { .. } => PersistenceError::OptimisticLockError,
-        Error::Codec { .. } => PersistenceError::DeserializationError(Box::new(error)),
-        other => PersistenceError::UnknownError(Box::new(other)),
+    PersistenceError::from(error)
+}
+
+/// An annals error as cqrs-es's persistence error, so that `?` works in
+/// code returning cqrs-es errors (a `ViewRepository`, a `Query`'s helpers;
+/// cqrs-es turns a `PersistenceError` into an `AggregateError` in turn): a
+/// wrong expected version is `OptimisticLockError` (which cqrs-es reports as
+/// `AggregateConflict`), a codec error a `DeserializationError`, anything
+/// else an `UnknownError` holding the annals error (downcast it to match on
+/// its kind).
+///
+/// ```
+/// use cqrs_es::persist::PersistenceError;
+/// let conflict = annals::Error::WrongExpectedVersion {
+///     stream: "account-1".into(),
+///     expected: annals::ExpectedVersion::Exact(1),
+///     actual: 2,
+/// };
+/// assert!(matches!(PersistenceError::from(conflict), PersistenceError::OptimisticLockError));
+/// ```
+impl From<Error> for PersistenceError {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::WrongExpectedVersion { .. } => PersistenceError::OptimisticLockError,
+            Error::Codec { .. } => PersistenceError::DeserializationError(Box::new(error)),
+            other => PersistenceError::UnknownError(Box::new(other)),
+        }
     }
 }
 

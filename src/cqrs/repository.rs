@@ -1,46 +1,67 @@
 //! [`AnnalsEventRepository`]: cqrs-es's `PersistedEventRepository` on an
 //! annals [`Store`].
 
+use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cqrs_es::Aggregate;
 use cqrs_es::persist::{
-    PersistedEventRepository, PersistenceError, ReplayFeed, ReplayStream, SerializedEvent,
-    SerializedSnapshot,
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
 };
 use serde_json::Value;
 
 use crate::codec::{Codec, Json};
 use crate::error::Error;
-use crate::event::{EventData, ExpectedVersion, RecordedEvent};
-use crate::filter::Filter;
+use crate::event::{EventData, ExpectedVersion};
+use crate::options::Options;
 use crate::store::Store;
 
-use super::mapping::{self, persistence_error, stream_id, stream_prefix};
+use super::blocking::run_blocking;
+use super::mapping::{self, persistence_error, stream_id};
+use super::replay::{ReplayCursor, ReplaySource};
 
 /// Events buffered between the reader and the consumer of a
 /// [`ReplayStream`] unless [`AnnalsEventRepository::with_streaming_channel_size`]
 /// says otherwise (the same default as postgres-es).
 pub const DEFAULT_STREAMING_CHANNEL_SIZE: usize = 200;
 
-/// Events a replay reads from the store in one blocking call.
-const REPLAY_PAGE_EVENTS: usize = 256;
-
 /// An annals [`Store`] as the event and snapshot repository of cqrs-es's
 /// `PersistedEventStore`.
 ///
 /// Every store call runs on tokio's blocking thread pool
 /// (`tokio::task::spawn_blocking`), so the repository must be used inside a
-/// tokio runtime, as cqrs-es itself is. Cloning it shares the store.
+/// tokio runtime, as cqrs-es itself is.
+///
+/// A store directory can be open for writing once at a time (a second
+/// [`Store::open`] of it fails with [`Error::Locked`]). Open it once and
+/// clone the repository wherever another handle is needed (a
+/// `QueryReplay`, a second framework, a projection): clones share the
+/// store, and it is closed when the last of them is dropped.
 ///
 /// ```no_run
-/// use std::sync::Arc;
-/// use annals::cqrs::AnnalsEventRepository;
-/// use annals::{Options, Store};
-/// # fn main() -> Result<(), annals::Error> {
-/// let store = Arc::new(Store::open("data/events", Options::default())?);
-/// let repository = AnnalsEventRepository::new(Arc::clone(&store));
+/// use annals::cqrs::{AnnalsEventRepository, annals_cqrs};
+/// use annals::Options;
+/// # #[derive(Default, serde::Serialize, serde::Deserialize)] struct Account;
+/// # #[derive(Debug)] struct Never;
+/// # impl std::fmt::Display for Never { fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { Ok(()) } }
+/// # impl std::error::Error for Never {}
+/// # #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)] struct Opened;
+/// # impl cqrs_es::DomainEvent for Opened {
+/// #     fn event_type(&self) -> String { "Opened".into() }
+/// #     fn event_version(&self) -> String { "1.0".into() }
+/// # }
+/// # impl cqrs_es::Aggregate for Account {
+/// #     const TYPE: &'static str = "account";
+/// #     type Command = (); type Event = Opened; type Error = Never; type Services = ();
+/// #     async fn handle(&mut self, _: (), _: &(), _: &cqrs_es::event_sink::EventSink<Self>) -> Result<(), Never> { Ok(()) }
+/// #     fn apply(&mut self, _: Opened) {}
+/// # }
+/// # async fn run() -> Result<(), annals::Error> {
+/// let repository = AnnalsEventRepository::open("data/events", Options::default()).await?;
+/// let cqrs = annals_cqrs::<Account>(repository.clone(), vec![], ())?;
+/// // `repository` is still usable, for example for a QueryReplay.
 /// # Ok(())
 /// # }
 /// ```
@@ -52,6 +73,29 @@ pub struct AnnalsEventRepository {
 }
 
 impl AnnalsEventRepository {
+    /// Opens the store in `dir` for writing ([`Store::open`]) on tokio's
+    /// blocking pool, so that the runtime's worker threads never wait for
+    /// the directory scan and recovery, and returns a repository on it.
+    ///
+    /// # Errors
+    /// As [`Store::open`] ([`Error::Locked`] if the store is already open,
+    /// in this process or another: clone the repository that has it
+    /// instead); [`Error::InvalidArgument`] when not awaited inside a tokio
+    /// runtime.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        options: Options,
+    ) -> impl Future<Output = Result<AnnalsEventRepository, Error>> + Send + 'static {
+        let dir = dir.as_ref().to_path_buf();
+        async move {
+            let store = run_blocking("opening the store", &dir.clone(), move || {
+                Store::open(&dir, options)
+            })
+            .await?;
+            Ok(AnnalsEventRepository::new(store))
+        }
+    }
+
     /// A repository on `store` (a [`Store`] or an `Arc<Store>` shared with
     /// other code, for example projections reading the log).
     pub fn new(store: impl Into<Arc<Store>>) -> Self {
@@ -67,6 +111,11 @@ impl AnnalsEventRepository {
     pub fn with_streaming_channel_size(mut self, events: usize) -> Self {
         self.stream_channel_size = events.max(1);
         self
+    }
+
+    /// Events buffered between the store and a replay's consumer.
+    pub(super) fn streaming_channel_size(&self) -> usize {
+        self.stream_channel_size
     }
 
     /// The store this repository writes to.
@@ -88,10 +137,11 @@ impl AnnalsEventRepository {
         F: FnOnce(&Store) -> Result<T, Error> + Send + 'static,
     {
         let store = Arc::clone(&self.store);
-        match tokio::task::spawn_blocking(move || read_or_write(&store)).await {
-            Ok(result) => result.map_err(persistence_error),
-            Err(failed) => Err(PersistenceError::UnknownError(Box::new(failed))),
-        }
+        run_blocking("using the store", self.store.dir(), move || {
+            read_or_write(&store)
+        })
+        .await
+        .map_err(persistence_error)
     }
 
     /// The events of one aggregate from sequence `from_sequence` on.
@@ -111,12 +161,19 @@ impl AnnalsEventRepository {
         })
         .await
     }
+}
 
-    /// Starts a task that feeds the events `cursor` reads to a new stream.
-    fn replay(&self, cursor: ReplayCursor) -> ReplayStream {
-        let (feed, stream) = ReplayStream::new(self.stream_channel_size);
-        tokio::spawn(feed_replay(Arc::clone(&self.store), cursor, feed));
-        stream
+/// A repository on a store of its own.
+impl From<Store> for AnnalsEventRepository {
+    fn from(store: Store) -> Self {
+        AnnalsEventRepository::new(store)
+    }
+}
+
+/// A repository on a shared store.
+impl From<Arc<Store>> for AnnalsEventRepository {
+    fn from(store: Arc<Store>) -> Self {
+        AnnalsEventRepository::new(store)
     }
 }
 
@@ -188,22 +245,22 @@ impl PersistedEventRepository for AnnalsEventRepository {
     }
 
     /// The aggregate's events, in sequence order, up to its version when the
-    /// call is made.
+    /// call is made, each with its global position in its metadata.
     async fn stream_events<A: Aggregate>(
         &self,
         aggregate_id: &str,
     ) -> Result<ReplayStream, PersistenceError> {
         let stream = stream_id(A::TYPE, aggregate_id).map_err(persistence_error)?;
-        Ok(self.replay(ReplayCursor::new(ReplaySource::Stream(stream), &self.store)))
+        self.replay(ReplayCursor::new(ReplaySource::Stream(stream), &self.store))
     }
 
     /// Every event of every aggregate of type `A`, in log order (the order
     /// they were committed in), up to the end of the log when the call is
-    /// made.
+    /// made, each with its global position in its metadata (see
+    /// [`super::POSITION_METADATA_KEY`]).
+    /// [`AnnalsEventRepository::stream_all_events_from`] starts at a position.
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
-        let prefix = stream_prefix(A::TYPE).map_err(persistence_error)?;
-        let filter = Filter::default().stream_prefix(prefix);
-        Ok(self.replay(ReplayCursor::new(ReplaySource::Log(filter), &self.store)))
+        self.stream_all_events_from::<A>(0).await
     }
 }
 
@@ -298,116 +355,5 @@ impl Batch {
             }
         }
         Ok(())
-    }
-}
-
-/// What a replay reads.
-enum ReplaySource {
-    /// One stream, by version.
-    Stream(String),
-    /// The events of the log that pass the filter, by position.
-    Log(Filter),
-}
-
-/// Where a replay is: the next version or position to read, and where it
-/// ends, fixed when the replay is asked for so that events committed during
-/// the replay are not part of it.
-struct ReplayCursor {
-    source: ReplaySource,
-    next: u64,
-    /// The last version to read (stream) or the first position not to read
-    /// (log).
-    end: u64,
-}
-
-impl ReplayCursor {
-    /// A replay of `source` up to where it ends now. Reading a stream version
-    /// or the next position takes only the index's read lock, held by a
-    /// writer just long enough to publish a batch: cheap enough to do on an
-    /// async worker thread.
-    fn new(source: ReplaySource, store: &Store) -> ReplayCursor {
-        let (next, end) = match &source {
-            ReplaySource::Stream(stream) => (1, store.stream_version(stream)),
-            ReplaySource::Log(_) => (0, store.next_position()),
-        };
-        ReplayCursor { source, next, end }
-    }
-
-    /// Reads the next page of events; an empty page is the end.
-    fn next_page(&mut self, store: &Store) -> Result<Vec<RecordedEvent>, Error> {
-        match &self.source {
-            ReplaySource::Stream(stream) => {
-                let last = self.end;
-                if self.next > last {
-                    return Ok(Vec::new());
-                }
-                let remaining = usize::try_from(last - self.next + 1).unwrap_or(usize::MAX);
-                let events =
-                    store.read_stream(stream, self.next, remaining.min(REPLAY_PAGE_EVENTS))?;
-                self.next = match events.last() {
-                    Some(event) => event.version + 1,
-                    None => last + 1,
-                };
-                Ok(events)
-            }
-            ReplaySource::Log(filter) => {
-                let end = self.end;
-                if self.next >= end {
-                    return Ok(Vec::new());
-                }
-                let mut events = store.read_all_filtered(self.next, REPLAY_PAGE_EVENTS, filter)?;
-                let full_page = events.len() == REPLAY_PAGE_EVENTS;
-                events.retain(|event| event.position < end);
-                // A short page means the read reached the end of the log,
-                // which is at or past `end`.
-                self.next = match events.last() {
-                    Some(event) if full_page && events.len() == REPLAY_PAGE_EVENTS => {
-                        event.position + 1
-                    }
-                    _ => end,
-                };
-                Ok(events)
-            }
-        }
-    }
-}
-
-/// Reads pages on the blocking pool and pushes their events to `feed` until
-/// the end, a read error (pushed, then the replay stops) or the consumer
-/// dropping its stream. An event that is not a cqrs-es event is pushed as a
-/// deserialization error and the replay goes on.
-async fn feed_replay(store: Arc<Store>, mut cursor: ReplayCursor, mut feed: ReplayFeed) {
-    loop {
-        let store = Arc::clone(&store);
-        let page = tokio::task::spawn_blocking(move || {
-            let page = cursor.next_page(&store);
-            (cursor, page)
-        })
-        .await;
-        let events = match page {
-            Ok((returned, Ok(events))) => {
-                cursor = returned;
-                events
-            }
-            Ok((_, Err(error))) => {
-                let _ = feed.push(Err(persistence_error(error))).await;
-                return;
-            }
-            Err(failed) => {
-                let _ = feed
-                    .push(Err(PersistenceError::UnknownError(Box::new(failed))))
-                    .await;
-                return;
-            }
-        };
-        if events.is_empty() {
-            return;
-        }
-        for event in &events {
-            let event = mapping::serialized_event(event).map_err(persistence_error);
-            if feed.push(event).await.is_err() {
-                return;
-            }
-        }
     }
 }
