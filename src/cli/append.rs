@@ -51,7 +51,7 @@ pub fn run(args: &AppendArgs) -> Result<(), Failure> {
     event.correlation_id = args.correlation_id.clone();
     event.causation_id = args.causation_id.clone();
 
-    let store = open_writable(&args.dir, args.writer.options())?;
+    let store = open_writable(&args.dir, args.writer.options(), args.writer.creation())?;
     let events = [event];
     let result = match &args.command_id {
         Some(command_id) => {

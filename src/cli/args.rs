@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use annals::{Durability, ExpectedVersion};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use super::store_dir::Creation;
+
 /// Milliseconds between background syncs under `--durability periodic`.
 pub const PERIODIC_INTERVAL_MS: u64 = 100;
 
@@ -54,6 +56,11 @@ pub struct WriterOptions {
     /// between 64 KiB and 2 GiB). Existing segments keep their size.
     #[arg(long, default_value_t = annals::Options::default().segment_size_bytes)]
     pub segment_size_bytes: u64,
+    /// Create the store directory and any missing parent directories.
+    /// Without it, a new store is created only in an empty directory or in
+    /// a missing one whose parent exists.
+    #[arg(long)]
+    pub create: bool,
 }
 
 impl WriterOptions {
@@ -61,6 +68,13 @@ impl WriterOptions {
         annals::Options::default()
             .durability(self.durability.into())
             .segment_size_bytes(self.segment_size_bytes)
+    }
+
+    /// How the store may be created.
+    pub fn creation(&self) -> Creation {
+        Creation {
+            create_parents: self.create,
+        }
     }
 }
 

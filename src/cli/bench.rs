@@ -12,7 +12,6 @@ use serde::Serialize;
 use super::args::BenchArgs;
 use super::failure::Failure;
 use super::output::{Output, progress_bar};
-use super::store_dir::open_writable;
 
 /// Events read per call in the read phases.
 const PAGE_EVENTS: usize = 1024;
@@ -107,7 +106,8 @@ fn measure(args: &BenchArgs, dir: &Path) -> Result<Report, Failure> {
     let streams: Vec<String> = (0..args.streams).map(|i| format!("bench-{i}")).collect();
     let batches = args.events.div_ceil(args.batch);
 
-    let store = open_writable(dir, options.clone())?;
+    // A new store in an empty or missing directory (checked above).
+    let store = Store::open(dir, options.clone())?;
     let bar = progress_bar(args.events, "appending");
     let mut latencies = Vec::with_capacity(batches as usize);
     let started = Instant::now();

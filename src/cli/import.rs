@@ -94,7 +94,7 @@ struct Append {
 }
 
 pub fn run(args: &ImportArgs) -> Result<(), Failure> {
-    let store = open_writable(&args.dir, args.writer.options())?;
+    let store = open_writable(&args.dir, args.writer.options(), args.writer.creation())?;
     let outcome = import_lines(&store, std::io::stdin().lock());
     let closed = store.close();
     outcome?;

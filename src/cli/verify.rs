@@ -7,6 +7,7 @@ use super::failure::{EXIT_CORRUPTION, Failure};
 use super::output::{Output, progress_bar};
 
 pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
+    super::store_dir::check_store_to_read(&args.dir)?;
     let mut options = annals::VerifyOptions::default();
     if let Some(head) = &args.expect_head {
         let head: annals::ExpectedHead = head.parse().map_err(|e: annals::Error| Failure {
