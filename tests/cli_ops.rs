@@ -240,3 +240,63 @@ fn writers_create_a_store_only_where_asked() {
         &format!("{}: a file, not a store directory", file.display()),
     );
 }
+
+/// A store in `dir` holding `count` raw events, imported without syncs.
+fn raw_store(dir: &Path, count: u64) {
+    expect_with_input(
+        0,
+        &["import", path(dir), "--durability", "none"],
+        &raw_lines(0..count),
+    );
+}
+
+/// `export --output` interrupted half-way (here by the file size limit,
+/// whose signal kills the process as a `kill -9` would) leaves nothing under
+/// the final name, and the next export completes. (Before: a torn file
+/// stayed under the final name, and the next export refused it because it
+/// existed.)
+#[test]
+fn an_interrupted_export_leaves_nothing_under_the_final_name() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = temp.path().join("store");
+    raw_store(&store, 3000);
+    let out_dir = temp.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let output = out_dir.join("backup.jsonl");
+    // `ulimit -f 64`: no file of the process may grow past 64 KiB; the
+    // export needs about 600 KB.
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(r#"ulimit -f 64 && exec "$0" export "$1" --output "$2""#)
+        .arg(env!("CARGO_BIN_EXE_annals"))
+        .arg(&store)
+        .arg(&output)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the export was interrupted");
+    assert!(!output.exists(), "a torn export under the final name");
+    // What it leaves is a hidden temporary file, named after the output.
+    for name in names_in(&out_dir) {
+        assert!(
+            name.starts_with(".backup.jsonl.") && name.ends_with(".partial"),
+            "{name}"
+        );
+    }
+
+    let run = expect(0, &["export", path(&store), "--output", path(&output)]);
+    assert_eq!(run.stdout, "");
+    let whole = expect(0, &["export", path(&store)]).stdout;
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), whole);
+    assert_eq!(whole.lines().count(), 3000);
+    // It never overwrites, and says so.
+    let run = expect(1, &["export", path(&store), "--output", path(&output)]);
+    assert_stderr(
+        &run,
+        &format!(
+            "{}: exists; export never overwrites a file (remove it or choose another name)",
+            output.display()
+        ),
+    );
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), whole);
+}
