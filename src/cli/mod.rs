@@ -8,6 +8,7 @@ mod event_json;
 mod export;
 mod failure;
 mod import;
+mod import_line;
 mod output;
 mod read;
 mod repair;

@@ -3,7 +3,7 @@
 
 use std::io::{BufWriter, IsTerminal, StdoutLock, Write};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanFloatCount, ProgressBar, ProgressStyle};
 
 use super::failure::{Failure, from_stdout_error};
 
@@ -61,4 +61,39 @@ pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
     bar.set_style(style);
     bar.set_message(what.to_string());
     bar
+}
+
+/// `count` per `seconds`, rounded to a whole number with thousands
+/// separators (`12,345`): indicatif's own `{per_sec}` prints four decimals.
+pub fn per_second(count: f64, seconds: f64) -> String {
+    let rate = if seconds > 0.0 { count / seconds } else { 0.0 };
+    format!("{:.0}", HumanFloatCount(rate))
+}
+
+/// `1 line`, `2 lines`: a count with its noun.
+pub fn count(number: u64, noun: &str) -> String {
+    if number == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{number} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_whole_numbers() {
+        assert_eq!(per_second(12_345.678, 1.0), "12,346");
+        assert_eq!(per_second(10.0, 4.0), "3");
+        assert_eq!(per_second(5.0, 0.0), "0");
+    }
+
+    #[test]
+    fn counts_agree_with_their_number() {
+        assert_eq!(count(0, "segment"), "0 segments");
+        assert_eq!(count(1, "segment"), "1 segment");
+        assert_eq!(count(2, "sync"), "2 syncs");
+    }
 }
