@@ -516,3 +516,106 @@ fn an_interrupted_raw_import_resumes_exactly_once_with_an_import_id() {
     assert_eq!((lines, appended, already_there), (3000, 0, 3000));
     assert_eq!(expect(0, &["read", path(&store)]).lines().len(), 3000);
 }
+
+/// Runs `annals` with stderr on a pseudo-terminal, so that it draws its
+/// progress bars; `feed` writes its stdin. Returns the exit code, stdout,
+/// and everything drawn on the terminal.
+fn on_a_terminal(
+    args: &[&str],
+    feed: impl FnOnce(std::process::ChildStdin),
+) -> (i32, String, String) {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let controller =
+        openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
+    grantpt(&controller).unwrap();
+    unlockpt(&controller).unwrap();
+    let name = ptsname(&controller, Vec::new()).unwrap();
+    let terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_annals"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(terminal)
+        .spawn()
+        .unwrap();
+    // The child holds the terminal now; reading ends (with EIO) when it exits.
+    let mut screen = std::fs::File::from(controller);
+    let drawn = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = screen.read(&mut buffer) {
+            bytes.extend_from_slice(&buffer[..n]);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    });
+    let stdout = child.stdout.take().unwrap();
+    let printed = std::thread::spawn(move || {
+        let mut text = String::new();
+        BufReader::new(stdout).read_to_string(&mut text).unwrap();
+        text
+    });
+    feed(child.stdin.take().unwrap());
+    let code = child.wait().unwrap().code().expect("annals exits");
+    (code, printed.join().unwrap(), drawn.join().unwrap())
+}
+
+/// The rates a progress bar showed (`… 12,345/s`, `… 12,345 lines/s`).
+fn rates_in(screen: &str) -> Vec<String> {
+    screen
+        .match_indices("/s")
+        .map(|(at, _)| {
+            let before = &screen[..at];
+            let start = before
+                .rfind(|c: char| !(c.is_ascii_digit() || c == ',' || c == '.' || c == ' '))
+                .map_or(0, |i| i + 1);
+            before[start..].trim().to_string()
+        })
+        .collect()
+}
+
+/// On a terminal, `import` shows acknowledged lines and lines per second
+/// (before: no progress at all), and rates are whole numbers (before:
+/// `export` showed rates like `51234.5678/s`).
+#[test]
+fn progress_bars_show_lines_per_second_in_whole_numbers() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = temp.path().join("store");
+    let (code, stdout, screen) = on_a_terminal(&["import", path(&store)], |mut stdin| {
+        for round in 0..4 {
+            stdin
+                .write_all(raw_lines(round * 500..(round + 1) * 500).as_bytes())
+                .unwrap();
+            stdin.flush().unwrap();
+            // Long enough for a few redraws (at most 20 a second).
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    });
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(stdout.lines().count(), 2000);
+    assert!(screen.contains("lines/s"), "{screen:?}");
+    assert!(screen.contains(" lines ("), "{screen:?}");
+    let rates = rates_in(&screen);
+    assert!(!rates.is_empty(), "{screen:?}");
+    for rate in &rates {
+        assert!(
+            !rate.contains('.'),
+            "a rate with decimals: {rate:?} in {screen:?}"
+        );
+    }
+
+    raw_store(&temp.path().join("big"), 30_000);
+    let big = temp.path().join("big");
+    let (code, stdout, screen) = on_a_terminal(&["export", path(&big)], |_| {});
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(stdout.lines().count(), 30_000);
+    for rate in rates_in(&screen) {
+        assert!(
+            !rate.contains('.'),
+            "a rate with decimals: {rate:?} in {screen:?}"
+        );
+    }
+}

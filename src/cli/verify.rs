@@ -4,7 +4,7 @@
 
 use super::args::VerifyArgs;
 use super::failure::{EXIT_CORRUPTION, Failure};
-use super::output::{Output, progress_bar};
+use super::output::{Output, progress_bar_bytes};
 
 pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
     super::store_dir::check_store_to_read(&args.dir)?;
@@ -16,7 +16,7 @@ pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
         })?;
         options = options.expect_head(head);
     }
-    let bar = progress_bar(0, "verifying bytes");
+    let bar = progress_bar_bytes(0, "verifying");
     let report = annals::verify::verify_with_progress(&args.dir, &options, &mut |progress| {
         bar.set_length(progress.bytes_total);
         bar.set_position(progress.bytes_done);
