@@ -619,3 +619,53 @@ fn progress_bars_show_lines_per_second_in_whole_numbers() {
         );
     }
 }
+
+/// Waits for `child` to exit, at most `limit`; kills it past that.
+/// Returns its exit status, or `None` if it had to be killed.
+fn wait_at_most(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// `annals tail DIR | head -2` ends once `head` has its lines and exits,
+/// even when no new event comes. (Before: tail noticed the closed pipe only
+/// when it wrote the next event, and waited for it forever.)
+#[test]
+fn tail_ends_when_its_reader_goes_away_without_waiting_for_an_event() {
+    let temp = tempfile::tempdir().unwrap();
+    raw_store(temp.path(), 2);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_annals"))
+        .args(["tail", path(temp.path())])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..2 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert!(line.starts_with("{\"stream\""), "{line}");
+    }
+    drop(stdout);
+    let status = wait_at_most(&mut child, PROMPT).expect("tail exits once its reader is gone");
+    assert!(status.success(), "{status}");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(stderr, "");
+}
