@@ -669,3 +669,123 @@ fn tail_ends_when_its_reader_goes_away_without_waiting_for_an_event() {
         .unwrap();
     assert_eq!(stderr, "");
 }
+
+/// The description clap prints after `flag` in `annals COMMAND -h`.
+/// (On the flag's line, or on the next one when the help is long.)
+fn help_of(help: &str, flag: &str) -> String {
+    let mut lines = help.lines().skip_while(|l| !l.trim_start().starts_with(flag));
+    let line = lines
+        .next()
+        .unwrap_or_else(|| panic!("{flag} is not in {help}"));
+    let after_flag = line.trim_start()[flag.len()..].trim_start();
+    // Skip the value name (`<CORRELATION_ID>`).
+    let description = match after_flag.strip_prefix('<') {
+        Some(rest) => rest.split_once('>').map_or("", |(_, d)| d),
+        None => after_flag,
+    };
+    match (description.trim(), lines.next()) {
+        ("", Some(next)) if !next.trim_start().starts_with('-') => next.trim().to_string(),
+        (description, _) => description.to_string(),
+    }
+}
+
+/// Every option of `append` says what it is, and `import --help` describes
+/// the line format and the durability modes. (Before: `--correlation-id`
+/// and `--causation-id` had empty help; `import --help` had neither.)
+#[test]
+fn help_describes_every_option_and_the_import_format() {
+    let help = expect(0, &["append", "-h"]).stdout;
+    for flag in ["--correlation-id", "--causation-id", "--data", "--metadata", "--create"] {
+        assert!(!help_of(&help, flag).is_empty(), "{flag} has no help: {help}");
+    }
+    let import = expect(0, &["import", "--help"]).stdout;
+    for needle in [
+        r#"{"stream":"order-1","type":"Placed","data":{"total":12}}"#,
+        "expected_version",
+        "data_base64",
+        r#"{"line":1,"#,
+        "Durability for bulk loads",
+        "--import-id",
+    ] {
+        assert!(import.contains(needle), "{needle}: {import}");
+    }
+}
+
+/// `--data -5` is a negative number, not an unknown option (before: exit 2
+/// with clap's tip to write `-- -5`, which does not work either), and
+/// `--data @FILE` / `--metadata @FILE` read JSON from a file (`@-`: stdin).
+#[test]
+fn append_takes_negative_numbers_and_json_from_files() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = temp.path().join("store");
+    let d = path(&store);
+    let append = |data: &str, extra: &[&str], input: &str| {
+        let mut args = vec!["append", d, "--stream", "s", "--type", "T", "--data", data];
+        args.extend(extra);
+        expect_with_input(0, &args, input)
+    };
+    append("-5", &["--metadata", "-1.5"], "");
+    let file = temp.path().join("order.json");
+    std::fs::write(&file, "{\"total\": 12,\n \"lines\": [1, 2]}\n").unwrap();
+    let at_file = format!("@{}", file.display());
+    append(&at_file, &["--metadata", &at_file], "");
+    append("@-", &[], "[\"from stdin\"]");
+    let events = expect(0, &["read", d]).lines();
+    let data: Vec<&Value> = events.iter().map(|e| &e["data"]).collect();
+    assert_eq!(
+        data,
+        [&json!(-5), &json!({"total": 12, "lines": [1, 2]}), &json!(["from stdin"])]
+    );
+    assert_eq!(events[0]["metadata"], json!(-1.5));
+    assert_eq!(events[1]["metadata"], json!({"total": 12, "lines": [1, 2]}));
+
+    let missing = temp.path().join("nope.json");
+    let run = expect(
+        1,
+        &["append", d, "--stream", "s", "--type", "T", "--data", &format!("@{}", missing.display())],
+    );
+    assert!(
+        run.stderr.starts_with(&format!("annals: --data: reading {}: ", missing.display())),
+        "{}",
+        run.stderr
+    );
+    let bad = temp.path().join("bad.json");
+    std::fs::write(&bad, "{oops").unwrap();
+    let run = expect(
+        1,
+        &["append", d, "--stream", "s", "--type", "T", "--data", &format!("@{}", bad.display())],
+    );
+    assert!(
+        run.stderr.starts_with(&format!("annals: --data: {} is not valid JSON: ", bad.display())),
+        "{}",
+        run.stderr
+    );
+}
+
+/// An import error names the line once, and the column of a JSON error.
+/// (Before: `line 2: not a valid import line: EOF while parsing an object
+/// at line 1 column 14`: two line numbers, the second one always 1.)
+#[test]
+fn import_errors_name_the_line_once() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = path(temp.path());
+    let first = raw_lines(0..1);
+    let run = expect_with_input(1, &["import", d], &format!("{first}{{\"stream\":\"c\"\n"));
+    let error = |run: &Run| -> String {
+        let found = run.stderr.lines().find(|l| l.starts_with("annals: line "));
+        found.unwrap_or_else(|| panic!("{}", run.stderr)).to_string()
+    };
+    assert_eq!(
+        error(&run),
+        "annals: line 2: not a valid import line: EOF while parsing an object (at column 13)"
+    );
+    let run = expect_with_input(
+        1,
+        &["import", d],
+        &format!("{first}\n{{\"stream\":\"c\",\"type\":\"T\",\"data\":1,\"colour\":2}}\n"),
+    );
+    assert_eq!(
+        error(&run),
+        "annals: line 3: not a valid import line: unknown field `colour` (at column 45)"
+    );
+}

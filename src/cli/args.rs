@@ -24,7 +24,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Append one event to a stream (creates the store if DIR is empty or missing).
+    /// Append one event to a stream (creates the store in an empty or new directory).
     Append(AppendArgs),
     /// Append JSON lines read from stdin, one atomic append per line, acknowledging each.
     #[command(after_long_help = IMPORT_LONG_HELP)]
@@ -108,8 +108,10 @@ pub struct AppendArgs {
     /// The event type.
     #[arg(long = "type", value_name = "TYPE")]
     pub event_type: String,
-    /// The event data as JSON; stored as MessagePack (content type "msgpack").
-    #[arg(long)]
+    /// The event data as JSON (`-5`, `'{"total": 12}'`), or `@FILE` to read
+    /// it from a file (`@-`: from stdin); stored as MessagePack (content
+    /// type "msgpack").
+    #[arg(long, allow_hyphen_values = true)]
     pub data: String,
     /// `any`, `no-stream`, `exists`, or the stream's current version N.
     #[arg(long, default_value = "any", value_parser = parse_expected_version)]
@@ -118,12 +120,17 @@ pub struct AppendArgs {
     /// already in the log, nothing is written and its result is printed.
     #[arg(long)]
     pub command_id: Option<String>,
+    /// The correlation id: what ties this event to the others of one
+    /// request or workflow (stored as is; `read` filters do not use it).
     #[arg(long)]
     pub correlation_id: Option<String>,
+    /// The causation id: the id of the command or event that caused this
+    /// one (stored as is).
     #[arg(long)]
     pub causation_id: Option<String>,
-    /// Metadata as JSON; stored as its compact JSON text.
-    #[arg(long)]
+    /// Metadata as JSON, or `@FILE` (`@-`: stdin); stored as its compact
+    /// JSON text.
+    #[arg(long, allow_hyphen_values = true)]
     pub metadata: Option<String>,
     /// The event id (a UUID); generated when absent.
     #[arg(long)]

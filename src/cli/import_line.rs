@@ -86,8 +86,8 @@ pub struct Append {
 }
 
 pub fn parse_line(line: &str) -> Result<Append, String> {
-    let line: ImportLine =
-        serde_json::from_str(line).map_err(|e| format!("not a valid import line: {e}"))?;
+    let line: ImportLine = serde_json::from_str(line.trim_end_matches(['\n', '\r']))
+        .map_err(|e| format!("not a valid import line: {}", without_position(&e)))?;
     let expected = match &line.expected_version {
         None => match (line.version, &line.events) {
             (Some(0), _) => return Err("version 0 does not exist: versions start at 1".into()),
@@ -139,6 +139,18 @@ pub fn parse_line(line: &str) -> Result<Append, String> {
         command_id: line.command_id,
         events,
     })
+}
+
+/// serde_json's message without its "at line 1 column N" (the line is
+/// always 1: one JSON text per line, and the caller names the input line),
+/// with the column kept.
+fn without_position(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match message.strip_suffix(&position) {
+        Some(message) => format!("{message} (at column {})", error.column()),
+        None => message,
+    }
 }
 
 /// The event to append for `event`, taking metadata, correlation and
