@@ -673,7 +673,9 @@ fn tail_ends_when_its_reader_goes_away_without_waiting_for_an_event() {
 /// The description clap prints after `flag` in `annals COMMAND -h`.
 /// (On the flag's line, or on the next one when the help is long.)
 fn help_of(help: &str, flag: &str) -> String {
-    let mut lines = help.lines().skip_while(|l| !l.trim_start().starts_with(flag));
+    let mut lines = help
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with(flag));
     let line = lines
         .next()
         .unwrap_or_else(|| panic!("{flag} is not in {help}"));
@@ -695,8 +697,17 @@ fn help_of(help: &str, flag: &str) -> String {
 #[test]
 fn help_describes_every_option_and_the_import_format() {
     let help = expect(0, &["append", "-h"]).stdout;
-    for flag in ["--correlation-id", "--causation-id", "--data", "--metadata", "--create"] {
-        assert!(!help_of(&help, flag).is_empty(), "{flag} has no help: {help}");
+    for flag in [
+        "--correlation-id",
+        "--causation-id",
+        "--data",
+        "--metadata",
+        "--create",
+    ] {
+        assert!(
+            !help_of(&help, flag).is_empty(),
+            "{flag} has no help: {help}"
+        );
     }
     let import = expect(0, &["import", "--help"]).stdout;
     for needle in [
@@ -734,7 +745,11 @@ fn append_takes_negative_numbers_and_json_from_files() {
     let data: Vec<&Value> = events.iter().map(|e| &e["data"]).collect();
     assert_eq!(
         data,
-        [&json!(-5), &json!({"total": 12, "lines": [1, 2]}), &json!(["from stdin"])]
+        [
+            &json!(-5),
+            &json!({"total": 12, "lines": [1, 2]}),
+            &json!(["from stdin"])
+        ]
     );
     assert_eq!(events[0]["metadata"], json!(-1.5));
     assert_eq!(events[1]["metadata"], json!({"total": 12, "lines": [1, 2]}));
@@ -742,10 +757,20 @@ fn append_takes_negative_numbers_and_json_from_files() {
     let missing = temp.path().join("nope.json");
     let run = expect(
         1,
-        &["append", d, "--stream", "s", "--type", "T", "--data", &format!("@{}", missing.display())],
+        &[
+            "append",
+            d,
+            "--stream",
+            "s",
+            "--type",
+            "T",
+            "--data",
+            &format!("@{}", missing.display()),
+        ],
     );
     assert!(
-        run.stderr.starts_with(&format!("annals: --data: reading {}: ", missing.display())),
+        run.stderr
+            .starts_with(&format!("annals: --data: reading {}: ", missing.display())),
         "{}",
         run.stderr
     );
@@ -753,10 +778,22 @@ fn append_takes_negative_numbers_and_json_from_files() {
     std::fs::write(&bad, "{oops").unwrap();
     let run = expect(
         1,
-        &["append", d, "--stream", "s", "--type", "T", "--data", &format!("@{}", bad.display())],
+        &[
+            "append",
+            d,
+            "--stream",
+            "s",
+            "--type",
+            "T",
+            "--data",
+            &format!("@{}", bad.display()),
+        ],
     );
     assert!(
-        run.stderr.starts_with(&format!("annals: --data: {} is not valid JSON: ", bad.display())),
+        run.stderr.starts_with(&format!(
+            "annals: --data: {} is not valid JSON: ",
+            bad.display()
+        )),
         "{}",
         run.stderr
     );
@@ -773,7 +810,9 @@ fn import_errors_name_the_line_once() {
     let run = expect_with_input(1, &["import", d], &format!("{first}{{\"stream\":\"c\"\n"));
     let error = |run: &Run| -> String {
         let found = run.stderr.lines().find(|l| l.starts_with("annals: line "));
-        found.unwrap_or_else(|| panic!("{}", run.stderr)).to_string()
+        found
+            .unwrap_or_else(|| panic!("{}", run.stderr))
+            .to_string()
     };
     assert_eq!(
         error(&run),
@@ -788,4 +827,65 @@ fn import_errors_name_the_line_once() {
         error(&run),
         "annals: line 3: not a valid import line: unknown field `colour` (at column 45)"
     );
+}
+
+/// What docs/cli.md ("Event ids") says a repeated `--id` does: event ids are
+/// not unique keys; only an append at an exact expected version whose ids
+/// match the events already there is a repeat.
+#[test]
+fn a_repeated_event_id_does_what_the_docs_say() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = path(temp.path());
+    let id = "0191b2a6-1234-7000-8000-00000000abcd";
+    let append = |code: i32, expected: &str| {
+        let args = [
+            "append",
+            d,
+            "--stream",
+            "s",
+            "--type",
+            "T",
+            "--data",
+            "1",
+            "--id",
+            id,
+            "--expected-version",
+            expected,
+        ];
+        let run = expect(code, &args);
+        run.lines()
+            .first()
+            .map(|r| r["first_version"].as_u64().unwrap())
+    };
+    assert_eq!(append(0, "no-stream"), Some(1));
+    // `any`: a new event with the same id, each time.
+    assert_eq!(append(0, "any"), Some(2));
+    assert_eq!(append(0, "any"), Some(3));
+    // The stream's current version: matches, so a new event again.
+    assert_eq!(append(0, "3"), Some(4));
+    // The first append's expected version: a repeat, its original result.
+    assert_eq!(append(0, "no-stream"), Some(1));
+    assert_eq!(append(0, "2"), Some(3));
+    // Beyond the stream's end: a conflict; so is another id at a version.
+    assert_eq!(append(3, "7"), None);
+    expect(
+        3,
+        &[
+            "append",
+            d,
+            "--stream",
+            "s",
+            "--type",
+            "T",
+            "--data",
+            "1",
+            "--id",
+            "0191b2a6-1234-7000-8000-00000000abce",
+            "--expected-version",
+            "no-stream",
+        ],
+    );
+    let events = expect(0, &["read", d]).lines();
+    assert_eq!(events.len(), 4);
+    assert!(events.iter().all(|e| e["id"] == id));
 }
