@@ -889,3 +889,41 @@ fn a_repeated_event_id_does_what_the_docs_say() {
     assert_eq!(events.len(), 4);
     assert!(events.iter().all(|e| e["id"] == id));
 }
+
+/// `verify` prints timestamps as RFC 3339 and counts in the singular when
+/// there is one. (Before: `1 segments`, and timestamps as nanoseconds since
+/// the epoch.)
+#[test]
+fn verify_prints_dates_and_singulars() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = path(temp.path());
+    raw_store(temp.path(), 1);
+    let text = expect(0, &["verify", d]).stdout;
+    let mut lines = text.lines();
+    let summary = lines.next().unwrap();
+    assert!(
+        summary.starts_with(&format!("{d}: 1 segment (0 sealed), ")),
+        "{text}"
+    );
+    assert!(summary.contains(", 1 event, 1 stream, "), "{text}");
+    assert_eq!(lines.next(), Some("positions 0..=0"), "{text}");
+    let timestamps = lines.next().unwrap();
+    let (first, last) = timestamps
+        .strip_prefix("timestamps ")
+        .and_then(|t| t.split_once(" to "))
+        .unwrap_or_else(|| panic!("{text}"));
+    for timestamp in [first, last] {
+        assert_eq!(timestamp.len(), 30, "{text}");
+        assert!(
+            timestamp.ends_with('Z') && timestamp.as_bytes()[10] == b'T',
+            "{text}"
+        );
+    }
+    assert!(!text.contains(" ns "), "{text}");
+    assert_eq!(text.lines().last(), Some("OK: 0 corruption, 0 warnings"));
+
+    let json = &expect(0, &["verify", d, "--json"]).lines()[0];
+    assert_eq!(json["first_timestamp"].as_str(), Some(first));
+    assert_eq!(json["last_timestamp"].as_str(), Some(last));
+    assert!(json["first_timestamp_ns"].as_u64().is_some());
+}

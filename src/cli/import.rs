@@ -394,15 +394,15 @@ fn summarize(counts: &Counts, syncs: u64, synced_groups: bool, elapsed: Duration
     let seconds = elapsed.as_secs_f64();
     let mut text = format!(
         "imported {}: {} appended ({}), {} already in the store; {:.2} s, {} lines/s",
-        count(lines, "line"),
+        count(lines, "line", "lines"),
         counts.appended,
-        count(counts.events, "event"),
+        count(counts.events, "event", "events"),
         counts.already_there,
         seconds,
         per_second(lines as f64, seconds),
     );
     if synced_groups {
-        let _ = write!(text, ", {}", count(syncs, "sync"));
+        let _ = write!(text, ", {}", count(syncs, "sync", "syncs"));
     }
     let _ = std::io::Write::write_all(
         &mut std::io::stderr().lock(),

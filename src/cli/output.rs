@@ -93,12 +93,12 @@ pub fn per_second(count: f64, seconds: f64) -> String {
     format!("{:.0}", HumanFloatCount(rate))
 }
 
-/// `1 line`, `2 lines`: a count with its noun.
-pub fn count(number: u64, noun: &str) -> String {
+/// `1 line`, `2 lines`: a count with its noun, singular or plural.
+pub fn count(number: u64, one: &str, many: &str) -> String {
     if number == 1 {
-        format!("1 {noun}")
+        format!("1 {one}")
     } else {
-        format!("{number} {noun}s")
+        format!("{number} {many}")
     }
 }
 
@@ -115,8 +115,8 @@ mod tests {
 
     #[test]
     fn counts_agree_with_their_number() {
-        assert_eq!(count(0, "segment"), "0 segments");
-        assert_eq!(count(1, "segment"), "1 segment");
-        assert_eq!(count(2, "sync"), "2 syncs");
+        assert_eq!(count(0, "segment", "segments"), "0 segments");
+        assert_eq!(count(1, "batch", "batches"), "1 batch");
+        assert_eq!(count(2, "batch", "batches"), "2 batches");
     }
 }
