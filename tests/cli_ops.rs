@@ -927,3 +927,47 @@ fn verify_prints_dates_and_singulars() {
     assert_eq!(json["last_timestamp"].as_str(), Some(last));
     assert!(json["first_timestamp_ns"].as_u64().is_some());
 }
+
+/// `annals bench --import` measures the import of the same lines under each
+/// durability, the modes in turns, and says how each compares to `none`.
+#[test]
+fn bench_measures_import_under_each_durability() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("bench");
+    let run = expect(
+        0,
+        &[
+            "bench",
+            path(&dir),
+            "--import",
+            "--events",
+            "300",
+            "--rounds",
+            "2",
+            "--streams",
+            "7",
+            "--json",
+        ],
+    );
+    let report = &run.lines()[0];
+    assert_eq!(report["lines"], 300);
+    assert_eq!(report["rounds"], 2);
+    let modes: Vec<&str> = report["modes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["durability"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["always", "periodic", "none"]);
+    for mode in report["modes"].as_array().unwrap() {
+        assert_eq!(mode["seconds"].as_array().unwrap().len(), 2);
+        assert!(mode["ratio_to_none"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(report["modes"][2]["ratio_to_none"], 1.0);
+    // Only the input is kept: each store is removed after its run.
+    assert_eq!(names_in(&dir), ["lines.jsonl"]);
+    let text = expect(0, &["bench", "--import", "--events", "50", "--rounds", "1"]).stdout;
+    assert!(text.contains("x none"), "{text}");
+    assert!(text.contains("load average"), "{text}");
+    expect(1, &["bench", "--import", "--rounds", "0"]);
+}

@@ -287,6 +287,16 @@ pub struct BenchArgs {
     /// Print the results as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Measure `annals import` instead: this program imports a file of
+    /// --events one-event lines (--payload-bytes of padding each, over
+    /// --streams streams) under each durability, the modes taking turns for
+    /// --rounds rounds, and prints each mode's median time and its ratio to
+    /// `none`.
+    #[arg(long)]
+    pub import: bool,
+    /// Rounds of --import (the median is reported).
+    #[arg(long, default_value_t = 3, requires = "import")]
+    pub rounds: u64,
 }
 
 #[derive(Debug, Args)]

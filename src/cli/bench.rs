@@ -85,6 +85,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
             temporary.path().to_path_buf()
         }
     };
+    if args.import {
+        return super::bench_import::run(args, &dir);
+    }
     let report = measure(args, &dir)?;
     let mut out = Output::stdout();
     if args.json {

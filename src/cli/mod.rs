@@ -4,6 +4,7 @@
 mod append;
 mod args;
 mod bench;
+mod bench_import;
 mod event_json;
 mod export;
 mod failure;
