@@ -662,6 +662,9 @@ fn export_then_import_reproduces_every_event() {
 fn stats_counts_events_streams_and_segments() {
     let temp = tempfile::tempdir().unwrap();
     let d = path(temp.path());
+    // An empty directory is not a store; a store without events is.
+    expect(1, &["stats", d, "--json"]);
+    expect_with_input(0, &["import", d, "--segment-size-bytes", SMALL_SEGMENT], "");
     let empty = expect(0, &["stats", d, "--json"]).lines();
     assert_eq!(empty[0]["events"], 0);
     assert_eq!(empty[0]["first_timestamp"], Value::Null);

@@ -37,13 +37,10 @@ impl<'a> Appended<'a> {
 }
 
 pub fn run(args: &AppendArgs) -> Result<(), Failure> {
-    let data: Value = serde_json::from_str(&args.data)
-        .map_err(|e| Failure::other(format!("--data is not valid JSON: {e}")))?;
+    let data = json_argument("--data", &args.data)?;
     let mut event = EventData::from_serde(args.event_type.as_str(), &data)?;
     if let Some(metadata) = &args.metadata {
-        let metadata: Value = serde_json::from_str(metadata)
-            .map_err(|e| Failure::other(format!("--metadata is not valid JSON: {e}")))?;
-        event.metadata = encode_metadata(&metadata);
+        event.metadata = encode_metadata(&json_argument("--metadata", metadata)?);
     }
     if let Some(id) = &args.id {
         event.id = Some(parse_event_id(id)?);
@@ -51,7 +48,7 @@ pub fn run(args: &AppendArgs) -> Result<(), Failure> {
     event.correlation_id = args.correlation_id.clone();
     event.causation_id = args.causation_id.clone();
 
-    let store = open_writable(&args.dir, args.writer.options())?;
+    let store = open_writable(&args.dir, args.writer.options(), args.writer.creation())?;
     let events = [event];
     let result = match &args.command_id {
         Some(command_id) => {
@@ -63,6 +60,27 @@ pub fn run(args: &AppendArgs) -> Result<(), Failure> {
     let mut out = Output::stdout();
     out.json_line(&Appended::new(None, &args.stream, &result))?;
     out.flush()
+}
+
+/// The JSON value of an option: the text itself, or `@FILE` read from a
+/// file (`@-`: stdin). JSON text never starts with `@`.
+fn json_argument(option: &str, text: &str) -> Result<Value, Failure> {
+    let Some(file) = text.strip_prefix('@') else {
+        return serde_json::from_str(text)
+            .map_err(|e| Failure::other(format!("{option} is not valid JSON: {e}")));
+    };
+    let (contents, shown) = if file == "-" {
+        let mut contents = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut contents)
+            .map_err(|e| Failure::other(format!("{option}: reading stdin: {e}")))?;
+        (contents, "stdin")
+    } else {
+        let contents = std::fs::read_to_string(file)
+            .map_err(|e| Failure::other(format!("{option}: reading {file}: {e}")))?;
+        (contents, file)
+    };
+    serde_json::from_str(&contents)
+        .map_err(|e| Failure::other(format!("{option}: {shown} is not valid JSON: {e}")))
 }
 
 /// Parses an event id given as a UUID.

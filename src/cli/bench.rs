@@ -12,7 +12,6 @@ use serde::Serialize;
 use super::args::BenchArgs;
 use super::failure::Failure;
 use super::output::{Output, progress_bar};
-use super::store_dir::open_writable;
 
 /// Events read per call in the read phases.
 const PAGE_EVENTS: usize = 1024;
@@ -86,6 +85,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
             temporary.path().to_path_buf()
         }
     };
+    if args.import {
+        return super::bench_import::run(args, &dir);
+    }
     let report = measure(args, &dir)?;
     let mut out = Output::stdout();
     if args.json {
@@ -107,7 +109,8 @@ fn measure(args: &BenchArgs, dir: &Path) -> Result<Report, Failure> {
     let streams: Vec<String> = (0..args.streams).map(|i| format!("bench-{i}")).collect();
     let batches = args.events.div_ceil(args.batch);
 
-    let store = open_writable(dir, options.clone())?;
+    // A new store in an empty or missing directory (checked above).
+    let store = Store::open(dir, options.clone())?;
     let bar = progress_bar(args.events, "appending");
     let mut latencies = Vec::with_capacity(batches as usize);
     let started = Instant::now();

@@ -1,8 +1,14 @@
 //! `annals export`: every event as JSON lines, in log order, in the format
 //! `import` reads back (see `event_json` for how data keeps its exact bytes).
+//!
+//! `--output FILE` is written atomically: to a temporary file in the same
+//! directory, synced, renamed to `FILE` (never over an existing file), and
+//! the directory synced. An export that fails or is killed leaves nothing
+//! under `FILE`, at most a hidden `.FILE.XXXXXX.partial` beside it.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::path::Path;
 
 use super::args::ExportArgs;
 use super::event_json::write_event_line;
@@ -37,22 +43,64 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
             let mut out = Output::stdout();
             write_all(out.writer()).map_err(|e| e.into_failure(from_stdout_error))
         }
-        Some(path) => {
-            let file = File::options()
-                .write(true)
-                .create_new(true)
-                .open(path)
-                .map_err(|e| Failure::other(format!("creating {}: {e}", path.display())))?;
-            let mut out = BufWriter::with_capacity(1 << 20, file);
-            let describe =
-                |e: std::io::Error| Failure::other(format!("writing {}: {e}", path.display()));
-            write_all(&mut out).map_err(|e| e.into_failure(describe))?;
-            let file = out.into_inner().map_err(|e| describe(e.into_error()))?;
-            file.sync_all().map_err(describe)
-        }
+        Some(path) => write_atomically(path, write_all),
     };
     bar.finish_and_clear();
     outcome
+}
+
+/// Writes `FILE` through a temporary file beside it, so that `FILE` appears
+/// whole and durable, or not at all.
+fn write_atomically(
+    path: &Path,
+    write_all: impl FnOnce(&mut dyn Write) -> Result<(), ExportError>,
+) -> Result<(), Failure> {
+    let shown = path.display();
+    let exists = || {
+        Failure::other(format!(
+            "{shown}: exists; export never overwrites a file (remove it or choose another name)"
+        ))
+    };
+    // Refuse before the work; the rename below refuses again (race-free).
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(exists());
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| Failure::other(format!("{shown}: --output must name a file")))?;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let describe =
+        |action: &str, e: std::io::Error| Failure::other(format!("{action} {shown}: {e}"));
+    // Readable as a file created with `File::create` would be (the umask
+    // applies), not only by its owner as tempfile's default.
+    let temporary = tempfile::Builder::new()
+        .prefix(&format!(".{}.", name.to_string_lossy()))
+        .suffix(".partial")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| describe("creating a temporary file beside", e))?;
+    // An error removes the temporary file (dropped); a killed process leaves
+    // it, hidden, under its temporary name.
+    let mut out = BufWriter::with_capacity(1 << 20, temporary.as_file());
+    write_all(&mut out).map_err(|e| e.into_failure(|e| describe("writing", e)))?;
+    out.into_inner()
+        .map_err(|e| describe("writing", e.into_error()))?
+        .sync_all()
+        .map_err(|e| describe("syncing", e))?;
+    temporary.persist_noclobber(path).map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            exists()
+        } else {
+            describe("renaming the temporary file to", e.error)
+        }
+    })?;
+    // The rename is durable once the directory is.
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| describe("syncing the directory of", e))
 }
 
 enum ExportError {

@@ -4,10 +4,12 @@
 mod append;
 mod args;
 mod bench;
+mod bench_import;
 mod event_json;
 mod export;
 mod failure;
 mod import;
+mod import_line;
 mod output;
 mod read;
 #[cfg(feature = "nats")]
