@@ -11,7 +11,7 @@ use annals::{Durability, Options};
 use super::args::ReceiveArgs;
 use super::failure::Failure;
 use super::ship::{Printer, failure, is_live};
-use super::store_dir::open_writable;
+use super::store_dir::{Creation, open_writable};
 
 pub fn run(args: &ReceiveArgs) -> Result<(), Failure> {
     let options = ReceiveOptions::new(&args.from, &args.stream)
@@ -20,7 +20,13 @@ pub fn run(args: &ReceiveArgs) -> Result<(), Failure> {
     options.check().map_err(failure)?;
     // The stream is the source of truth and the store says where to resume,
     // so syncing once per chunk (`receive` flushes) loses nothing for good.
-    let store = open_writable(&args.dir, Options::default().durability(Durability::None))?;
+    let store = open_writable(
+        &args.dir,
+        Options::default().durability(Durability::None),
+        Creation {
+            create_parents: false,
+        },
+    )?;
     let mut printer = Printer::new(&args.wait);
     let outcome = receive_blocking(&store, &options, |progress| {
         printer.print(progress, &describe(progress), is_live(&progress.phase));
