@@ -266,6 +266,12 @@ pub struct ExportArgs {
     /// Write to this file instead of stdout (the file must not exist).
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Export every event that can still be verified, also from a store
+    /// that refuses to open: damaged ranges are skipped and listed on stderr
+    /// (exit 4 when there were any). Events after a gap keep their original
+    /// positions and versions.
+    #[arg(long)]
+    pub salvage: bool,
 }
 
 #[derive(Debug, Args)]
