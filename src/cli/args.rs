@@ -169,6 +169,13 @@ pub struct ImportArgs {
     /// the store (the store keeps every command id).
     #[arg(long, value_name = "ID")]
     pub import_id: Option<String>,
+    /// Read a postgres-es `events` table instead (JSON lines of its seven
+    /// columns; see docs/cqrs-es.md, "Migrating from postgres-es"): each
+    /// aggregate's rows become its stream, appended in order; a rerun skips
+    /// the rows already imported. Needs the cargo feature `cqrs-es`.
+    #[cfg(feature = "cqrs-es")]
+    #[arg(long)]
+    pub postgres_es: bool,
 }
 
 /// The line format and durability notes of `annals import --help`.
