@@ -75,6 +75,7 @@ mod snapshot;
 mod store;
 
 pub use audit::repair::{Cut, LostEvents, Repair, RepairPlan, StaleSnapshot, ZeroFrom};
+pub use audit::salvage::{SalvageReport, salvage};
 pub use audit::verify;
 pub use engine::recovery::{Recovered, RecoveryAction, RecoveryReport};
 pub use error::{Error, Result};

@@ -4,4 +4,5 @@
 //! walk, never beside the store reaching into its internals.
 
 pub mod repair;
+pub mod salvage;
 pub mod verify;

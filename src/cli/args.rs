@@ -169,6 +169,13 @@ pub struct ImportArgs {
     /// the store (the store keeps every command id).
     #[arg(long, value_name = "ID")]
     pub import_id: Option<String>,
+    /// Read a postgres-es `events` table instead (JSON lines of its seven
+    /// columns; see docs/cqrs-es.md, "Migrating from postgres-es"): each
+    /// aggregate's rows become its stream, appended in order; a rerun skips
+    /// the rows already imported. Needs the cargo feature `cqrs-es`.
+    #[cfg(feature = "cqrs-es")]
+    #[arg(long)]
+    pub postgres_es: bool,
 }
 
 /// The line format and durability notes of `annals import --help`.
@@ -266,6 +273,12 @@ pub struct ExportArgs {
     /// Write to this file instead of stdout (the file must not exist).
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Export every event that can still be verified, also from a store
+    /// that refuses to open: damaged ranges are skipped and listed on stderr
+    /// (exit 4 when there were any). Events after a gap keep their original
+    /// positions and versions.
+    #[arg(long)]
+    pub salvage: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,14 +12,17 @@ use std::path::Path;
 
 use super::args::ExportArgs;
 use super::event_json::write_event_line;
-use super::failure::{Failure, from_stdout_error};
+use super::failure::{EXIT_CORRUPTION, Failure, from_stdout_error};
 use super::output::{Output, progress_bar};
-use super::store_dir::open_read_only;
+use super::store_dir::{check_store_to_read, open_read_only};
 
 /// Events read from the store per call.
 const PAGE_EVENTS: usize = 1024;
 
 pub fn run(args: &ExportArgs) -> Result<(), Failure> {
+    if args.salvage {
+        return salvage(args);
+    }
     let store = open_read_only(&args.dir)?;
     // Events a writer appends while the export runs are left out: the export
     // is the log as it was when it started.
@@ -47,6 +50,67 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
     };
     bar.finish_and_clear();
     outcome
+}
+
+/// `export --salvage`: every event of every complete, valid batch, also of a
+/// store that refuses to open (`annals::salvage`); each damaged range that
+/// was skipped is reported on stderr, and the exit code is 4 when there was
+/// any.
+fn salvage(args: &ExportArgs) -> Result<(), Failure> {
+    check_store_to_read(&args.dir)?;
+    let mut report = None;
+    let mut write_all = |out: &mut dyn Write| -> Result<(), ExportError> {
+        let mut write_error = None;
+        let salvaged = annals::salvage(&args.dir, |event| {
+            write_event_line(out, &event).map_err(|e| {
+                let message = e.to_string();
+                write_error = Some(e);
+                annals::Error::InvalidArgument(message)
+            })
+        });
+        if let Some(error) = write_error {
+            return Err(ExportError::Write(error));
+        }
+        report = Some(salvaged?);
+        out.flush().map_err(ExportError::Write)
+    };
+    match &args.output {
+        None => {
+            let mut out = Output::stdout();
+            write_all(out.writer()).map_err(|e| e.into_failure(from_stdout_error))?;
+        }
+        Some(path) => write_atomically(path, &mut write_all)?,
+    }
+    let report = report.expect("the salvage ran");
+    for finding in &report.notes {
+        say(&format!("note: {finding}; not damage, not exported"));
+    }
+    for finding in &report.skipped {
+        say(&format!("skipped: {finding}"));
+    }
+    say(&format!(
+        "salvaged {} events in {} batches; {} damaged ranges skipped",
+        report.events,
+        report.batches,
+        report.skipped.len()
+    ));
+    if report.skipped.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: EXIT_CORRUPTION,
+            message: format!(
+                "{} damaged ranges were skipped (listed above): the export holds every event \
+                 that could be verified",
+                report.skipped.len()
+            ),
+        })
+    }
+}
+
+/// A line on stderr.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "annals: {line}");
 }
 
 /// Writes `FILE` through a temporary file beside it, so that `FILE` appears

@@ -99,6 +99,10 @@ pub fn run(args: &ImportArgs) -> Result<(), Failure> {
         // The acknowledger syncs each group itself.
         options = options.durability(Durability::None);
     }
+    #[cfg(feature = "cqrs-es")]
+    if args.postgres_es {
+        return import_postgres_es(args);
+    }
     let store = open_writable(&args.dir, options, args.writer.creation())?;
     let started = Instant::now();
     let outcome = import_lines(&store, args.import_id.as_deref(), grouping);
@@ -108,6 +112,37 @@ pub fn run(args: &ImportArgs) -> Result<(), Failure> {
     summarize(&counts, syncs, grouping.sync, started.elapsed());
     outcome?;
     Ok(closed?)
+}
+
+/// `import --postgres-es`: a postgres-es `events` table from stdin, through
+/// the library (`annals::cqrs::import_postgres_es_events`), durable at the
+/// end (the rerun skips what an interrupted run imported).
+#[cfg(feature = "cqrs-es")]
+fn import_postgres_es(args: &ImportArgs) -> Result<(), Failure> {
+    let options = args.writer.options().durability(Durability::None);
+    let store = open_writable(&args.dir, options, args.writer.creation())?;
+    let outcome = annals::cqrs::import_postgres_es_events(&store, std::io::stdin().lock());
+    // Durable whatever happened: what was appended stays imported.
+    let closed = store.close();
+    let done = match outcome {
+        Ok(done) => done,
+        Err(error) => {
+            let code = super::failure::exit_code(&error.error);
+            return Err(Failure {
+                code,
+                message: error.to_string(),
+            });
+        }
+    };
+    closed?;
+    let _ = std::io::Write::write_fmt(
+        &mut std::io::stderr(),
+        format_args!(
+            "annals: imported {} postgres-es rows: {} events appended in {} appends, {} already in the store\n",
+            done.lines, done.events_appended, done.appends, done.events_already_present
+        ),
+    );
+    Ok(())
 }
 
 /// Imports stdin: this thread reads and appends, a second one syncs and

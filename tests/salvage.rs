@@ -1,0 +1,108 @@
+//! Salvage: every event of a damaged store that can still be verified,
+//! through the library (`annals::salvage`) and `annals export --salvage`.
+
+mod common;
+
+use std::path::Path;
+
+use annals::{Store, salvage};
+use common::{batches, fill, flip_byte, segment_files, small_segments};
+
+/// A closed store of several segments whose second (sealed) segment has one
+/// damaged event in the middle; returns the damaged batch's positions.
+fn damaged_store(dir: &Path) -> (u64, std::ops::Range<u64>) {
+    let store = Store::open(dir, small_segments()).unwrap();
+    fill(&store, 300, 3, 5, 100);
+    let total = store.next_position();
+    store.close().unwrap();
+    let sealed = &segment_files(dir)[1];
+    let batch = &batches(sealed)[10];
+    let first = Store::open_read_only(dir)
+        .unwrap()
+        .read_all(0, usize::MAX)
+        .unwrap()
+        .len() as u64;
+    assert_eq!(first, total);
+    flip_byte(sealed, batch.events[1].body_offset() + 5);
+    // The batch's positions: the segment's base plus the batches before it.
+    let base: u64 = sealed
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_end_matches(".seg")
+        .parse()
+        .unwrap();
+    let before: u64 = batches(sealed)[..10]
+        .iter()
+        .map(|b| b.events.len() as u64)
+        .sum();
+    let start = base + before;
+    (total, start..start + batch.events.len() as u64)
+}
+
+#[test]
+fn salvage_skips_only_the_damaged_batch_of_a_store_that_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (total, lost) = damaged_store(dir.path());
+    assert!(
+        Store::open_read_only(dir.path()).is_err(),
+        "the store refuses to open"
+    );
+    let mut positions = Vec::new();
+    let report = salvage(dir.path(), |event| {
+        positions.push(event.position);
+        Ok(())
+    })
+    .unwrap();
+    let expected: Vec<u64> = (0..total).filter(|p| !lost.contains(p)).collect();
+    assert_eq!(positions, expected);
+    assert_eq!(report.events, expected.len() as u64);
+    assert!(!report.skipped.is_empty());
+    assert_eq!(report.skipped[0].path, segment_files(dir.path())[1]);
+}
+
+#[test]
+fn export_salvage_writes_every_verifiable_event_and_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let (total, lost) = damaged_store(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_annals"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let plain = run(&["export", d]);
+    assert_eq!(plain.status.code(), Some(4));
+    assert!(plain.stdout.is_empty());
+    let salvaged = run(&["export", d, "--salvage"]);
+    assert_eq!(salvaged.status.code(), Some(4), "{salvaged:?}");
+    let lines = String::from_utf8(salvaged.stdout).unwrap();
+    assert_eq!(
+        lines.lines().count() as u64,
+        total - (lost.end - lost.start),
+        "every event but the damaged batch's"
+    );
+    let stderr = String::from_utf8(salvaged.stderr).unwrap();
+    let damaged_name = segment_files(dir.path())[1]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        stderr.contains("skipped:") && stderr.contains(&damaged_name),
+        "{stderr}"
+    );
+    // A healthy store: the same lines as a plain export, exit 0.
+    let healthy = tempfile::tempdir().unwrap();
+    let store = Store::open(healthy.path(), small_segments()).unwrap();
+    fill(&store, 50, 2, 3, 50);
+    store.close().unwrap();
+    let h = healthy.path().to_str().unwrap();
+    let plain = run(&["export", h]);
+    let salvaged = run(&["export", h, "--salvage"]);
+    assert_eq!(salvaged.status.code(), Some(0), "{salvaged:?}");
+    assert_eq!(salvaged.stdout, plain.stdout);
+}
