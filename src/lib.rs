@@ -74,7 +74,9 @@ pub mod ship;
 mod snapshot;
 mod store;
 
-pub use audit::repair::{Cut, LostEvents, Repair, RepairPlan, StaleSnapshot, ZeroFrom};
+pub use audit::repair::{
+    Cut, LostEvents, Repair, RepairPlan, RewriteFooter, StaleSnapshot, ZeroFrom,
+};
 pub use audit::salvage::{SalvageReport, salvage};
 pub use audit::verify;
 pub use engine::recovery::{Recovered, RecoveryAction, RecoveryReport};

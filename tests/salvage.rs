@@ -106,3 +106,55 @@ fn export_salvage_writes_every_verifiable_event_and_exits_4() {
     assert_eq!(salvaged.status.code(), Some(0), "{salvaged:?}");
     assert_eq!(salvaged.stdout, plain.stdout);
 }
+
+/// Damage to a sealed segment's footer (or its free space) loses no batch:
+/// where the hash chain links across it, repair rebuilds the footer from
+/// the batches and keeps every later segment, instead of cutting the log
+/// back to before the damaged segment.
+#[test]
+fn repair_mends_a_damaged_footer_in_place_and_keeps_every_later_segment() {
+    for damage_in_free_space in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        fill(&store, 300, 3, 5, 100);
+        let total = store.next_position();
+        let head = annals::ExpectedHead::from(store.chain_head());
+        store.close().unwrap();
+        let files = segment_files(dir.path());
+        assert!(files.len() >= 3);
+        let sealed = &files[1];
+        let len = std::fs::metadata(sealed).unwrap().len();
+        let offset = if damage_in_free_space {
+            len - 128 - 16
+        } else {
+            len - 128 + 30
+        };
+        flip_byte(sealed, offset);
+        assert!(Store::open_read_only(dir.path()).is_err());
+
+        let repair = annals::Repair::lock(dir.path()).unwrap();
+        let plan = repair.plan().unwrap();
+        let cut = plan.cut.clone().expect("damage is planned for");
+        assert!(cut.rewrite_footer.is_some(), "{plan:?}");
+        assert!(cut.removed.is_empty() && cut.zero.is_none(), "{plan:?}");
+        assert_eq!(plan.kept_events, total);
+        repair
+            .apply(&plan, &dir.path().join("repair-backup"))
+            .unwrap();
+        drop(repair);
+
+        let report = annals::verify(
+            dir.path(),
+            &annals::VerifyOptions::default().expect_head(head),
+        )
+        .unwrap();
+        assert!(report.is_ok(), "{report}");
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        assert_eq!(store.next_position(), total);
+        assert_eq!(segment_files(dir.path()).len(), files.len());
+        assert!(
+            std::fs::metadata(sealed).unwrap().permissions().readonly(),
+            "sealed again"
+        );
+    }
+}

@@ -15,7 +15,11 @@
 //!   newest segment, which the next writer continues; every later segment
 //!   file is removed;
 //! - snapshots of a stream at a version past what the cut keeps are removed
-//!   (they describe events that are gone).
+//!   (they describe events that are gone);
+//! - but damage to a sealed segment's footer, free space or durable mark
+//!   that loses no batch, where the chain recomputed over its batches holds
+//!   and the next segment links to them, is mended in place
+//!   ([`RewriteFooter`]): nothing is cut, every later segment is kept.
 //!
 //! Nothing is deleted: every file removed or changed is first copied into a
 //! backup directory the caller names. Files are moved newest first, so a
@@ -45,11 +49,13 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::body;
+use crate::format::chain;
 use crate::format::durable_mark::DURABLE_MARK_RANGE;
+use crate::format::footer::{self, SegmentFooter};
 use crate::format::frame::{self, FrameKind, FrameRead};
 use crate::format::header::SegmentHeader;
 use crate::format::snapshot::{MAX_SNAPSHOT_BODY_LEN, SNAPSHOT_HEADER_LEN, decode_snapshot};
-use crate::format::{self as codec, FRAME_ALIGN, SEGMENT_HEADER_LEN};
+use crate::format::{self as codec, CHAIN_LEN, FOOTER_LEN, FRAME_ALIGN, SEGMENT_HEADER_LEN};
 use crate::log::directory::{self, DirListing};
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::scan::{BatchSeen, Flow, Visitor};
@@ -89,15 +95,41 @@ pub struct RepairPlan {
     pub notes: Vec<Finding>,
 }
 
-/// What the cut does to the files.
+/// What the repair does to the files: a cut, or a footer rebuilt in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cut {
+    /// Damage to a sealed segment's footer, free space or durable mark,
+    /// with every batch intact and the chain linking across: the footer is
+    /// rebuilt from the batches and nothing is cut (then `zero` is `None`
+    /// and `removed` empty).
+    pub rewrite_footer: Option<RewriteFooter>,
     /// The damaged segment, zeroed from an offset on; `None` when whole
     /// files are removed from the damaged one on.
     pub zero: Option<ZeroFrom>,
     /// Segment files removed (moved into the backup), oldest first, with
     /// their lengths.
     pub removed: Vec<(PathBuf, u64)>,
+}
+
+/// A sealed segment's footer rebuilt from its batches: the bytes after its
+/// data zeroed, its durable mark cleared, the footer written from what the
+/// batches show, and the file synced and made read-only again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewriteFooter {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Its salt (for the contents checksum).
+    pub salt: u64,
+    /// Where its batches end.
+    pub data_end: u64,
+    /// Events in it.
+    pub event_count: u64,
+    /// Batches in it, sync markers included.
+    pub batch_count: u64,
+    /// Position of its last event.
+    pub last_position: u64,
+    /// The stored chain value after its last batch.
+    pub chain_end: [u8; CHAIN_LEN],
 }
 
 /// A segment zeroed from `offset` to its end.
@@ -172,7 +204,7 @@ impl Repair {
             damage,
             notes,
             segment_sizes,
-            ..
+            segment,
         } = finder;
         let Some(damage) = damage else {
             return Ok(RepairPlan {
@@ -194,6 +226,24 @@ impl Repair {
             .iter()
             .position(|path| *path == damage.path)
             .unwrap_or(files.len());
+        let next = files.get(damaged + 1).map(PathBuf::as_path);
+        if let Some(rewrite) = in_place(&damage, segment.as_ref(), last_end, next) {
+            return Ok(RepairPlan {
+                dir: dir.clone(),
+                damage: Some(damage),
+                cut: Some(Cut {
+                    rewrite_footer: Some(rewrite),
+                    zero: None,
+                    removed: Vec::new(),
+                }),
+                kept_events: walk_end_of_log(dir)?,
+                kept_segments: files.len(),
+                kept_segment_size_bytes: segment_sizes.last().copied(),
+                stale_snapshots: Vec::new(),
+                lost: LostEvents::default(),
+                notes,
+            });
+        }
         let zero = match cut_within(&damage.kind) {
             true if damaged < files.len() => {
                 let path = files[damaged].clone();
@@ -229,7 +279,11 @@ impl Repair {
             kept_segment_size_bytes,
             lost,
             notes,
-            cut: Some(Cut { zero, removed }),
+            cut: Some(Cut {
+                rewrite_footer: None,
+                zero,
+                removed,
+            }),
             damage: Some(damage),
         })
     }
@@ -284,6 +338,13 @@ impl Repair {
         if let Some(zero) = &cut.zero {
             zero_from(zero)?;
         }
+        if let Some(rewrite) = &cut.rewrite_footer {
+            let copy = backup.join(file_name(&rewrite.path));
+            fs::copy(&rewrite.path, &copy).map_err(|e| Error::io("backing up", &copy, e))?;
+            sync_file(&copy)?;
+            directory::sync_dir(backup)?;
+            rewrite_footer(rewrite)?;
+        }
         directory::sync_dir(&self.dir)
     }
 }
@@ -312,6 +373,9 @@ struct CutFinder {
     versions: HashMap<String, u64>,
     /// End of the last batch of the segment being walked.
     last_end: Option<usize>,
+    /// The segment being walked, as its batches show it: for a footer
+    /// rebuilt in place.
+    segment: Option<SegmentSeen>,
     damage: Option<Finding>,
     notes: Vec<Finding>,
     /// Segment size of each segment walked.
@@ -323,9 +387,20 @@ impl Visitor for CutFinder {
         self.versions.get(stream).map(|&version| (version, 0))
     }
 
-    fn segment(&mut self, _ordinal: usize, segment: &Arc<Segment>, _role: SegmentRole) {
+    fn segment(&mut self, _ordinal: usize, segment: &Arc<Segment>, role: SegmentRole) {
         self.last_end = None;
         self.segment_sizes.push(segment.header.segment_size_bytes);
+        self.segment = Some(SegmentSeen {
+            sealed: role == SegmentRole::Sealed,
+            path: segment.path.clone(),
+            salt: segment.header.salt,
+            chain: segment.header.chain_start,
+            chain_holds: true,
+            events: 0,
+            batches: 0,
+            last_position: None,
+            next_position: segment.header.base_position,
+        });
     }
 
     fn batch(&mut self, seen: &BatchSeen<'_, '_>) {
@@ -334,6 +409,25 @@ impl Visitor for CutFinder {
                 .insert(last.event.stream.to_string(), last.event.version);
         }
         self.last_end = Some(seen.batch.end);
+        if let Some(segment) = &mut self.segment {
+            let batch = seen.batch;
+            // The chain recomputed over the segment's batches from its
+            // header: a footer rebuilt from them must not vouch for a batch
+            // the chain does not.
+            let recomputed =
+                chain::next_chain(&segment.chain, batch.event_frames, batch.commit_tail);
+            segment.chain_holds &= recomputed == batch.commit.chain;
+            segment.chain = batch.commit.chain;
+            segment.events += seen.events.len() as u64;
+            segment.batches += 1;
+            match seen.events.last() {
+                Some(last) => {
+                    segment.last_position = Some(last.event.position);
+                    segment.next_position = last.event.position.saturating_add(1);
+                }
+                None => segment.next_position = batch.commit.first_position,
+            }
+        }
     }
 
     fn finding(&mut self, finding: Finding, verdict: Verdict) -> Flow {
@@ -349,6 +443,68 @@ impl Visitor for CutFinder {
             Verdict::Wait => Flow::Continue,
         }
     }
+}
+
+/// A segment as its batches show it, while the walk is in it.
+#[derive(Debug, Clone)]
+struct SegmentSeen {
+    /// Sealed (a valid footer, or another segment follows it): only such a
+    /// segment gets a footer; the newest unsealed one stays active.
+    sealed: bool,
+    path: PathBuf,
+    salt: u64,
+    /// The stored chain value after the last batch (the header's
+    /// `chain_start` before any).
+    chain: [u8; CHAIN_LEN],
+    /// Whether every batch's stored chain value is the one recomputed.
+    chain_holds: bool,
+    events: u64,
+    batches: u64,
+    last_position: Option<u64>,
+    /// The position after the segment's last batch.
+    next_position: u64,
+}
+
+/// Damage to a sealed segment's footer, free space or durable mark, with
+/// every batch intact, is mended in place when the chain links across: the
+/// footer rebuilt from the batches, the free space and the mark cleared,
+/// and every later segment kept.
+fn in_place(
+    damage: &Finding,
+    seen: Option<&SegmentSeen>,
+    last_end: Option<usize>,
+    next: Option<&Path>,
+) -> Option<RewriteFooter> {
+    use FindingKind as K;
+    let seen = seen?;
+    let fixable = matches!(
+        damage.kind,
+        K::MissingFooter { .. }
+            | K::FooterMismatch { .. }
+            | K::BytesAfterSealedData
+            | K::DamagedDurableMark
+    );
+    if !fixable || !seen.sealed || seen.path != damage.path || !seen.chain_holds || seen.events == 0
+    {
+        return None;
+    }
+    // The segment after it must continue exactly where the batches end.
+    if let Some(next) = next {
+        let bytes = map_regular_file(next).ok()?;
+        let header = SegmentHeader::decode(&bytes).ok()?;
+        if header.base_position != seen.next_position || header.chain_start != seen.chain {
+            return None;
+        }
+    }
+    Some(RewriteFooter {
+        path: seen.path.clone(),
+        salt: seen.salt,
+        data_end: last_end.unwrap_or(SEGMENT_HEADER_LEN) as u64,
+        event_count: seen.events,
+        batch_count: seen.batches,
+        last_position: seen.last_position?,
+        chain_end: seen.chain,
+    })
 }
 
 /// Counts the events that still decode in what the cut removes.
@@ -489,6 +645,100 @@ fn sync_file(path: &Path) -> Result<()> {
     File::open(path)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io("syncing", path, e))
+}
+
+/// The number of events in the whole log, when every segment is kept: the
+/// next position after the newest segment's batches, as a reader sees it.
+fn walk_end_of_log(dir: &Path) -> Result<u64> {
+    // The footer being rebuilt is refused by an open; count the events with
+    // the walk, which goes on after it.
+    let mut counter = CountEvents::default();
+    LogWalk::new(dir, SegmentRole::Newest, &Default::default()).walk_all(&mut counter)?;
+    Ok(counter.next_position)
+}
+
+/// Counts the log's events through a walk that goes on after findings.
+#[derive(Default)]
+struct CountEvents {
+    versions: HashMap<String, (u64, u32)>,
+    next_position: u64,
+}
+
+impl Visitor for CountEvents {
+    fn stream_version(&self, stream: &str) -> Option<(u64, u32)> {
+        self.versions.get(stream).copied()
+    }
+
+    fn segment(&mut self, _ordinal: usize, _segment: &Arc<Segment>, _role: SegmentRole) {}
+
+    fn batch(&mut self, seen: &BatchSeen<'_, '_>) {
+        if let Some(last) = seen.events.last() {
+            self.versions.insert(
+                last.event.stream.to_string(),
+                (last.event.version, seen.epoch),
+            );
+            self.next_position = last.event.position.saturating_add(1);
+        }
+    }
+
+    fn finding(&mut self, _finding: Finding, _verdict: Verdict) -> Flow {
+        Flow::Continue
+    }
+}
+
+/// Rebuilds a sealed segment's footer from its batches: zeroes what follows
+/// the data, clears the durable mark (a footer vouches for the data), writes
+/// the footer, syncs, and makes the file read-only again.
+fn rewrite_footer(rewrite: &RewriteFooter) -> Result<()> {
+    let path = &rewrite.path;
+    let mut permissions = fs::metadata(path)
+        .map_err(|e| Error::io("reading permissions of", path, e))?
+        .permissions();
+    permissions.set_mode(permissions.mode() | 0o200);
+    fs::set_permissions(path, permissions.clone())
+        .map_err(|e| Error::io("making writable", path, e))?;
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("opening", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("reading the size of", path, e))?
+        .len();
+    let footer_at = len.saturating_sub(FOOTER_LEN as u64);
+    let data_end = rewrite.data_end.min(footer_at);
+    let mut data = vec![0u8; (data_end as usize).saturating_sub(SEGMENT_HEADER_LEN)];
+    file.read_exact_at(&mut data, SEGMENT_HEADER_LEN as u64)
+        .map_err(|e| Error::io("reading", path, e))?;
+    let footer = SegmentFooter {
+        event_count: rewrite.event_count,
+        batch_count: rewrite.batch_count,
+        last_position: rewrite.last_position,
+        data_len: data.len() as u64,
+        contents_crc: footer::contents_crc(rewrite.salt, &data),
+        chain_end: rewrite.chain_end,
+        sealed_unix_ns: now_ns(),
+    };
+    let zeroes = vec![0u8; (footer_at - data_end) as usize];
+    file.write_all_at(&zeroes, data_end)
+        .and_then(|()| file.write_all_at(&footer.encode(), footer_at))
+        .and_then(|()| {
+            file.write_all_at(
+                &[0u8; DURABLE_MARK_RANGE.end - DURABLE_MARK_RANGE.start],
+                DURABLE_MARK_RANGE.start as u64,
+            )
+        })
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io("rewriting the footer of", path, e))?;
+    permissions.set_mode(permissions.mode() & !0o222);
+    fs::set_permissions(path, permissions).map_err(|e| Error::io("making read-only", path, e))
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Makes a (perhaps sealed, read-only) segment writable, zeroes it from

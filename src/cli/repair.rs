@@ -90,6 +90,29 @@ fn describe(dir: &Path, plan: &RepairPlan, cut: &Cut) -> String {
         0 => "no events".to_string(),
         n => format!("{n} events (positions 0 to {})", n - 1),
     };
+    if let Some(rewrite) = &cut.rewrite_footer {
+        let _ = writeln!(
+            text,
+            "keep: every event ({kept_range}) and every segment file: no batch is damaged, and \
+             the hash chain links across {}",
+            file_name(&rewrite.path)
+        );
+        let _ = writeln!(
+            text,
+            "mend: {}: rebuild its footer from its {} batches ({} events, up to position {}), \
+             zero the bytes after its data, clear its durable mark",
+            file_name(&rewrite.path),
+            rewrite.batch_count,
+            rewrite.event_count,
+            rewrite.last_position
+        );
+        let _ = writeln!(
+            text,
+            "backup: the segment is first copied to {}/{BACKUP_DIR_PREFIX}<time>/",
+            dir.display()
+        );
+        return text;
+    }
     let _ = match &cut.zero {
         Some(zero) => writeln!(
             text,
