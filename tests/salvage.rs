@@ -8,6 +8,16 @@ use std::path::Path;
 use annals::{Store, salvage};
 use common::{batches, fill, flip_byte, segment_files, small_segments};
 
+/// Held by each test for its whole run. A child spawned (forked) by one
+/// test while another holds a store's writer lock inherits that lock until
+/// it execs, so a reopen in that window fails with `Locked`: the tests of
+/// this file, which spawn `annals`, run one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A closed store of several segments whose second (sealed) segment has one
 /// damaged event in the middle; returns the damaged batch's positions.
 fn damaged_store(dir: &Path) -> (u64, std::ops::Range<u64>) {
@@ -43,6 +53,7 @@ fn damaged_store(dir: &Path) -> (u64, std::ops::Range<u64>) {
 
 #[test]
 fn salvage_skips_only_the_damaged_batch_of_a_store_that_refuses_to_open() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let (total, lost) = damaged_store(dir.path());
     assert!(
@@ -64,6 +75,7 @@ fn salvage_skips_only_the_damaged_batch_of_a_store_that_refuses_to_open() {
 
 #[test]
 fn export_salvage_writes_every_verifiable_event_and_exits_4() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let (total, lost) = damaged_store(dir.path());
     let d = dir.path().to_str().unwrap();
@@ -113,6 +125,7 @@ fn export_salvage_writes_every_verifiable_event_and_exits_4() {
 /// back to before the damaged segment.
 #[test]
 fn repair_mends_a_damaged_footer_in_place_and_keeps_every_later_segment() {
+    let _serial = one_at_a_time();
     for damage_in_free_space in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), small_segments()).unwrap();
@@ -157,4 +170,40 @@ fn repair_mends_a_damaged_footer_in_place_and_keeps_every_later_segment() {
             "sealed again"
         );
     }
+}
+
+/// The same mend through `annals repair`, as an operator runs it.
+#[test]
+fn annals_repair_mends_a_damaged_footer_in_place() {
+    let _serial = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    fill(&store, 300, 3, 5, 100);
+    let total = store.next_position();
+    store.close().unwrap();
+    let files = segment_files(dir.path());
+    let len = std::fs::metadata(&files[1]).unwrap().len();
+    flip_byte(&files[1], len - 100);
+    let d = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_annals"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let dry = run(&["repair", d]);
+    assert_eq!(dry.status.code(), Some(4), "{dry:?}");
+    let report = String::from_utf8(dry.stdout).unwrap();
+    assert!(
+        report.contains("mend:") && !report.contains("remove the whole file"),
+        "{report}"
+    );
+    let done = run(&["repair", d, "--yes"]);
+    assert!(done.status.success(), "{done:?}");
+    let report = String::from_utf8(done.stdout).unwrap();
+    assert!(
+        report.contains(&format!("the store opens: {total} events")),
+        "{report}"
+    );
+    assert_eq!(segment_files(dir.path()).len(), files.len());
 }

@@ -61,6 +61,8 @@ pub struct WriterOptions {
     pub durability: DurabilityArg,
     /// Size of segment files this command creates (a multiple of 4096
     /// between 64 KiB and 2 GiB). Existing segments keep their size.
+    /// Without it (or at the default) an existing store keeps the size it
+    /// was created with; another size is recorded for later writers.
     #[arg(long, default_value_t = annals::Options::default().segment_size_bytes)]
     pub segment_size_bytes: u64,
     /// Create the store directory and any missing parent directories.
