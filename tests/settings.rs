@@ -9,6 +9,15 @@ use std::path::Path;
 use annals::{Durability, Error, EventData, ExpectedVersion, FindingKind, Limits, Options, Store};
 use common::segment_files;
 
+/// Held by each test for its whole run: one of them spawns `annals`, and a
+/// child forked while another test holds a writer lock inherits that lock
+/// until it execs (a reopen in that window fails with `Locked`).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn len_of_newest_segment(dir: &Path) -> u64 {
     let newest = segment_files(dir).pop().unwrap();
     std::fs::metadata(newest).unwrap().len()
@@ -31,6 +40,7 @@ fn roll(store: &Store) {
 
 #[test]
 fn a_writer_that_does_not_choose_keeps_the_segment_size_and_limits_of_the_store() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let limits = Limits {
         max_event_bytes: 2_000,
@@ -65,6 +75,7 @@ fn a_writer_that_does_not_choose_keeps_the_segment_size_and_limits_of_the_store(
 
 #[test]
 fn a_changed_setting_is_kept_for_later_writers() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let small = Options::default()
         .segment_size_bytes(64 * 1024)
@@ -83,6 +94,7 @@ fn a_changed_setting_is_kept_for_later_writers() {
 
 #[test]
 fn a_store_from_before_settings_files_keeps_the_size_of_its_segments() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let small = Options::default()
         .segment_size_bytes(64 * 1024)
@@ -97,6 +109,7 @@ fn a_store_from_before_settings_files_keeps_the_size_of_its_segments() {
 
 #[test]
 fn a_damaged_settings_file_is_refused_alike_by_every_reader() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     Store::open(dir.path(), Options::default().segment_size_bytes(64 * 1024))
         .unwrap()
@@ -142,6 +155,7 @@ fn a_damaged_settings_file_is_refused_alike_by_every_reader() {
 #[cfg(feature = "cli")]
 #[test]
 fn the_command_line_keeps_the_segment_size_of_the_store() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let run = |args: &[&str]| {
