@@ -207,3 +207,44 @@ fn annals_repair_mends_a_damaged_footer_in_place() {
     );
     assert_eq!(segment_files(dir.path()).len(), files.len());
 }
+
+/// Found by `corruption::every_reader_judges_damage_alike_long`: a sealed
+/// segment cut inside its footer was mended by writing the new footer at
+/// the end of the short file, not where its header says the footer is.
+#[test]
+fn repair_mends_a_sealed_segment_cut_inside_its_footer() {
+    let _serial = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    fill(&store, 300, 3, 5, 100);
+    let total = store.next_position();
+    store.close().unwrap();
+    let files = segment_files(dir.path());
+    let len = std::fs::metadata(&files[0]).unwrap().len();
+    common::overwrite(&files[0], 0, &common::read_at(&files[0], 0, 8));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[0])
+        .unwrap()
+        .set_len(len - 55)
+        .unwrap();
+    let repair = annals::Repair::lock(dir.path()).unwrap();
+    let plan = repair.plan().unwrap();
+    assert!(
+        plan.cut.as_ref().unwrap().rewrite_footer.is_some(),
+        "{plan:?}"
+    );
+    repair
+        .apply(&plan, &dir.path().join("repair-backup"))
+        .unwrap();
+    drop(repair);
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().len(), len);
+    let report = annals::verify(dir.path(), &annals::VerifyOptions::default()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(
+        Store::open(dir.path(), small_segments())
+            .unwrap()
+            .next_position(),
+        total
+    );
+}

@@ -702,10 +702,25 @@ fn rewrite_footer(rewrite: &RewriteFooter) -> Result<()> {
         .write(true)
         .open(path)
         .map_err(|e| Error::io("opening", path, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| Error::io("reading the size of", path, e))?
-        .len();
+    // The size the header states: a file cut inside its footer is put
+    // back to it (the walk checked the header).
+    let mut header = [0u8; SEGMENT_HEADER_LEN];
+    file.read_exact_at(&mut header, 0)
+        .map_err(|e| Error::io("reading the header of", path, e))?;
+    let len = SegmentHeader::decode(&header)
+        .map_err(|e| {
+            Error::found(
+                path,
+                0,
+                None,
+                FindingKind::InvalidHeader {
+                    detail: e.to_string(),
+                },
+            )
+        })?
+        .segment_size_bytes;
+    file.set_len(len)
+        .map_err(|e| Error::io("restoring the size of", path, e))?;
     let footer_at = len.saturating_sub(FOOTER_LEN as u64);
     let data_end = rewrite.data_end.min(footer_at);
     let mut data = vec![0u8; (data_end as usize).saturating_sub(SEGMENT_HEADER_LEN)];

@@ -28,7 +28,7 @@
 //! })?;
 //! assert_eq!(positions, [0]);
 //! assert!(report.skipped.is_empty());
-//! # Ok::<(), annals::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::collections::HashMap;
