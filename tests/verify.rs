@@ -286,7 +286,7 @@ fn a_clean_store_verifies_and_its_head_is_the_stores() {
     assert!(
         report
             .to_string()
-            .contains("1040 batches and 1 sync markers"),
+            .contains("1040 batches and 1 sync marker,"),
         "{report}"
     );
     assert_eq!(summary.streams, streams);

@@ -447,14 +447,14 @@ impl fmt::Display for VerifyReport {
         let s = &self.summary;
         writeln!(
             f,
-            "{}: {} segments ({} sealed), {} batches and {} sync markers, {} events, {} streams, {} bytes",
+            "{}: {} ({} sealed), {} and {}, {}, {}, {} bytes",
             self.dir.display(),
-            s.segments,
+            count(s.segments, "segment"),
             s.sealed_segments,
-            s.batches,
-            s.sync_markers,
-            s.events,
-            s.streams,
+            count(s.batches, "batch"),
+            count(s.sync_markers, "sync marker"),
+            count(s.events, "event"),
+            count(s.streams, "stream"),
             s.bytes
         )?;
         if let (Some(first), Some(last)) = (s.first_position, s.last_position) {
@@ -671,6 +671,15 @@ fn close_marker_chain(
         &[],
         &body[crate::format::body::COMMIT_CHAIN_PREFIX_LEN..],
     )
+}
+
+/// `n` things, in the singular for one: "1 segment", "2 segments".
+fn count(n: u64, thing: &str) -> String {
+    match (n, thing.ends_with("ch")) {
+        (1, _) => format!("1 {thing}"),
+        (_, true) => format!("{n} {thing}es"),
+        (_, false) => format!("{n} {thing}s"),
+    }
 }
 
 /// The kind of problem a finding is.
