@@ -248,3 +248,14 @@ fn repair_mends_a_sealed_segment_cut_inside_its_footer() {
         total
     );
 }
+
+/// Repair on a directory that is not a store creates nothing there.
+#[test]
+fn repair_of_a_directory_that_is_not_a_store_creates_nothing() {
+    let _serial = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"not a store").unwrap();
+    let error = annals::Repair::lock(dir.path()).unwrap_err();
+    assert!(error.to_string().contains("not an annals store"), "{error}");
+    assert!(!dir.path().join(annals::LOCK_FILE_NAME).exists());
+}

@@ -177,10 +177,20 @@ impl Repair {
     ///
     /// # Errors
     /// [`Error::Locked`] when a writer holds the store; [`Error::Io`] when
-    /// `dir` is not a readable directory.
+    /// `dir` is not a readable directory; [`Error::InvalidArgument`] when
+    /// it holds neither a segment file nor the lock file (it is not a
+    /// store: repair creates nothing there).
     pub fn lock(dir: impl AsRef<Path>) -> Result<Repair> {
         let dir = dir.as_ref();
         directory::check_store_dir(dir)?;
+        let listing = directory::list_segments(dir)?;
+        if listing.segments.is_empty() && !dir.join(directory::LOCK_FILE_NAME).exists() {
+            return Err(Error::InvalidArgument(format!(
+                "{} holds no segment file and no {}: it is not an annals store",
+                dir.display(),
+                directory::LOCK_FILE_NAME
+            )));
+        }
         Ok(Repair {
             dir: dir.to_path_buf(),
             _lock: directory::lock(dir)?,
