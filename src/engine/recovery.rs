@@ -7,7 +7,7 @@
 //! walk and refreshes it.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -396,7 +396,7 @@ fn make_writable(path: &Path) -> Result<()> {
     fs::set_permissions(path, permissions).map_err(|e| Error::io("making writable", path, e))
 }
 
-fn is_read_only_on_disk(path: &PathBuf) -> Result<bool> {
+fn is_read_only_on_disk(path: &Path) -> Result<bool> {
     let metadata = fs::metadata(path).map_err(|e| Error::io("reading permissions of", path, e))?;
     Ok(metadata.permissions().readonly())
 }
