@@ -90,9 +90,8 @@ impl Error {
         source: std::io::Error,
     ) -> Error {
         let path = path.into();
-        if source.kind() == std::io::ErrorKind::StorageFull {
-            // ENOSPC (or a full disk reported without an errno): say "disk
-            // full" rather than a generic I/O failure.
+        if is_no_space(&source) {
+            // Say "disk full" rather than a generic I/O failure.
             return Error::NoSpace { path, bytes: 0 };
         }
         Error::Io {
@@ -216,6 +215,16 @@ impl fmt::Display for Error {
 
 /// What to do about damaged bytes in `path`. `annals verify` and `annals
 /// repair` handle segments only; a snapshot file is a cache.
+/// Whether an I/O error means the disk (or the user's quota on it) is full:
+/// ENOSPC or EDQUOT, or the same reported by kind alone. The one place that
+/// decides what is [`Error::NoSpace`].
+pub(crate) fn is_no_space(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {

@@ -283,13 +283,14 @@ fn creating_a_store_on_a_full_disk_is_no_space() {
     appender.check(&store);
 }
 
-/// A disk that says it is full by `io::ErrorKind::StorageFull` alone,
-/// without an errno (as a layer between annals and the disk may).
-struct FullByKind;
+/// A disk that says it is full by an error kind alone, without an errno (as
+/// a layer between annals and the disk may): `StorageFull`, or
+/// `QuotaExceeded` (the user's quota, EDQUOT).
+struct FullByKind(io::ErrorKind);
 
 impl StorageHooks for FullByKind {
     fn before_allocate(&self, _path: &Path, _bytes: u64) -> io::Result<()> {
-        Err(io::ErrorKind::StorageFull.into())
+        Err(self.0.into())
     }
 }
 
@@ -298,18 +299,21 @@ impl StorageHooks for FullByKind {
 #[test]
 fn a_full_disk_is_recognised_by_its_error_kind() {
     let _spawns = no_spawns();
-    let dir = tempfile::tempdir().unwrap();
-    let mut options = Options::default().segment_size_bytes(64 * 1024);
-    options.hooks = Hooks::new(Arc::new(FullByKind));
-    match Store::open(dir.path(), options) {
-        Err(Error::NoSpace { bytes, .. }) => assert_eq!(bytes, 64 * 1024),
-        Err(other) => panic!("a full disk gave {other:?}"),
-        Ok(_) => panic!("a store was created on a full disk"),
+    // QuotaExceeded was a generic `Io` error too (EDQUOT).
+    for kind in [io::ErrorKind::StorageFull, io::ErrorKind::QuotaExceeded] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = Options::default().segment_size_bytes(64 * 1024);
+        options.hooks = Hooks::new(Arc::new(FullByKind(kind)));
+        match Store::open(dir.path(), options) {
+            Err(Error::NoSpace { bytes, .. }) => assert_eq!(bytes, 64 * 1024),
+            Err(other) => panic!("a full disk ({kind:?}) gave {other:?}"),
+            Ok(_) => panic!("a store was created on a full disk ({kind:?})"),
+        }
+        assert!(
+            temp_files(dir.path()).is_empty(),
+            "a temporary file was left"
+        );
     }
-    assert!(
-        temp_files(dir.path()).is_empty(),
-        "a temporary file was left"
-    );
 }
 
 /// A mounted tmpfs, unmounted on drop.

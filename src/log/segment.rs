@@ -73,12 +73,12 @@ impl Segment {
             hooks
                 .before_allocate(&temp, size)
                 .and_then(|()| allocate(&file, size))
-                .map_err(|e| match e.kind() {
-                    io::ErrorKind::StorageFull => Error::NoSpace {
+                .map_err(|e| match crate::error::is_no_space(&e) {
+                    true => Error::NoSpace {
                         path: temp.clone(),
                         bytes: size,
                     },
-                    _ => Error::io("preallocating segment file", &temp, e),
+                    false => Error::io("preallocating segment file", &temp, e),
                 })?;
             file.write_all_at(&header.encode(), 0)
                 .map_err(|e| Error::io("writing segment header", &temp, e))?;
@@ -543,12 +543,12 @@ pub(crate) fn restore_size(path: &Path, size: u64) -> Result<()> {
         .write(true)
         .open(path)
         .map_err(|e| Error::io("opening short segment file", path, e))?;
-    allocate(&file, size).map_err(|e| match e.kind() {
-        io::ErrorKind::StorageFull => Error::NoSpace {
+    allocate(&file, size).map_err(|e| match crate::error::is_no_space(&e) {
+        true => Error::NoSpace {
             path: path.to_path_buf(),
             bytes: size,
         },
-        _ => Error::io("restoring the size of a short segment file", path, e),
+        false => Error::io("restoring the size of a short segment file", path, e),
     })?;
     file.sync_all()
         .map_err(|e| Error::io("syncing restored segment file", path, e))
