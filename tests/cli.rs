@@ -2,8 +2,10 @@
 //! binary as a subprocess and checks its output and exit code.
 
 mod common;
+#[path = "common/run.rs"]
+mod run;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,6 +13,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::segment_files;
+use run::{expect, expect_with_input, path};
 use serde_json::{Value, json};
 
 /// Segment size for stores that should have several (sealed) segments.
@@ -19,75 +22,6 @@ const SMALL_SEGMENT: &str = "65536";
 /// Longest wait for a line from `annals tail`: a bound so that a broken
 /// tail fails the test instead of hanging it, not a timing assertion.
 const TAIL_WAIT: Duration = Duration::from_secs(60);
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn lines(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
-    }
-}
-
-fn annals(args: &[&str]) -> Run {
-    annals_with_input(args, "")
-}
-
-fn annals_with_input(args: &[&str], input: &str) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_annals"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the annals binary runs");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_string();
-    let writer = std::thread::spawn(move || {
-        // The command may exit before reading everything (a failing line).
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    Run {
-        code: output.status.code().expect("annals exits, not killed"),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
-}
-
-/// Runs `annals` and asserts it exits with `code`.
-#[track_caller]
-fn expect(code: i32, args: &[&str]) -> Run {
-    let run = annals(args);
-    assert_eq!(
-        run.code, code,
-        "annals {args:?}\nstdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
-    run
-}
-
-#[track_caller]
-fn expect_with_input(code: i32, args: &[&str], input: &str) -> Run {
-    let run = annals_with_input(args, input);
-    assert_eq!(
-        run.code, code,
-        "annals {args:?}\nstdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
-    run
-}
-
-fn path(dir: &Path) -> &str {
-    dir.to_str().unwrap()
-}
 
 /// Import lines for `count` events spread over five streams, each with ~200
 /// bytes of data: with 64 KiB segments, 600 events fill three sealed segments.

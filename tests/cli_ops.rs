@@ -4,6 +4,8 @@
 //! small usability fixes. Each runs the built binary as a subprocess.
 
 mod common;
+#[path = "common/run.rs"]
+mod run;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -11,69 +13,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::segment_files;
+use run::{Run, expect, expect_with_input, path};
 use serde_json::{Value, json};
 
 /// Bound on a run that must end promptly: only so that a hang fails the
 /// test instead of blocking it, not a timing assertion.
 const PROMPT: Duration = Duration::from_secs(30);
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn lines(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
-    }
-}
-
-fn annals_with_input(args: &[&str], input: &str) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_annals"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the annals binary runs");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_string();
-    let writer = std::thread::spawn(move || {
-        // The command may exit before reading everything (a failing line).
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    Run {
-        code: output.status.code().expect("annals exits, not killed"),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
-}
-
-#[track_caller]
-fn expect(code: i32, args: &[&str]) -> Run {
-    expect_with_input(code, args, "")
-}
-
-#[track_caller]
-fn expect_with_input(code: i32, args: &[&str], input: &str) -> Run {
-    let run = annals_with_input(args, input);
-    assert_eq!(
-        run.code, code,
-        "annals {args:?}\nstdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
-    run
-}
-
-fn path(dir: &Path) -> &str {
-    dir.to_str().unwrap()
-}
 
 /// `annals: {message}\n`: the whole of stderr for a failure.
 #[track_caller]
