@@ -715,24 +715,25 @@ fn a_discarded_tail_never_comes_back() {
     assert_eq!(store.stream_version("b"), 0);
 }
 
-/// Found by `power_loss_keeps_every_flushed_batch_under_none`: sealing wrote
-/// the footer, then synced data and footer with one sync. A power loss in
-/// that sync could keep the footer page and lose data pages before it: the
-/// newest segment looked sealed, its contents failed their checks, and the
-/// store refused to open. Here every page written since the last sync is
-/// persisted alone, at every sync of a run that rolls segments.
-#[test]
-fn a_power_loss_while_sealing_never_leaves_a_footer_over_lost_data() {
-    let root = crashkit::ram_dir();
-    let dir = root.path().join("live");
+/// Appends `batches` batches of two 1,500-byte events under
+/// `Durability::None` to a store in `root/live` on a simulated disk that
+/// captures at every sync (64 KiB segments: the run rolls). Nothing is
+/// flushed, so only what a roll syncs is durable. Returns the disk, what was
+/// appended, and the random source for what follows.
+fn rolling_run_without_syncs(
+    root: &Path,
+    batches: u64,
+    seed: u64,
+) -> (Arc<SimulatedDisk>, BTreeMap<u64, Appended>, Rng) {
+    let dir = root.join("live");
     std::fs::create_dir_all(&dir).unwrap();
-    let disk = SimulatedDisk::new(&dir, None, Rng::new(1), Bounds::default(), 1000);
+    let disk = SimulatedDisk::new(&dir, None, Rng::new(seed), Bounds::default(), 1000);
     let mut hooked = options(Durability::None);
     hooked.hooks = Hooks::new(disk.clone());
     let store = Store::open(&dir, hooked).unwrap();
-    let mut rng = Rng::new(2);
+    let mut rng = Rng::new(seed + 1);
     let mut appended = BTreeMap::new();
-    for id in 0..40 {
+    for id in 0..batches {
         let events = crashkit::make_batch(id, 2, 1_500, &mut rng);
         let result = store.append("s", ExpectedVersion::Any, &events).unwrap();
         appended.insert(
@@ -745,7 +746,6 @@ fn a_power_loss_while_sealing_never_leaves_a_footer_over_lost_data() {
                 count: 2,
             },
         );
-        // Nothing flushed: only what a roll syncs is durable.
         disk.update_bounds(|b| {
             b.started.insert(id);
             b.completed.insert(id);
@@ -753,6 +753,19 @@ fn a_power_loss_while_sealing_never_leaves_a_footer_over_lost_data() {
     }
     assert!(crashkit::segment_files(&dir).len() > 1, "the run rolled");
     drop(store);
+    (disk, appended, rng)
+}
+
+/// Found by `power_loss_keeps_every_flushed_batch_under_none`: sealing wrote
+/// the footer, then synced data and footer with one sync. A power loss in
+/// that sync could keep the footer page and lose data pages before it: the
+/// newest segment looked sealed, its contents failed their checks, and the
+/// store refused to open. Here every page written since the last sync is
+/// persisted alone, at every sync of a run that rolls segments.
+#[test]
+fn a_power_loss_while_sealing_never_leaves_a_footer_over_lost_data() {
+    let root = crashkit::ram_dir();
+    let (disk, appended, mut rng) = rolling_run_without_syncs(root.path(), 40, 1);
     let mut images = 0;
     for (i, capture) in disk.take_captures().iter().enumerate() {
         let pages = capture
@@ -848,35 +861,8 @@ fn a_footer_found_after_a_process_crash_is_synced_before_the_next_segment() {
 #[test]
 fn a_power_loss_while_sealing_never_leaves_a_footer_over_a_torn_durable_mark() {
     let root = crashkit::ram_dir();
-    let dir = root.path().join("live");
-    std::fs::create_dir_all(&dir).unwrap();
-    let disk = SimulatedDisk::new(&dir, None, Rng::new(3), Bounds::default(), 1000);
     // Without syncs between appends, the seal is what moves the mark.
-    let mut hooked = options(Durability::None);
-    hooked.hooks = Hooks::new(disk.clone());
-    let store = Store::open(&dir, hooked).unwrap();
-    let mut rng = Rng::new(4);
-    let mut appended = BTreeMap::new();
-    for id in 0..60 {
-        let events = crashkit::make_batch(id, 2, 1_500, &mut rng);
-        let result = store.append("s", ExpectedVersion::Any, &events).unwrap();
-        appended.insert(
-            id,
-            Appended {
-                batch_id: id,
-                stream: "s".into(),
-                first_version: result.first_version,
-                first_position: result.first_position,
-                count: 2,
-            },
-        );
-        disk.update_bounds(|b| {
-            b.started.insert(id);
-            b.completed.insert(id);
-        });
-    }
-    assert!(crashkit::segment_files(&dir).len() > 1, "the run rolled");
-    drop(store);
+    let (disk, appended, _) = rolling_run_without_syncs(root.path(), 60, 3);
     let mut images = 0;
     for (i, capture) in disk
         .take_captures()
