@@ -83,8 +83,14 @@ impl Writer {
     }
 
     /// Appends one batch. Caller holds the writer mutex and has validated the
-    /// request's sizes.
-    pub fn append(&mut self, engine: &Engine, request: &AppendRequest<'_>) -> Result<Appended> {
+    /// request's sizes; `fields_bytes` is what `validate` summed over the
+    /// batch's fields (a lower bound of its encoded size).
+    pub fn append(
+        &mut self,
+        engine: &Engine,
+        request: &AppendRequest<'_>,
+        fields_bytes: u64,
+    ) -> Result<Appended> {
         engine.durability.check_poison()?;
         let (actual, first_position, chain_head) = {
             let state = engine.read_state();
@@ -116,14 +122,6 @@ impl Writer {
         }
         // Refuse a batch that clearly fits nowhere before encoding it: its
         // fields' lengths are a lower bound of its encoded size.
-        let fields_bytes = request
-            .events
-            .iter()
-            .map(|event| event_fields_bytes(request.stream, event))
-            .fold(
-                request.command_id.map_or(0, |id| id.len() as u64),
-                u64::saturating_add,
-            );
         let largest_room = (self.active.data_end() - self.write_offset)
             .max(format::data_capacity(engine.options.segment_size_bytes) as usize);
         if fields_bytes > largest_room as u64 {

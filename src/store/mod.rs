@@ -187,10 +187,10 @@ impl Store {
                 dir: engine.dir.clone(),
             });
         };
-        validate(&engine.options, request)?;
+        let fields_bytes = validate(&engine.options, request)?;
         let appended = {
             let mut writer = writer.lock().unwrap_or_else(|p| p.into_inner());
-            writer.append(engine, request)?
+            writer.append(engine, request, fields_bytes)?
         };
         if let (Some(end), DurabilityMode::Always) = (appended.end, engine.options.durability) {
             engine.durability.sync_through(engine, end)?;
@@ -318,7 +318,9 @@ impl Drop for Store {
 }
 
 /// Checks an append's sizes against the limits before anything is locked.
-fn validate(options: &Options, request: &AppendRequest<'_>) -> Result<()> {
+/// Returns the bytes of the batch's fields (every event's, and the command
+/// id): a lower bound of its encoded size, for the writer.
+fn validate(options: &Options, request: &AppendRequest<'_>) -> Result<u64> {
     let limits = &options.limits;
     let too_long = |limit: &'static str, actual: usize, max: usize| {
         (actual > max).then_some(Error::LimitExceeded {
@@ -362,6 +364,7 @@ fn validate(options: &Options, request: &AppendRequest<'_>) -> Result<()> {
             return Err(error);
         }
     }
+    let mut batch_fields_bytes = request.command_id.map_or(0, |id| id.len() as u64);
     for (i, event) in request.events.iter().enumerate() {
         if event.event_type.is_empty() {
             return Err(Error::InvalidArgument(format!(
@@ -386,6 +389,7 @@ fn validate(options: &Options, request: &AppendRequest<'_>) -> Result<()> {
                 max: limits.max_event_bytes as u64,
             });
         }
+        batch_fields_bytes = batch_fields_bytes.saturating_add(fields_bytes);
     }
-    Ok(())
+    Ok(batch_fields_bytes)
 }
