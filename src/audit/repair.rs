@@ -43,7 +43,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -59,7 +59,7 @@ use crate::format::{self as codec, CHAIN_LEN, FOOTER_LEN, FRAME_ALIGN, SEGMENT_H
 use crate::log::directory::{self, DirListing};
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::scan::{BatchSeen, Flow, Visitor};
-use crate::log::segment::Segment;
+use crate::log::segment::{self, Segment};
 use crate::log::verdict::{SegmentRole, Verdict};
 use crate::log::walk::LogWalk;
 use crate::snapshot::SNAPSHOT_DIR_NAME;
@@ -701,12 +701,7 @@ impl Visitor for CountEvents {
 /// the footer, syncs, and makes the file read-only again.
 fn rewrite_footer(rewrite: &RewriteFooter) -> Result<()> {
     let path = &rewrite.path;
-    let mut permissions = fs::metadata(path)
-        .map_err(|e| Error::io("reading permissions of", path, e))?
-        .permissions();
-    permissions.set_mode(permissions.mode() | 0o200);
-    fs::set_permissions(path, permissions.clone())
-        .map_err(|e| Error::io("making writable", path, e))?;
+    segment::make_writable(path)?;
     let file = File::options()
         .read(true)
         .write(true)
@@ -743,7 +738,7 @@ fn rewrite_footer(rewrite: &RewriteFooter) -> Result<()> {
         data_len: data.len() as u64,
         contents_crc: footer::contents_crc(rewrite.salt, &data),
         chain_end: rewrite.chain_end,
-        sealed_unix_ns: now_ns(),
+        sealed_unix_ns: crate::engine::writer::now_ns(),
     };
     let zeroes = vec![0u8; (footer_at - data_end) as usize];
     file.write_all_at(&zeroes, data_end)
@@ -756,14 +751,7 @@ fn rewrite_footer(rewrite: &RewriteFooter) -> Result<()> {
         })
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::io("rewriting the footer of", path, e))?;
-    permissions.set_mode(permissions.mode() & !0o222);
-    fs::set_permissions(path, permissions).map_err(|e| Error::io("making read-only", path, e))
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    segment::make_read_only(path)
 }
 
 /// Makes a (perhaps sealed, read-only) segment writable, zeroes it from
@@ -771,11 +759,7 @@ fn now_ns() -> u64 {
 /// are gone), then syncs it.
 fn zero_from(zero: &ZeroFrom) -> Result<()> {
     let path = &zero.path;
-    let mut permissions = fs::metadata(path)
-        .map_err(|e| Error::io("reading permissions of", path, e))?
-        .permissions();
-    permissions.set_mode(permissions.mode() | 0o200);
-    fs::set_permissions(path, permissions).map_err(|e| Error::io("making writable", path, e))?;
+    segment::make_writable(path)?;
     let file = File::options()
         .write(true)
         .open(path)

@@ -294,7 +294,7 @@ fn discard_leftovers(
         // Sealed once (only sealed segments are read-only), its footer since
         // lost: its data was checked, and the durable mark written when it
         // was sealed vouches for all of it. The writer continues it.
-        make_writable(&newest.path)?;
+        segment::make_writable(&newest.path)?;
         items.push(Recovered {
             finding: Finding {
                 kind: FindingKind::ReadOnlyUnsealed,
@@ -385,15 +385,6 @@ pub(crate) fn follow(
     }
     segments.extend(walk.segments[segments.len()..].iter().cloned());
     Ok(())
-}
-
-fn make_writable(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut permissions = fs::metadata(path)
-        .map_err(|e| Error::io("reading permissions of", path, e))?
-        .permissions();
-    permissions.set_mode(permissions.mode() | 0o200);
-    fs::set_permissions(path, permissions).map_err(|e| Error::io("making writable", path, e))
 }
 
 fn is_read_only_on_disk(path: &Path) -> Result<bool> {

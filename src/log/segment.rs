@@ -532,6 +532,25 @@ struct MarkWriter {
     sealed: bool,
 }
 
+/// Makes a segment file writable by its owner again (a sealed segment is
+/// read-only on disk), for recovery and repair, which change it on purpose.
+pub(crate) fn make_writable(path: &Path) -> Result<()> {
+    let mut permissions = fs::metadata(path)
+        .map_err(|e| Error::io("reading permissions of", path, e))?
+        .permissions();
+    permissions.set_mode(permissions.mode() | 0o200);
+    fs::set_permissions(path, permissions).map_err(|e| Error::io("making writable", path, e))
+}
+
+/// Makes a segment file read-only on disk, as a sealed segment is.
+pub(crate) fn make_read_only(path: &Path) -> Result<()> {
+    let mut permissions = fs::metadata(path)
+        .map_err(|e| Error::io("reading permissions of", path, e))?
+        .permissions();
+    permissions.set_mode(permissions.mode() & !0o222);
+    fs::set_permissions(path, permissions).map_err(|e| Error::io("making read-only", path, e))
+}
+
 /// Extends a segment file that was cut short back to its full `size` with
 /// real, zeroed blocks, and syncs it. Only for the newest segment, when the
 /// cut lies above every byte known to be durable.
