@@ -62,8 +62,6 @@ pub fn data_capacity(segment_size_bytes: u64) -> u64 {
 
 /// Offset at which the data area of a segment of `segment_size_bytes` ends
 /// (and its footer begins).
-// Used only by the codec's users outside the crate (feature `internals`).
-#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn data_end(segment_size_bytes: u64) -> u64 {
     segment_size_bytes - FOOTER_LEN as u64
 }
