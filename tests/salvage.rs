@@ -18,6 +18,17 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A closed, healthy store of several 64 KiB segments: its event count and
+/// head.
+fn closed_store_of_several_segments(dir: &Path) -> (u64, annals::ExpectedHead) {
+    let store = Store::open(dir, small_segments()).unwrap();
+    fill(&store, 300, 3, 5, 100);
+    let total = store.next_position();
+    let head = annals::ExpectedHead::from(store.chain_head());
+    store.close().unwrap();
+    (total, head)
+}
+
 /// A closed store of several segments whose second (sealed) segment has one
 /// damaged event in the middle; returns the damaged batch's positions.
 fn damaged_store(dir: &Path) -> (u64, std::ops::Range<u64>) {
@@ -128,11 +139,7 @@ fn repair_mends_a_damaged_footer_in_place_and_keeps_every_later_segment() {
     let _serial = one_at_a_time();
     for damage_in_free_space in [false, true] {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), small_segments()).unwrap();
-        fill(&store, 300, 3, 5, 100);
-        let total = store.next_position();
-        let head = annals::ExpectedHead::from(store.chain_head());
-        store.close().unwrap();
+        let (total, head) = closed_store_of_several_segments(dir.path());
         let files = segment_files(dir.path());
         assert!(files.len() >= 3);
         let sealed = &files[1];
@@ -177,10 +184,7 @@ fn repair_mends_a_damaged_footer_in_place_and_keeps_every_later_segment() {
 fn annals_repair_mends_a_damaged_footer_in_place() {
     let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), small_segments()).unwrap();
-    fill(&store, 300, 3, 5, 100);
-    let total = store.next_position();
-    store.close().unwrap();
+    let (total, _) = closed_store_of_several_segments(dir.path());
     let files = segment_files(dir.path());
     let len = std::fs::metadata(&files[1]).unwrap().len();
     flip_byte(&files[1], len - 100);
@@ -215,10 +219,7 @@ fn annals_repair_mends_a_damaged_footer_in_place() {
 fn repair_mends_a_sealed_segment_cut_inside_its_footer() {
     let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), small_segments()).unwrap();
-    fill(&store, 300, 3, 5, 100);
-    let total = store.next_position();
-    store.close().unwrap();
+    let (total, _) = closed_store_of_several_segments(dir.path());
     let files = segment_files(dir.path());
     let len = std::fs::metadata(&files[0]).unwrap().len();
     common::overwrite(&files[0], 0, &common::read_at(&files[0], 0, 8));
