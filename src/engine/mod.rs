@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
 use crate::format::header::SegmentHeader;
-use crate::index::{Index, SegmentIndex};
+use crate::index::Index;
 use crate::log::directory;
 use crate::log::segment::Segment;
 use crate::log::walk::LogWalk;
@@ -88,7 +88,7 @@ impl Engine {
             let next = index.next_position();
             let header = writer::new_header(&options, next, &index.chain_head)?;
             segments.push(Arc::new(Segment::create(&dir, &header, &options.hooks)?));
-            index.segments.push(SegmentIndex::new(next));
+            index.start_segment(next, index.chain_head);
         }
         let ordinal = segments.len() - 1;
         let active = Arc::clone(&segments[ordinal]);
@@ -155,7 +155,7 @@ impl Engine {
         let header = writer::new_header(&options, 0, &crate::format::chain::GENESIS)?;
         let segment = Arc::new(Segment::create_in_memory(&header)?);
         let mut index = Index::new();
-        index.segments.push(SegmentIndex::new(0));
+        index.start_segment(0, crate::format::chain::GENESIS);
         let start = crate::format::SEGMENT_HEADER_LEN;
         let writer = Writer::new(Arc::clone(&segment), 0, false, start, 0);
         Ok(Engine {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::body::{self, EventBody};
 use crate::format::frame::{self, FrameKind, FrameRead};
-use crate::index::{Location, POSITION_INDEX_STRIDE, Run};
+use crate::format::index_file::SPARSE_STRIDE;
+use crate::index::{Location, Run};
 use crate::log::finding::FindingKind;
 use crate::log::segment::Segment;
 
@@ -90,10 +91,14 @@ pub(crate) fn log_start(state: &State, from_position: u64) -> Option<LogStart> {
     let ordinal = state.index.segment_of_position(from_position)?;
     let first = &state.index.segments[ordinal];
     let relative = from_position - first.base_position;
+    let offset = first
+        .view()
+        .sparse_offset(relative / SPARSE_STRIDE)
+        .expect("every stride of a segment's events has a sparse offset");
     Some(LogStart {
         ordinal,
-        offset: first.sparse_offsets[(relative / POSITION_INDEX_STRIDE) as usize] as usize,
-        skip: relative % POSITION_INDEX_STRIDE,
+        offset: offset as usize,
+        skip: relative % SPARSE_STRIDE,
     })
 }
 

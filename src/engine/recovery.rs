@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::SEGMENT_HEADER_LEN;
 use crate::hooks::Hooks;
-use crate::index::{CommandRecord, Index, Location, SegmentIndex};
+use crate::index::{CommandRecord, Index};
 use crate::log::directory;
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::scan::{BatchSeen, Flow, Visitor};
@@ -149,28 +149,30 @@ impl Visitor for IndexBuilder<'_> {
 
     fn segment(&mut self, _ordinal: usize, segment: &Arc<Segment>, _role: SegmentRole) {
         self.index
-            .segments
-            .push(SegmentIndex::new(segment.header.base_position));
+            .start_segment(segment.header.base_position, segment.header.chain_start);
     }
 
     fn batch(&mut self, seen: &BatchSeen<'_, '_>) {
         let batch = seen.batch;
         let Some(first) = seen.events.first() else {
             // A sync marker: no events, but it ends a batch.
-            self.index.end_batch(batch.end, 0, batch.commit.chain, None);
+            self.index.end_batch(batch.end, batch.commit.chain, None);
             return;
         };
         let first = &first.event;
-        let ordinal = seen.ordinal;
         // The scanner checked that the batch continues the log and that its
         // events are consecutive versions and positions of one stream.
         self.index.add_batch(
             first.stream,
             first.version,
             first.position,
-            seen.events
-                .iter()
-                .map(|e| (Location::new(ordinal, e.offset), e.event.correlation_id)),
+            seen.events.iter().map(|e| {
+                (
+                    e.offset as u32,
+                    e.event.correlation_id,
+                    e.event.timestamp_ns,
+                )
+            }),
         );
         let command = batch.commit.command_id.map(|id| {
             (
@@ -183,9 +185,7 @@ impl Visitor for IndexBuilder<'_> {
                 },
             )
         });
-        let timestamp = seen.events.last().map_or(0, |e| e.event.timestamp_ns);
-        self.index
-            .end_batch(batch.end, timestamp, batch.commit.chain, command);
+        self.index.end_batch(batch.end, batch.commit.chain, command);
     }
 
     fn finding(&mut self, finding: Finding, verdict: Verdict) -> Flow {

@@ -11,7 +11,7 @@ use crate::format::body::{CommitBody, EventBody};
 use crate::format::footer::{self, SegmentFooter};
 use crate::format::header::SegmentHeader;
 use crate::format::{self, CHAIN_LEN, FORMAT_VERSION, SEGMENT_HEADER_LEN};
-use crate::index::{CommandRecord, Location};
+use crate::index::CommandRecord;
 use crate::log::segment::{Sealed, Segment};
 use crate::options::Options;
 
@@ -98,7 +98,7 @@ impl Writer {
                 && let Some(record) = state.index.command(id)
             {
                 return Ok(Appended {
-                    result: command_result(record),
+                    result: command_result(&record),
                     end: None,
                 });
             }
@@ -167,7 +167,6 @@ impl Writer {
         let event_count = request.events.len() as u64;
         {
             let mut state = engine.write_state();
-            let ordinal = self.ordinal;
             state.index.add_batch(
                 request.stream,
                 actual + 1,
@@ -175,10 +174,12 @@ impl Writer {
                 self.frame_offsets
                     .iter()
                     .zip(request.events)
-                    .map(|(frame_offset, event)| {
+                    .zip(&self.timestamps)
+                    .map(|((frame_offset, event), &timestamp_ns)| {
                         (
-                            Location::new(ordinal, offset + frame_offset),
+                            u32::try_from(offset + frame_offset).expect("segment offsets fit u32"),
                             event.correlation_id.as_deref(),
+                            timestamp_ns,
                         )
                     }),
             );
@@ -192,7 +193,7 @@ impl Writer {
                 };
                 (id, record)
             });
-            state.index.end_batch(end, timestamp_ns, chain, command);
+            state.index.end_batch(end, chain, command);
         }
         engine.commits.committed(first_position + event_count);
         Ok(Appended {
@@ -354,7 +355,7 @@ impl Writer {
             return Ok(());
         }
         let (_, end) = self.publish_buffer();
-        engine.write_state().index.end_batch(end, 0, chain, None);
+        engine.write_state().index.end_batch(end, chain, None);
         engine.durability.sync_through(engine, (self.ordinal, end))
     }
 
@@ -437,10 +438,7 @@ impl Writer {
         let ordinal = {
             let mut state = engine.write_state();
             state.segments.push(Arc::clone(&segment));
-            state
-                .index
-                .segments
-                .push(crate::index::SegmentIndex::new(next_position));
+            state.index.start_segment(next_position, *chain_head);
             state.segments.len() - 1
         };
         self.active = segment;
@@ -472,10 +470,12 @@ fn repeated_append(
     if expected.checked_add(count).is_none_or(|end| end > actual) {
         return Ok(None);
     }
-    let locations = &state.index.stream_locations(request.stream)
-        [expected as usize..(expected + count) as usize];
+    let locations =
+        state
+            .index
+            .stream_locations(request.stream, expected + 1, expected + count + 1);
     let mut positions = Vec::with_capacity(request.events.len());
-    for (event, &location) in request.events.iter().zip(locations) {
+    for (event, &location) in request.events.iter().zip(&locations) {
         let Some(id) = event.id else { return Ok(None) };
         let (stored_id, position) =
             with_event_at(state, location, |body| (body.id, body.position))?;

@@ -19,7 +19,9 @@ pub mod durable_mark;
 pub mod footer;
 pub mod frame;
 pub mod header;
+pub mod index_file;
 pub mod scan;
+pub mod segment_list;
 pub mod settings;
 pub mod snapshot;
 

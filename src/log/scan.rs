@@ -114,8 +114,6 @@ impl Tally {
 
 /// One valid batch, as a visitor sees it.
 pub(crate) struct BatchSeen<'a, 'b> {
-    /// Ordinal of the segment in the walk (0 = the oldest).
-    pub ordinal: usize,
     pub segment: &'a Segment,
     pub batch: &'b BatchRef<'a>,
     pub events: &'b [EventRef<'a>],
@@ -190,7 +188,6 @@ pub(crate) fn report(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn scan_segment(
     segment: &Segment,
-    ordinal: usize,
     role: SegmentRole,
     footer: Option<&SegmentFooter>,
     durable_mark: Option<DurableMark>,
@@ -225,7 +222,6 @@ pub(crate) fn scan_segment(
                 }
             }
             visitor.batch(&BatchSeen {
-                ordinal,
                 segment,
                 batch: &batch,
                 events: &events,

@@ -134,12 +134,10 @@ impl LogWalk {
             }
             if !self.newest_sealed {
                 let segment = Arc::clone(self.segments.last().expect("not empty"));
-                let ordinal = self.segments.len() - 1;
                 let (footer, role) = self.footer_and_role(&segment, true);
                 let mut tally = self.tally.take().expect("an unsealed newest has a tally");
                 let end = scan_segment(
                     &segment,
-                    ordinal,
                     role,
                     footer.as_ref(),
                     segment.durable_mark(),
@@ -274,7 +272,6 @@ impl LogWalk {
         let mut tally = Tally::new(segment.header.salt);
         let mut end = scan_segment(
             &segment,
-            ordinal,
             role,
             footer.as_ref(),
             mark,

@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 use crate::error::Result;
 use crate::event::RecordedEvent;
 use crate::filter::Filter;
+use crate::format::index_file::SPARSE_STRIDE;
 
 use super::Store;
 use crate::engine::read_events::{visit_log, visit_run};
@@ -70,7 +71,7 @@ impl Store {
         let state = self.engine.read_state();
         let mut out = Vec::new();
         for run in state.index.correlated(correlation_id) {
-            visit_run(&state, run, |body| {
+            visit_run(&state, &run, |body| {
                 // The index is keyed by a hash of the id: skip another id's events.
                 if body.correlation_id == Some(correlation_id) {
                     out.push(RecordedEvent::from_body(body));
@@ -83,7 +84,9 @@ impl Store {
     /// The position of the first event whose timestamp is at or after
     /// `timestamp_ns` (nanoseconds since the Unix epoch), or `None` if every
     /// event is older. Timestamps never decrease along the log, so this is a
-    /// binary search reading about log2(events) records, not a scan.
+    /// binary search over the segments' last timestamps, then over the
+    /// timestamps the segment's index keeps for every 16th event, then a
+    /// read of at most 16 records: not a scan.
     ///
     /// ```
     /// use annals::{EventData, ExpectedVersion, Options, Store};
@@ -100,22 +103,40 @@ impl Store {
     /// [`crate::Error::Corrupt`] if a record no longer decodes.
     pub fn position_at_or_after(&self, timestamp_ns: u64) -> Result<Option<u64>> {
         let state = self.engine.read_state();
-        let (mut low, mut high) = (0u64, state.index.next_position());
-        // Invariant: every event before `low` is older than `timestamp_ns`;
-        // every event at or after `high` is not.
+        // Only the newest segment can be empty, so "holds no event at or
+        // after the time" is true for a prefix of the segments.
+        let segments = &state.index.segments;
+        let ordinal =
+            segments.partition_point(|s| s.event_count == 0 || s.last_timestamp_ns < timestamp_ns);
+        let Some(segment) = segments.get(ordinal) else {
+            return Ok(None);
+        };
+        // The first recorded stride whose first event is not older; the
+        // answer lies in the stride before it, or is its first event.
+        let view = segment.view();
+        let strides = segment.event_count.div_ceil(SPARSE_STRIDE);
+        let (mut low, mut high) = (0u64, strides);
         while low < high {
             let middle = low + (high - low) / 2;
-            let mut timestamp = 0;
-            visit_log(&state, middle, |event| {
-                timestamp = event.timestamp_ns;
-                ControlFlow::Break(())
-            })?;
+            let timestamp = view
+                .sparse_timestamp(middle)
+                .expect("every stride of a segment's events has a sparse timestamp");
             if timestamp < timestamp_ns {
                 low = middle + 1;
             } else {
                 high = middle;
             }
         }
-        Ok((low < state.index.next_position()).then_some(low))
+        let start = segment.base_position + low.saturating_sub(1) * SPARSE_STRIDE;
+        let mut found = None;
+        visit_log(&state, start, |event| {
+            if event.timestamp_ns >= timestamp_ns {
+                found = Some(event.position);
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(found)
     }
 }

@@ -8,7 +8,7 @@ use crate::engine::read_events::{
 };
 use crate::error::Result;
 use crate::event::{EventView, RecordedEvent};
-use crate::index::POSITION_INDEX_STRIDE;
+use crate::format::index_file::SPARSE_STRIDE;
 
 use super::Store;
 
@@ -25,12 +25,14 @@ impl Store {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>> {
         let state = self.engine.read_state();
+        let to = from_version
+            .max(1)
+            .saturating_add(u64::try_from(max_count).unwrap_or(u64::MAX));
         state
             .index
-            .stream_locations_from(stream, from_version)
-            .iter()
-            .take(max_count)
-            .map(|&location| with_event_at(&state, location, RecordedEvent::from_body))
+            .stream_locations(stream, from_version, to)
+            .into_iter()
+            .map(|location| with_event_at(&state, location, RecordedEvent::from_body))
             .collect()
     }
 
@@ -46,15 +48,16 @@ impl Store {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>> {
         let state = self.engine.read_state();
-        let locations = state.index.stream_locations(stream);
-        let end = usize::try_from(from_version)
-            .unwrap_or(usize::MAX)
-            .min(locations.len());
-        locations[..end]
-            .iter()
+        let to = from_version
+            .min(state.index.stream_version(stream))
+            .saturating_add(1);
+        let from = to.saturating_sub(u64::try_from(max_count).unwrap_or(u64::MAX));
+        state
+            .index
+            .stream_locations(stream, from, to)
+            .into_iter()
             .rev()
-            .take(max_count)
-            .map(|&location| with_event_at(&state, location, RecordedEvent::from_body))
+            .map(|location| with_event_at(&state, location, RecordedEvent::from_body))
             .collect()
     }
 
@@ -105,8 +108,7 @@ impl Store {
                 break;
             };
             let base = state.index.segments[ordinal].base_position;
-            let block_start =
-                base + (position - base) / POSITION_INDEX_STRIDE * POSITION_INDEX_STRIDE;
+            let block_start = base + (position - base) / SPARSE_STRIDE * SPARSE_STRIDE;
             block.clear();
             visit_log(&state, block_start, |event| {
                 if event.position > position {
@@ -179,10 +181,7 @@ impl Store {
     ) -> Result<()> {
         let (locations, segments) = {
             let state = self.engine.read_state();
-            let locations = state
-                .index
-                .stream_locations_from(stream, from_version)
-                .to_vec();
+            let locations = state.index.stream_locations(stream, from_version, u64::MAX);
             let segments = published_segments(&state, 0);
             (locations, segments)
         };

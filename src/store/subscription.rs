@@ -194,8 +194,12 @@ impl Subscription {
                 {
                     return Ok(known);
                 }
-                let locations = state.index.stream_locations_from(stream, self.cursor);
-                for &location in locations.iter().take(SUBSCRIPTION_READ_AHEAD) {
+                let locations = state.index.stream_locations(
+                    stream,
+                    self.cursor,
+                    self.cursor.saturating_add(SUBSCRIPTION_READ_AHEAD as u64),
+                );
+                for location in locations {
                     self.cursor += 1;
                     let event = with_event_at(&state, location, |body| {
                         self.filter
