@@ -20,6 +20,9 @@ pub mod footer;
 pub mod frame;
 pub mod header;
 pub mod scan;
+// Used by the index rewrite (issue 13); without `internals` nothing reads them yet.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+pub mod segment_list;
 pub mod settings;
 pub mod snapshot;
 
