@@ -19,6 +19,9 @@ pub mod durable_mark;
 pub mod footer;
 pub mod frame;
 pub mod header;
+// Used by the index rewrite (issue 13); without `internals` nothing reads them yet.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+pub mod index_file;
 pub mod scan;
 // Used by the index rewrite (issue 13); without `internals` nothing reads them yet.
 #[cfg_attr(not(feature = "internals"), allow(dead_code))]
