@@ -338,6 +338,9 @@ mod tests {
     use crate::format::CHAIN_LEN;
     use proptest::prelude::*;
 
+    /// A stream record as the tests hold it: name, version, segment list.
+    type OwnedStream = (String, u64, Vec<u8>);
+
     fn segments(counts: &[u64], last_sealed: bool) -> Vec<IndexBinding> {
         let mut base = 0;
         let n = counts.len();
@@ -373,7 +376,7 @@ mod tests {
         bytes
     }
 
-    fn sample() -> (Vec<IndexBinding>, Vec<(String, u64, Vec<u8>)>) {
+    fn sample() -> (Vec<IndexBinding>, Vec<OwnedStream>) {
         let segments = segments(&[10, 20, 5], false);
         let streams = vec![
             ("account-1".to_string(), 12, list(&[0, 2])),
@@ -383,11 +386,7 @@ mod tests {
         (segments, streams)
     }
 
-    fn encode_owned(
-        written: u64,
-        segments: &[IndexBinding],
-        streams: &[(String, u64, Vec<u8>)],
-    ) -> Vec<u8> {
+    fn encode_owned(written: u64, segments: &[IndexBinding], streams: &[OwnedStream]) -> Vec<u8> {
         encode(
             written,
             segments,
@@ -404,12 +403,12 @@ mod tests {
     fn assert_answers(
         file: &CheckpointFile<'_>,
         segments: &[IndexBinding],
-        streams: &[(String, u64, Vec<u8>)],
+        streams: &[OwnedStream],
     ) {
         assert_eq!(file.segments(), segments);
         assert_eq!(file.segment_count(), segments.len());
         assert_eq!(file.stream_count(), streams.len() as u64);
-        let read: Vec<(String, u64, Vec<u8>)> = file
+        let read: Vec<OwnedStream> = file
             .streams()
             .map(|s| (s.name.to_string(), s.version, s.segment_list.to_vec()))
             .collect();
@@ -460,26 +459,21 @@ mod tests {
     #[test]
     fn structural_rules_catch_what_the_checksum_cannot() {
         let (segs, streams) = sample();
-        let cases: Vec<(&str, Vec<IndexBinding>, Vec<(String, u64, Vec<u8>)>)> = vec![
-            ("beyond", segs.clone(), vec![("s".into(), 1, vec![3])]),
-            ("repeats", segs.clone(), vec![("s".into(), 1, vec![1, 0])]),
-            (
-                "ends inside",
-                segs.clone(),
-                vec![("s".into(), 1, vec![0x80])],
-            ),
+        let cases: [(&str, OwnedStream); 3] = [
+            ("beyond", ("s".into(), 1, vec![3])),
+            ("repeats", ("s".into(), 1, vec![1, 0])),
+            ("ends inside", ("s".into(), 1, vec![0x80])),
         ];
-        for (expected, segments, streams) in cases {
+        for (expected, (name, version, list)) in cases {
             // Encode without the encoder's own checks: build valid, then patch.
-            let mut bytes = encode_owned(1, &segments, &[("s".into(), 1, vec![0])]);
+            let mut bytes = encode_owned(1, &segs, &[("s".into(), 1, vec![0])]);
             let list_at = bytes.len() - CRC_LEN - 1;
             bytes.truncate(list_at - STREAM_RECORD_HEADER_LEN - 1);
-            let (name, version, list) = &streams[0];
             bytes.extend_from_slice(&(name.len() as u32).to_le_bytes());
             bytes.extend_from_slice(&version.to_le_bytes());
             bytes.extend_from_slice(&(list.len() as u32).to_le_bytes());
             bytes.extend_from_slice(name.as_bytes());
-            bytes.extend_from_slice(list);
+            bytes.extend_from_slice(&list);
             bytes.extend_from_slice(&[0; CRC_LEN]);
             reseal(&mut bytes);
             let error = CheckpointFile::parse(&bytes).unwrap_err();
@@ -535,8 +529,7 @@ mod tests {
         encode_owned(0, &segments, &[]);
     }
 
-    fn checkpoint_strategy()
-    -> impl Strategy<Value = (Vec<IndexBinding>, Vec<(String, u64, Vec<u8>)>)> {
+    fn checkpoint_strategy() -> impl Strategy<Value = (Vec<IndexBinding>, Vec<OwnedStream>)> {
         (
             proptest::collection::vec(1u64..1000, 0..6),
             any::<bool>(),
