@@ -729,7 +729,10 @@ fn read_header(bytes: &[u8]) -> Result<Header, IndexFileError> {
                 format!("index file {name} starts at {offset}, not {expected}"),
             ));
         }
-        if len > file_len - offset || !len.is_multiple_of(SECTION_ELEMENT_LEN[i] as u64) {
+        if offset > file_len
+            || len > file_len - offset
+            || !len.is_multiple_of(SECTION_ELEMENT_LEN[i] as u64)
+        {
             return Err(IndexFileError::new(
                 entry as u64 + 8,
                 format!("index file {name} length {len} is impossible"),
@@ -1481,6 +1484,32 @@ mod tests {
         let mut longer = bytes.clone();
         longer.extend_from_slice(&[0; 8]);
         assert!(IndexFile::parse(&longer).is_err());
+    }
+
+    #[test]
+    fn a_section_starting_past_the_end_is_refused() {
+        // Regression: a file ending right after a section whose length is
+        // not a multiple of 8 (sparse offsets, 4 bytes), so the next section
+        // would start past the end, once made the length check underflow.
+        let mut bytes = vec![0u8; INDEX_HEADER_LEN + 4];
+        bytes[..8].copy_from_slice(&INDEX_FILE_MAGIC);
+        bytes[8..12].copy_from_slice(&INDEX_FILE_VERSION.to_le_bytes());
+        bytes[12..16].copy_from_slice(&(INDEX_HEADER_LEN as u32).to_le_bytes());
+        bytes[16..24].copy_from_slice(&((INDEX_HEADER_LEN + 4) as u64).to_le_bytes());
+        bytes[BINDING_AT..BINDING_AT + BINDING_LEN].copy_from_slice(&sample().binding.encode());
+        for i in 0..SECTION_COUNT {
+            let entry = SECTIONS_AT + i * SECTION_ENTRY_LEN;
+            let (offset, len) = match i {
+                SPARSE_OFFSETS => (INDEX_HEADER_LEN, 4),
+                i if i > SPARSE_OFFSETS => (INDEX_HEADER_LEN + 8, 0),
+                _ => (INDEX_HEADER_LEN, 0),
+            };
+            bytes[entry..entry + 8].copy_from_slice(&(offset as u64).to_le_bytes());
+            bytes[entry + 8..entry + 16].copy_from_slice(&(len as u64).to_le_bytes());
+        }
+        reseal(&mut bytes);
+        let error = read_binding(&bytes).unwrap_err();
+        assert!(error.detail.contains("sparse timestamps length"), "{error}");
     }
 
     #[test]
