@@ -36,6 +36,30 @@ pub trait StorageHooks: Send + Sync {
     fn before_make_read_only(&self, _path: &Path) -> io::Result<()> {
         Ok(())
     }
+
+    /// Called before each step of writing a derived file (an index file or
+    /// the index checkpoint): `path` is the temporary file for
+    /// [`DerivedFileStep::Write`] and [`DerivedFileStep::Sync`], the final
+    /// name for [`DerivedFileStep::Rename`], and the directory for
+    /// [`DerivedFileStep::SyncDirectory`]. An error fails that step as the
+    /// operating system would.
+    fn before_derived_file_step(&self, _path: &Path, _step: DerivedFileStep) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The steps of writing a derived file atomically, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DerivedFileStep {
+    /// Creating (or truncating) the temporary file and writing its bytes.
+    Write,
+    /// Syncing the temporary file.
+    Sync,
+    /// Renaming the temporary file to its final name.
+    Rename,
+    /// Syncing the directory, making the rename durable.
+    SyncDirectory,
 }
 
 /// An optional, shared [`StorageHooks`] implementation, as held by
@@ -74,6 +98,16 @@ impl Hooks {
         self.0
             .as_ref()
             .map_or(Ok(()), |h| h.before_make_read_only(path))
+    }
+
+    pub(crate) fn before_derived_file_step(
+        &self,
+        path: &Path,
+        step: DerivedFileStep,
+    ) -> io::Result<()> {
+        self.0
+            .as_ref()
+            .map_or(Ok(()), |h| h.before_derived_file_step(path, step))
     }
 }
 

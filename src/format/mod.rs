@@ -15,6 +15,7 @@
 pub mod batch;
 pub mod body;
 pub mod chain;
+pub mod checkpoint;
 pub mod durable_mark;
 pub mod footer;
 pub mod frame;

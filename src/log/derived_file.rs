@@ -1,0 +1,188 @@
+//! Writing derived files (per-segment index files, the index checkpoint)
+//! atomically: a temporary file, synced, renamed over the final name, the
+//! directory synced. After a crash the final name holds either the old file
+//! or the new one, whole; at worst a stray temporary file is left, which a
+//! writer's open removes ([`is_derived_temp_name`]). Derived files are
+//! checked against the log when read and rebuilt when in doubt, so this is
+//! about not losing work, never about correctness of the log.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::format::checkpoint::CHECKPOINT_FILE_NAME;
+use crate::format::index_file::parse_index_file_name;
+use crate::hooks::{DerivedFileStep, Hooks};
+
+use super::directory::sync_dir;
+
+/// Suffix of a derived file being written.
+pub(crate) const DERIVED_TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether `name` (without a directory) is the temporary file of a derived
+/// file being written: `<20 digits>.idx.tmp` or `index.checkpoint.tmp`.
+pub(crate) fn is_derived_temp_name(name: &str) -> bool {
+    name.strip_suffix(DERIVED_TEMP_SUFFIX)
+        .is_some_and(|name| name == CHECKPOINT_FILE_NAME || parse_index_file_name(name).is_some())
+}
+
+/// Writes `bytes` to `dir/name` atomically and durably: `name.tmp` created
+/// (or truncated) and written, synced, renamed to `name`, and `dir` synced.
+/// `hooks` are called before each step. On failure the temporary file is
+/// removed (best effort) and `dir/name` is as it was, unless the failure was
+/// the final directory sync (then the new file may or may not survive a
+/// power loss).
+///
+/// # Errors
+/// [`Error::NoSpace`] when the disk is full; [`Error::Io`] for any other
+/// failure, naming the step and the file.
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8], hooks: &Hooks) -> Result<()> {
+    let path = dir.join(name);
+    let temp = dir.join(format!("{name}{DERIVED_TEMP_SUFFIX}"));
+    let written = (|| {
+        hooks
+            .before_derived_file_step(&temp, DerivedFileStep::Write)
+            .and_then(|()| {
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&temp)?;
+                file.write_all(bytes)?;
+                Ok(file)
+            })
+            .map_err(|e| Error::io("writing derived file", &temp, e))
+            .and_then(|file| {
+                hooks
+                    .before_derived_file_step(&temp, DerivedFileStep::Sync)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| Error::io("syncing derived file", &temp, e))
+            })?;
+        hooks
+            .before_derived_file_step(&path, DerivedFileStep::Rename)
+            .and_then(|()| fs::rename(&temp, &path))
+            .map_err(|e| Error::io("renaming derived file", &path, e))
+    })();
+    if let Err(error) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(error);
+    }
+    hooks
+        .before_derived_file_step(dir, DerivedFileStep::SyncDirectory)
+        .map_err(|e| Error::io("syncing directory", dir, e))?;
+    sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hooks::StorageHooks;
+    use std::io;
+    use std::path::PathBuf;
+    use std::sync::{Arc, Mutex};
+
+    /// Records every step, and fails the one it is told to.
+    #[derive(Default)]
+    struct Recorder {
+        steps: Mutex<Vec<(PathBuf, DerivedFileStep)>>,
+        fail: Option<(DerivedFileStep, io::ErrorKind)>,
+    }
+
+    impl StorageHooks for Recorder {
+        fn before_derived_file_step(&self, path: &Path, step: DerivedFileStep) -> io::Result<()> {
+            self.steps.lock().unwrap().push((path.to_path_buf(), step));
+            match self.fail {
+                Some((failing, kind)) if failing == step => Err(io::Error::from(kind)),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    #[test]
+    fn writes_replaces_and_calls_every_step_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Arc::new(Recorder::default());
+        let hooks = Hooks::new(recorder.clone());
+        write_atomically(dir.path(), CHECKPOINT_FILE_NAME, b"first", &hooks).unwrap();
+        // A stray temporary file from a crash is simply overwritten.
+        fs::write(
+            dir.path().join("index.checkpoint.tmp"),
+            b"stale garbage, longer",
+        )
+        .unwrap();
+        write_atomically(dir.path(), CHECKPOINT_FILE_NAME, b"second", &hooks).unwrap();
+        assert_eq!(
+            fs::read(dir.path().join(CHECKPOINT_FILE_NAME)).unwrap(),
+            b"second"
+        );
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, [CHECKPOINT_FILE_NAME]);
+        let temp = dir.path().join("index.checkpoint.tmp");
+        let path = dir.path().join(CHECKPOINT_FILE_NAME);
+        let expected = [
+            (temp.clone(), DerivedFileStep::Write),
+            (temp, DerivedFileStep::Sync),
+            (path, DerivedFileStep::Rename),
+            (dir.path().to_path_buf(), DerivedFileStep::SyncDirectory),
+        ];
+        assert_eq!(
+            *recorder.steps.lock().unwrap(),
+            [expected.clone(), expected].concat()
+        );
+    }
+
+    #[test]
+    fn a_failed_step_leaves_the_old_file_and_no_temporary() {
+        for step in [
+            DerivedFileStep::Write,
+            DerivedFileStep::Sync,
+            DerivedFileStep::Rename,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let name = crate::format::index_file::index_file_name(64);
+            write_atomically(dir.path(), &name, b"old", &Hooks::default()).unwrap();
+            let hooks = Hooks::new(Arc::new(Recorder {
+                fail: Some((step, io::ErrorKind::Other)),
+                ..Recorder::default()
+            }));
+            let error = write_atomically(dir.path(), &name, b"new", &hooks).unwrap_err();
+            assert!(matches!(error, Error::Io { .. }), "{step:?}: {error}");
+            assert_eq!(fs::read(dir.path().join(&name)).unwrap(), b"old");
+            assert!(!dir.path().join(format!("{name}.tmp")).exists(), "{step:?}");
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_no_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let hooks = Hooks::new(Arc::new(Recorder {
+            fail: Some((DerivedFileStep::Write, io::ErrorKind::StorageFull)),
+            ..Recorder::default()
+        }));
+        let error = write_atomically(dir.path(), CHECKPOINT_FILE_NAME, b"x", &hooks).unwrap_err();
+        assert!(matches!(error, Error::NoSpace { .. }), "{error}");
+        let error = {
+            let hooks = Hooks::new(Arc::new(Recorder {
+                fail: Some((DerivedFileStep::SyncDirectory, io::ErrorKind::Other)),
+                ..Recorder::default()
+            }));
+            write_atomically(dir.path(), CHECKPOINT_FILE_NAME, b"y", &hooks).unwrap_err()
+        };
+        assert!(error.to_string().contains("syncing directory"), "{error}");
+    }
+
+    #[test]
+    fn temporary_names() {
+        assert!(is_derived_temp_name("00000000000000000000.idx.tmp"));
+        assert!(is_derived_temp_name("index.checkpoint.tmp"));
+        assert!(!is_derived_temp_name("00000000000000000000.idx"));
+        assert!(!is_derived_temp_name("00000000000000000000.seg.tmp"));
+        assert!(!is_derived_temp_name("0.idx.tmp"));
+        assert!(!is_derived_temp_name("index.checkpoint"));
+        assert!(!is_derived_temp_name("annals.settings.tmp"));
+    }
+}
