@@ -446,7 +446,7 @@ impl Visitor for CutFinder {
                 self.damage = Some(finding);
                 Flow::Stop
             }
-            Verdict::Discard | Verdict::Remove => {
+            Verdict::Discard | Verdict::Remove | Verdict::Rebuild => {
                 self.notes.push(finding);
                 Flow::Continue
             }

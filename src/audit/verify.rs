@@ -620,7 +620,7 @@ impl Visitor for Verifier<'_> {
     fn finding(&mut self, finding: Finding, verdict: Verdict) -> Flow {
         let severity = match verdict {
             Verdict::Refuse => Severity::Corruption,
-            Verdict::Discard | Verdict::Remove => Severity::Warning,
+            Verdict::Discard | Verdict::Remove | Verdict::Rebuild => Severity::Warning,
             // A batch or footer being written by a live writer.
             Verdict::Wait => return Flow::Continue,
         };
@@ -628,6 +628,7 @@ impl Visitor for Verifier<'_> {
         let advice = match verdict {
             Verdict::Discard => "; open as a writer discards it",
             Verdict::Remove => "; open as a writer removes it",
+            Verdict::Rebuild => "; open rebuilds it from the log",
             _ => "",
         };
         let message = format!("{}{advice}", finding.kind);

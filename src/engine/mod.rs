@@ -5,6 +5,7 @@
 
 pub(crate) mod commit_signal;
 pub(crate) mod durability;
+pub(crate) mod index_files;
 pub(crate) mod read_events;
 pub(crate) mod recovery;
 pub(crate) mod settings;

@@ -87,19 +87,24 @@ pub(crate) struct LogStart {
 }
 
 /// Where reading from `from_position` starts; `None` when no event is there.
-pub(crate) fn log_start(state: &State, from_position: u64) -> Option<LogStart> {
-    let ordinal = state.index.segment_of_position(from_position)?;
+///
+/// # Errors
+/// [`Error::Corrupt`] when the segment's index file and the segment are damaged.
+pub(crate) fn log_start(state: &State, from_position: u64) -> Result<Option<LogStart>> {
+    let Some(ordinal) = state.index.segment_of_position(from_position) else {
+        return Ok(None);
+    };
     let first = &state.index.segments[ordinal];
     let relative = from_position - first.base_position;
     let offset = first
-        .view()
+        .view()?
         .sparse_offset(relative / SPARSE_STRIDE)
         .expect("every stride of a segment's events has a sparse offset");
-    Some(LogStart {
+    Ok(Some(LogStart {
         ordinal,
         offset: offset as usize,
         skip: relative % SPARSE_STRIDE,
-    })
+    }))
 }
 
 /// The segments from `ordinal` on, shared (so they stay mapped without the
@@ -165,7 +170,7 @@ pub(crate) fn visit_log(
     from_position: u64,
     f: impl FnMut(&EventBody<'_>) -> ControlFlow<()>,
 ) -> Result<()> {
-    let Some(start) = log_start(state, from_position) else {
+    let Some(start) = log_start(state, from_position)? else {
         return Ok(());
     };
     let segments = state.segments[start.ordinal..]

@@ -13,7 +13,11 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::SEGMENT_HEADER_LEN;
 use crate::hooks::Hooks;
+use crate::format::index_file::index_file_name;
+use crate::index::segment::Contents;
 use crate::index::{CommandRecord, Index};
+
+use super::index_files::{self, Installed};
 use crate::log::directory;
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::scan::{BatchSeen, Flow, Visitor};
@@ -55,6 +59,12 @@ pub enum RecoveryAction {
     /// A reader left it as it is and reads only the log before it; a
     /// writer's open will discard or remove it.
     NotShown,
+    /// Derived data (an index file, the index checkpoint) was rebuilt from
+    /// the log, and a writer wrote it anew.
+    Rebuilt,
+    /// Derived data was rebuilt from the log in memory only (by a reader,
+    /// or because writing it failed); a writer's open writes it.
+    RebuiltInMemory,
 }
 
 impl RecoveryAction {
@@ -67,6 +77,10 @@ impl RecoveryAction {
             RecoveryAction::MadeWritable => "made writable again: it is the active segment",
             RecoveryAction::NotShown => {
                 "not shown, left as it is (a writer's open discards or removes it)"
+            }
+            RecoveryAction::Rebuilt => "rebuilt from the log and written anew",
+            RecoveryAction::RebuiltInMemory => {
+                "rebuilt from the log in memory (a writer's open writes it anew)"
             }
         }
     }
@@ -130,15 +144,72 @@ pub(crate) struct Loaded {
 }
 
 /// Builds the index from the batches of a walk, and collects its findings.
-struct IndexBuilder<'a> {
+struct IndexBuilder<'a, 'f> {
     index: &'a mut Index,
     /// The first refused finding: the open fails with it.
     refused: Option<Finding>,
     /// What a crash left behind.
     leftovers: Vec<Finding>,
+    /// Where index files of sealed segments are found or written.
+    files: IndexFileSink<'f>,
+    /// The segment being indexed.
+    current: Option<Arc<Segment>>,
 }
 
-impl Visitor for IndexBuilder<'_> {
+/// Where an open finds and (a writer) writes index files, and what it did.
+pub(crate) struct IndexFileSink<'a> {
+    pub dir: &'a Path,
+    /// A writer's hooks: it writes missing index files. `None` for a reader.
+    pub writer_hooks: Option<&'a Hooks>,
+    /// Index files found missing or unusable, and what was done.
+    pub rebuilt: Vec<Recovered>,
+}
+
+impl IndexFileSink<'_> {
+    /// Maps the index file of the sealed segment `ordinal` of `index`
+    /// (finding it, or a writer writing it), so that its contents leave the heap.
+    pub fn install(&mut self, index: &mut Index, ordinal: usize, segment: &Arc<Segment>) {
+        let installed = index_files::install(
+            self.dir,
+            segment,
+            &index.segments[ordinal],
+            &index.late_findings,
+            self.writer_hooks,
+        );
+        let (detail, action, mapped) = match installed {
+            Installed::Found(mapped) => (None, None, Some(mapped)),
+            Installed::Written(problem, mapped) => {
+                (Some(problem), Some(RecoveryAction::Rebuilt), Some(mapped))
+            }
+            Installed::NotWritten(problem, None) => {
+                (Some(problem), Some(RecoveryAction::RebuiltInMemory), None)
+            }
+            Installed::NotWritten(problem, Some(error)) => (
+                Some(format!("{problem}; writing it failed: {error}")),
+                Some(RecoveryAction::RebuiltInMemory),
+                None,
+            ),
+        };
+        if let Some(mapped) = mapped {
+            index.segments[ordinal].contents = Contents::File(Box::new(mapped));
+        }
+        if let (Some(detail), Some(action)) = (detail, action) {
+            self.rebuilt.push(Recovered {
+                finding: Finding {
+                    kind: FindingKind::IndexFile { detail },
+                    path: self
+                        .dir
+                        .join(index_file_name(segment.header.base_position)),
+                    offset: 0,
+                    position: Some(segment.header.base_position),
+                },
+                action,
+            });
+        }
+    }
+}
+
+impl Visitor for IndexBuilder<'_, '_> {
     fn stream_version(&self, stream: &str) -> Option<(u64, u32)> {
         // The index never holds a gap: a refused finding ends its walk.
         match self.index.stream_version(stream) {
@@ -150,6 +221,12 @@ impl Visitor for IndexBuilder<'_> {
     fn segment(&mut self, _ordinal: usize, segment: &Arc<Segment>, _role: SegmentRole) {
         self.index
             .start_segment(segment.header.base_position, segment.header.chain_start);
+        // The segment before is sealed (the walk checked its footer before
+        // going on): its contents can leave the heap.
+        if let Some(previous) = self.current.replace(Arc::clone(segment)) {
+            let ordinal = self.index.segments.len() - 2;
+            self.files.install(self.index, ordinal, &previous);
+        }
     }
 
     fn batch(&mut self, seen: &BatchSeen<'_, '_>) {
@@ -174,18 +251,8 @@ impl Visitor for IndexBuilder<'_> {
                 )
             }),
         );
-        let command = batch.commit.command_id.map(|id| {
-            (
-                id,
-                CommandRecord {
-                    stream: first.stream.into(),
-                    first_version: first.version,
-                    first_position: first.position,
-                    event_count: batch.commit.event_count,
-                },
-            )
-        });
-        self.index.end_batch(batch.end, batch.commit.chain, command);
+        self.index
+            .end_batch(batch.end, batch.commit.chain, command_of(seen));
     }
 
     fn finding(&mut self, finding: Finding, verdict: Verdict) -> Flow {
@@ -194,13 +261,28 @@ impl Visitor for IndexBuilder<'_> {
                 self.refused.get_or_insert(finding);
                 Flow::Stop
             }
-            Verdict::Discard | Verdict::Remove => {
+            Verdict::Discard | Verdict::Remove | Verdict::Rebuild => {
                 self.leftovers.push(finding);
                 Flow::Continue
             }
             Verdict::Wait => Flow::Continue,
         }
     }
+}
+
+/// The command record of a batch with a command id.
+pub(crate) fn command_of<'a>(seen: &BatchSeen<'a, '_>) -> Option<(&'a str, CommandRecord)> {
+    let first = &seen.events.first()?.event;
+    let id = seen.batch.commit.command_id?;
+    Some((
+        id,
+        CommandRecord {
+            stream: first.stream.into(),
+            first_version: first.version,
+            first_position: first.position,
+            event_count: seen.batch.commit.event_count,
+        },
+    ))
 }
 
 /// Opens every segment of `dir`. A writer (`writable`) also discards what a
@@ -223,16 +305,30 @@ pub(crate) fn load(dir: &Path, writable: bool, hooks: &Hooks) -> Result<Loaded> 
         index: &mut index,
         refused: None,
         leftovers: Vec::new(),
+        files: IndexFileSink {
+            dir,
+            writer_hooks: writable.then_some(hooks),
+            rebuilt: Vec::new(),
+        },
+        current: None,
     };
     let end = walk.walk_all(&mut builder)?;
     let IndexBuilder {
-        refused, leftovers, ..
+        refused,
+        leftovers,
+        mut files,
+        ..
     } = builder;
     if let Some(finding) = refused {
         return Err(Error::Corrupt(Box::new(finding)));
     }
     debug_assert_eq!(end, WalkEnd::Done);
-    let report = if writable {
+    if walk.newest_sealed()
+        && let Some(newest) = walk.segments.last()
+    {
+        files.install(&mut index, walk.segments.len() - 1, newest);
+    }
+    let mut report = if writable {
         discard_leftovers(&mut walk, leftovers, hooks)?
     } else {
         RecoveryReport {
@@ -245,6 +341,7 @@ pub(crate) fn load(dir: &Path, writable: bool, hooks: &Hooks) -> Result<Loaded> 
                 .collect(),
         }
     };
+    report.items.extend(files.rebuilt);
     index.shrink_to_fit();
     Ok(Loaded {
         index,
@@ -374,10 +471,19 @@ pub(crate) fn follow(
     index: &mut Index,
     segments: &mut Vec<Arc<Segment>>,
 ) -> Result<()> {
+    let dir = walk.dir().to_path_buf();
     let mut builder = IndexBuilder {
         index,
         refused: None,
         leftovers: Vec::new(),
+        // A follower maps the index files a writer wrote; a segment sealed
+        // moments ago may not have one yet, and stays in memory.
+        files: IndexFileSink {
+            dir: &dir,
+            writer_hooks: None,
+            rebuilt: Vec::new(),
+        },
+        current: segments.last().cloned(),
     };
     walk.refresh(&mut builder)?;
     if let Some(finding) = builder.refused {

@@ -95,7 +95,7 @@ impl Writer {
         let (actual, first_position, chain_head) = {
             let state = engine.read_state();
             if let Some(id) = request.command_id
-                && let Some(record) = state.index.command(id)
+                && let Some(record) = state.index.command(id)?
             {
                 return Ok(Appended {
                     result: command_result(&record),
@@ -473,7 +473,7 @@ fn repeated_append(
     let locations =
         state
             .index
-            .stream_locations(request.stream, expected + 1, expected + count + 1);
+            .stream_locations(request.stream, expected + 1, expected + count + 1)?;
     let mut positions = Vec::with_capacity(request.events.len());
     for (event, &location) in request.events.iter().zip(&locations) {
         let Some(id) = event.id else { return Ok(None) };

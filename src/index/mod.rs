@@ -17,7 +17,9 @@ use crate::format::index_file::stable_hash;
 use crate::format::segment_list;
 use crate::format::{CHAIN_LEN, chain};
 
-pub(crate) use segment::SegmentIndex;
+pub(crate) use segment::{LateFindings, MappedIndex, MemoryIndex, SegmentIndex};
+
+use crate::error::Result;
 
 /// Where an event's frame is: segment ordinal (high 32 bits) and byte offset
 /// within the segment (low 32 bits). Offsets fit because segments are at most
@@ -88,6 +90,8 @@ pub(crate) struct Index {
     pub last_timestamp_ns: u64,
     /// Hash-chain value after the last batch.
     pub chain_head: [u8; CHAIN_LEN],
+    /// Index files found damaged on first use (and rebuilt).
+    pub late_findings: LateFindings,
 }
 
 impl Default for Index {
@@ -104,6 +108,7 @@ impl Index {
             segments: Vec::new(),
             last_timestamp_ns: 0,
             chain_head: chain::GENESIS,
+            late_findings: LateFindings::default(),
         }
     }
 
@@ -123,13 +128,15 @@ impl Index {
     }
 
     /// Starts the next segment at `base_position`, its chain at
-    /// `chain_start`: the streams of the segment before it are listed in
-    /// the stream table, as that segment is complete.
+    /// `chain_start`: the streams of the segment before it, complete now,
+    /// are listed in the stream table. (Its contents are still in memory
+    /// then: its index file, if any, is mapped after; a segment mapped from
+    /// the start was listed by the checkpoint.)
     pub fn start_segment(&mut self, base_position: u64, chain_start: [u8; CHAIN_LEN]) {
-        if let Some(previous) = self.segments.last() {
+        if let Some(memory) = self.segments.last().and_then(SegmentIndex::memory) {
             let ordinal = u32::try_from(self.segments.len() - 1).expect("segment ordinals fit u32");
             let streams = &mut self.streams;
-            previous.view().for_each_stream(|name| {
+            segment::ContentsView::Memory(memory).for_each_stream(|name| {
                 let entry = streams
                     .get_mut(name)
                     .expect("a stream of a segment is in the stream table");
@@ -186,29 +193,38 @@ impl Index {
     }
 
     /// What the append with `command_id` wrote, if any: newest segment first.
-    pub fn command(&self, command_id: &str) -> Option<CommandRecord> {
-        self.segments
-            .iter()
-            .rev()
-            .find_map(|segment| segment.view().command(command_id))
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] when an index file and its segment are damaged.
+    pub fn command(&self, command_id: &str) -> Result<Option<CommandRecord>> {
+        for segment in self.segments.iter().rev() {
+            if let Some(record) = segment.view()?.command(command_id) {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
     }
 
     /// Locations of `stream`'s events with versions in `from..to`
     /// (versions start at 1), in version order. Versions past the stream's
     /// end are left out.
-    pub fn stream_locations(&self, stream: &str, from: u64, to: u64) -> Vec<Location> {
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] when an index file and its segment are
+    /// damaged, or the index files disagree with the stream table.
+    pub fn stream_locations(&self, stream: &str, from: u64, to: u64) -> Result<Vec<Location>> {
         let Some(entry) = self.streams.get(stream) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let from = from.max(1);
         let to = to.min(entry.version + 1);
         if from >= to {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let mut out = Vec::with_capacity(usize::try_from(to - from).unwrap_or(0).min(1 << 16));
         let newest = self.segments.len().checked_sub(1);
         for ordinal in entry.segments(newest) {
-            let Some(events) = self.segments[ordinal].view().stream(stream) else {
+            let Some(events) = self.segments[ordinal].view()?.stream(stream) else {
                 continue;
             };
             let first = events.first_version();
@@ -226,19 +242,38 @@ impl Index {
                 out.push(Location::new(ordinal, offset as usize));
             }
         }
-        out
+        if out.len() as u64 != to - from {
+            return Err(crate::error::Error::found(
+                std::path::Path::new(crate::format::checkpoint::CHECKPOINT_FILE_NAME),
+                0,
+                None,
+                crate::log::finding::FindingKind::IndexCheckpoint {
+                    detail: format!(
+                        "stream {stream:?} has version {} but the index files hold only {} of \
+                         its versions {from}..{to}; open with Options::rebuild_index to rebuild \
+                         the index from the log",
+                        entry.version,
+                        out.len()
+                    ),
+                },
+            ));
+        }
+        Ok(out)
     }
 
     /// Runs of the events carrying `correlation_id`, in log order, which may
     /// hold a few events carrying another id with the same 64-bit hash: the
     /// caller checks each event's id.
-    pub fn correlated(&self, correlation_id: &str) -> Vec<Run> {
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] when an index file and its segment are damaged.
+    pub fn correlated(&self, correlation_id: &str) -> Result<Vec<Run>> {
         let hash = stable_hash(correlation_id.as_bytes());
         let mut out = Vec::new();
         for (ordinal, segment) in self.segments.iter().enumerate() {
-            segment.correlated_runs(ordinal, hash, &mut out);
+            segment.correlated_runs(ordinal, hash, &mut out)?;
         }
-        out
+        Ok(out)
     }
 
     /// The segment holding `position`, as its ordinal, if any.

@@ -4,11 +4,27 @@
 //! segment's are read from its index file when it has one.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::format::index_file::{SPARSE_STRIDE, stable_hash};
+use crate::error::{Error, Result};
+use crate::format::index_file::{
+    self, CommandEntry, CorrelationRun, IndexBinding, IndexContents, IndexFile, SPARSE_STRIDE,
+    StreamEntry, stable_hash,
+};
 use crate::format::{CHAIN_LEN, SEGMENT_HEADER_LEN};
+use crate::log::finding::{Finding, FindingKind};
+use crate::log::segment::Segment;
 
 use super::{CommandRecord, Location, Run};
+
+/// Rebuilds a segment's index contents from its bytes (every batch read
+/// and checked again).
+pub(crate) type RebuildFn = fn(&Segment) -> Result<MemoryIndex>;
+
+/// Problems with index files found after open (on first use), for the
+/// store to report.
+pub(crate) type LateFindings = Arc<Mutex<Vec<Finding>>>;
 
 /// A stream's events in one segment: consecutive versions from
 /// `first_version`, with their frame offsets in version order.
@@ -41,6 +57,95 @@ pub(crate) struct MemoryIndex {
 }
 
 impl MemoryIndex {
+    /// The index file describing these contents, bound to `binding`.
+    pub fn encode(&self, binding: IndexBinding) -> Vec<u8> {
+        let streams = self
+            .streams
+            .iter()
+            .map(|(name, run)| StreamEntry {
+                name,
+                first_version: run.first_version,
+                offsets: &run.offsets,
+            })
+            .collect();
+        let commands = self
+            .commands
+            .iter()
+            .map(|(id, record)| CommandEntry {
+                command_id: id,
+                stream: &record.stream,
+                first_version: record.first_version,
+                first_position: record.first_position,
+                event_count: record.event_count,
+            })
+            .collect();
+        let mut correlations: Vec<CorrelationRun> = self
+            .correlations
+            .iter()
+            .flat_map(|(&hash, runs)| {
+                runs.iter().map(move |run| CorrelationRun {
+                    hash,
+                    offset: run.offset,
+                    count: run.count,
+                })
+            })
+            .collect();
+        correlations.sort_unstable_by_key(|run| run.offset);
+        index_file::encode(&IndexContents {
+            binding,
+            streams,
+            sparse_offsets: &self.sparse_offsets,
+            sparse_timestamps: &self.sparse_timestamps,
+            commands,
+            correlations,
+        })
+    }
+
+    /// The contents of an index file, in memory (to continue a segment
+    /// whose prefix it describes).
+    pub fn from_file(file: &IndexFile<'_>) -> MemoryIndex {
+        let mut correlations: HashMap<u64, Vec<OffsetRun>> = HashMap::new();
+        let mut runs: Vec<CorrelationRun> = file.correlation_runs().collect();
+        runs.sort_unstable_by_key(|run| run.offset);
+        for run in runs {
+            correlations.entry(run.hash).or_default().push(OffsetRun {
+                offset: run.offset,
+                count: run.count,
+            });
+        }
+        MemoryIndex {
+            streams: file
+                .streams()
+                .map(|(name, events)| {
+                    (
+                        name.into(),
+                        StreamRun {
+                            first_version: events.first_version,
+                            offsets: events.offsets.iter().collect(),
+                        },
+                    )
+                })
+                .collect(),
+            commands: file
+                .commands()
+                .map(|entry| {
+                    (
+                        entry.command_id.into(),
+                        CommandRecord {
+                            stream: entry.stream.into(),
+                            first_version: entry.first_version,
+                            first_position: entry.first_position,
+                            event_count: entry.event_count,
+                        },
+                    )
+                })
+                .collect(),
+            correlations,
+            sparse_offsets: file.sparse_offsets().iter().collect(),
+            sparse_timestamps: file.sparse_timestamps().iter().collect(),
+        }
+    }
+
     fn heap_bytes(&self) -> usize {
         let streams: usize = self
             .streams
@@ -88,40 +193,165 @@ pub(crate) enum Contents {
     /// Built in memory: the newest segment, or a sealed one without a
     /// usable index file (an in-memory store, a reader).
     Memory(Box<MemoryIndex>),
+    /// In the segment's index file, mapped.
+    File(Box<MappedIndex>),
+}
+
+/// A sealed segment's index file, mapped. Its header was checked against
+/// the segment when it was mapped; the whole file is checked on first use,
+/// and if that fails its contents are rebuilt from the segment.
+pub(crate) struct MappedIndex {
+    // Declared before `map`, so dropped before it: it borrows the mapping.
+    checked: OnceLock<Checked>,
+    map: memmap2::Mmap,
+    path: PathBuf,
+    segment: Arc<Segment>,
+    binding: IndexBinding,
+    rebuild: RebuildFn,
+    late: LateFindings,
+    /// A writer's: where to write the file anew when it was damaged.
+    rewrite: Option<crate::hooks::Hooks>,
+}
+
+/// The outcome of the first full check of a mapped index file.
+enum Checked {
+    File(IndexFile<'static>),
+    Rebuilt(Box<MemoryIndex>),
+    Failed(Box<Finding>),
+}
+
+impl std::fmt::Debug for MappedIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedIndex")
+            .field("path", &self.path)
+            .field("binding", &self.binding)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MappedIndex {
+    /// A mapped index file whose header binds it to `segment`
+    /// (`binding`), checked by the caller.
+    pub fn new(
+        map: memmap2::Mmap,
+        path: PathBuf,
+        segment: Arc<Segment>,
+        binding: IndexBinding,
+        rebuild: RebuildFn,
+        late: LateFindings,
+        rewrite: Option<crate::hooks::Hooks>,
+    ) -> MappedIndex {
+        MappedIndex {
+            checked: OnceLock::new(),
+            map,
+            path,
+            segment,
+            binding,
+            rebuild,
+            late,
+            rewrite,
+        }
+    }
+
+    fn view(&self) -> Result<ContentsView<'_>> {
+        let checked = self.checked.get_or_init(|| self.check());
+        match checked {
+            Checked::File(file) => Ok(ContentsView::File(*file)),
+            Checked::Rebuilt(memory) => Ok(ContentsView::Memory(memory)),
+            Checked::Failed(finding) => Err(Error::Corrupt(finding.clone())),
+        }
+    }
+
+    fn check(&self) -> Checked {
+        // SAFETY: the mapping lives as long as `self`, and the view made
+        // from it lives in `self.checked`, dropped before `self.map`. The
+        // file is never written in place (a new file replaces it by
+        // rename, which leaves this mapping as it is).
+        let bytes: &'static [u8] =
+            unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.map.len()) };
+        let problem = match IndexFile::parse(bytes) {
+            Ok(file) if file.binding() == self.binding => return Checked::File(file),
+            Ok(_) => "its header changed after it was mapped".to_string(),
+            Err(error) => error.to_string(),
+        };
+        let rebuilt = match (self.rebuild)(&self.segment) {
+            Ok(memory) => memory,
+            Err(Error::Corrupt(finding)) => return Checked::Failed(finding),
+            Err(other) => {
+                return Checked::Failed(Box::new(Finding {
+                    kind: FindingKind::ChangedAfterOpen {
+                        detail: other.to_string(),
+                    },
+                    path: self.segment.path.clone(),
+                    offset: 0,
+                    position: Some(self.binding.base_position),
+                }));
+            }
+        };
+        let mut detail = format!("{problem}; rebuilt from its segment");
+        if let Some(hooks) = &self.rewrite {
+            let written = self.path.parent().zip(self.path.file_name()).map(|(dir, name)| {
+                crate::log::derived_file::write_atomically(
+                    dir,
+                    &name.to_string_lossy(),
+                    &rebuilt.encode(self.binding),
+                    hooks,
+                )
+            });
+            match written {
+                Some(Ok(())) => detail.push_str(" and written anew"),
+                Some(Err(error)) => detail.push_str(&format!(" (writing it anew failed: {error})")),
+                None => {}
+            }
+        }
+        self.late
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Finding {
+                kind: FindingKind::IndexFile { detail },
+                path: self.path.clone(),
+                offset: 0,
+                position: Some(self.binding.base_position),
+            });
+        Checked::Rebuilt(Box::new(rebuilt))
+    }
 }
 
 /// A view of a segment's index contents, for lookups.
 #[derive(Clone, Copy)]
 pub(crate) enum ContentsView<'a> {
     Memory(&'a MemoryIndex),
+    File(IndexFile<'a>),
 }
 
 /// A stream's events in one segment, as a view.
 #[derive(Clone, Copy)]
 pub(crate) enum StreamEvents<'a> {
     Memory(&'a StreamRun),
+    File(index_file::StreamEvents<'a>),
 }
 
 impl StreamEvents<'_> {
     pub fn first_version(&self) -> u64 {
         match self {
             StreamEvents::Memory(run) => run.first_version,
+            StreamEvents::File(events) => events.first_version,
         }
     }
 
     pub fn len(&self) -> u64 {
         match self {
             StreamEvents::Memory(run) => run.offsets.len() as u64,
+            StreamEvents::File(events) => events.offsets.len() as u64,
         }
     }
 
     /// The frame offset of the `i`th event (of version `first_version + i`).
     pub fn offset(&self, i: u64) -> Option<u32> {
+        let i = usize::try_from(i).ok()?;
         match self {
-            StreamEvents::Memory(run) => usize::try_from(i)
-                .ok()
-                .and_then(|i| run.offsets.get(i))
-                .copied(),
+            StreamEvents::Memory(run) => run.offsets.get(i).copied(),
+            StreamEvents::File(events) => events.offsets.get(i),
         }
     }
 }
@@ -131,6 +361,7 @@ impl<'a> ContentsView<'a> {
     pub fn stream(self, stream: &str) -> Option<StreamEvents<'a>> {
         match self {
             ContentsView::Memory(memory) => memory.streams.get(stream).map(StreamEvents::Memory),
+            ContentsView::File(file) => file.stream(stream).map(StreamEvents::File),
         }
     }
 
@@ -138,6 +369,12 @@ impl<'a> ContentsView<'a> {
     pub fn command(self, command_id: &str) -> Option<CommandRecord> {
         match self {
             ContentsView::Memory(memory) => memory.commands.get(command_id).cloned(),
+            ContentsView::File(file) => file.command(command_id).map(|entry| CommandRecord {
+                stream: entry.stream.into(),
+                first_version: entry.first_version,
+                first_position: entry.first_position,
+                event_count: entry.event_count,
+            }),
         }
     }
 
@@ -150,6 +387,11 @@ impl<'a> ContentsView<'a> {
                     f(*run);
                 }
             }
+            ContentsView::File(file) => {
+                for (offset, count) in file.correlated(hash) {
+                    f(OffsetRun { offset, count });
+                }
+            }
         }
     }
 
@@ -158,6 +400,7 @@ impl<'a> ContentsView<'a> {
         let i = usize::try_from(i).ok()?;
         match self {
             ContentsView::Memory(memory) => memory.sparse_offsets.get(i).copied(),
+            ContentsView::File(file) => file.sparse_offsets().get(i),
         }
     }
 
@@ -166,6 +409,7 @@ impl<'a> ContentsView<'a> {
         let i = usize::try_from(i).ok()?;
         match self {
             ContentsView::Memory(memory) => memory.sparse_timestamps.get(i).copied(),
+            ContentsView::File(file) => file.sparse_timestamps().get(i),
         }
     }
 
@@ -174,6 +418,11 @@ impl<'a> ContentsView<'a> {
         match self {
             ContentsView::Memory(memory) => {
                 for name in memory.streams.keys() {
+                    f(name);
+                }
+            }
+            ContentsView::File(file) => {
+                for (name, _) in file.streams() {
                     f(name);
                 }
             }
@@ -224,9 +473,30 @@ impl SegmentIndex {
     }
 
     /// The contents, for lookups.
-    pub fn view(&self) -> ContentsView<'_> {
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the index file is damaged and so is the
+    /// segment it was to be rebuilt from.
+    pub fn view(&self) -> Result<ContentsView<'_>> {
         match &self.contents {
-            Contents::Memory(memory) => ContentsView::Memory(memory),
+            Contents::Memory(memory) => Ok(ContentsView::Memory(memory)),
+            Contents::File(mapped) => mapped.view(),
+        }
+    }
+
+    /// The contents, if they are in memory.
+    pub fn into_memory(self) -> Option<MemoryIndex> {
+        match self.contents {
+            Contents::Memory(memory) => Some(*memory),
+            Contents::File(_) => None,
+        }
+    }
+
+    /// The contents in memory, if they are there.
+    pub fn memory(&self) -> Option<&MemoryIndex> {
+        match &self.contents {
+            Contents::Memory(memory) => Some(memory),
+            Contents::File(_) => None,
         }
     }
 
@@ -234,6 +504,23 @@ impl SegmentIndex {
     fn memory_mut(&mut self) -> &mut MemoryIndex {
         match &mut self.contents {
             Contents::Memory(memory) => memory,
+            Contents::File(_) => panic!("only a segment indexed in memory takes batches"),
+        }
+    }
+
+    /// What an index file of this segment as it is now is bound to.
+    pub fn binding(&self, salt: u64, contents_crc: u32, sealed: bool) -> IndexBinding {
+        IndexBinding {
+            base_position: self.base_position,
+            salt,
+            data_end: self.end_offset as u64,
+            contents_crc,
+            event_count: self.event_count,
+            batch_count: self.batch_count,
+            chain_end: self.chain_end,
+            first_timestamp_ns: self.first_timestamp_ns,
+            last_timestamp_ns: self.last_timestamp_ns,
+            sealed,
         }
     }
 
@@ -251,6 +538,7 @@ impl SegmentIndex {
         let last_timestamp = &mut self.last_timestamp_ns;
         let memory = match &mut self.contents {
             Contents::Memory(memory) => memory,
+            Contents::File(_) => panic!("only a segment indexed in memory takes batches"),
         };
         let run = match memory.streams.get_mut(stream) {
             Some(run) => run,
@@ -312,25 +600,33 @@ impl SegmentIndex {
     }
 
     /// The events of one correlation hash as runs of global locations.
-    pub fn correlated_runs(&self, ordinal: usize, hash: u64, out: &mut Vec<Run>) {
-        self.view().correlated(hash, |run| {
+    pub fn correlated_runs(&self, ordinal: usize, hash: u64, out: &mut Vec<Run>) -> Result<()> {
+        self.view()?.correlated(hash, |run| {
             out.push(Run {
                 first: Location::new(ordinal, run.offset as usize),
                 count: run.count,
             });
         });
+        Ok(())
     }
 
     pub fn heap_bytes(&self) -> usize {
         size_of::<SegmentIndex>()
             + match &self.contents {
                 Contents::Memory(memory) => size_of::<MemoryIndex>() + memory.heap_bytes(),
+                Contents::File(mapped) => {
+                    size_of::<MappedIndex>()
+                        + match mapped.checked.get() {
+                            Some(Checked::Rebuilt(memory)) => memory.heap_bytes(),
+                            _ => 0,
+                        }
+                }
             }
     }
 
     pub fn shrink_to_fit(&mut self) {
-        match &mut self.contents {
-            Contents::Memory(memory) => memory.shrink_to_fit(),
+        if let Contents::Memory(memory) = &mut self.contents {
+            memory.shrink_to_fit();
         }
     }
 }

@@ -161,6 +161,20 @@ pub enum FindingKind {
         /// Which check failed.
         detail: String,
     },
+    /// A segment's index file (`.idx`) is missing, unreadable, damaged, or
+    /// describes other bytes than its segment's. Derived data: rebuilt from
+    /// the segment, never trusted over it.
+    IndexFile {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The index checkpoint (`index.checkpoint`) is unreadable, damaged, or
+    /// does not match the segments. Derived data: open rebuilds the index
+    /// from the log instead.
+    IndexCheckpoint {
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 /// What shows that data had been durable.
@@ -293,6 +307,8 @@ impl fmt::Display for FindingKind {
             FindingKind::InvalidSettings { detail } => {
                 write!(f, "invalid store settings file: {detail}")
             }
+            FindingKind::IndexFile { detail } => write!(f, "index file: {detail}"),
+            FindingKind::IndexCheckpoint { detail } => write!(f, "index checkpoint: {detail}"),
             FindingKind::ChangedAfterOpen { detail } => write!(
                 f,
                 "{detail}: the record changed after the store checked it on open"

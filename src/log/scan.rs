@@ -67,6 +67,20 @@ impl Cursor {
         }
     }
 
+    /// The gap epoch of [`Cursor::alone`].
+    pub const ALONE_EPOCH: u32 = 1;
+
+    /// The state before the first batch of a segment read alone, starting
+    /// at `position` with the chain value `chain`: the log before it is not
+    /// read, so a stream not seen yet may continue from any version (the
+    /// epoch is not 0).
+    pub fn alone(position: u64, chain: [u8; CHAIN_LEN]) -> Cursor {
+        Cursor {
+            epoch: Cursor::ALONE_EPOCH,
+            ..Cursor::start(position, chain)
+        }
+    }
+
     /// Positions do not continue: what follows cannot be checked against
     /// what came before.
     pub fn gap(&mut self) {
@@ -172,7 +186,7 @@ pub(crate) fn report(
     let flow = match verdict {
         Verdict::Refuse => visitor.finding(finding, verdict),
         // Not damage: whatever the visitor does with it, the scan goes on.
-        Verdict::Discard | Verdict::Wait | Verdict::Remove => {
+        Verdict::Discard | Verdict::Wait | Verdict::Remove | Verdict::Rebuild => {
             visitor.finding(finding, verdict);
             Flow::Continue
         }

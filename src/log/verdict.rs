@@ -39,6 +39,11 @@ pub enum Verdict {
     /// A leftover file that is not part of the log: a writer removes it,
     /// readers ignore it, `verify` warns.
     Remove,
+    /// Derived data (an index file, the index checkpoint) that is missing,
+    /// stale or damaged: every opener rebuilds what it describes from the
+    /// log and reports it (a writer also writes it anew); `verify` warns.
+    /// The log itself is fine.
+    Rebuild,
 }
 
 /// The decision table. Each arm is a row of the table in `docs/design.md`.
@@ -58,6 +63,8 @@ pub fn verdict(kind: &FindingKind, role: SegmentRole) -> Verdict {
             K::TornTail { .. } | K::TornFooter { .. } | K::ShortFile { .. } | K::TornDurableMark,
             R::Newest | R::Live,
         ) => Verdict::Discard,
+        // Derived data is never trusted over the log: rebuilt from it.
+        (K::IndexFile { .. } | K::IndexCheckpoint { .. }, _) => Verdict::Rebuild,
         // Anything else, and anything at all in a sealed segment, is damage
         // that no crash of the writer can cause.
         _ => Verdict::Refuse,

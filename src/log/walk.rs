@@ -72,6 +72,11 @@ impl LogWalk {
         }
     }
 
+    /// The store directory walked.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Whether the newest segment walked is sealed.
     pub fn newest_sealed(&self) -> bool {
         self.newest_sealed

@@ -70,7 +70,7 @@ impl Store {
     pub fn read_correlated(&self, correlation_id: &str) -> Result<Vec<RecordedEvent>> {
         let state = self.engine.read_state();
         let mut out = Vec::new();
-        for run in state.index.correlated(correlation_id) {
+        for run in state.index.correlated(correlation_id)? {
             visit_run(&state, &run, |body| {
                 // The index is keyed by a hash of the id: skip another id's events.
                 if body.correlation_id == Some(correlation_id) {
@@ -113,7 +113,7 @@ impl Store {
         };
         // The first recorded stride whose first event is not older; the
         // answer lies in the stride before it, or is its first event.
-        let view = segment.view();
+        let view = segment.view()?;
         let strides = segment.event_count.div_ceil(SPARSE_STRIDE);
         let (mut low, mut high) = (0u64, strides);
         while low < high {

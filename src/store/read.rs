@@ -30,7 +30,7 @@ impl Store {
             .saturating_add(u64::try_from(max_count).unwrap_or(u64::MAX));
         state
             .index
-            .stream_locations(stream, from_version, to)
+            .stream_locations(stream, from_version, to)?
             .into_iter()
             .map(|location| with_event_at(&state, location, RecordedEvent::from_body))
             .collect()
@@ -54,7 +54,7 @@ impl Store {
         let from = to.saturating_sub(u64::try_from(max_count).unwrap_or(u64::MAX));
         state
             .index
-            .stream_locations(stream, from, to)
+            .stream_locations(stream, from, to)?
             .into_iter()
             .rev()
             .map(|location| with_event_at(&state, location, RecordedEvent::from_body))
@@ -157,7 +157,7 @@ impl Store {
     ) -> Result<()> {
         let (start, segments) = {
             let state = self.engine.read_state();
-            let Some(start) = log_start(&state, from_position) else {
+            let Some(start) = log_start(&state, from_position)? else {
                 return Ok(());
             };
             let segments = published_segments(&state, start.ordinal);
@@ -181,7 +181,7 @@ impl Store {
     ) -> Result<()> {
         let (locations, segments) = {
             let state = self.engine.read_state();
-            let locations = state.index.stream_locations(stream, from_version, u64::MAX);
+            let locations = state.index.stream_locations(stream, from_version, u64::MAX)?;
             let segments = published_segments(&state, 0);
             (locations, segments)
         };

@@ -198,7 +198,7 @@ impl Subscription {
                     stream,
                     self.cursor,
                     self.cursor.saturating_add(SUBSCRIPTION_READ_AHEAD as u64),
-                );
+                )?;
                 for location in locations {
                     self.cursor += 1;
                     let event = with_event_at(&state, location, |body| {
