@@ -689,7 +689,17 @@ fn a_v1_store_continues_as_v2() {
         // durable (and must not, in the version-1 segment).
         .durability(Durability::Always);
     let store = Store::open(dir.path(), options.clone()).unwrap();
-    assert!(store.recovery_report().is_empty());
+    // Version 1 had no index files: the first writable open writes one for
+    // each sealed segment, and says so; nothing else is recovered.
+    let report = store.recovery_report();
+    assert_eq!(report.items.len(), old_names.len() - 1, "{report:?}");
+    for item in &report.items {
+        assert!(
+            matches!(item.finding.kind, annals::FindingKind::IndexFile { .. })
+                && item.action == annals::RecoveryAction::Rebuilt,
+            "{item}"
+        );
+    }
     let before = store.next_position();
     assert_eq!(before, manifest.events.len() as u64);
 

@@ -222,6 +222,56 @@ impl Engine {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Writes the index file of the sealed segment `ordinal` and maps it,
+    /// so that its contents leave the heap. Derived data: a failure is
+    /// reported ([`crate::Store::index_rebuilds`]), not returned, and the
+    /// contents stay in memory.
+    pub(crate) fn install_index_file(&self, ordinal: usize, segment: &Arc<Segment>) {
+        if self.in_memory {
+            return;
+        }
+        // Encoded under the read lock: the segment's contents no longer
+        // change, and readers go on meanwhile.
+        let installed = {
+            let state = self.read_state();
+            index_files::install(
+                &self.dir,
+                segment,
+                &state.index.segments[ordinal],
+                &state.index.late_findings,
+                Some(&self.options.hooks),
+            )
+        };
+        let mut state = self.write_state();
+        match installed {
+            index_files::Installed::Found(mapped) | index_files::Installed::Written(_, mapped) => {
+                state.index.segments[ordinal].contents =
+                    crate::index::segment::Contents::File(Box::new(mapped));
+            }
+            index_files::Installed::NotWritten(problem, error) => {
+                let detail = match error {
+                    Some(error) => format!("{problem}; writing it failed: {error}"),
+                    None => problem,
+                };
+                state
+                    .index
+                    .late_findings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(crate::log::finding::Finding {
+                        kind: crate::log::finding::FindingKind::IndexFile {
+                            detail: format!("{detail}; kept in memory"),
+                        },
+                        path: self.dir.join(crate::format::index_file::index_file_name(
+                            segment.header.base_position,
+                        )),
+                        offset: 0,
+                        position: Some(segment.header.base_position),
+                    });
+            }
+        }
+    }
+
     /// Creates the next segment, on disk or in memory.
     pub(crate) fn create_segment(&self, header: &SegmentHeader) -> Result<Segment> {
         if self.in_memory {

@@ -169,6 +169,7 @@ impl IndexFileSink<'_> {
     /// Maps the index file of the sealed segment `ordinal` of `index`
     /// (finding it, or a writer writing it), so that its contents leave the heap.
     pub fn install(&mut self, index: &mut Index, ordinal: usize, segment: &Arc<Segment>) {
+        index.list_segment(ordinal);
         let installed = index_files::install(
             self.dir,
             segment,

@@ -441,7 +441,7 @@ impl Writer {
             state.index.start_segment(next_position, *chain_head);
             state.segments.len() - 1
         };
-        self.active = segment;
+        let sealed = std::mem::replace(&mut self.active, segment);
         self.ordinal = ordinal;
         self.active_sealed = false;
         self.write_offset = SEGMENT_HEADER_LEN;
@@ -449,6 +449,7 @@ impl Writer {
         engine
             .durability
             .mark_durable((ordinal, SEGMENT_HEADER_LEN));
+        engine.install_index_file(ordinal - 1, &sealed);
         Ok(())
     }
 }

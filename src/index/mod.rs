@@ -133,21 +133,31 @@ impl Index {
     /// then: its index file, if any, is mapped after; a segment mapped from
     /// the start was listed by the checkpoint.)
     pub fn start_segment(&mut self, base_position: u64, chain_start: [u8; CHAIN_LEN]) {
-        if let Some(memory) = self.segments.last().and_then(SegmentIndex::memory) {
-            let ordinal = u32::try_from(self.segments.len() - 1).expect("segment ordinals fit u32");
-            let streams = &mut self.streams;
-            segment::ContentsView::Memory(memory).for_each_stream(|name| {
-                let entry = streams
-                    .get_mut(name)
-                    .expect("a stream of a segment is in the stream table");
-                if entry.last_listed != Some(ordinal) {
-                    segment_list::push(&mut entry.segments, entry.last_listed, ordinal);
-                    entry.last_listed = Some(ordinal);
-                }
-            });
+        if let Some(previous) = self.segments.len().checked_sub(1) {
+            self.list_segment(previous);
         }
         self.segments
             .push(SegmentIndex::new(base_position, chain_start));
+    }
+
+    /// Lists the streams of segment `ordinal`, complete now and indexed in
+    /// memory, in the stream table; done before its contents move to an
+    /// index file. Listing a segment twice changes nothing.
+    pub fn list_segment(&mut self, ordinal: usize) {
+        let Some(memory) = self.segments[ordinal].memory() else {
+            return;
+        };
+        let ordinal = u32::try_from(ordinal).expect("segment ordinals fit u32");
+        let streams = &mut self.streams;
+        segment::ContentsView::Memory(memory).for_each_stream(|name| {
+            let entry = streams
+                .get_mut(name)
+                .expect("a stream of a segment is in the stream table");
+            if entry.last_listed.is_none_or(|last| last < ordinal) {
+                segment_list::push(&mut entry.segments, entry.last_listed, ordinal);
+                entry.last_listed = Some(ordinal);
+            }
+        });
     }
 
     /// Records the events of one batch in the newest segment: consecutive

@@ -274,6 +274,21 @@ impl Store {
         &self.engine.report
     }
 
+    /// Index files found wrong after open: damaged ones, found on first
+    /// use (open checks only their headers, so that it need not read every
+    /// index byte) and rebuilt from their segments, and ones that could
+    /// not be written when a segment was sealed. Derived data: the log is
+    /// fine, reads go on from the rebuilt index. Empty when nothing.
+    pub fn index_rebuilds(&self) -> Vec<crate::Finding> {
+        self.engine
+            .read_state()
+            .index
+            .late_findings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The options the store runs with: the caller's, with every setting the
     /// caller left at its default taken from the store's recorded settings
     /// (the segment size and limits chosen when it was created or last
