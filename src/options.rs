@@ -103,6 +103,12 @@ pub struct Options {
     pub durability: Durability,
     /// Size limits on appends.
     pub limits: Limits,
+    /// Open by reading and checking every segment and rebuilding the whole
+    /// index from the log, ignoring the index checkpoint and the segments'
+    /// index files (which a writer then writes anew). Default `false`: open
+    /// loads the checkpoint and reads only the log after it (see
+    /// `docs/design.md`). Not recorded in the store.
+    pub rebuild_index: bool,
     /// Fault-injection hooks for tests; none by default. Public only with
     /// the feature `internals` (not a stable API).
     #[cfg(feature = "internals")]
@@ -118,6 +124,7 @@ impl Default for Options {
             segment_size_bytes: 64 << 20,
             durability: Durability::Always,
             limits: Limits::default(),
+            rebuild_index: false,
             hooks: Hooks::default(),
         }
     }
@@ -139,6 +146,13 @@ impl Options {
     /// Sets the limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Sets whether open rebuilds the whole index from the log
+    /// ([`Options::rebuild_index`]).
+    pub fn rebuild_index(mut self, rebuild: bool) -> Self {
+        self.rebuild_index = rebuild;
         self
     }
 

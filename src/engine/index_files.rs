@@ -139,13 +139,43 @@ pub(crate) fn install(
         Ok(mapped) => return Installed::Found(mapped),
         Err(problem) => problem,
     };
-    let (Some(hooks), Some(memory)) = (writer_hooks, index.memory()) else {
+    let Some(hooks) = writer_hooks else {
         return Installed::NotWritten(problem, None);
     };
-    if let Err(error) = write(dir, memory, &binding, hooks) {
+    write_and_map(dir, segment, index, &binding, late, hooks, problem)
+}
+
+/// Writes the index file of the sealed `segment` anew, whatever is there
+/// (the index is being rebuilt on request), and maps it.
+pub(crate) fn rewrite(
+    dir: &Path,
+    segment: &Arc<Segment>,
+    index: &SegmentIndex,
+    late: &LateFindings,
+    hooks: &Hooks,
+) -> Installed {
+    match sealed_binding(segment, index) {
+        Some(binding) => write_and_map(dir, segment, index, &binding, late, hooks, String::new()),
+        None => Installed::NotWritten("its segment has no valid footer".to_string(), None),
+    }
+}
+
+fn write_and_map(
+    dir: &Path,
+    segment: &Arc<Segment>,
+    index: &SegmentIndex,
+    binding: &IndexBinding,
+    late: &LateFindings,
+    hooks: &Hooks,
+    problem: String,
+) -> Installed {
+    let Some(memory) = index.memory() else {
+        return Installed::NotWritten(problem, None);
+    };
+    if let Err(error) = write(dir, memory, binding, hooks) {
         return Installed::NotWritten(problem, Some(error));
     }
-    match map(dir, segment, &binding, late, Some(hooks.clone())) {
+    match map(dir, segment, binding, late, Some(hooks.clone())) {
         Ok(mapped) => Installed::Written(problem, mapped),
         Err(again) => Installed::NotWritten(
             problem,

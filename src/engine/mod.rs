@@ -66,7 +66,7 @@ impl Engine {
         fs::create_dir_all(&dir).map_err(|e| Error::io("creating store directory", &dir, e))?;
         let lock_file = directory::lock(&dir)?;
         let recorded = settings::read(&dir)?;
-        let loaded = recovery::load(&dir, true, &options.hooks)?;
+        let loaded = recovery::load(&dir, true, options.rebuild_index, &options.hooks)?;
         // The segment size and limits the store keeps, unless these options
         // change them; recorded before anything depends on them.
         let newest_size = loaded.segments.last().map(|s| s.header.segment_size_bytes);
@@ -122,7 +122,7 @@ impl Engine {
     }
 
     /// Opens the store in `dir` without the writer lock, changing nothing.
-    pub fn open_read_only(dir: &Path) -> Result<Engine> {
+    pub fn open_read_only(dir: &Path, rebuild_index: bool) -> Result<Engine> {
         directory::check_store_dir(dir)?;
         let dir = dir.to_path_buf();
         // Read for `Store::options` and to judge the file as a writer would.
@@ -130,7 +130,7 @@ impl Engine {
             Some(recorded) => settings::apply(&Options::default(), &recorded),
             None => Options::default(),
         };
-        let loaded = recovery::load(&dir, false, &Default::default())?;
+        let loaded = recovery::load(&dir, false, rebuild_index, &Default::default())?;
         let snapshots = SnapshotStore::open(&dir, false)?;
         Ok(Engine {
             dir,

@@ -161,6 +161,10 @@ pub(crate) struct IndexFileSink<'a> {
     pub dir: &'a Path,
     /// A writer's hooks: it writes missing index files. `None` for a reader.
     pub writer_hooks: Option<&'a Hooks>,
+    /// Whether index files found are used; `false` when the index is
+    /// rebuilt from the log on request: a writer writes them all anew, a
+    /// reader keeps the index in memory.
+    pub trust_files: bool,
     /// Index files found missing or unusable, and what was done.
     pub rebuilt: Vec<Recovered>,
 }
@@ -170,13 +174,27 @@ impl IndexFileSink<'_> {
     /// (finding it, or a writer writing it), so that its contents leave the heap.
     pub fn install(&mut self, index: &mut Index, ordinal: usize, segment: &Arc<Segment>) {
         index.list_segment(ordinal);
-        let installed = index_files::install(
-            self.dir,
-            segment,
-            &index.segments[ordinal],
-            &index.late_findings,
-            self.writer_hooks,
-        );
+        let installed = if self.trust_files {
+            index_files::install(
+                self.dir,
+                segment,
+                &index.segments[ordinal],
+                &index.late_findings,
+                self.writer_hooks,
+            )
+        } else {
+            match self.writer_hooks {
+                Some(hooks) => index_files::rewrite(
+                    self.dir,
+                    segment,
+                    &index.segments[ordinal],
+                    &index.late_findings,
+                    hooks,
+                ),
+                // Asked to rebuild: nothing to report.
+                None => return,
+            }
+        };
         let (detail, action, mapped) = match installed {
             Installed::Found(mapped) => (None, None, Some(mapped)),
             Installed::Written(problem, mapped) => {
@@ -194,7 +212,7 @@ impl IndexFileSink<'_> {
         if let Some(mapped) = mapped {
             index.segments[ordinal].contents = Contents::File(Box::new(mapped));
         }
-        if let (Some(detail), Some(action)) = (detail, action) {
+        if let (true, Some(detail), Some(action)) = (self.trust_files, detail, action) {
             self.rebuilt.push(Recovered {
                 finding: Finding {
                     kind: FindingKind::IndexFile { detail },
@@ -292,7 +310,12 @@ pub(crate) fn command_of<'a>(seen: &BatchSeen<'a, '_>) -> Option<(&'a str, Comma
 /// # Errors
 /// [`Error::Corrupt`] with the first finding the decision table refuses;
 /// [`Error::Io`] / [`Error::NoSpace`] when files cannot be read or repaired.
-pub(crate) fn load(dir: &Path, writable: bool, hooks: &Hooks) -> Result<Loaded> {
+pub(crate) fn load(
+    dir: &Path,
+    writable: bool,
+    rebuild_index: bool,
+    hooks: &Hooks,
+) -> Result<Loaded> {
     // A reader beside a live writer treats the newest segment as live: a
     // batch or footer being written is not a torn write.
     let newest_role = if !writable && directory::writer_is_live(dir) {
@@ -309,6 +332,7 @@ pub(crate) fn load(dir: &Path, writable: bool, hooks: &Hooks) -> Result<Loaded> 
         files: IndexFileSink {
             dir,
             writer_hooks: writable.then_some(hooks),
+            trust_files: !rebuild_index,
             rebuilt: Vec::new(),
         },
         current: None,
@@ -482,6 +506,7 @@ pub(crate) fn follow(
         files: IndexFileSink {
             dir: &dir,
             writer_hooks: None,
+            trust_files: true,
             rebuilt: Vec::new(),
         },
         current: segments.last().cloned(),

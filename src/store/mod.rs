@@ -95,7 +95,18 @@ impl Store {
     /// [`Error::Io`] if the directory cannot be read, [`Error::Corrupt`] for
     /// damaged data before the newest segment's tail.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
-        Ok(Store::from_engine(Engine::open_read_only(dir.as_ref())?))
+        Ok(Store::from_engine(Engine::open_read_only(dir.as_ref(), false)?))
+    }
+
+    /// Opens the store in `dir` read-only, as [`Store::open_read_only`],
+    /// but reading and checking every segment and rebuilding the whole
+    /// index in memory, ignoring the index checkpoint and index files (as
+    /// [`Options::rebuild_index`] does for a writer).
+    ///
+    /// # Errors
+    /// As [`Store::open_read_only`].
+    pub fn open_read_only_rebuilding_index(dir: impl AsRef<Path>) -> Result<Store> {
+        Ok(Store::from_engine(Engine::open_read_only(dir.as_ref(), true)?))
     }
 
     fn from_engine(engine: Engine) -> Store {
