@@ -130,7 +130,9 @@ impl<F: FnMut(RecordedEvent) -> Result<()>> Visitor for Salvager<F> {
     fn finding(&mut self, finding: Finding, verdict: Verdict) -> Flow {
         match verdict {
             Verdict::Refuse => self.report.skipped.push(finding),
-            Verdict::Discard | Verdict::Remove | Verdict::Rebuild => self.report.notes.push(finding),
+            Verdict::Discard | Verdict::Remove | Verdict::Rebuild => {
+                self.report.notes.push(finding)
+            }
             Verdict::Wait => {}
         }
         // Go on: the point of salvage.

@@ -3,6 +3,7 @@
 //! read-only open, an in-memory store). The public [`crate::Store`] is a thin
 //! facade over an [`Engine`].
 
+pub(crate) mod checkpoint;
 pub(crate) mod commit_signal;
 pub(crate) mod durability;
 pub(crate) mod index_files;
@@ -106,7 +107,7 @@ impl Engine {
             .map_err(|e| Error::io("syncing the durable mark of", &active.path, e))?;
         let writer = Writer::new(active, ordinal, false, end, index.last_timestamp_ns);
         let snapshots = SnapshotStore::open(&dir, true)?;
-        Ok(Engine {
+        let engine = Engine {
             dir,
             in_memory: false,
             state: RwLock::new(State { index, segments }),
@@ -118,7 +119,12 @@ impl Engine {
             follower: None,
             lock_file: Mutex::new(Some(lock_file)),
             options,
-        })
+        };
+        if !loaded.checkpoint_current {
+            // So that the next open need not read what this one did.
+            engine.write_checkpoint(false);
+        }
+        Ok(engine)
     }
 
     /// Opens the store in `dir` without the writer lock, changing nothing.
@@ -269,6 +275,64 @@ impl Engine {
                         position: Some(segment.header.base_position),
                     });
             }
+        }
+    }
+
+    /// Writes the index checkpoint: every sealed segment, and with
+    /// `with_prefix` (at close) the active segment up to its last batch,
+    /// whose index file is written first. Derived data: a failure is
+    /// reported ([`crate::Store::index_rebuilds`]), not returned; the next
+    /// open then reads more of the log.
+    pub(crate) fn write_checkpoint(&self, with_prefix: bool) {
+        if self.in_memory {
+            return;
+        }
+        let (prefix, checkpoint) = {
+            let state = self.read_state();
+            let newest = state.segments.len() - 1;
+            let active = &state.index.segments[newest];
+            let prefix = if with_prefix {
+                checkpoint::prefix_binding(&state.segments[newest], active).and_then(|binding| {
+                    active
+                        .memory()
+                        .map(|memory| (binding, memory.encode(binding)))
+                })
+            } else {
+                None
+            };
+            let checkpoint = checkpoint::encode(&state, prefix.as_ref().map(|(b, _)| *b));
+            (prefix, checkpoint)
+        };
+        let hooks = &self.options.hooks;
+        let written = match (prefix, checkpoint) {
+            (_, None) => Ok(()),
+            (Some((binding, bytes)), Some(checkpoint)) => {
+                crate::log::derived_file::write_atomically(
+                    &self.dir,
+                    &crate::format::index_file::index_file_name(binding.base_position),
+                    &bytes,
+                    hooks,
+                )
+                .and_then(|()| checkpoint::write(&self.dir, &checkpoint, hooks))
+            }
+            (None, Some(checkpoint)) => checkpoint::write(&self.dir, &checkpoint, hooks),
+        };
+        if let Err(error) = written {
+            self.read_state()
+                .index
+                .late_findings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(crate::log::finding::Finding {
+                    kind: crate::log::finding::FindingKind::IndexCheckpoint {
+                        detail: format!("could not be written: {error}"),
+                    },
+                    path: self
+                        .dir
+                        .join(crate::format::checkpoint::CHECKPOINT_FILE_NAME),
+                    offset: 0,
+                    position: None,
+                });
         }
     }
 

@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::SEGMENT_HEADER_LEN;
-use crate::hooks::Hooks;
 use crate::format::index_file::index_file_name;
+use crate::hooks::Hooks;
 use crate::index::segment::Contents;
 use crate::index::{CommandRecord, Index};
 
+use super::checkpoint;
 use super::index_files::{self, Installed};
 use crate::log::directory;
 use crate::log::finding::{Finding, FindingKind};
@@ -141,6 +142,9 @@ pub(crate) struct Loaded {
     pub report: RecoveryReport,
     /// The walk, for a reader to follow the log from where it stopped.
     pub walk: LogWalk,
+    /// Whether the checkpoint loaded covers every sealed segment: a writer
+    /// need not write one now.
+    pub checkpoint_current: bool,
 }
 
 /// Builds the index from the batches of a walk, and collects its findings.
@@ -173,6 +177,10 @@ impl IndexFileSink<'_> {
     /// Maps the index file of the sealed segment `ordinal` of `index`
     /// (finding it, or a writer writing it), so that its contents leave the heap.
     pub fn install(&mut self, index: &mut Index, ordinal: usize, segment: &Arc<Segment>) {
+        if index.segments[ordinal].memory().is_none() {
+            // Mapped already (covered by the checkpoint).
+            return;
+        }
         index.list_segment(ordinal);
         let installed = if self.trust_files {
             index_files::install(
@@ -216,9 +224,7 @@ impl IndexFileSink<'_> {
             self.rebuilt.push(Recovered {
                 finding: Finding {
                     kind: FindingKind::IndexFile { detail },
-                    path: self
-                        .dir
-                        .join(index_file_name(segment.header.base_position)),
+                    path: self.dir.join(index_file_name(segment.header.base_position)),
                     offset: 0,
                     position: Some(segment.header.base_position),
                 },
@@ -323,21 +329,46 @@ pub(crate) fn load(
     } else {
         SegmentRole::Newest
     };
-    let mut walk = LogWalk::new(dir, newest_role, hooks);
-    let mut index = Index::new();
+    let writer_hooks = writable.then_some(hooks);
+    let mut checkpoint_problem = None;
+    let resumed = if rebuild_index {
+        None
+    } else {
+        match checkpoint::load(dir, newest_role, writer_hooks, hooks) {
+            Ok(resumed) => resumed,
+            Err(finding) => {
+                checkpoint_problem = Some(finding);
+                None
+            }
+        }
+    };
+    let from_checkpoint = resumed.is_some();
+    let covered_by_checkpoint = resumed.as_ref().map_or(0, |r| r.walk.segments.len());
+    let (mut walk, mut index, rebuilt) = match resumed {
+        Some(resumed) => (resumed.walk, resumed.index, resumed.rebuilt),
+        None => (
+            LogWalk::new(dir, newest_role, hooks),
+            Index::new(),
+            Vec::new(),
+        ),
+    };
     let mut builder = IndexBuilder {
         index: &mut index,
         refused: None,
         leftovers: Vec::new(),
         files: IndexFileSink {
             dir,
-            writer_hooks: writable.then_some(hooks),
+            writer_hooks,
             trust_files: !rebuild_index,
-            rebuilt: Vec::new(),
+            rebuilt,
         },
-        current: None,
+        current: walk.segments.last().cloned(),
     };
-    let end = walk.walk_all(&mut builder)?;
+    let end = if from_checkpoint {
+        walk.walk_rest(&mut builder)?
+    } else {
+        walk.walk_all(&mut builder)?
+    };
     let IndexBuilder {
         refused,
         leftovers,
@@ -366,9 +397,26 @@ pub(crate) fn load(
                 .collect(),
         }
     };
+    if let Some(finding) = checkpoint_problem {
+        let action = if writable {
+            RecoveryAction::Rebuilt
+        } else {
+            RecoveryAction::RebuiltInMemory
+        };
+        report.items.insert(0, Recovered { finding, action });
+    }
+    // A writer writes a checkpoint unless the one it loaded covers every
+    // sealed segment as it is now.
+    let sealed = walk
+        .segments
+        .len()
+        .saturating_sub(usize::from(!walk.newest_sealed()));
+    let checkpoint_current =
+        from_checkpoint && files.rebuilt.is_empty() && sealed <= covered_by_checkpoint;
     report.items.extend(files.rebuilt);
     index.shrink_to_fit();
     Ok(Loaded {
+        checkpoint_current,
         index,
         segments: walk.segments.clone(),
         newest_sealed: walk.newest_sealed(),

@@ -316,6 +316,8 @@ impl Writer {
             engine.durability.poison(error.to_string());
             return Err(error);
         }
+        // The next open loads this and reads nothing of the log.
+        engine.write_checkpoint(true);
         Ok(())
     }
 
@@ -450,6 +452,7 @@ impl Writer {
             .durability
             .mark_durable((ordinal, SEGMENT_HEADER_LEN));
         engine.install_index_file(ordinal - 1, &sealed);
+        engine.write_checkpoint(false);
         Ok(())
     }
 }

@@ -117,6 +117,16 @@ impl Index {
         self.streams.get(stream).map_or(0, |entry| entry.version)
     }
 
+    /// Every stream with its entry, in no particular order.
+    pub fn streams(&self) -> impl Iterator<Item = (&Box<str>, &StreamEntry)> {
+        self.streams.iter()
+    }
+
+    /// Adds a stream loaded from a checkpoint.
+    pub fn insert_stream(&mut self, name: &str, entry: StreamEntry) {
+        self.streams.insert(name.into(), entry);
+    }
+
     /// Number of streams.
     pub fn stream_count(&self) -> usize {
         self.streams.len()

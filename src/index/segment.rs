@@ -290,14 +290,18 @@ impl MappedIndex {
         };
         let mut detail = format!("{problem}; rebuilt from its segment");
         if let Some(hooks) = &self.rewrite {
-            let written = self.path.parent().zip(self.path.file_name()).map(|(dir, name)| {
-                crate::log::derived_file::write_atomically(
-                    dir,
-                    &name.to_string_lossy(),
-                    &rebuilt.encode(self.binding),
-                    hooks,
-                )
-            });
+            let written = self
+                .path
+                .parent()
+                .zip(self.path.file_name())
+                .map(|(dir, name)| {
+                    crate::log::derived_file::write_atomically(
+                        dir,
+                        &name.to_string_lossy(),
+                        &rebuilt.encode(self.binding),
+                        hooks,
+                    )
+                });
             match written {
                 Some(Ok(())) => detail.push_str(" and written anew"),
                 Some(Err(error)) => detail.push_str(&format!(" (writing it anew failed: {error})")),
@@ -463,6 +467,21 @@ impl SegmentIndex {
             first_timestamp_ns: 0,
             last_timestamp_ns: 0,
             chain_end: chain_start,
+            contents: Contents::Memory(Box::default()),
+        }
+    }
+
+    /// A segment as an index file binding describes it; its contents are
+    /// the caller's to set.
+    pub fn from_binding(binding: &IndexBinding) -> SegmentIndex {
+        SegmentIndex {
+            base_position: binding.base_position,
+            event_count: binding.event_count,
+            batch_count: binding.batch_count,
+            end_offset: usize::try_from(binding.data_end).unwrap_or(usize::MAX),
+            first_timestamp_ns: binding.first_timestamp_ns,
+            last_timestamp_ns: binding.last_timestamp_ns,
+            chain_end: binding.chain_end,
             contents: Contents::Memory(Box::default()),
         }
     }

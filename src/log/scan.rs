@@ -112,6 +112,29 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    /// The totals of a segment whose first `end` bytes were read before
+    /// (and vouched for by a checkpoint): `events` events in `batches`
+    /// batches, the last at `last_position`, `contents_crc` the CRC-32 of
+    /// the salt and the data bytes up to `end`.
+    pub fn resume(
+        end: usize,
+        events: u64,
+        batches: u64,
+        last_position: Option<u64>,
+        contents_crc: u32,
+    ) -> Tally {
+        // The salt's 8 bytes, then the data bytes.
+        let hashed = 8 + (end - SEGMENT_HEADER_LEN) as u64;
+        Tally {
+            events,
+            batches,
+            last_position,
+            end,
+            contents: crc32fast::Hasher::new_with_initial_len(contents_crc, hashed),
+            gap: false,
+        }
+    }
+
     pub fn new(salt: u64) -> Tally {
         let mut contents = crc32fast::Hasher::new();
         contents.update(&salt.to_le_bytes());

@@ -87,6 +87,46 @@ impl LogWalk {
     /// # Errors
     /// [`Error::Io`] when the directory cannot be listed.
     pub fn walk_all(&mut self, visitor: &mut dyn Visitor) -> Result<WalkEnd> {
+        self.walk_listing(0, visitor)
+    }
+
+    /// A walk that continues from a checkpoint: `segments` (oldest first)
+    /// were covered by it, all sealed but perhaps the last, which was
+    /// covered up to `last_tally.end` (`Some` when it is to be continued);
+    /// `cursor` is where the covered log ends. [`LogWalk::walk_rest`] goes on.
+    pub fn resume(
+        dir: &Path,
+        newest_role: SegmentRole,
+        hooks: &Hooks,
+        segments: Vec<Arc<Segment>>,
+        cursor: Cursor,
+        last_tally: Option<Tally>,
+    ) -> LogWalk {
+        LogWalk {
+            dir: dir.to_path_buf(),
+            newest_role,
+            hooks: hooks.clone(),
+            newest_sealed: last_tally.is_none(),
+            segments,
+            cursor,
+            tally: last_tally,
+        }
+    }
+
+    /// Walks what follows the covered segments of a [`LogWalk::resume`]:
+    /// the rest of the last one if it was covered in part, then every
+    /// segment after them, exactly as [`LogWalk::walk_all`] would. The
+    /// caller checked that the listing starts with the covered segments.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the directory cannot be listed.
+    pub fn walk_rest(&mut self, visitor: &mut dyn Visitor) -> Result<WalkEnd> {
+        self.walk_listing(self.segments.len(), visitor)
+    }
+
+    /// Walks the listed segments after the first `covered`, continuing the
+    /// last covered one first if it was covered in part.
+    fn walk_listing(&mut self, covered: usize, visitor: &mut dyn Visitor) -> Result<WalkEnd> {
         let DirListing {
             segments,
             temp_files,
@@ -106,7 +146,25 @@ impl LogWalk {
                 FindingKind::TemporaryFile,
             );
         }
-        let mut queue: VecDeque<(u64, PathBuf)> = segments.into();
+        let mut queue: VecDeque<(u64, PathBuf)> = segments.into_iter().skip(covered).collect();
+        if !self.newest_sealed
+            && let Some(segment) = self.segments.last().cloned()
+        {
+            let newest = queue.is_empty();
+            let tally = self
+                .tally
+                .take()
+                .expect("a segment covered in part has a tally");
+            if self.scan_walked(segment, newest, tally, false, visitor) == WalkEnd::Stopped {
+                return Ok(WalkEnd::Stopped);
+            }
+            if queue.is_empty()
+                && self.newest_sealed
+                && let Some(next) = self.next_by_name()
+            {
+                queue.push_back(next);
+            }
+        }
         while let Some((base, path)) = queue.pop_front() {
             let (base, path) = self.missed_by_listing(base, path, &mut queue);
             let newest = queue.is_empty();
@@ -248,7 +306,22 @@ impl LogWalk {
         if self.check_header(&segment, base, visitor) == Flow::Stop {
             return Ok(WalkEnd::Stopped);
         }
-        let ordinal = self.segments.len();
+        let tally = Tally::new(segment.header.salt);
+        Ok(self.scan_walked(segment, newest, tally, true, visitor))
+    }
+
+    /// Scans `segment` (its header checked) from `tally.end` on, in the
+    /// role it has now, and the checks after its batches: its footer and
+    /// durable mark. A new segment (`announce`) is handed to the visitor
+    /// and added to the walk's segments first.
+    fn scan_walked(
+        &mut self,
+        segment: Arc<Segment>,
+        newest: bool,
+        mut tally: Tally,
+        announce: bool,
+        visitor: &mut dyn Visitor,
+    ) -> WalkEnd {
         // A segment followed by another was sealed before the next was
         // created, so before the listing or the look-up that found the next.
         let (footer, role) = self.footer_and_role(&segment, newest);
@@ -267,14 +340,15 @@ impl LogWalk {
             )
             .1;
             if flow == Flow::Stop {
-                return Ok(WalkEnd::Stopped);
+                return WalkEnd::Stopped;
             }
         }
-        visitor.segment(ordinal, &segment, role);
+        if announce {
+            visitor.segment(self.segments.len(), &segment, role);
+        }
         // The mark before the data: a mark never claims more than the data
         // published before it.
         let mark = segment.durable_mark();
-        let mut tally = Tally::new(segment.header.salt);
         let mut end = scan_segment(
             &segment,
             role,
@@ -307,13 +381,15 @@ impl LogWalk {
         if end == ScanEnd::Done && check_durable_mark(&segment, role, visitor) == Flow::Stop {
             end = ScanEnd::Stopped;
         }
-        self.segments.push(segment);
+        if announce {
+            self.segments.push(segment);
+        }
         self.newest_sealed = role == SegmentRole::Sealed;
         self.tally = Some(tally);
-        Ok(match end {
+        match end {
             ScanEnd::Done => WalkEnd::Done,
             ScanEnd::Stopped => WalkEnd::Stopped,
-        })
+        }
     }
 
     /// Checks a segment's header against its file name and the log before

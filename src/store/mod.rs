@@ -95,7 +95,10 @@ impl Store {
     /// [`Error::Io`] if the directory cannot be read, [`Error::Corrupt`] for
     /// damaged data before the newest segment's tail.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
-        Ok(Store::from_engine(Engine::open_read_only(dir.as_ref(), false)?))
+        Ok(Store::from_engine(Engine::open_read_only(
+            dir.as_ref(),
+            false,
+        )?))
     }
 
     /// Opens the store in `dir` read-only, as [`Store::open_read_only`],
@@ -106,7 +109,10 @@ impl Store {
     /// # Errors
     /// As [`Store::open_read_only`].
     pub fn open_read_only_rebuilding_index(dir: impl AsRef<Path>) -> Result<Store> {
-        Ok(Store::from_engine(Engine::open_read_only(dir.as_ref(), true)?))
+        Ok(Store::from_engine(Engine::open_read_only(
+            dir.as_ref(),
+            true,
+        )?))
     }
 
     fn from_engine(engine: Engine) -> Store {

@@ -181,7 +181,9 @@ impl Store {
     ) -> Result<()> {
         let (locations, segments) = {
             let state = self.engine.read_state();
-            let locations = state.index.stream_locations(stream, from_version, u64::MAX)?;
+            let locations = state
+                .index
+                .stream_locations(stream, from_version, u64::MAX)?;
             let segments = published_segments(&state, 0);
             (locations, segments)
         };

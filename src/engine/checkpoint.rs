@@ -1,0 +1,327 @@
+//! The index checkpoint (`index.checkpoint`): every stream's version and
+//! the segments holding its events, as of the end of the segments it
+//! covers (every sealed segment, and at close the active segment up to its
+//! last batch). Written at each seal, on close and after a writable open
+//! that rebuilt the index; loaded on open, which then reads only the log
+//! after it. Derived data, bound to the exact segments it covers: anything
+//! that does not match makes open rebuild the index from the log instead.
+
+use std::borrow::Cow;
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::format::SEGMENT_HEADER_LEN;
+use crate::format::checkpoint::{self, CHECKPOINT_FILE_NAME, CheckpointFile, CheckpointStream};
+use crate::format::footer;
+use crate::format::index_file::{IndexBinding, IndexFile, index_file_name};
+use crate::format::segment_list;
+use crate::hooks::Hooks;
+use crate::index::segment::Contents;
+use crate::index::{Index, MemoryIndex, SegmentIndex, StreamEntry};
+use crate::log::derived_file;
+use crate::log::directory;
+use crate::log::finding::{Finding, FindingKind};
+use crate::log::scan::{Cursor, Tally};
+use crate::log::segment::Segment;
+use crate::log::verdict::SegmentRole;
+use crate::log::walk::LogWalk;
+
+use super::State;
+use super::index_files;
+use super::recovery::{Recovered, RecoveryAction};
+use super::writer::now_ns;
+
+/// The checkpoint of `state`: its sealed segments (all but the newest),
+/// and with `prefix` the newest up to its last batch, bound to `prefix`.
+/// `None` when a sealed segment has no valid footer (it cannot be bound).
+pub(crate) fn encode(state: &State, prefix: Option<IndexBinding>) -> Option<Vec<u8>> {
+    let index = &state.index;
+    let newest = index.segments.len().checked_sub(1)?;
+    let mut segments = Vec::with_capacity(newest + 1);
+    for ordinal in 0..newest {
+        segments.push(index_files::sealed_binding(
+            &state.segments[ordinal],
+            &index.segments[ordinal],
+        )?);
+    }
+    segments.extend(prefix);
+    let active = index.segments[newest].memory();
+    let newest_u32 = u32::try_from(newest).ok()?;
+    // Each stream as of the end of the covered segments: with the prefix,
+    // the newest segment is covered and listed; without, its events are not
+    // counted.
+    let streams: Vec<(&str, u64, Cow<'_, [u8]>)> = index
+        .streams()
+        .filter_map(|(name, entry)| {
+            let in_active = active.and_then(|memory| memory.streams.get(name));
+            let (version, list) = match (prefix, in_active) {
+                (Some(_), Some(_)) if entry.last_listed.is_none_or(|l| l < newest_u32) => {
+                    let mut list = entry.segments.clone();
+                    segment_list::push(&mut list, entry.last_listed, newest_u32);
+                    (entry.version, Cow::Owned(list))
+                }
+                (None, Some(run)) => (
+                    entry.version - run.offsets.len() as u64,
+                    Cow::Borrowed(&entry.segments[..]),
+                ),
+                _ => (entry.version, Cow::Borrowed(&entry.segments[..])),
+            };
+            (version > 0).then_some((&**name, version, list))
+        })
+        .collect();
+    let streams = streams
+        .iter()
+        .map(|(name, version, list)| CheckpointStream {
+            name,
+            version: *version,
+            segment_list: list,
+        });
+    Some(checkpoint::encode(now_ns(), &segments, streams))
+}
+
+/// Writes `bytes` as the store's checkpoint.
+pub(crate) fn write(dir: &Path, bytes: &[u8], hooks: &Hooks) -> Result<()> {
+    derived_file::write_atomically(dir, CHECKPOINT_FILE_NAME, bytes, hooks)
+}
+
+/// The binding of the newest segment's published batches, for a prefix
+/// index file written at close; `None` when it holds no event.
+pub(crate) fn prefix_binding(segment: &Segment, index: &SegmentIndex) -> Option<IndexBinding> {
+    if index.event_count == 0 {
+        return None;
+    }
+    let data = &segment.bytes(index.end_offset)[SEGMENT_HEADER_LEN..];
+    let crc = footer::contents_crc(segment.header.salt, data);
+    Some(index.binding(segment.header.salt, crc, false))
+}
+
+/// What a checkpoint gave an open: the index of the covered segments and
+/// the walk to continue after them.
+pub(crate) struct Resumed {
+    pub index: Index,
+    pub walk: LogWalk,
+    /// Index files found missing or unusable, and what was done.
+    pub rebuilt: Vec<Recovered>,
+}
+
+/// Loads the checkpoint of `dir`, checked against the segments it covers.
+/// `Err` with the finding to report when there is none or it does not
+/// match (then open rebuilds the index from the log); `Ok(None)` when a
+/// store without sealed segments has none, which is not worth reporting.
+///
+/// # Errors
+/// I/O errors other than a missing checkpoint are findings too: derived
+/// data never fails an open.
+pub(crate) fn load(
+    dir: &Path,
+    newest_role: SegmentRole,
+    writer_hooks: Option<&Hooks>,
+    hooks: &Hooks,
+) -> std::result::Result<Option<Resumed>, Finding> {
+    let path = dir.join(CHECKPOINT_FILE_NAME);
+    let problem = |detail: String| Finding {
+        kind: FindingKind::IndexCheckpoint { detail },
+        path: path.clone(),
+        offset: 0,
+        position: None,
+    };
+    let listing = directory::list_segments(dir).map_err(|e| problem(e.to_string()))?;
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return if listing.segments.len() > 1 {
+                Err(problem("missing".to_string()))
+            } else {
+                Ok(None)
+            };
+        }
+        Err(e) => return Err(problem(format!("cannot be read: {e}"))),
+    };
+    let file = CheckpointFile::parse(&bytes).map_err(|e| problem(format!("damaged: {e}")))?;
+    let bindings = file.segments();
+    if bindings.len() > listing.segments.len() {
+        return Err(problem(format!(
+            "covers {} segments, the store has {}",
+            bindings.len(),
+            listing.segments.len()
+        )));
+    }
+    // Each covered segment: the same file, the same bytes.
+    let mut segments = Vec::with_capacity(bindings.len());
+    let mut chain = crate::format::chain::GENESIS;
+    for (i, (binding, (base, seg_path))) in bindings.iter().zip(&listing.segments).enumerate() {
+        if *base != binding.base_position {
+            return Err(problem(format!(
+                "covers a segment at position {}, the store's segment {i} starts at {base}",
+                binding.base_position
+            )));
+        }
+        let segment = Segment::open(seg_path, false, hooks)
+            .map_err(|e| problem(format!("covers {}: {e}", seg_path.display())))?;
+        check_segment(&segment, binding, i == 0, &chain)
+            .map_err(|why| problem(format!("does not match {}: {why}", segment.path.display())))?;
+        chain = binding.chain_end;
+        segments.push(Arc::new(segment));
+    }
+    let Some(last) = bindings.last() else {
+        return Err(problem("covers no segment".to_string()));
+    };
+
+    // The index of the covered segments.
+    let mut index = Index::new();
+    let mut rebuilt = Vec::new();
+    for (binding, segment) in bindings.iter().zip(&segments) {
+        let mut segment_index = SegmentIndex::from_binding(binding);
+        if binding.sealed {
+            match index_files::map(
+                dir,
+                segment,
+                binding,
+                &index.late_findings,
+                writer_hooks.cloned(),
+            ) {
+                Ok(mapped) => segment_index.contents = Contents::File(Box::new(mapped)),
+                Err(why) => {
+                    // Rebuilt from its segment alone; the rest of the
+                    // checkpoint still holds.
+                    let memory = index_files::rebuild(segment).map_err(|e| {
+                        problem(format!(
+                            "its segment {} is damaged: {e}",
+                            segment.path.display()
+                        ))
+                    })?;
+                    let action = match writer_hooks
+                        .map(|hooks| index_files::write(dir, &memory, binding, hooks))
+                    {
+                        Some(Ok(())) => RecoveryAction::Rebuilt,
+                        _ => RecoveryAction::RebuiltInMemory,
+                    };
+                    segment_index.contents = Contents::Memory(Box::new(memory));
+                    if action == RecoveryAction::Rebuilt
+                        && let Ok(mapped) = index_files::map(
+                            dir,
+                            segment,
+                            binding,
+                            &index.late_findings,
+                            writer_hooks.cloned(),
+                        )
+                    {
+                        segment_index.contents = Contents::File(Box::new(mapped));
+                    }
+                    rebuilt.push(Recovered {
+                        finding: Finding {
+                            kind: FindingKind::IndexFile { detail: why },
+                            path: dir.join(index_file_name(binding.base_position)),
+                            offset: 0,
+                            position: Some(binding.base_position),
+                        },
+                        action,
+                    });
+                }
+            }
+        } else {
+            // The active segment at close: its index continues in memory.
+            let index_path = dir.join(index_file_name(binding.base_position));
+            let memory = read_prefix_index(&index_path, binding)
+                .map_err(|why| problem(format!("{}: {why}", index_path.display())))?;
+            segment_index.contents = Contents::Memory(Box::new(memory));
+        }
+        index.segments.push(segment_index);
+    }
+    let count = u32::try_from(bindings.len()).map_err(|_| problem("too many segments".into()))?;
+    for stream in file.streams() {
+        let (_, last_listed) = segment_list::validate(stream.segment_list, count)
+            .map_err(|why| problem(format!("stream {:?}: {why}", stream.name)))?;
+        index.insert_stream(
+            stream.name,
+            StreamEntry {
+                version: stream.version,
+                segments: stream.segment_list.to_vec(),
+                last_listed,
+            },
+        );
+    }
+    index.chain_head = last.chain_end;
+    index.last_timestamp_ns = bindings
+        .iter()
+        .map(|b| b.last_timestamp_ns)
+        .max()
+        .unwrap_or(0);
+
+    // The walk continues where the checkpoint ends.
+    let mut cursor = Cursor::start(last.base_position + last.event_count, last.chain_end);
+    cursor.last_timestamp_ns = bindings
+        .iter()
+        .rev()
+        .find(|b| b.event_count > 0)
+        .map(|b| b.last_timestamp_ns);
+    let tally = (!last.sealed).then(|| {
+        Tally::resume(
+            last.data_end as usize,
+            last.event_count,
+            last.batch_count,
+            (last.base_position + last.event_count).checked_sub(1),
+            last.contents_crc,
+        )
+    });
+    let walk = LogWalk::resume(dir, newest_role, hooks, segments, cursor, tally);
+    Ok(Some(Resumed {
+        index,
+        walk,
+        rebuilt,
+    }))
+}
+
+/// Checks a covered segment against its binding: header, footer (a sealed
+/// one) or the checksum of the covered bytes (the active one at close).
+fn check_segment(
+    segment: &Segment,
+    binding: &IndexBinding,
+    first: bool,
+    chain_before: &[u8; 32],
+) -> std::result::Result<(), String> {
+    let header = &segment.header;
+    if header.salt != binding.salt {
+        return Err("another file (its salt differs)".to_string());
+    }
+    if !first && header.chain_start != *chain_before {
+        return Err("its chain does not continue the segment before".to_string());
+    }
+    let data_end = usize::try_from(binding.data_end).map_err(|_| "data end out of range")?;
+    if data_end < SEGMENT_HEADER_LEN || data_end > segment.data_end() {
+        return Err(format!("data end {data_end} out of range"));
+    }
+    if binding.sealed {
+        let footer = index_files::footer_of(segment).ok_or("it has no valid footer")?;
+        let matches = footer.contents_crc == binding.contents_crc
+            && footer.data_len + SEGMENT_HEADER_LEN as u64 == binding.data_end
+            && footer.event_count == binding.event_count
+            && footer.batch_count == binding.batch_count
+            && footer.chain_end == binding.chain_end;
+        if !matches {
+            return Err("its footer differs".to_string());
+        }
+    } else {
+        let data = &segment.bytes(data_end)[SEGMENT_HEADER_LEN..];
+        if footer::contents_crc(header.salt, data) != binding.contents_crc {
+            return Err("the covered bytes changed".to_string());
+        }
+    }
+    Ok(())
+}
+
+/// The contents of the prefix index file at `path`, checked in full
+/// against `binding`.
+fn read_prefix_index(
+    path: &Path,
+    binding: &IndexBinding,
+) -> std::result::Result<MemoryIndex, String> {
+    let bytes = fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let file = IndexFile::parse(&bytes).map_err(|e| e.to_string())?;
+    if file.binding() != *binding {
+        return Err("describes other bytes than the checkpoint covers".to_string());
+    }
+    Ok(MemoryIndex::from_file(&file))
+}
