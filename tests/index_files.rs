@@ -1063,3 +1063,383 @@ fn all_index_files_deleted_or_damaged() {
     writer.close().unwrap();
     assert_index_files_like(work.path(), &pristine.reference_files, "rebuilt on request");
 }
+
+// ---------------------------------------------------------------------------
+// 2a. A failure at each step of writing a derived file.
+// ---------------------------------------------------------------------------
+
+/// Fails the `nth` (from 0) call of one step of writing a derived file.
+struct FailStep {
+    step: DerivedFileStep,
+    nth: usize,
+    kind: std::io::ErrorKind,
+    seen: AtomicUsize,
+    /// The path the failed step was called with.
+    failed: Mutex<Option<PathBuf>>,
+}
+
+impl StorageHooks for FailStep {
+    fn before_derived_file_step(&self, path: &Path, step: DerivedFileStep) -> std::io::Result<()> {
+        if step == self.step && self.seen.fetch_add(1, Ordering::SeqCst) == self.nth {
+            *self.failed.lock().unwrap() = Some(path.to_path_buf());
+            return Err(std::io::Error::new(self.kind, "injected failure"));
+        }
+        Ok(())
+    }
+}
+
+/// The segment's index file a failed step was writing: the step's path is
+/// the temporary file, the final name, or (directory sync) the directory.
+fn index_file_of_step(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_string_lossy();
+    let name = name.strip_suffix(".tmp").unwrap_or(&name);
+    parse_index_file_name(name).map(|_| name.to_string())
+}
+
+#[test]
+fn a_failure_at_any_step_of_writing_an_index_file_loses_nothing() {
+    let seed = crashkit::seed("index_files_failing_step");
+    for step in [
+        DerivedFileStep::Write,
+        DerivedFileStep::Sync,
+        DerivedFileStep::Rename,
+        DerivedFileStep::SyncDirectory,
+    ] {
+        for nth in 0..3 {
+            let context = format!("{step:?} number {nth} fails");
+            let work = crashkit::ram_dir();
+            let dir = work.path();
+            let hooks = Arc::new(FailStep {
+                step,
+                nth,
+                kind: if nth == 1 {
+                    std::io::ErrorKind::StorageFull
+                } else {
+                    std::io::ErrorKind::Other
+                },
+                seen: AtomicUsize::new(0),
+                failed: Mutex::new(None),
+            });
+            let mut failing = options().durability(Durability::Always);
+            failing.hooks = Hooks::new(hooks.clone());
+            let mut rng = Rng::new(seed ^ crashkit::mix(nth as u64));
+            let mut written = Written::default();
+            let store = Store::open(dir, failing.clone()).unwrap();
+            // Every append succeeds: the index file is derived data.
+            while crashkit::segment_files(dir).len() <= SEALED_SEGMENTS {
+                append_batches(&store, &mut written, &mut rng, 5);
+            }
+            let failed_path = hooks.failed.lock().unwrap().clone();
+            let failed_path =
+                failed_path.unwrap_or_else(|| panic!("{context}: the step never ran"));
+            let queries = Queries::of(&written.events);
+            let expected = expected_answers(&written, &queries);
+            assert_same_answers(&answers(&store, &queries), &expected, &context);
+            // The sealed segment whose index file failed stays in memory,
+            // and says so (unless only the directory sync failed: then the
+            // file is in place, and may or may not survive a power loss).
+            let late = late_index_files(&store);
+            let failed_name = index_file_of_step(&failed_path);
+            if step == DerivedFileStep::SyncDirectory {
+                assert!(late.len() <= 1, "{context}: {late:?}");
+            } else {
+                let name = failed_name
+                    .clone()
+                    .unwrap_or_else(|| panic!("{context}: failed at {failed_path:?}"));
+                assert_eq!(late, [dir.join(&name)], "{context}");
+                assert!(!dir.join(&name).exists(), "{context}: {name} exists");
+            }
+            check_writer_answers(&store, &written, &queries.streams, &context);
+            store.close().unwrap();
+            let strays: Vec<String> = names(dir)
+                .into_iter()
+                .filter(|n| n.ends_with(".tmp"))
+                .collect();
+            assert_eq!(
+                strays,
+                Vec::<String>::new(),
+                "{context}: temporary files left"
+            );
+
+            // The reference: a copy, rebuilt from the log.
+            let copy = crashkit::ram_dir();
+            crashkit::copy_dir(dir, copy.path());
+            let reference = Store::open(copy.path(), rebuilding()).unwrap();
+            let reference_answers = answers(&reference, &queries);
+            reference.close().unwrap();
+            let reference_files = index_files(copy.path());
+
+            assert_verifies(dir, &context);
+            let store = Store::open(dir, options()).unwrap();
+            let reported = reported_index_files(&store);
+            if step != DerivedFileStep::SyncDirectory {
+                let name = failed_name.unwrap();
+                assert_eq!(
+                    reported,
+                    [(dir.join(&name), RecoveryAction::Rebuilt)],
+                    "{context}: reopen"
+                );
+            }
+            let got = answers(&store, &queries);
+            assert_same_answers(&got, &expected, &format!("{context}: reopen"));
+            assert_same_answers(&got, &reference_answers, &format!("{context}: reopen"));
+            check_writer_answers(&store, &written, &queries.streams, &context);
+            store.close().unwrap();
+            assert_index_files_like(dir, &reference_files, &context);
+            let store = Store::open(dir, options()).unwrap();
+            assert!(
+                store.recovery_report().is_empty(),
+                "{context}: second reopen: {:?}",
+                store.recovery_report()
+            );
+            store.close().unwrap();
+        }
+    }
+}
+
+/// A crash between writing a derived file's temporary file and renaming it
+/// leaves `NAME.tmp`: never read, and removed by a writer's open
+/// (`log::derived_file`: "a stray temporary file is left, which a writer's
+/// open removes").
+#[test]
+fn stray_temporary_derived_files_are_ignored_and_removed_by_a_writer() {
+    let pristine = pristine(crashkit::seed("index_files_stray_temp"));
+    let work = pristine.copy();
+    let dir = work.path();
+    let sealed = sealed_index_names(dir);
+    let active = {
+        let segments = crashkit::segment_files(dir);
+        let name = segments
+            .last()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        format!("{}.idx", name.strip_suffix(".seg").unwrap())
+    };
+    let strays = [
+        format!("{}.tmp", sealed[0]),
+        format!("{active}.tmp"),
+        "index.checkpoint.tmp".to_string(),
+    ];
+    // Half of a real index file, and garbage.
+    let half = &pristine.reference_files[&sealed[0]];
+    fs::write(dir.join(&strays[0]), &half[..half.len() / 2]).unwrap();
+    fs::write(dir.join(&strays[1]), b"garbage").unwrap();
+    fs::write(dir.join(&strays[2]), b"garbage").unwrap();
+
+    let reader = Store::open_read_only(dir).unwrap();
+    pristine.assert_answers(&reader, "reader");
+    assert_eq!(late_index_files(&reader), Vec::<PathBuf>::new());
+    drop(reader);
+    for stray in &strays {
+        assert!(dir.join(stray).exists(), "a reader removed {stray}");
+    }
+
+    let writer = Store::open(dir, options()).unwrap();
+    pristine.assert_answers(&writer, "writer");
+    assert_eq!(late_index_files(&writer), Vec::<PathBuf>::new());
+    writer.close().unwrap();
+    let left: Vec<&String> = strays.iter().filter(|s| dir.join(s).exists()).collect();
+    assert!(
+        left.is_empty(),
+        "a writer's open left stray temporary derived files: {left:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2c. Derived files lost or reverted (what a power loss can leave).
+// ---------------------------------------------------------------------------
+
+/// Derived files (index files, the checkpoint when there is one) in `dir`:
+/// everything that is not a segment, the lock or the settings.
+fn derived_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| parse_index_file_name(n).is_some() || n.starts_with("index.checkpoint"))
+        .map(|n| {
+            let bytes = fs::read(dir.join(&n)).unwrap();
+            (n, bytes)
+        })
+        .collect()
+}
+
+/// A power loss keeps a derived file whole or not at all, old or new (it is
+/// renamed into place): a store whose derived files are lost, or are older
+/// versions from before more was appended and sealed, answers right.
+#[test]
+fn derived_files_lost_or_reverted_to_older_versions() {
+    let seed = crashkit::seed("index_files_reverted");
+    let mut rng = Rng::new(seed);
+    let work = crashkit::ram_dir();
+    let dir = work.path();
+    let mut written = Written::default();
+    let store = Store::open(dir, options()).unwrap();
+    while crashkit::segment_files(dir).len() < 3 {
+        append_batches(&store, &mut written, &mut rng, 5);
+    }
+    // Part of the newest segment filled too.
+    append_batches(&store, &mut written, &mut rng, 3);
+    store.close().unwrap();
+    let older = derived_files(dir);
+    let store = Store::open(dir, options()).unwrap();
+    let segments_before = crashkit::segment_files(dir).len();
+    while crashkit::segment_files(dir).len() < segments_before + 2 {
+        append_batches(&store, &mut written, &mut rng, 5);
+    }
+    store.close().unwrap();
+    let newer = derived_files(dir);
+    assert!(newer.len() > older.len(), "{older:?} / {newer:?}");
+
+    let queries = Queries::of(&written.events);
+    let expected = expected_answers(&written, &queries);
+    let reference_dir = crashkit::ram_dir();
+    crashkit::copy_dir(dir, reference_dir.path());
+    let reference = Store::open(reference_dir.path(), rebuilding()).unwrap();
+    assert_same_answers(&answers(&reference, &queries), &expected, "reference");
+    reference.close().unwrap();
+    let reference_files = index_files(reference_dir.path());
+
+    let variants: [(&str, Box<dyn Fn(&Path)>); 3] = [
+        (
+            "the newer derived files lost",
+            Box::new(|dir: &Path| {
+                for name in newer.keys().filter(|n| older.get(*n) != newer.get(*n)) {
+                    fs::remove_file(dir.join(name)).unwrap();
+                }
+            }),
+        ),
+        (
+            "every derived file reverted to its older version or lost",
+            Box::new(|dir: &Path| {
+                for name in newer.keys() {
+                    match older.get(name) {
+                        Some(bytes) => fs::write(dir.join(name), bytes).unwrap(),
+                        None => fs::remove_file(dir.join(name)).unwrap(),
+                    }
+                }
+            }),
+        ),
+        (
+            "every derived file lost",
+            Box::new(|dir: &Path| {
+                for name in newer.keys() {
+                    fs::remove_file(dir.join(name)).unwrap();
+                }
+            }),
+        ),
+    ];
+    for (what, damage) in &variants {
+        let copy = crashkit::ram_dir();
+        crashkit::copy_dir(dir, copy.path());
+        damage(copy.path());
+        let reader = Store::open_read_only(copy.path()).unwrap();
+        assert!(
+            !reported_index_files(&reader).is_empty() || !reader.recovery_report().is_empty(),
+            "{what}: the reader reported nothing"
+        );
+        assert_same_answers(&answers(&reader, &queries), &expected, what);
+        drop(reader);
+        let writer = Store::open(copy.path(), options()).unwrap();
+        assert!(
+            !writer.recovery_report().is_empty(),
+            "{what}: the writer reported nothing"
+        );
+        assert!(
+            writer.recovery_report().items.iter().all(|item| matches!(
+                item.finding.kind,
+                FindingKind::IndexFile { .. } | FindingKind::IndexCheckpoint { .. }
+            ) && item.action
+                == RecoveryAction::Rebuilt),
+            "{what}: {:?}",
+            writer.recovery_report()
+        );
+        assert_same_answers(&answers(&writer, &queries), &expected, what);
+        check_writer_answers(&writer, &written, &queries.streams, what);
+        writer.close().unwrap();
+        assert_index_files_like(copy.path(), &reference_files, what);
+        let again = Store::open(copy.path(), options()).unwrap();
+        assert!(
+            again.recovery_report().is_empty(),
+            "{what}: {:?}",
+            again.recovery_report()
+        );
+        again.close().unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. The v1 fixture: no index files.
+// ---------------------------------------------------------------------------
+
+fn v1_fixture_copy() -> tempfile::TempDir {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-store");
+    let copy = tempfile::tempdir().unwrap();
+    crashkit::copy_dir(&fixture, copy.path());
+    copy
+}
+
+#[test]
+fn the_v1_fixture_opens_without_index_files_and_a_writer_writes_them() {
+    let reference_dir = v1_fixture_copy();
+    let reference = Store::open_read_only_rebuilding_index(reference_dir.path()).unwrap();
+    let all = reference.read_all(0, usize::MAX).unwrap();
+    assert!(!all.is_empty());
+    let queries = Queries::of(&all);
+    let want = answers(&reference, &queries);
+    drop(reference);
+
+    let copy = v1_fixture_copy();
+    let dir = copy.path();
+    let before = names(dir);
+    assert!(
+        index_files(dir).is_empty(),
+        "the v1 fixture has index files"
+    );
+    let sealed: Vec<PathBuf> = sealed_index_names(dir)
+        .iter()
+        .map(|n| dir.join(n))
+        .collect();
+    assert_eq!(sealed.len(), 2);
+
+    let reader = Store::open_read_only(dir).unwrap();
+    assert_eq!(
+        reported_index_files(&reader),
+        sealed
+            .iter()
+            .map(|p| (p.clone(), RecoveryAction::RebuiltInMemory))
+            .collect::<Vec<_>>()
+    );
+    assert_same_answers(&answers(&reader, &queries), &want, "v1 reader");
+    drop(reader);
+    assert_eq!(names(dir), before, "a reader wrote to the fixture");
+
+    let writer = Store::open(dir, Options::default()).unwrap();
+    assert_same_answers(&answers(&writer, &queries), &want, "v1 writer");
+    writer.close().unwrap();
+    for path in &sealed {
+        let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        IndexFile::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let binding = read_binding(&bytes).unwrap();
+        let base = parse_index_file_name(&path.file_name().unwrap().to_string_lossy()).unwrap();
+        assert_eq!(binding.base_position, base);
+    }
+    let again = Store::open(dir, Options::default()).unwrap();
+    assert!(
+        again.recovery_report().is_empty(),
+        "{:?}",
+        again.recovery_report()
+    );
+    assert_same_answers(&answers(&again, &queries), &want, "v1 second writer");
+    assert_eq!(late_index_files(&again), Vec::<PathBuf>::new());
+    again.close().unwrap();
+    // A reader now maps them, and reports nothing.
+    let reader = Store::open_read_only(dir).unwrap();
+    assert!(reader.recovery_report().is_empty());
+    assert_same_answers(&answers(&reader, &queries), &want, "v1 reader after");
+    assert_eq!(late_index_files(&reader), Vec::<PathBuf>::new());
+}
