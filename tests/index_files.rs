@@ -1443,3 +1443,324 @@ fn the_v1_fixture_opens_without_index_files_and_a_writer_writes_them() {
     assert_same_answers(&answers(&reader, &queries), &want, "v1 reader after");
     assert_eq!(late_index_files(&reader), Vec::<PathBuf>::new());
 }
+
+// ---------------------------------------------------------------------------
+// 2b. SIGKILL, often while an index file is being written.
+// ---------------------------------------------------------------------------
+
+const CHILD_ENV: &str = "ANNALS_INDEX_CRASH_CHILD";
+const CHILD_SEED_ENV: &str = "ANNALS_INDEX_CRASH_CHILD_SEED";
+const CHILD_FIRST_ID_ENV: &str = "ANNALS_INDEX_CRASH_CHILD_FIRST_ID";
+const CHILD_TEST_NAME: &str = "index_crash_child_entry_point";
+
+/// In the child: says which derived-file step comes next, then sleeps a
+/// little, so that the parent's kill lands right there.
+struct SlowDerivedFiles;
+
+impl StorageHooks for SlowDerivedFiles {
+    fn before_derived_file_step(&self, path: &Path, step: DerivedFileStep) -> std::io::Result<()> {
+        let line = format!("STEP {step:?} {}\n", path.display());
+        let mut out = std::io::stdout().lock();
+        out.write_all(line.as_bytes()).unwrap();
+        out.flush().unwrap();
+        drop(out);
+        std::thread::sleep(Duration::from_millis(2));
+        Ok(())
+    }
+}
+
+fn crash_options() -> Options {
+    options().durability(Durability::Always)
+}
+
+fn crash_command_id(batch_id: u64) -> Option<String> {
+    batch_id
+        .is_multiple_of(3)
+        .then(|| format!("cmd-{batch_id}"))
+}
+
+/// In the child: appends until killed. In a normal test run: does nothing.
+#[test]
+fn index_crash_child_entry_point() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let seed: u64 = std::env::var(CHILD_SEED_ENV).unwrap().parse().unwrap();
+    let mut batch_id: u64 = std::env::var(CHILD_FIRST_ID_ENV).unwrap().parse().unwrap();
+    let mut options = crash_options();
+    options.hooks = Hooks::new(Arc::new(SlowDerivedFiles));
+    let store = match Store::open(&dir, options) {
+        Ok(store) => store,
+        Err(error) => {
+            println!("OPEN-ERROR {error}");
+            std::process::exit(3);
+        }
+    };
+    println!("READY");
+    let mut rng = Rng::new(seed);
+    loop {
+        let stream = format!("s-{}", rng.below(5));
+        let count = rng.range(1, 6) as u32;
+        let events = crashkit::make_batch(batch_id, count, 1_500, &mut rng);
+        let result = match crash_command_id(batch_id) {
+            Some(id) => store.append_idempotent(&id, &stream, ExpectedVersion::Any, &events),
+            None => store.append(&stream, ExpectedVersion::Any, &events),
+        };
+        match result {
+            Ok(result) => {
+                let line = format!(
+                    "ACK {batch_id} {stream} {} {} {count}\n",
+                    result.first_version, result.first_position
+                );
+                let mut out = std::io::stdout().lock();
+                out.write_all(line.as_bytes()).unwrap();
+                out.flush().unwrap();
+            }
+            Err(error) => {
+                println!("APPEND-ERROR {error}");
+                std::process::exit(4);
+            }
+        }
+        batch_id += 1;
+    }
+}
+
+/// When the parent kills the child.
+#[derive(Debug, Clone, Copy)]
+enum KillAt {
+    /// After this many acknowledged appends, plus a delay.
+    AfterAcks(usize, Duration),
+    /// After the child announced the `nth` (from 1) derived-file step of
+    /// this kind, plus a delay (shorter than the child's sleep, or not).
+    AtStep(DerivedFileStep, usize, Duration),
+}
+
+/// Runs one child until the kill; returns the acknowledged batches
+/// (batch id, stream, first version, first position, count), the steps it
+/// announced, and any error.
+fn run_index_child(
+    dir: &Path,
+    seed: u64,
+    first_id: u64,
+    kill_at: KillAt,
+) -> (Vec<(u64, String, u64, u64, u32)>, usize, Vec<String>) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            CHILD_TEST_NAME,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, dir)
+        .env(CHILD_SEED_ENV, seed.to_string())
+        .env(CHILD_FIRST_ID_ENV, first_id.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let (mut acks, mut steps) = (0, 0);
+    let delay = loop {
+        // A guard so that a stuck child cannot hang the test; the kill
+        // happens either way.
+        let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(20)) else {
+            break Duration::ZERO;
+        };
+        let is_error = line.contains("ERROR");
+        acks += usize::from(line.starts_with("ACK "));
+        let step = line
+            .strip_prefix("STEP ")
+            .and_then(|rest| rest.split(' ').next())
+            .map(str::to_string);
+        lines.push(line);
+        if is_error {
+            break Duration::ZERO;
+        }
+        match kill_at {
+            KillAt::AfterAcks(n, delay) if acks >= n => break delay,
+            KillAt::AtStep(kind, n, delay) if step == Some(format!("{kind:?}")) => {
+                steps += 1;
+                if steps >= n {
+                    break delay;
+                }
+            }
+            _ => {}
+        }
+    };
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    lines.extend(lines_rx.try_iter());
+    let mut errors: Vec<String> = lines
+        .iter()
+        .filter(|l| l.contains("ERROR"))
+        .cloned()
+        .collect();
+    if status.code().is_some() {
+        errors.push(format!("the child exited by itself ({status})"));
+    }
+    let acks = lines
+        .iter()
+        .filter_map(|line| {
+            let mut parts = line.strip_prefix("ACK ")?.split(' ');
+            Some((
+                parts.next()?.parse().ok()?,
+                parts.next()?.to_string(),
+                parts.next()?.parse().ok()?,
+                parts.next()?.parse().ok()?,
+                parts.next()?.parse().ok()?,
+            ))
+        })
+        .collect();
+    let steps = lines.iter().filter(|l| l.starts_with("STEP ")).count();
+    (acks, steps, errors)
+}
+
+fn index_crash_cycles(cycles: u64) {
+    let seed = crashkit::seed("index_files_sigkill");
+    let mut rng = Rng::new(seed);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let mut known: BTreeMap<u64, crashkit::SeenBatch> = BTreeMap::new();
+    let mut next_id = 0u64;
+    let (mut steps_seen, mut rebuilt_at_open, mut strays) = (0, 0, 0);
+    for cycle in 0..cycles {
+        let kill_at = match rng.below(3) {
+            0 => KillAt::AfterAcks(
+                rng.range(1, 40) as usize,
+                Duration::from_micros(rng.below(2_000)),
+            ),
+            _ => {
+                let step = [
+                    DerivedFileStep::Write,
+                    DerivedFileStep::Sync,
+                    DerivedFileStep::Rename,
+                    DerivedFileStep::SyncDirectory,
+                ][rng.below(4) as usize];
+                KillAt::AtStep(
+                    step,
+                    rng.range(1, 2) as usize,
+                    Duration::from_micros(rng.below(3_000)),
+                )
+            }
+        };
+        let (acks, steps, errors) = run_index_child(dir, rng.next_u64(), next_id, kill_at);
+        let context = format!("seed {seed}, cycle {cycle}, kill {kill_at:?}");
+        assert!(errors.is_empty(), "{context}: the child failed: {errors:?}");
+        steps_seen += steps;
+
+        // The reference: a copy of what the kill left, rebuilt from the log.
+        let copy = crashkit::ram_dir();
+        crashkit::copy_dir(dir, copy.path());
+        strays += names(dir)
+            .iter()
+            .filter(|n| n.ends_with(".idx.tmp"))
+            .count();
+        let reference = Store::open(copy.path(), crash_options().rebuild_index(true))
+            .unwrap_or_else(|e| panic!("{context}: rebuilding open failed: {e}"));
+        let all = reference.read_all(0, usize::MAX).unwrap();
+        let queries = Queries::of(&all);
+        let want = answers(&reference, &queries);
+        let want_head = reference.chain_head();
+        reference.close().unwrap();
+        let reference_files = index_files(copy.path());
+
+        let store = Store::open(dir, crash_options())
+            .unwrap_or_else(|e| panic!("{context}: reopen after SIGKILL failed: {e}"));
+        rebuilt_at_open += reported_index_files(&store).len();
+        let seen = crashkit::check_log(&store).unwrap_or_else(|e| panic!("{context}: {e}"));
+        let seen_by_id: BTreeMap<u64, &crashkit::SeenBatch> =
+            seen.iter().map(|b| (b.batch_id, b)).collect();
+        for (batch_id, stream, first_version, first_position, count) in &acks {
+            let batch = seen_by_id.get(batch_id).unwrap_or_else(|| {
+                panic!("{context}: acknowledged batch {batch_id} is missing after the kill")
+            });
+            assert_eq!(
+                (
+                    &batch.stream,
+                    batch.first_version,
+                    batch.first_position,
+                    batch.count
+                ),
+                (stream, *first_version, *first_position, *count),
+                "{context}: batch {batch_id}"
+            );
+        }
+        for old in known.values() {
+            assert_eq!(
+                seen_by_id.get(&old.batch_id).copied(),
+                Some(old),
+                "{context}: batch {} was there before this kill",
+                old.batch_id
+            );
+        }
+        assert_same_answers(&answers(&store, &queries), &want, &context);
+        assert_eq!(store.chain_head(), want_head, "{context}");
+        assert_eq!(
+            late_index_files(&store),
+            Vec::<PathBuf>::new(),
+            "{context}: an index file found valid at open was damaged"
+        );
+        // Command ids survive, through the index files.
+        for batch in seen
+            .iter()
+            .filter(|b| crash_command_id(b.batch_id).is_some())
+        {
+            let again = store
+                .append_idempotent(
+                    &crash_command_id(batch.batch_id).unwrap(),
+                    &batch.stream,
+                    ExpectedVersion::NoStream,
+                    &[EventData::new("Retry", b"retry".to_vec())],
+                )
+                .unwrap_or_else(|e| panic!("{context}: idempotent retry failed: {e}"));
+            assert_eq!(
+                (again.first_version, again.first_position),
+                (batch.first_version, batch.first_position),
+                "{context}: command of batch {}",
+                batch.batch_id
+            );
+        }
+        assert_eq!(store.next_position(), all.len() as u64, "{context}");
+        if rng.chance(500) {
+            store.close().unwrap();
+        } else {
+            drop(store);
+        }
+        assert_index_files_like(dir, &reference_files, &context);
+        known = seen.iter().map(|b| (b.batch_id, b.clone())).collect();
+        next_id = known.keys().next_back().map_or(0, |id| id + 1).max(next_id) + 2;
+    }
+    assert_verifies(dir, "after the last kill");
+    let segments = crashkit::segment_files(dir).len();
+    eprintln!(
+        "index_files sigkill: {cycles} kills, {} batches, {segments} segments, \
+         {steps_seen} derived-file steps announced, {rebuilt_at_open} index files rebuilt at \
+         open, {strays} stray .idx.tmp files seen after a kill",
+        known.len()
+    );
+    assert!(segments > 3, "the children never rolled enough");
+    assert!(rebuilt_at_open > 0, "no kill ever cost an index file");
+}
+
+#[test]
+fn sigkill_while_writing_index_files_loses_nothing() {
+    index_crash_cycles(crashkit::scaled(30));
+}
+
+#[test]
+#[ignore = "long: 300 kill cycles"]
+fn sigkill_while_writing_index_files_loses_nothing_long() {
+    index_crash_cycles(crashkit::scaled(300));
+}
