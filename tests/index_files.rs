@@ -1764,3 +1764,225 @@ fn sigkill_while_writing_index_files_loses_nothing() {
 fn sigkill_while_writing_index_files_loses_nothing_long() {
     index_crash_cycles(crashkit::scaled(300));
 }
+
+// ---------------------------------------------------------------------------
+// 3. Property: random appends, rolls and reopens.
+// ---------------------------------------------------------------------------
+
+/// Explicit timestamps of the property test start here (year 2191), after
+/// the clock: an event stamped by the clock gets the previous event's time.
+const FUTURE_NS: u64 = 7_000_000_000_000_000_000;
+
+#[derive(Debug, Clone)]
+struct NewEvent {
+    data_len: usize,
+    correlation: Option<u8>,
+    /// Explicit timestamp: this many microseconds after the previous
+    /// event; `None`: stamped by the clock.
+    advance_us: Option<u8>,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append {
+        stream: u8,
+        events: Vec<NewEvent>,
+        command: Option<u8>,
+        exact: bool,
+    },
+    /// One event of 20 KB: rolls come fast.
+    Big {
+        stream: u8,
+    },
+    Reopen,
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let event = (
+        prop_oneof![2 => 0usize..200, 2 => 200usize..3_000, 1 => 3_000usize..12_000],
+        proptest::option::weighted(0.6, 0u8..4),
+        proptest::option::weighted(0.5, 0u8..3),
+    )
+        .prop_map(|(data_len, correlation, advance_us)| NewEvent {
+            data_len,
+            correlation,
+            advance_us,
+        });
+    prop_oneof![
+        10 => (
+            0u8..5,
+            proptest::collection::vec(event, 1..5),
+            proptest::option::weighted(0.3, 0u8..8),
+            any::<bool>(),
+        )
+            .prop_map(|(stream, events, command, exact)| Op::Append {
+                stream,
+                events,
+                command,
+                exact,
+            }),
+        2 => (0u8..5).prop_map(|stream| Op::Big { stream }),
+        2 => Just(Op::Reopen),
+    ]
+}
+
+/// Appends as `op` says, to the store and to the model.
+fn apply_append(
+    store: &Store,
+    model: &mut Written,
+    stream: &str,
+    new: &[NewEvent],
+    command: Option<String>,
+    exact: bool,
+) -> Result<(), TestCaseError> {
+    let mut previous = model.events.last().map_or(FUTURE_NS, |e| e.timestamp_ns);
+    let mut for_model = Vec::new();
+    let mut for_store = Vec::new();
+    for (i, event) in new.iter().enumerate() {
+        // The very first event is always explicit: the clock's time is not
+        // the model's to know.
+        let advance = match event.advance_us {
+            None if !(model.events.is_empty() && i == 0) => None,
+            advance => Some(u64::from(advance.unwrap_or(0)) * 1_000),
+        };
+        let made = model.make_event(
+            previous,
+            advance.unwrap_or(0),
+            event.data_len,
+            event.correlation.map(u64::from),
+        );
+        previous = made.timestamp_ns.unwrap();
+        let mut stored = made.clone();
+        if advance.is_none() {
+            stored.timestamp_ns = None;
+        }
+        for_model.push(made);
+        for_store.push(stored);
+    }
+    let expected = if exact {
+        ExpectedVersion::Exact(model.version(stream))
+    } else {
+        ExpectedVersion::Any
+    };
+    let got = match &command {
+        Some(id) => store.append_idempotent(id, stream, expected, &for_store),
+        None => store.append(stream, expected, &for_store),
+    }
+    .map_err(|e| TestCaseError::fail(format!("append failed: {e}")))?;
+    match command.as_deref().and_then(|id| model.command(id)) {
+        Some(original) => prop_assert_eq!(got, original, "a repeated command"),
+        None => model.record(stream, &for_model, command.as_deref(), got),
+    }
+    Ok(())
+}
+
+/// After a clean close: a reader and a writer opened normally (index
+/// files, checkpoint) answer exactly as a rebuild of a copy and as the
+/// model; nothing is reported. Returns the writer.
+fn reopen_and_compare(dir: &Path, model: &Written) -> Store {
+    let queries = Queries::of(&model.events);
+    let want = expected_answers(model, &queries);
+
+    let reader = Store::open_read_only(dir).unwrap();
+    assert!(
+        reader.recovery_report().is_empty(),
+        "reader: {:?}",
+        reader.recovery_report()
+    );
+    assert_same_answers(&answers(&reader, &queries), &want, "reader");
+    assert_eq!(late_index_files(&reader), Vec::<PathBuf>::new(), "reader");
+    drop(reader);
+
+    let copy = crashkit::ram_dir();
+    crashkit::copy_dir(dir, copy.path());
+    let rebuilt = Store::open(copy.path(), rebuilding()).unwrap();
+    assert_same_answers(&answers(&rebuilt, &queries), &want, "rebuild");
+    check_writer_answers(&rebuilt, model, &queries.streams, "rebuild");
+    let rebuilt_head = rebuilt.chain_head();
+    rebuilt.close().unwrap();
+
+    let store = Store::open(dir, options()).unwrap();
+    assert!(
+        store.recovery_report().is_empty(),
+        "writer: {:?}",
+        store.recovery_report()
+    );
+    assert_same_answers(&answers(&store, &queries), &want, "writer");
+    assert_eq!(store.chain_head(), rebuilt_head, "writer: chain head");
+    check_writer_answers(&store, model, &queries.streams, "writer");
+    assert_eq!(late_index_files(&store), Vec::<PathBuf>::new(), "writer");
+    store
+}
+
+fn run_ops(ops: &[Op]) -> Result<(), TestCaseError> {
+    let work = crashkit::ram_dir();
+    let dir = work.path();
+    let mut model = Written::default();
+    let mut store = Some(Store::open(dir, options()).unwrap());
+    for op in ops {
+        let s = store.as_ref().unwrap();
+        match op {
+            Op::Append {
+                stream,
+                events,
+                command,
+                exact,
+            } => {
+                let command = command.map(|c| format!("command-{c}"));
+                apply_append(
+                    s,
+                    &mut model,
+                    &format!("p-{stream}"),
+                    events,
+                    command,
+                    *exact,
+                )?;
+            }
+            Op::Big { stream } => {
+                let big = [NewEvent {
+                    data_len: 20_000,
+                    correlation: Some(*stream % 2),
+                    advance_us: Some(1),
+                }];
+                apply_append(s, &mut model, &format!("p-{stream}"), &big, None, false)?;
+            }
+            Op::Reopen => {
+                store.take().unwrap().close().unwrap();
+                store = Some(reopen_and_compare(dir, &model));
+            }
+        }
+    }
+    store.take().unwrap().close().unwrap();
+    reopen_and_compare(dir, &model).close().unwrap();
+    Ok(())
+}
+
+fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(default)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(64)))]
+
+    #[test]
+    fn normal_opens_answer_as_a_rebuild_and_the_model(
+        ops in proptest::collection::vec(op_strategy(), 1..60),
+    ) {
+        run_ops(&ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(400)))]
+
+    #[test]
+    #[ignore = "long: 400 sequences"]
+    fn normal_opens_answer_as_a_rebuild_and_the_model_long(
+        ops in proptest::collection::vec(op_strategy(), 1..80),
+    ) {
+        run_ops(&ops)?;
+    }
+}
