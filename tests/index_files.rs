@@ -144,7 +144,7 @@ impl Written {
             .map(|i| crashkit::mix(n ^ (i << 20)) as u8)
             .collect();
         let mut event = EventData::new(format!("Type{}", n % 3), data)
-            .with_id(Uuid::from_u64_pair(0x1DF1_1E5, n))
+            .with_id(Uuid::from_u64_pair(0x01DF_11E5, n))
             .with_timestamp_ns(previous_ns + advance_ns);
         if n % 4 == 1 {
             event = event.with_metadata(format!("meta-{n}").into_bytes());
@@ -807,7 +807,10 @@ fn header_damages() -> Vec<Damage> {
 /// writer answers right, reports it and writes the file anew, and the next
 /// writer finds nothing to report.
 fn check_damage(pristine: &Pristine, damage: &Damage, name: &str, other_name: &str) {
-    let context = format!("{damage:?} on {name}");
+    let mut context = format!("{damage:?} on {name}");
+    if let Damage::FlipBody { section, .. } = damage {
+        context.push_str(&format!(" (in the {section})"));
+    }
     let work = pristine.copy();
     let dir = work.path();
     damage.apply(dir, name, other_name);
@@ -838,7 +841,11 @@ fn check_damage(pristine: &Pristine, damage: &Damage, name: &str, other_name: &s
     if at_open {
         assert_eq!(late, Vec::<PathBuf>::new(), "{context}: reader");
     } else {
-        assert_eq!(late, [path.clone()], "{context}: reader, after first use");
+        assert_eq!(
+            late,
+            std::slice::from_ref(&path),
+            "{context}: reader, after first use"
+        );
     }
     drop(reader);
     assert_eq!(
@@ -869,7 +876,11 @@ fn check_damage(pristine: &Pristine, damage: &Damage, name: &str, other_name: &s
     if at_open {
         assert_eq!(late, Vec::<PathBuf>::new(), "{context}: writer");
     } else {
-        assert_eq!(late, [path.clone()], "{context}: writer, after first use");
+        assert_eq!(
+            late,
+            std::slice::from_ref(&path),
+            "{context}: writer, after first use"
+        );
     }
     check_writer_answers(
         &writer,
@@ -1304,7 +1315,8 @@ fn derived_files_lost_or_reverted_to_older_versions() {
     reference.close().unwrap();
     let reference_files = index_files(reference_dir.path());
 
-    let variants: [(&str, Box<dyn Fn(&Path)>); 3] = [
+    type Change<'a> = Box<dyn Fn(&Path) + 'a>;
+    let variants: [(&str, Change); 3] = [
         (
             "the newer derived files lost",
             Box::new(|dir: &Path| {
@@ -1535,6 +1547,10 @@ enum KillAt {
     AtStep(DerivedFileStep, usize, Duration),
 }
 
+/// An acknowledged batch: batch id, stream, first version, first
+/// position, event count.
+type Ack = (u64, String, u64, u64, u32);
+
 /// Runs one child until the kill; returns the acknowledged batches
 /// (batch id, stream, first version, first position, count), the steps it
 /// announced, and any error.
@@ -1543,7 +1559,7 @@ fn run_index_child(
     seed: u64,
     first_id: u64,
     kill_at: KillAt,
-) -> (Vec<(u64, String, u64, u64, u32)>, usize, Vec<String>) {
+) -> (Vec<Ack>, usize, Vec<String>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             CHILD_TEST_NAME,
