@@ -20,6 +20,12 @@ pub const PERIODIC_INTERVAL_MS: u64 = 100;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Open the store by reading and checking every segment and rebuilding
+    /// its index from the log, ignoring the index checkpoint and index
+    /// files (a writer then writes them anew). Without it, open loads the
+    /// checkpoint and reads only the log after it.
+    #[arg(long, global = true)]
+    pub rebuild_index: bool,
 }
 
 #[derive(Debug, Subcommand)]

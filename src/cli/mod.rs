@@ -45,6 +45,7 @@ pub fn run() -> ExitCode {
             });
         }
     };
+    store_dir::set_rebuild_index(cli.rebuild_index);
     let outcome = match cli.command {
         Command::Append(args) => append::run(&args),
         Command::Import(args) => import::run(&args),

@@ -105,7 +105,7 @@ pub struct Creation {
 /// corrupt: 4).
 pub fn open_writable(dir: &Path, options: Options, creation: Creation) -> Result<Store, Failure> {
     let creating = check_store_to_write(dir, creation)?;
-    let store = Store::open(dir, options)?;
+    let store = Store::open(dir, options.rebuild_index(rebuild_index()))?;
     if creating {
         say(&format!("created a new store in {}", dir.display()));
     }
@@ -151,9 +151,26 @@ fn check_store_to_write(dir: &Path, creation: Creation) -> Result<bool, Failure>
 /// As [`check_store_to_read`], or when the library refuses (corrupt: 4).
 pub fn open_read_only(dir: &Path) -> Result<Store, Failure> {
     check_store_to_read(dir)?;
-    let store = Store::open_read_only(dir)?;
+    let store = if rebuild_index() {
+        Store::open_read_only_rebuilding_index(dir)?
+    } else {
+        Store::open_read_only(dir)?
+    };
     print_recovery(&store, "note");
     Ok(store)
+}
+
+/// `--rebuild-index`, given to every command: set once, before any store
+/// is opened.
+static REBUILD_INDEX: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records `--rebuild-index` for every open of this command.
+pub fn set_rebuild_index(rebuild: bool) {
+    REBUILD_INDEX.store(rebuild, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn rebuild_index() -> bool {
+    REBUILD_INDEX.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Prints each item of the store's recovery report on stderr, one line

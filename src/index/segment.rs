@@ -215,7 +215,7 @@ pub(crate) struct MappedIndex {
 
 /// The outcome of the first full check of a mapped index file.
 enum Checked {
-    File(IndexFile<'static>),
+    File(Box<IndexFile<'static>>),
     Rebuilt(Box<MemoryIndex>),
     Failed(Box<Finding>),
 }
@@ -256,7 +256,7 @@ impl MappedIndex {
     fn view(&self) -> Result<ContentsView<'_>> {
         let checked = self.checked.get_or_init(|| self.check());
         match checked {
-            Checked::File(file) => Ok(ContentsView::File(*file)),
+            Checked::File(file) => Ok(ContentsView::File(file)),
             Checked::Rebuilt(memory) => Ok(ContentsView::Memory(memory)),
             Checked::Failed(finding) => Err(Error::Corrupt(finding.clone())),
         }
@@ -270,7 +270,7 @@ impl MappedIndex {
         let bytes: &'static [u8] =
             unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.map.len()) };
         let problem = match IndexFile::parse(bytes) {
-            Ok(file) if file.binding() == self.binding => return Checked::File(file),
+            Ok(file) if file.binding() == self.binding => return Checked::File(Box::new(file)),
             Ok(_) => "its header changed after it was mapped".to_string(),
             Err(error) => error.to_string(),
         };
@@ -325,7 +325,7 @@ impl MappedIndex {
 #[derive(Clone, Copy)]
 pub(crate) enum ContentsView<'a> {
     Memory(&'a MemoryIndex),
-    File(IndexFile<'a>),
+    File(&'a IndexFile<'a>),
 }
 
 /// A stream's events in one segment, as a view.

@@ -35,7 +35,8 @@ pub fn is_segment_file_name(name: &str) -> bool {
 pub(crate) struct DirListing {
     /// Segment files with their base positions, in position order.
     pub segments: Vec<(u64, PathBuf)>,
-    /// Temporary files of segment creations that never finished.
+    /// Temporary files of segment creations, and of derived files (index
+    /// files, the checkpoint) being written, that never finished.
     pub temp_files: Vec<PathBuf>,
 }
 
@@ -52,6 +53,7 @@ pub(crate) fn list_segments(dir: &Path) -> Result<DirListing> {
         } else if name
             .strip_suffix(TEMP_SUFFIX)
             .is_some_and(|n| format::parse_segment_file_name(n).is_some())
+            || super::derived_file::is_derived_temp_name(name)
         {
             temps.push(entry.path());
         }

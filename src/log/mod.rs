@@ -2,8 +2,6 @@
 //! lock) and, above the pure codec of [`crate::format`], the one scanner and
 //! decision table that every reader of the log uses.
 
-// Used by the index rewrite (issue 13); nothing calls it yet.
-#[allow(dead_code)]
 pub(crate) mod derived_file;
 pub(crate) mod directory;
 pub mod finding;
