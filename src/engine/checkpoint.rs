@@ -47,6 +47,10 @@ pub(crate) fn encode(state: &State, prefix: Option<IndexBinding>) -> Option<Vec<
         )?);
     }
     segments.extend(prefix);
+    if segments.is_empty() {
+        // Nothing to cover: the log is one active segment, read on open.
+        return None;
+    }
     let active = index.segments[newest].memory();
     let newest_u32 = u32::try_from(newest).ok()?;
     // Each stream as of the end of the covered segments: with the prefix,
@@ -166,7 +170,8 @@ pub(crate) fn load(
         segments.push(Arc::new(segment));
     }
     let Some(last) = bindings.last() else {
-        return Err(problem("covers no segment".to_string()));
+        // Nothing covered: nothing to load, nothing wrong.
+        return Ok(None);
     };
 
     // The index of the covered segments.
@@ -231,17 +236,33 @@ pub(crate) fn load(
         index.segments.push(segment_index);
     }
     let count = u32::try_from(bindings.len()).map_err(|_| problem("too many segments".into()))?;
+    // The newest segment is never listed in the stream table while it is
+    // the active one (it is listed when the next one starts): a prefix
+    // covered at close is taken off the lists again.
+    let active = (!last.sealed).then_some(count - 1);
     for stream in file.streams() {
         let (_, last_listed) = segment_list::validate(stream.segment_list, count)
             .map_err(|why| problem(format!("stream {:?}: {why}", stream.name)))?;
-        index.insert_stream(
-            stream.name,
+        let entry = if last_listed.is_some() && last_listed == active {
+            let mut segments = Vec::new();
+            let mut listed = None;
+            for ordinal in segment_list::iter(stream.segment_list).filter(|&o| Some(o) != active) {
+                segment_list::push(&mut segments, listed, ordinal);
+                listed = Some(ordinal);
+            }
+            StreamEntry {
+                version: stream.version,
+                segments,
+                last_listed: listed,
+            }
+        } else {
             StreamEntry {
                 version: stream.version,
                 segments: stream.segment_list.to_vec(),
                 last_listed,
-            },
-        );
+            }
+        };
+        index.insert_stream(stream.name, entry);
     }
     index.chain_head = last.chain_end;
     index.last_timestamp_ns = bindings

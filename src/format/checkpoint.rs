@@ -89,11 +89,14 @@ pub fn encode<'a>(
             "stream {:?} has version 0",
             stream.name
         );
-        debug_assert!(
-            segment_list::validate(stream.segment_list, segments.len() as u32).is_ok(),
-            "stream {:?} has an invalid segment list",
-            stream.name
-        );
+        if let Err(why) = segment_list::validate(stream.segment_list, segments.len() as u32) {
+            panic!(
+                "stream {:?} has an invalid segment list {:?} for {} segments: {why}",
+                stream.name,
+                stream.segment_list,
+                segments.len()
+            );
+        }
         let name_len = u32::try_from(stream.name.len()).expect("stream name fits u32");
         let list_len = u32::try_from(stream.segment_list.len()).expect("segment list fits u32");
         out.extend_from_slice(&name_len.to_le_bytes());
