@@ -25,7 +25,7 @@ use crate::log::scan::{BatchSeen, Cursor, Flow, Tally, Visitor, scan_segment};
 use crate::log::segment::Segment;
 use crate::log::verdict::{SegmentRole, Verdict};
 
-use super::recovery::command_of;
+use super::recovery::{command_of, index_entries};
 
 /// The footer of `segment`, if it is sealed.
 pub(crate) fn footer_of(segment: &Segment) -> Option<SegmentFooter> {
@@ -252,17 +252,8 @@ impl Visitor for SegmentBuilder {
     fn batch(&mut self, seen: &BatchSeen<'_, '_>) {
         let batch = seen.batch;
         if let Some(first) = seen.events.first() {
-            self.index.add_events(
-                first.event.stream,
-                first.event.version,
-                seen.events.iter().map(|e| {
-                    (
-                        e.offset as u32,
-                        e.event.correlation_id,
-                        e.event.timestamp_ns,
-                    )
-                }),
-            );
+            self.index
+                .add_events(first.event.stream, first.event.version, index_entries(seen));
         }
         self.index
             .end_batch(batch.end, batch.commit.chain, command_of(seen));

@@ -17,9 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
+use crate::format::checkpoint::CHECKPOINT_FILE_NAME;
 use crate::format::header::SegmentHeader;
+use crate::format::index_file::index_file_name;
 use crate::index::Index;
 use crate::log::directory;
+use crate::log::finding::{Finding, FindingKind};
 use crate::log::segment::Segment;
 use crate::log::walk::LogWalk;
 use crate::options::Options;
@@ -259,21 +262,14 @@ impl Engine {
                     Some(error) => format!("{problem}; writing it failed: {error}"),
                     None => problem,
                 };
-                state
-                    .index
-                    .late_findings
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(crate::log::finding::Finding {
-                        kind: crate::log::finding::FindingKind::IndexFile {
-                            detail: format!("{detail}; kept in memory"),
-                        },
-                        path: self.dir.join(crate::format::index_file::index_file_name(
-                            segment.header.base_position,
-                        )),
-                        offset: 0,
-                        position: Some(segment.header.base_position),
-                    });
+                drop(state);
+                self.report_late(
+                    FindingKind::IndexFile {
+                        detail: format!("{detail}; kept in memory"),
+                    },
+                    &index_file_name(segment.header.base_position),
+                    Some(segment.header.base_position),
+                );
             }
         }
     }
@@ -309,7 +305,7 @@ impl Engine {
             (Some((binding, bytes)), Some(checkpoint)) => {
                 crate::log::derived_file::write_atomically(
                     &self.dir,
-                    &crate::format::index_file::index_file_name(binding.base_position),
+                    &index_file_name(binding.base_position),
                     &bytes,
                     hooks,
                 )
@@ -318,22 +314,30 @@ impl Engine {
             (None, Some(checkpoint)) => checkpoint::write(&self.dir, &checkpoint, hooks),
         };
         if let Err(error) = written {
-            self.read_state()
-                .index
-                .late_findings
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(crate::log::finding::Finding {
-                    kind: crate::log::finding::FindingKind::IndexCheckpoint {
-                        detail: format!("could not be written: {error}"),
-                    },
-                    path: self
-                        .dir
-                        .join(crate::format::checkpoint::CHECKPOINT_FILE_NAME),
-                    offset: 0,
-                    position: None,
-                });
+            self.report_late(
+                FindingKind::IndexCheckpoint {
+                    detail: format!("could not be written: {error}"),
+                },
+                CHECKPOINT_FILE_NAME,
+                None,
+            );
         }
+    }
+
+    /// Records a problem with derived data found after open, for
+    /// [`crate::Store::index_rebuilds`].
+    fn report_late(&self, kind: FindingKind, file_name: &str, position: Option<u64>) {
+        self.read_state()
+            .index
+            .late_findings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Finding {
+                kind,
+                path: self.dir.join(file_name),
+                offset: 0,
+                position,
+            });
     }
 
     /// Creates the next segment, on disk or in memory.

@@ -268,13 +268,7 @@ impl Visitor for IndexBuilder<'_, '_> {
             first.stream,
             first.version,
             first.position,
-            seen.events.iter().map(|e| {
-                (
-                    e.offset as u32,
-                    e.event.correlation_id,
-                    e.event.timestamp_ns,
-                )
-            }),
+            index_entries(seen),
         );
         self.index
             .end_batch(batch.end, batch.commit.chain, command_of(seen));
@@ -293,6 +287,20 @@ impl Visitor for IndexBuilder<'_, '_> {
             Verdict::Wait => Flow::Continue,
         }
     }
+}
+
+/// What the index records of each event of a batch: its frame offset,
+/// correlation id and timestamp.
+pub(crate) fn index_entries<'a>(
+    seen: &BatchSeen<'a, '_>,
+) -> impl Iterator<Item = (u32, Option<&'a str>, u64)> {
+    seen.events.iter().map(|e| {
+        (
+            u32::try_from(e.offset).expect("segment offsets fit u32"),
+            e.event.correlation_id,
+            e.event.timestamp_ns,
+        )
+    })
 }
 
 /// The command record of a batch with a command id.
