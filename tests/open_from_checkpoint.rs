@@ -282,3 +282,40 @@ fn a_changed_footer_is_not_covered_by_the_checkpoint() {
     assert_eq!(error.finding().unwrap().path, oldest, "{error}");
     assert!(Store::open_read_only(dir).is_err());
 }
+
+/// The position right after the last event the store's checkpoint covers.
+fn covered_end(dir: &Path) -> u64 {
+    let bytes = std::fs::read(dir.join(CHECKPOINT_FILE_NAME)).unwrap();
+    let file = annals::format::checkpoint::CheckpointFile::parse(&bytes).unwrap();
+    let last = *file.segments().last().expect("covers a segment");
+    last.base_position + last.event_count
+}
+
+/// Caught by the history benchmark: an open that rebuilt the index wrote a
+/// checkpoint of the sealed segments only, and a close with nothing
+/// appended wrote none, so every later open walked the whole active segment
+/// again. A writer's open that did not load a checkpoint covering the whole
+/// log now writes one that does (the active segment's batches are synced by
+/// then), whatever happens next.
+#[test]
+fn an_open_that_rebuilt_the_index_leaves_a_checkpoint_of_the_whole_log() {
+    let work = crashkit::ram_dir();
+    let dir = work.path();
+    let store = Store::open(dir, options()).unwrap();
+    fill(&store, 0, 90, 4);
+    let end = store.next_position();
+    drop(store);
+    std::fs::remove_file(dir.join(CHECKPOINT_FILE_NAME)).unwrap();
+
+    let store = Store::open(dir, options().rebuild_index(true)).unwrap();
+    assert_eq!(covered_end(dir), end, "written at open");
+    store.close().unwrap();
+    assert_eq!(covered_end(dir), end, "after a close with nothing appended");
+    let store = Store::open(dir, options()).unwrap();
+    assert!(
+        store.recovery_report().is_empty(),
+        "{:?}",
+        store.recovery_report()
+    );
+    assert_eq!(store.next_position(), end);
+}

@@ -240,6 +240,8 @@ pub(crate) fn load(
     // the active one (it is listed when the next one starts): a prefix
     // covered at close is taken off the lists again.
     let active = (!last.sealed).then_some(count - 1);
+    // Sized once: the count is checked against the file's length by parse.
+    index.reserve_streams(usize::try_from(file.stream_count()).unwrap_or(0));
     for stream in file.streams() {
         let (_, last_listed) = segment_list::validate(stream.segment_list, count)
             .map_err(|why| problem(format!("stream {:?}: {why}", stream.name)))?;

@@ -124,8 +124,10 @@ impl Engine {
             options,
         };
         if !loaded.checkpoint_current {
-            // So that the next open need not read what this one did.
-            engine.write_checkpoint(false);
+            // So that the next open need not read what this one did, even
+            // if this process writes nothing and is never closed: the
+            // active segment's batches were synced above.
+            engine.write_checkpoint(true);
         }
         Ok(engine)
     }

@@ -142,8 +142,8 @@ pub(crate) struct Loaded {
     pub report: RecoveryReport,
     /// The walk, for a reader to follow the log from where it stopped.
     pub walk: LogWalk,
-    /// Whether the checkpoint loaded covers every sealed segment: a writer
-    /// need not write one now.
+    /// Whether the checkpoint loaded covers the whole log: a writer need
+    /// not write one now.
     pub checkpoint_current: bool,
 }
 
@@ -351,7 +351,7 @@ pub(crate) fn load(
         }
     };
     let from_checkpoint = resumed.is_some();
-    let covered_by_checkpoint = resumed.as_ref().map_or(0, |r| r.walk.segments.len());
+    let covered_end = resumed.as_ref().map(|r| r.index.next_position());
     let (mut walk, mut index, rebuilt) = match resumed {
         Some(resumed) => (resumed.walk, resumed.index, resumed.rebuilt),
         None => (
@@ -413,14 +413,9 @@ pub(crate) fn load(
         };
         report.items.insert(0, Recovered { finding, action });
     }
-    // A writer writes a checkpoint unless the one it loaded covers every
-    // sealed segment as it is now.
-    let sealed = walk
-        .segments
-        .len()
-        .saturating_sub(usize::from(!walk.newest_sealed()));
-    let checkpoint_current =
-        from_checkpoint && files.rebuilt.is_empty() && sealed <= covered_by_checkpoint;
+    // A writer writes a checkpoint unless the one it loaded covers the
+    // whole log as it is now.
+    let checkpoint_current = files.rebuilt.is_empty() && covered_end == Some(index.next_position());
     report.items.extend(files.rebuilt);
     index.shrink_to_fit();
     Ok(Loaded {

@@ -81,10 +81,15 @@ impl StreamEntry {
     }
 }
 
+/// Maps keyed by stream ids and command ids: foldhash, seeded randomly
+/// per map (so collisions cannot be planned), several times faster than
+/// SipHash on short ids; loading the stream table is most of an open.
+pub(crate) type IdMap<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
+
 /// The whole index.
 #[derive(Debug)]
 pub(crate) struct Index {
-    streams: HashMap<Box<str>, StreamEntry>,
+    streams: IdMap<StreamEntry>,
     pub segments: Vec<SegmentIndex>,
     /// Timestamp of the newest event (0 for an empty store).
     pub last_timestamp_ns: u64,
@@ -104,7 +109,7 @@ impl Index {
     /// An empty index: no segments, the chain at its genesis value.
     pub fn new() -> Index {
         Index {
-            streams: HashMap::new(),
+            streams: IdMap::default(),
             segments: Vec::new(),
             last_timestamp_ns: 0,
             chain_head: chain::GENESIS,
@@ -120,6 +125,11 @@ impl Index {
     /// Every stream with its entry, in no particular order.
     pub fn streams(&self) -> impl Iterator<Item = (&Box<str>, &StreamEntry)> {
         self.streams.iter()
+    }
+
+    /// Makes room for `additional` more streams (before loading them).
+    pub fn reserve_streams(&mut self, additional: usize) {
+        self.streams.reserve(additional);
     }
 
     /// Adds a stream loaded from a checkpoint.

@@ -16,7 +16,7 @@ use crate::format::{CHAIN_LEN, SEGMENT_HEADER_LEN};
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::segment::Segment;
 
-use super::{CommandRecord, Location, Run};
+use super::{CommandRecord, IdMap, Location, Run};
 
 /// Rebuilds a segment's index contents from its bytes (every batch read
 /// and checked again).
@@ -45,8 +45,8 @@ pub(crate) struct OffsetRun {
 /// The contents of one segment's index, in memory.
 #[derive(Debug, Default)]
 pub(crate) struct MemoryIndex {
-    pub streams: HashMap<Box<str>, StreamRun>,
-    pub commands: HashMap<Box<str>, CommandRecord>,
+    pub streams: IdMap<StreamRun>,
+    pub commands: IdMap<CommandRecord>,
     /// By [`stable_hash`] of the id (the id itself is in the log): readers
     /// drop the events of another id that shares the hash.
     pub correlations: HashMap<u64, Vec<OffsetRun>>,
