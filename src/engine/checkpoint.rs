@@ -26,51 +26,75 @@ use crate::log::finding::{Finding, FindingKind};
 use crate::log::scan::{Cursor, Tally};
 use crate::log::segment::Segment;
 use crate::log::verdict::SegmentRole;
-use crate::log::walk::LogWalk;
+use crate::log::walk::{LogWalk, durable_mark_problem};
 
 use super::State;
 use super::index_files;
 use super::recovery::{Recovered, RecoveryAction};
 use super::writer::now_ns;
 
-/// The checkpoint of `state`: its sealed segments (all but the newest),
-/// and with `prefix` the newest up to its last batch, bound to `prefix`.
-/// `None` when a sealed segment has no valid footer (it cannot be bound).
-pub(crate) fn encode(state: &State, prefix: Option<IndexBinding>) -> Option<Vec<u8>> {
+/// The checkpoint of `state` covering its segments up to `through`: sealed
+/// ones, and with `prefix` (then `through` is the newest segment) the newest
+/// up to its last batch, bound to `prefix`. `None` when a sealed segment
+/// has no valid footer (it cannot be bound), or nothing would be covered.
+pub(crate) fn encode(
+    state: &State,
+    through: Option<usize>,
+    prefix: Option<IndexBinding>,
+) -> Option<Vec<u8>> {
     let index = &state.index;
     let newest = index.segments.len().checked_sub(1)?;
-    let mut segments = Vec::with_capacity(newest + 1);
-    for ordinal in 0..newest {
+    let Some(through) = through else {
+        // Nothing to cover: the log is one active segment, read on open.
+        return None;
+    };
+    assert!(through <= newest && (prefix.is_none() || through == newest));
+    let sealed = if prefix.is_some() {
+        through
+    } else {
+        through + 1
+    };
+    let mut segments = Vec::with_capacity(through + 1);
+    for ordinal in 0..sealed {
         segments.push(index_files::sealed_binding(
             &state.segments[ordinal],
             &index.segments[ordinal],
         )?);
     }
     segments.extend(prefix);
-    if segments.is_empty() {
-        // Nothing to cover: the log is one active segment, read on open.
-        return None;
-    }
-    let active = index.segments[newest].memory();
-    let newest_u32 = u32::try_from(newest).ok()?;
-    // Each stream as of the end of the covered segments: with the prefix,
-    // the newest segment is covered and listed; without, its events are not
-    // counted.
+    let through_u32 = u32::try_from(through).ok()?;
+    // Each stream as of the end of the covered segments: the events of
+    // later segments (indexed in memory still) are not counted, nor listed;
+    // a covered prefix of the newest segment is listed.
+    let uncovered: Vec<&MemoryIndex> = index.segments[through + 1..]
+        .iter()
+        .filter_map(SegmentIndex::memory)
+        .collect();
+    let prefix_memory = prefix.and_then(|_| index.segments[newest].memory());
     let streams: Vec<(&str, u64, Cow<'_, [u8]>)> = index
         .streams()
         .filter_map(|(name, entry)| {
-            let in_active = active.and_then(|memory| memory.streams.get(name));
-            let (version, list) = match (prefix, in_active) {
-                (Some(_), Some(_)) if entry.last_listed.is_none_or(|l| l < newest_u32) => {
-                    let mut list = entry.segments.clone();
-                    segment_list::push(&mut list, entry.last_listed, newest_u32);
-                    (entry.version, Cow::Owned(list))
+            let later: u64 = uncovered
+                .iter()
+                .filter_map(|memory| memory.streams.get(name))
+                .map(|run| run.offsets.len() as u64)
+                .sum();
+            let version = entry.version - later;
+            let in_prefix = prefix_memory.is_some_and(|memory| memory.streams.contains_key(name));
+            let listed_beyond = entry.last_listed.is_some_and(|l| l > through_u32);
+            let list = if listed_beyond || (in_prefix && entry.last_listed != Some(through_u32)) {
+                let mut list = Vec::new();
+                let mut last = None;
+                for ordinal in segment_list::iter(&entry.segments).filter(|&o| o <= through_u32) {
+                    segment_list::push(&mut list, last, ordinal);
+                    last = Some(ordinal);
                 }
-                (None, Some(run)) => (
-                    entry.version - run.offsets.len() as u64,
-                    Cow::Borrowed(&entry.segments[..]),
-                ),
-                _ => (entry.version, Cow::Borrowed(&entry.segments[..])),
+                if in_prefix && last != Some(through_u32) {
+                    segment_list::push(&mut list, last, through_u32);
+                }
+                Cow::Owned(list)
+            } else {
+                Cow::Borrowed(&entry.segments[..])
             };
             (version > 0).then_some((&**name, version, list))
         })
@@ -316,12 +340,24 @@ fn check_segment(
     if data_end < SEGMENT_HEADER_LEN || data_end > segment.data_end() {
         return Err(format!("data end {data_end} out of range"));
     }
+    // The header's durable mark, outside its checksum, as the walk checks
+    // it (the whole mark is read: two 16-byte slots).
+    let role = if binding.sealed {
+        SegmentRole::Sealed
+    } else {
+        SegmentRole::Newest
+    };
+    if let Some((at, kind)) = durable_mark_problem(segment, role) {
+        return Err(format!("{kind} at offset {at}"));
+    }
     if binding.sealed {
         let footer = index_files::footer_of(segment).ok_or("it has no valid footer")?;
         let matches = footer.contents_crc == binding.contents_crc
             && footer.data_len + SEGMENT_HEADER_LEN as u64 == binding.data_end
             && footer.event_count == binding.event_count
             && footer.batch_count == binding.batch_count
+            && Some(footer.last_position)
+                == (binding.base_position + binding.event_count).checked_sub(1)
             && footer.chain_end == binding.chain_end;
         if !matches {
             return Err("its footer differs".to_string());

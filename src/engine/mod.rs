@@ -7,6 +7,7 @@ pub(crate) mod checkpoint;
 pub(crate) mod commit_signal;
 pub(crate) mod durability;
 pub(crate) mod index_files;
+pub(crate) mod indexer;
 pub(crate) mod read_events;
 pub(crate) mod recovery;
 pub(crate) mod settings;
@@ -45,6 +46,8 @@ pub(crate) struct Engine {
     pub durability: Durability,
     pub snapshots: SnapshotStore,
     pub commits: CommitSignal,
+    /// Sealed segments whose index files are still to be written.
+    pub index_queue: Arc<indexer::IndexQueue>,
     pub report: RecoveryReport,
     /// A reader's walk of the log, continued by each refresh.
     follower: Option<Mutex<LogWalk>>,
@@ -118,6 +121,7 @@ impl Engine {
             durability: Durability::new((ordinal, end)),
             snapshots,
             commits: CommitSignal::default(),
+            index_queue: Arc::default(),
             report: loaded.report,
             follower: None,
             lock_file: Mutex::new(Some(lock_file)),
@@ -127,7 +131,7 @@ impl Engine {
             // So that the next open need not read what this one did, even
             // if this process writes nothing and is never closed: the
             // active segment's batches were synced above.
-            engine.write_checkpoint(true);
+            engine.write_checkpoint(None, true);
         }
         Ok(engine)
     }
@@ -155,6 +159,7 @@ impl Engine {
             durability: Durability::new((0, 0)),
             snapshots,
             commits: CommitSignal::default(),
+            index_queue: Arc::default(),
             report: loaded.report,
             follower: Some(Mutex::new(loaded.walk)),
             lock_file: Mutex::new(None),
@@ -181,6 +186,7 @@ impl Engine {
             durability: Durability::new((0, start)),
             snapshots: SnapshotStore::Memory(Default::default()),
             commits: CommitSignal::default(),
+            index_queue: Arc::default(),
             report: RecoveryReport::default(),
             follower: None,
             lock_file: Mutex::new(None),
@@ -276,12 +282,21 @@ impl Engine {
         }
     }
 
-    /// Writes the index checkpoint: every sealed segment, and with
-    /// `with_prefix` (at close) the active segment up to its last batch,
-    /// whose index file is written first. Derived data: a failure is
-    /// reported ([`crate::Store::index_rebuilds`]), not returned; the next
-    /// open then reads more of the log.
-    pub(crate) fn write_checkpoint(&self, with_prefix: bool) {
+    /// Writes the index file of the sealed segment `ordinal`, then a
+    /// checkpoint covering the segments up to it (the indexer thread's job,
+    /// or the roll's when no thread runs).
+    pub(crate) fn index_sealed_segment(&self, ordinal: usize, segment: &Arc<Segment>) {
+        self.install_index_file(ordinal, segment);
+        self.write_checkpoint(Some(ordinal), false);
+    }
+
+    /// Writes the index checkpoint covering the segments up to `through`
+    /// (`None`: up to the newest sealed one), and with `with_prefix` (at
+    /// close and open) the active segment up to its last batch too, whose
+    /// index file is written first. Derived data: a failure is reported
+    /// ([`crate::Store::index_rebuilds`]), not returned; the next open then
+    /// reads more of the log.
+    pub(crate) fn write_checkpoint(&self, through: Option<usize>, with_prefix: bool) {
         if self.in_memory {
             return;
         }
@@ -298,7 +313,12 @@ impl Engine {
             } else {
                 None
             };
-            let checkpoint = checkpoint::encode(&state, prefix.as_ref().map(|(b, _)| *b));
+            let through = match (&prefix, through) {
+                (Some(_), _) => Some(newest),
+                (None, Some(through)) => Some(through),
+                (None, None) => newest.checked_sub(1),
+            };
+            let checkpoint = checkpoint::encode(&state, through, prefix.as_ref().map(|(b, _)| *b));
             (prefix, checkpoint)
         };
         let hooks = &self.options.hooks;

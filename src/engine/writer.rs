@@ -317,7 +317,8 @@ impl Writer {
             return Err(error);
         }
         // The next open loads this and reads nothing of the log.
-        engine.write_checkpoint(true);
+        engine.index_queue.wait_idle();
+        engine.write_checkpoint(None, true);
         Ok(())
     }
 
@@ -451,8 +452,10 @@ impl Writer {
         engine
             .durability
             .mark_durable((ordinal, SEGMENT_HEADER_LEN));
-        engine.install_index_file(ordinal - 1, &sealed);
-        engine.write_checkpoint(false);
+        // Off the append path when the indexer thread runs.
+        if !engine.index_queue.submit(ordinal - 1, Arc::clone(&sealed)) {
+            engine.index_sealed_segment(ordinal - 1, &sealed);
+        }
         Ok(())
     }
 }

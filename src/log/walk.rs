@@ -462,10 +462,22 @@ impl LogWalk {
 /// Checks the slots of a segment's durable mark: a crash can tear only the
 /// slot being written, and never in a sealed segment (sealing syncs all).
 fn check_durable_mark(segment: &Segment, role: SegmentRole, visitor: &mut dyn Visitor) -> Flow {
+    match durable_mark_problem(segment, role) {
+        None => Flow::Continue,
+        Some((at, kind)) => report(visitor, role, &segment.path, at, None, kind).1,
+    }
+}
+
+/// What is wrong with the slots of a segment's durable mark in `role`, and
+/// where; `None` when nothing is.
+pub(crate) fn durable_mark_problem(
+    segment: &Segment,
+    role: SegmentRole,
+) -> Option<(usize, FindingKind)> {
     let slots = DurableMark::slots(segment.bytes(SEGMENT_HEADER_LEN), segment.header.salt);
     let invalid = slots.iter().filter(|s| **s == MarkSlot::Invalid).count();
     if invalid == 0 {
-        return Flow::Continue;
+        return None;
     }
     let at = DURABLE_MARK_SLOTS[slots
         .iter()
@@ -476,7 +488,7 @@ fn check_durable_mark(segment: &Segment, role: SegmentRole, visitor: &mut dyn Vi
     } else {
         FindingKind::DamagedDurableMark
     };
-    report(visitor, role, &segment.path, at, None, kind).1
+    Some((at, kind))
 }
 
 /// The footer state of a segment, with acquire ordering: a footer seen

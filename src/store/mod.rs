@@ -16,6 +16,7 @@ use crate::event::{AppendResult, EventData, ExpectedVersion};
 use crate::options::{Durability as DurabilityMode, Options};
 
 use crate::engine::durability::PeriodicSyncer;
+use crate::engine::indexer::Indexer;
 use crate::engine::recovery::RecoveryReport;
 pub use read_iter::{Direction, READ_PAGE_EVENTS, Read, ReadRequest, StartAt};
 pub use subscription::{FOLLOW_POLL_MAX, SUBSCRIPTION_READ_AHEAD, Subscription};
@@ -40,6 +41,8 @@ pub use subscription::{FOLLOW_POLL_MAX, SUBSCRIPTION_READ_AHEAD, Subscription};
 pub struct Store {
     engine: Arc<Engine>,
     periodic: Option<PeriodicSyncer>,
+    /// Writes sealed segments' index files off the append path.
+    indexer: Option<Indexer>,
     /// Set once `close` ran, so that the drop that follows does nothing.
     closed: bool,
 }
@@ -60,9 +63,14 @@ impl Store {
             .options
             .periodic_interval()
             .map(|interval| PeriodicSyncer::start(Arc::downgrade(&engine), interval));
+        let indexer = Some(Indexer::start(
+            Arc::downgrade(&engine),
+            Arc::clone(&engine.index_queue),
+        ));
         Ok(Store {
             engine,
             periodic,
+            indexer,
             closed: false,
         })
     }
@@ -119,6 +127,7 @@ impl Store {
         Store {
             engine: Arc::new(engine),
             periodic: None,
+            indexer: None,
             closed: false,
         }
     }
@@ -255,6 +264,11 @@ impl Store {
                     .close(engine)
             }),
         };
+        // The writer's close waited for the index files of every sealed
+        // segment; the thread has nothing left to do.
+        if let Some(mut indexer) = self.indexer.take() {
+            indexer.stop();
+        }
         engine.close();
         result
     }
@@ -297,6 +311,8 @@ impl Store {
     /// not be written when a segment was sealed. Derived data: the log is
     /// fine, reads go on from the rebuilt index. Empty when nothing.
     pub fn index_rebuilds(&self) -> Vec<crate::Finding> {
+        // Index files of segments sealed so far are written by now.
+        self.engine.index_queue.wait_idle();
         self.engine
             .read_state()
             .index
