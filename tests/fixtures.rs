@@ -689,11 +689,22 @@ fn a_v1_store_continues_as_v2() {
         // durable (and must not, in the version-1 segment).
         .durability(Durability::Always);
     let store = Store::open(dir.path(), options.clone()).unwrap();
-    // Version 1 had no index files: the first writable open writes one for
-    // each sealed segment, and says so; nothing else is recovered.
+    // Version 1 had no index checkpoint and no index files: the first
+    // writable open writes the checkpoint, then an index file for each
+    // sealed segment, and says so; nothing else is recovered.
     let report = store.recovery_report();
-    assert_eq!(report.items.len(), old_names.len() - 1, "{report:?}");
-    for item in &report.items {
+    assert_eq!(report.items.len(), old_names.len(), "{report:?}");
+    let checkpoint = &report.items[0];
+    assert!(
+        checkpoint.finding.kind
+            == (annals::FindingKind::IndexCheckpoint {
+                detail: "missing".to_string()
+            })
+            && checkpoint.finding.path == dir.path().join("index.checkpoint")
+            && checkpoint.action == annals::RecoveryAction::Rebuilt,
+        "{checkpoint}"
+    );
+    for item in &report.items[1..] {
         assert!(
             matches!(item.finding.kind, annals::FindingKind::IndexFile { .. })
                 && item.action == annals::RecoveryAction::Rebuilt,

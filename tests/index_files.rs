@@ -2128,7 +2128,6 @@ fn check_checkpoint_damage(pristine: &Pristine, what: &str, change: &dyn Fn(&Pat
 /// Deleted, truncated, a byte flipped anywhere, or swapped with the
 /// checkpoint of two seals before: every answer right, reported.
 #[test]
-#[ignore = "waits for the index checkpoint (index.checkpoint) to land on main"]
 fn a_damaged_or_older_index_checkpoint_is_rebuilt() {
     let _serial = beside_other_tests();
     let seed = crashkit::seed("index_files_checkpoint");

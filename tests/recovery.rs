@@ -2,6 +2,7 @@
 //! the file and offset.
 
 mod common;
+mod refusal;
 
 use std::path::Path;
 
@@ -197,9 +198,10 @@ fn a_bit_flip_in_a_sealed_segment_is_refused_with_file_and_offset() {
     let mut byte = read_at(sealed, target, 1);
     byte[0] ^= 0x10;
     overwrite(sealed, target, &byte);
-    let error = Store::open(dir.path(), small_segments())
+    // Opens that read every byte refuse at open, naming the damaged frame.
+    let error = Store::open(dir.path(), small_segments().rebuild_index(true))
         .err()
-        .expect("open must refuse");
+        .expect("a full-check open must refuse");
     match &error {
         Error::Corrupt(finding) => {
             assert_eq!(&finding.path, sealed);
@@ -216,9 +218,35 @@ fn a_bit_flip_in_a_sealed_segment_is_refused_with_file_and_offset() {
             && message.contains(&format!("offset {start}")),
         "{message}"
     );
-    // Read-only open refuses too; nothing was changed.
+    let error = Store::open_read_only_rebuilding_index(dir.path())
+        .err()
+        .expect("a full-check read-only open must refuse");
+    assert_eq!(
+        error.finding().map(|f| (&f.path, f.offset)),
+        Some((sealed, start as u64)),
+        "{error}"
+    );
+    // Default opens rely on the index checkpoint: they refuse the damaged
+    // frame at open or when a read reaches it, naming the same file and an
+    // offset inside the damaged frame; never wrong data.
+    let frame = start as u64..target + 1;
+    refusal::assert_refused_at_open_or_on_read(
+        "read-only open",
+        || Store::open_read_only(dir.path()),
+        &[],
+        sealed,
+        Some(frame.clone()),
+    );
+    refusal::assert_refused_at_open_or_on_read(
+        "writable open",
+        || Store::open(dir.path(), small_segments()),
+        &[],
+        sealed,
+        Some(frame),
+    );
+    // Nothing was changed: a full check still refuses.
     assert!(
-        Store::open_read_only(dir.path())
+        Store::open_read_only_rebuilding_index(dir.path())
             .err()
             .unwrap()
             .is_corruption()

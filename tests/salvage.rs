@@ -2,6 +2,7 @@
 //! through the library (`annals::salvage`) and `annals export --salvage`.
 
 mod common;
+mod refusal;
 
 use std::path::Path;
 
@@ -30,8 +31,9 @@ fn closed_store_of_several_segments(dir: &Path) -> (u64, annals::ExpectedHead) {
 }
 
 /// A closed store of several segments whose second (sealed) segment has one
-/// damaged event in the middle; returns the damaged batch's positions.
-fn damaged_store(dir: &Path) -> (u64, std::ops::Range<u64>) {
+/// damaged event in the middle; returns the damaged batch's positions and
+/// the offset of the damaged event's frame.
+fn damaged_store(dir: &Path) -> (u64, std::ops::Range<u64>, u64) {
     let store = Store::open(dir, small_segments()).unwrap();
     fill(&store, 300, 3, 5, 100);
     let total = store.next_position();
@@ -59,17 +61,33 @@ fn damaged_store(dir: &Path) -> (u64, std::ops::Range<u64>) {
         .map(|b| b.events.len() as u64)
         .sum();
     let start = base + before;
-    (total, start..start + batch.events.len() as u64)
+    (
+        total,
+        start..start + batch.events.len() as u64,
+        batch.events[1].offset,
+    )
 }
 
 #[test]
 fn salvage_skips_only_the_damaged_batch_of_a_store_that_refuses_to_open() {
     let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let (total, lost) = damaged_store(dir.path());
+    let (total, lost, frame) = damaged_store(dir.path());
+    let sealed = &segment_files(dir.path())[1];
     assert!(
-        Store::open_read_only(dir.path()).is_err(),
-        "the store refuses to open"
+        Store::open_read_only_rebuilding_index(dir.path())
+            .err()
+            .is_some_and(|e| e.finding().is_some_and(|f| f.path == *sealed)),
+        "a full-check open refuses it"
+    );
+    // A default open refuses it at open or when reading reaches the
+    // damaged event.
+    refusal::assert_refused_at_open_or_on_read(
+        "read-only open",
+        || Store::open_read_only(dir.path()),
+        &[],
+        sealed,
+        Some(128..frame + 1),
     );
     let mut positions = Vec::new();
     let report = salvage(dir.path(), |event| {
@@ -88,7 +106,7 @@ fn salvage_skips_only_the_damaged_batch_of_a_store_that_refuses_to_open() {
 fn export_salvage_writes_every_verifiable_event_and_exits_4() {
     let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let (total, lost) = damaged_store(dir.path());
+    let (total, lost, _) = damaged_store(dir.path());
     let d = dir.path().to_str().unwrap();
     let run = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_annals"))
@@ -150,7 +168,25 @@ fn repair_mends_a_damaged_footer_in_place_and_keeps_every_later_segment() {
             len - 128 + 30
         };
         flip_byte(sealed, offset);
-        assert!(Store::open_read_only(dir.path()).is_err());
+        let refused =
+            |result: annals::Result<Store>| result.err().and_then(|e| e.finding().cloned());
+        let full = refused(Store::open_read_only_rebuilding_index(dir.path()));
+        assert!(
+            full.as_ref().is_some_and(|f| f.path == *sealed),
+            "a full-check open refuses it: {full:?}"
+        );
+        if damage_in_free_space {
+            // No read reaches a checkpointed sealed segment's free space:
+            // a default open and its reads do not see it.
+            assert!(refusal::refusal(|| Store::open_read_only(dir.path()), &[]).is_none());
+        } else {
+            // A footer is checked against the checkpoint: refused at open.
+            assert_eq!(
+                refused(Store::open_read_only(dir.path())),
+                full,
+                "a default open refuses a damaged footer as a full check does"
+            );
+        }
 
         let repair = annals::Repair::lock(dir.path()).unwrap();
         let plan = repair.plan().unwrap();

@@ -393,10 +393,11 @@ fn a_changed_payload_with_recomputed_checksums_breaks_the_chain_there() {
 #[test]
 fn open_relies_on_checksums_for_sealed_segments_and_verify_on_the_chain() {
     // An edit that keeps the frame checksum valid but not the footer's
-    // contents checksum: open refuses, naming the footer.
+    // contents checksum: an open that reads every byte refuses, naming the
+    // footer.
     let (dir, _) = store_with_segments(3);
-    let (path, _) = edit_payload(dir.path(), false);
-    match Store::open(dir.path(), small()) {
+    let (path, batch) = edit_payload(dir.path(), false);
+    match Store::open(dir.path(), small().rebuild_index(true)) {
         Err(Error::Corrupt(finding)) => {
             assert_eq!(finding.path, path);
             assert_eq!(finding.offset, SEGMENT_SIZE - FOOTER_LEN as u64);
@@ -408,6 +409,23 @@ fn open_relies_on_checksums_for_sealed_segments_and_verify_on_the_chain() {
         Err(other) => panic!("expected corruption, got {other}"),
         Ok(_) => panic!("open accepted a sealed segment whose contents changed"),
     }
+    let refused = Store::open_read_only_rebuilding_index(dir.path()).err();
+    assert_eq!(
+        refused
+            .as_ref()
+            .and_then(|e| e.finding())
+            .map(|f| (&f.path, f.offset)),
+        Some((&path, SEGMENT_SIZE - FOOTER_LEN as u64)),
+        "{refused:?}"
+    );
+    // A default open checks the footer against the index checkpoint, not the
+    // data against the footer, and each read checks its frame's checksum,
+    // which the edit kept valid: it opens and reads the edited event; verify
+    // is what catches it.
+    let store = Store::open_read_only(dir.path()).expect("a default open checks the footer only");
+    let edited = store.read_all(batch.first_position + 1, 1).unwrap();
+    assert_eq!(edited.len(), 1);
+    drop(store);
     let report = check(dir.path());
     assert_eq!(of_kind(&report, ProblemKind::Footer).len(), 1, "{report}");
     assert_eq!(
@@ -417,11 +435,12 @@ fn open_relies_on_checksums_for_sealed_segments_and_verify_on_the_chain() {
     );
 
     // An edit that also recomputes the footer: open does not recompute the
-    // hash chain (docs/compliance.md, "What open checks"), so it opens;
-    // verify is what catches it.
+    // hash chain (docs/compliance.md, "What open checks"), so it opens,
+    // even one that reads every byte; verify is what catches it.
     let (dir, _) = store_with_segments(3);
     let (path, batch) = edit_payload(dir.path(), true);
-    let store = Store::open(dir.path(), small()).expect("open does not recompute the chain");
+    let store = Store::open(dir.path(), small().rebuild_index(true))
+        .expect("open does not recompute the chain");
     store.close().unwrap();
     let report = check(dir.path());
     let broken = report
@@ -702,7 +721,7 @@ fn damage_in_two_segments_is_reported_twice_and_verification_goes_on() {
 }
 
 #[test]
-fn bytes_after_the_sealed_data_are_refused_by_open_and_reported_by_verify() {
+fn bytes_after_the_sealed_data_are_refused_by_a_full_check_open_and_reported_by_verify() {
     let (dir, _) = store_with_segments(3);
     let path = segment_paths(dir.path())[0].clone();
     let mut bytes = read(&path);
@@ -716,11 +735,29 @@ fn bytes_after_the_sealed_data_are_refused_by_open_and_reported_by_verify() {
     assert_eq!(trailing.len(), 1, "{report}");
     assert_eq!(trailing[0].offset, at as u64);
     assert_eq!(report.corruption_count, 1, "{report}");
-    match Store::open(dir.path(), small()) {
-        Err(Error::Corrupt(finding)) => assert_eq!(finding.path, path),
+    match Store::open(dir.path(), small().rebuild_index(true)) {
+        Err(Error::Corrupt(finding)) => {
+            assert_eq!((finding.path, finding.offset), (path.clone(), at as u64))
+        }
         Err(other) => panic!("expected corruption, got {other}"),
         Ok(_) => panic!("open accepted bytes hidden after the sealed data"),
     }
+    let refused = Store::open_read_only_rebuilding_index(dir.path()).err();
+    assert_eq!(
+        refused
+            .as_ref()
+            .and_then(|e| e.finding())
+            .map(|f| (&f.path, f.offset)),
+        Some((&path, at as u64)),
+        "{refused:?}"
+    );
+    // A default open does not read a checkpointed sealed segment's free
+    // space, and no read reaches it: every event reads back.
+    let store = Store::open_read_only(dir.path()).expect("a default open does not read free space");
+    assert_eq!(
+        store.read_all(0, usize::MAX).unwrap().len() as u64,
+        store.next_position()
+    );
 }
 
 /// Every file's bytes, mode and modification time.
