@@ -319,3 +319,57 @@ fn an_open_that_rebuilt_the_index_leaves_a_checkpoint_of_the_whole_log() {
     );
     assert_eq!(store.next_position(), end);
 }
+
+/// Delays every step of writing a derived file.
+struct SlowIndexFiles;
+
+impl StorageHooks for SlowIndexFiles {
+    fn before_derived_file_step(
+        &self,
+        _path: &Path,
+        _step: DerivedFileStep,
+    ) -> std::io::Result<()> {
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        Ok(())
+    }
+}
+
+/// A reader following a writer maps the index files the writer writes for
+/// the segments it seals, even when a refresh sees a segment sealed before
+/// its index file exists (the writer's indexer thread writes it moments
+/// later): a long-running follower's heap stays bounded like a fresh
+/// open's, not an index rebuilt in memory.
+#[test]
+fn a_follower_maps_the_index_files_of_segments_sealed_while_it_follows() {
+    let work = crashkit::ram_dir();
+    let dir = work.path();
+    // The writer's index files come late, so that refreshes see segments
+    // sealed before their index files exist.
+    let mut slow = options();
+    slow.hooks = Hooks::new(Arc::new(SlowIndexFiles));
+    let writer = Store::open(dir, slow).unwrap();
+    fill(&writer, 0, 10, 4);
+    let follower = Store::open_read_only(dir).unwrap();
+    for round in 0..20 {
+        fill(&writer, 10 + round * 20, 20, 4);
+        follower.refresh().unwrap();
+    }
+    writer.close().unwrap();
+    // Every index file is written by now; a refresh or two picks them up.
+    follower.refresh().unwrap();
+    follower.refresh().unwrap();
+    assert_eq!(follower.next_position(), 410 * 4);
+    let fresh = Store::open_read_only(dir).unwrap();
+    let in_memory = Store::open_read_only_rebuilding_index(dir).unwrap();
+    assert!(
+        follower.index_heap_bytes() <= fresh.index_heap_bytes() + 1024,
+        "follower {} bytes, fresh open {}, in memory {}",
+        follower.index_heap_bytes(),
+        fresh.index_heap_bytes(),
+        in_memory.index_heap_bytes()
+    );
+    assert_eq!(
+        follower.read_all(0, usize::MAX).unwrap(),
+        fresh.read_all(0, usize::MAX).unwrap()
+    );
+}

@@ -25,7 +25,6 @@ use crate::index::Index;
 use crate::log::directory;
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::segment::Segment;
-use crate::log::walk::LogWalk;
 use crate::options::Options;
 use crate::snapshot::SnapshotStore;
 
@@ -50,7 +49,7 @@ pub(crate) struct Engine {
     pub index_queue: Arc<indexer::IndexQueue>,
     pub report: RecoveryReport,
     /// A reader's walk of the log, continued by each refresh.
-    follower: Option<Mutex<LogWalk>>,
+    follower: Option<Mutex<recovery::Follower>>,
     /// The writer lock, held until the store is closed. Not until the
     /// engine is dropped: a subscription keeps the engine alive beyond the
     /// store, and must not keep the lock.
@@ -161,7 +160,7 @@ impl Engine {
             commits: CommitSignal::default(),
             index_queue: Arc::default(),
             report: loaded.report,
-            follower: Some(Mutex::new(loaded.walk)),
+            follower: Some(Mutex::new(recovery::Follower::new(loaded.walk))),
             lock_file: Mutex::new(None),
         })
     }
@@ -200,11 +199,11 @@ impl Engine {
         let Some(follower) = &self.follower else {
             return Ok(0);
         };
-        let mut walk = follower.lock().unwrap_or_else(|p| p.into_inner());
+        let mut follower = follower.lock().unwrap_or_else(|p| p.into_inner());
         let mut state = self.write_state();
         let before = state.index.next_position();
         let State { index, segments } = &mut *state;
-        recovery::follow(&mut walk, index, segments)?;
+        follower.follow(index, segments)?;
         Ok(state.index.next_position() - before)
     }
 

@@ -535,39 +535,66 @@ fn discard_leftovers(
     Ok(RecoveryReport { items })
 }
 
-/// Picks up what a writer in another process committed since the last
-/// call: new batches in the newest known segment, then, once that segment
-/// is sealed, the segments after it. A batch being written is simply not
-/// visible yet.
-///
-/// # Errors
-/// [`Error::Corrupt`] with the first refused finding.
-pub(crate) fn follow(
-    walk: &mut LogWalk,
-    index: &mut Index,
-    segments: &mut Vec<Arc<Segment>>,
-) -> Result<()> {
-    let dir = walk.dir().to_path_buf();
-    let mut builder = IndexBuilder {
-        index,
-        refused: None,
-        leftovers: Vec::new(),
-        // A follower maps the index files a writer wrote; a segment sealed
-        // moments ago may not have one yet, and stays in memory.
-        files: IndexFileSink {
-            dir: &dir,
-            writer_hooks: None,
-            trust_files: true,
-            rebuilt: Vec::new(),
-        },
-        current: segments.last().cloned(),
-    };
-    walk.refresh(&mut builder)?;
-    if let Some(finding) = builder.refused {
-        return Err(Error::Corrupt(Box::new(finding)));
+/// A reader following a writer in another process: the walk, continued by
+/// each refresh, and the index files it still looks for.
+pub(crate) struct Follower {
+    walk: LogWalk,
+    /// Segments sealed while following whose index file was not there yet
+    /// (the writer writes it moments after sealing): looked for again at
+    /// each refresh, so that a long-running follower's heap stays bounded.
+    pending_index_files: Vec<usize>,
+}
+
+impl Follower {
+    pub fn new(walk: LogWalk) -> Follower {
+        Follower {
+            walk,
+            pending_index_files: Vec::new(),
+        }
     }
-    segments.extend(walk.segments[segments.len()..].iter().cloned());
-    Ok(())
+
+    /// Picks up what a writer in another process committed since the last
+    /// call: new batches in the newest known segment, then, once that
+    /// segment is sealed, the segments after it. A batch being written is
+    /// simply not visible yet. A segment sealed meanwhile leaves the heap
+    /// once the writer has written its index file.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] with the first refused finding.
+    pub fn follow(&mut self, index: &mut Index, segments: &mut Vec<Arc<Segment>>) -> Result<()> {
+        let dir = self.walk.dir().to_path_buf();
+        let known = segments.len();
+        let mut builder = IndexBuilder {
+            index,
+            refused: None,
+            leftovers: Vec::new(),
+            files: IndexFileSink {
+                dir: &dir,
+                writer_hooks: None,
+                trust_files: true,
+                rebuilt: Vec::new(),
+            },
+            current: segments.last().cloned(),
+        };
+        self.walk.refresh(&mut builder)?;
+        if let Some(finding) = builder.refused {
+            return Err(Error::Corrupt(Box::new(finding)));
+        }
+        let IndexBuilder {
+            index, mut files, ..
+        } = builder;
+        segments.extend(self.walk.segments[segments.len()..].iter().cloned());
+        // Segments sealed by this refresh, still on the heap.
+        let sealed_now = known.saturating_sub(1)..segments.len().saturating_sub(1);
+        self.pending_index_files.extend(sealed_now);
+        self.pending_index_files.retain(|&ordinal| {
+            if index.segments[ordinal].memory().is_some() {
+                files.install(index, ordinal, &segments[ordinal]);
+            }
+            index.segments[ordinal].memory().is_some()
+        });
+        Ok(())
+    }
 }
 
 fn is_read_only_on_disk(path: &Path) -> Result<bool> {
