@@ -80,7 +80,114 @@ pub struct EventData {
     pub timestamp_ns: Option<u64>,
 }
 
+/// An event to append whose fields are borrowed: what
+/// [`Store::append_ref`](crate::Store::append_ref) takes, so that a caller
+/// with the bytes in hand (a decoder's buffer, a network frame, a reused
+/// scratch buffer) allocates nothing per event. [`EventData::as_ref`] gives
+/// one for an owned event.
+///
+/// ```
+/// use annals::{EventDataRef, ExpectedVersion, Options, Store};
+/// let store = Store::in_memory(Options::default())?;
+/// let frame = b"{\"amount\": 5}";
+/// let events = [EventDataRef::new("Deposited", frame).with_content_type("json")];
+/// store.append_ref("account-1", ExpectedVersion::NoStream, &events)?;
+/// assert_eq!(store.read_stream("account-1", 1, 1)?[0].data, frame);
+/// # Ok::<(), annals::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventDataRef<'a> {
+    /// Event id; generated (UUID v7, time-ordered) when `None`.
+    pub id: Option<Uuid>,
+    /// Event type name.
+    pub event_type: &'a str,
+    /// The payload.
+    pub data: &'a [u8],
+    /// Free-form metadata bytes.
+    pub metadata: &'a [u8],
+    /// Correlation id.
+    pub correlation_id: Option<&'a str>,
+    /// Causation id.
+    pub causation_id: Option<&'a str>,
+    /// How `data` is encoded, if known.
+    pub content_type: Option<&'a str>,
+    /// A given timestamp (imports); see [`EventData::timestamp_ns`].
+    pub timestamp_ns: Option<u64>,
+}
+
+impl<'a> EventDataRef<'a> {
+    /// An event of type `event_type` with `data` as its payload.
+    pub fn new(event_type: &'a str, data: &'a [u8]) -> EventDataRef<'a> {
+        EventDataRef {
+            id: None,
+            event_type,
+            data,
+            metadata: &[],
+            correlation_id: None,
+            causation_id: None,
+            content_type: None,
+            timestamp_ns: None,
+        }
+    }
+
+    /// Sets the event id.
+    pub fn with_id(mut self, id: Uuid) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// Sets the metadata bytes.
+    pub fn with_metadata(mut self, metadata: &'a [u8]) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Sets the correlation id.
+    pub fn with_correlation_id(mut self, id: &'a str) -> Self {
+        self.correlation_id = Some(id);
+        self
+    }
+
+    /// Sets the causation id.
+    pub fn with_causation_id(mut self, id: &'a str) -> Self {
+        self.causation_id = Some(id);
+        self
+    }
+
+    /// Sets the content type.
+    pub fn with_content_type(mut self, content_type: &'a str) -> Self {
+        self.content_type = Some(content_type);
+        self
+    }
+
+    /// Keeps `timestamp_ns` as the event's timestamp (imports).
+    pub fn with_timestamp_ns(mut self, timestamp_ns: u64) -> Self {
+        self.timestamp_ns = Some(timestamp_ns);
+        self
+    }
+}
+
+impl<'a> From<&'a EventData> for EventDataRef<'a> {
+    fn from(event: &'a EventData) -> EventDataRef<'a> {
+        event.as_ref()
+    }
+}
+
 impl EventData {
+    /// The event, borrowed (for [`crate::Store::append_ref`]).
+    pub fn as_ref(&self) -> EventDataRef<'_> {
+        EventDataRef {
+            id: self.id,
+            event_type: &self.event_type,
+            data: &self.data,
+            metadata: &self.metadata,
+            correlation_id: self.correlation_id.as_deref(),
+            causation_id: self.causation_id.as_deref(),
+            content_type: self.content_type.as_deref(),
+            timestamp_ns: self.timestamp_ns,
+        }
+    }
+
     /// An event with raw bytes as data.
     pub fn new(event_type: impl Into<String>, data: impl Into<Vec<u8>>) -> EventData {
         EventData {

@@ -81,7 +81,9 @@ pub use audit::salvage::{SalvageReport, salvage};
 pub use audit::verify;
 pub use engine::recovery::{Recovered, RecoveryAction, RecoveryReport};
 pub use error::{Error, Result};
-pub use event::{AppendResult, EventData, EventView, ExpectedVersion, RecordedEvent, Uuid};
+pub use event::{
+    AppendResult, EventData, EventDataRef, EventView, ExpectedVersion, RecordedEvent, Uuid,
+};
 pub use filter::Filter;
 pub use log::directory::{LOCK_FILE_NAME, is_segment_file_name};
 pub use log::finding::{DurableEvidence, Finding, FindingKind};

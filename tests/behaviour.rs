@@ -630,3 +630,57 @@ for_both_stores!(read_iterator_agrees_with_the_page_reads, |store: &Store| {
         "the rest, and the event appended meanwhile"
     );
 });
+
+for_both_stores!(borrowed_appends_equal_owned_ones, |store: &Store| {
+    // The same events, owned and borrowed, into two streams: everything but
+    // the stream, position and server-side values is equal; the borrowed
+    // append checks versions, limits and command ids the same way.
+    let id = Uuid::from_u128(7);
+    let owned = [
+        EventData::new("Opened", b"{\"n\": 1}".to_vec())
+            .with_id(id)
+            .with_metadata(b"meta".to_vec())
+            .with_correlation_id("req-1")
+            .with_causation_id("cmd-1"),
+        EventData::encode_with::<Json, _>("Noted", &serde_json::json!({"x": 2})).unwrap(),
+    ];
+    let borrowed: Vec<annals::EventDataRef<'_>> = owned
+        .iter()
+        .map(|e| annals::EventDataRef::from(e).with_id(Uuid::from_u128(8)))
+        .collect();
+    let a = store
+        .append("owned", ExpectedVersion::NoStream, &owned)
+        .unwrap();
+    let b = store
+        .append_ref("borrowed", ExpectedVersion::NoStream, &borrowed)
+        .unwrap();
+    assert_eq!((b.first_version, b.last_version), (1, 2));
+    assert_eq!(b.first_position, a.last_position + 1);
+    let read_a = store.read_stream("owned", 1, 10).unwrap();
+    let read_b = store.read_stream("borrowed", 1, 10).unwrap();
+    for (x, y) in read_a.iter().zip(&read_b) {
+        assert_eq!(x.event_type, y.event_type);
+        assert_eq!(x.data, y.data);
+        assert_eq!(x.metadata, y.metadata);
+        assert_eq!(x.correlation_id, y.correlation_id);
+        assert_eq!(x.causation_id, y.causation_id);
+        assert_eq!(x.content_type, y.content_type);
+    }
+    assert_eq!(read_b[0].id, Uuid::from_u128(8));
+    assert!(matches!(
+        store.append_ref("borrowed", ExpectedVersion::Exact(1), &borrowed),
+        Err(Error::WrongExpectedVersion { actual: 2, .. })
+    ));
+    assert!(matches!(
+        store.append_ref("borrowed", ExpectedVersion::Any, &[]),
+        Err(Error::InvalidArgument(_))
+    ));
+    let once = store
+        .append_ref_idempotent("c-1", "borrowed", ExpectedVersion::Exact(2), &borrowed[..1])
+        .unwrap();
+    let again = store
+        .append_ref_idempotent("c-1", "borrowed", ExpectedVersion::Exact(2), &borrowed[..1])
+        .unwrap();
+    assert_eq!(once, again);
+    assert_eq!(store.stream_version("borrowed"), 3);
+});

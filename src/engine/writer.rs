@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
-use crate::event::{AppendResult, EventData, ExpectedVersion, Uuid};
+use crate::event::{AppendResult, EventDataRef, ExpectedVersion, Uuid};
 use crate::format::batch::{encode_commit_frame, encode_event_frame};
 use crate::format::body::{CommitBody, EventBody};
 use crate::format::footer::{self, SegmentFooter};
@@ -48,7 +48,7 @@ pub(crate) struct Writer {
 pub(crate) struct AppendRequest<'a> {
     pub stream: &'a str,
     pub expected: ExpectedVersion,
-    pub events: &'a [EventData],
+    pub events: &'a [EventDataRef<'a>],
     pub command_id: Option<&'a str>,
 }
 
@@ -178,7 +178,7 @@ impl Writer {
                     .map(|((frame_offset, event), &timestamp_ns)| {
                         (
                             u32::try_from(offset + frame_offset).expect("segment offsets fit u32"),
-                            event.correlation_id.as_deref(),
+                            event.correlation_id,
                             timestamp_ns,
                         )
                     }),
@@ -253,13 +253,13 @@ impl Writer {
                 version: actual + 1 + i as u64,
                 position: first_position + i as u64,
                 id: *self.ids[i].as_bytes(),
-                event_type: &event.event_type,
+                event_type: event.event_type,
                 timestamp_ns: self.timestamps[i],
-                correlation_id: event.correlation_id.as_deref(),
-                causation_id: event.causation_id.as_deref(),
-                content_type: event.content_type.as_deref(),
-                metadata: &event.metadata,
-                data: &event.data,
+                correlation_id: event.correlation_id,
+                causation_id: event.causation_id,
+                content_type: event.content_type,
+                metadata: event.metadata,
+                data: event.data,
             };
             let frame_start = encode_event_frame(&mut self.buffer, salt, &body);
             let frame_len = self.buffer.len() - frame_start;
@@ -510,14 +510,14 @@ fn command_result(record: &CommandRecord) -> AppendResult {
 
 /// Bytes of an event's id and variable-length fields (and of its stream
 /// id): a lower bound of its encoded record, computed without encoding.
-pub(crate) fn event_fields_bytes(stream: &str, event: &EventData) -> u64 {
+pub(crate) fn event_fields_bytes(stream: &str, event: &EventDataRef<'_>) -> u64 {
     [
         Uuid::nil().as_bytes().len(),
         stream.len(),
         event.event_type.len(),
-        event.correlation_id.as_ref().map_or(0, String::len),
-        event.causation_id.as_ref().map_or(0, String::len),
-        event.content_type.as_ref().map_or(0, String::len),
+        event.correlation_id.map_or(0, str::len),
+        event.causation_id.map_or(0, str::len),
+        event.content_type.map_or(0, str::len),
         event.metadata.len(),
         event.data.len(),
     ]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::engine::Engine;
 use crate::engine::writer::{AppendRequest, event_fields_bytes};
 use crate::error::{Error, Result};
-use crate::event::{AppendResult, EventData, ExpectedVersion};
+use crate::event::{AppendResult, EventData, EventDataRef, ExpectedVersion};
 use crate::options::{Durability as DurabilityMode, Options};
 
 use crate::engine::durability::PeriodicSyncer;
@@ -164,6 +164,21 @@ impl Store {
         expected: ExpectedVersion,
         events: &[EventData],
     ) -> Result<AppendResult> {
+        let events: Vec<EventDataRef<'_>> = events.iter().map(EventData::as_ref).collect();
+        self.append_ref(stream, expected, &events)
+    }
+
+    /// [`Store::append`] of borrowed events: nothing of them is copied
+    /// before it is encoded into the log (see [`EventDataRef`]).
+    ///
+    /// # Errors
+    /// As [`Store::append`].
+    pub fn append_ref(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventDataRef<'_>],
+    ) -> Result<AppendResult> {
         self.append_request(&AppendRequest {
             stream,
             expected,
@@ -197,6 +212,21 @@ impl Store {
         stream: &str,
         expected: ExpectedVersion,
         events: &[EventData],
+    ) -> Result<AppendResult> {
+        let events: Vec<EventDataRef<'_>> = events.iter().map(EventData::as_ref).collect();
+        self.append_ref_idempotent(command_id, stream, expected, &events)
+    }
+
+    /// [`Store::append_idempotent`] of borrowed events (see [`EventDataRef`]).
+    ///
+    /// # Errors
+    /// As [`Store::append`].
+    pub fn append_ref_idempotent(
+        &self,
+        command_id: &str,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventDataRef<'_>],
     ) -> Result<AppendResult> {
         self.append_request(&AppendRequest {
             stream,
