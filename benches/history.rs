@@ -13,12 +13,12 @@
 //!   (`Store::open_read_only`) against `Store::open_read_only_rebuilding_index`.
 //!   Each open runs in a fresh child process (so its memory figures are its
 //!   own), the kinds taking turns, `ANNALS_HISTORY_REPEAT` rounds; the
-//!   median is reported. A writable rebuild writes the index files and a
-//!   checkpoint of the sealed segments only at open, and a close with
-//!   nothing appended writes no checkpoint: so it runs on a copy of the
-//!   store (sealed segments hard-linked), and a default writable open of
-//!   that copy after it is reported too (it walks the active segment); the
-//!   original keeps the checkpoint of its clean close.
+//!   median is reported. A writable rebuild rewrites the index files and
+//!   the checkpoint (since 83b445c one covering the active segment too), so
+//!   it runs on a copy of the store (sealed segments hard-linked) and the
+//!   original keeps the checkpoint of its clean close, the same for every
+//!   round; a default writable open of that copy after the rebuild is
+//!   reported too (it loads the checkpoint the rebuild wrote).
 //! - **index memory** after each kind of open: `Store::index_heap_bytes` per
 //!   event and per stream, the child's anonymous RSS growth over the open, and
 //!   its peak RSS (VmHWM; file pages of mapped segments count in it).
@@ -393,9 +393,8 @@ fn measure_open(kind: Kind, dir: &Path) -> Open {
 }
 
 /// A copy of the store at `dir` for the writable rebuild, whose open
-/// writes a checkpoint without the active segment's prefix (and a close
-/// with nothing appended writes none): the original keeps the checkpoint
-/// of its clean close. Sealed segments (read-only files, never written
+/// rewrites the index files and the checkpoint: the original keeps the
+/// checkpoint of its clean close. Sealed segments (read-only files, never written
 /// again) are hard links; the rest is copied.
 fn copy_store(dir: &Path) -> PathBuf {
     let copy = dir.with_extension("rebuild-copy");
@@ -635,7 +634,7 @@ fn print_table(config: &Config, all: &[Measured]) {
         }
         row(
             &format!(
-                "open, writable, of the copy after its writable rebuild (checkpoint without the active segment: it is walked; median of {})",
+                "open, writable, of the copy after its writable rebuild (the checkpoint that rebuild wrote; median of {})",
                 war.seconds.len()
             ),
             n,
