@@ -195,25 +195,43 @@ pub enum TailState {
 /// whose `synced_offset` lies past `from`: only damage to data that had been
 /// synced can produce one, since a sync covers a prefix of the segment.
 pub fn classify_tail(bytes: &[u8], salt: u64, from: usize, data_end: usize) -> TailState {
+    classify_tail_in(bytes, salt, from, data_end, std::iter::once(from..data_end))
+}
+
+/// [`classify_tail`], looking only at the words in `ranges` (ascending,
+/// within `from..data_end`): the caller knows every other byte is zero
+/// (a file system's holes), so no frame starts there.
+pub fn classify_tail_in(
+    bytes: &[u8],
+    salt: u64,
+    from: usize,
+    data_end: usize,
+    ranges: impl IntoIterator<Item = std::ops::Range<usize>>,
+) -> TailState {
     let data_end = data_end.min(bytes.len());
     let mut last_nonzero_end = None;
-    let mut offset = from;
-    while offset + FRAME_ALIGN <= data_end {
-        let word = frame::load_header_word(bytes, offset);
-        if word != 0 {
-            last_nonzero_end = Some(offset + FRAME_ALIGN);
-            if (word >> 32) as u8 == FrameKind::Commit as u8
-                && let FrameRead::Frame(frame) = frame::read_frame(bytes, salt, offset, data_end)
-                && let Ok(commit) = body::decode_commit(frame.body)
-                && commit.synced_offset > from as u64
-            {
-                return TailState::DamagedSyncedData {
-                    commit_at: offset,
-                    synced_offset: commit.synced_offset,
-                };
+    for range in ranges {
+        // Frames start at multiples of FRAME_ALIGN from the header.
+        let mut offset = range.start.max(from).next_multiple_of(FRAME_ALIGN);
+        let end = range.end.min(data_end);
+        while offset + FRAME_ALIGN <= end {
+            let word = frame::load_header_word(bytes, offset);
+            if word != 0 {
+                last_nonzero_end = Some(offset + FRAME_ALIGN);
+                if (word >> 32) as u8 == FrameKind::Commit as u8
+                    && let FrameRead::Frame(frame) =
+                        frame::read_frame(bytes, salt, offset, data_end)
+                    && let Ok(commit) = body::decode_commit(frame.body)
+                    && commit.synced_offset > from as u64
+                {
+                    return TailState::DamagedSyncedData {
+                        commit_at: offset,
+                        synced_offset: commit.synced_offset,
+                    };
+                }
             }
+            offset += FRAME_ALIGN;
         }
-        offset += FRAME_ALIGN;
     }
     match last_nonzero_end {
         None => TailState::Clean,

@@ -444,7 +444,15 @@ fn judge_tail(
     let at = invalid.as_ref().map_or(end, |(at, _)| *at);
     // Every commit record after `end` is read: only damage to data that
     // was synced can leave a valid one claiming more than `end`.
-    let tail = batches::classify_tail(bytes, segment.header.salt, end, data_end);
+    // Holes of the file (never written: they read as zeroes) are skipped,
+    // so that a mostly empty segment is not read, nor paged in, whole.
+    let tail = batches::classify_tail_in(
+        bytes,
+        segment.header.salt,
+        end,
+        data_end,
+        segment.data_ranges(end, data_end),
+    );
     if let TailState::DamagedSyncedData {
         commit_at,
         synced_offset,

@@ -236,6 +236,42 @@ impl Segment {
         (self.len() as u64) < self.header.segment_size_bytes
     }
 
+    /// The ranges of `from..to` that may hold bytes other than zero: all
+    /// of it, less what the file system reports as holes (`SEEK_DATA` /
+    /// `SEEK_HOLE`: ranges never written, or preallocated and unwritten
+    /// with nothing in the page cache, which read as zeroes). Where the
+    /// file system cannot say, the whole range.
+    pub fn data_ranges(&self, from: usize, to: usize) -> Vec<std::ops::Range<usize>> {
+        use rustix::fs::{SeekFrom, seek};
+        let whole = vec![from..to];
+        let Some(file) = &self.file else {
+            return whole;
+        };
+        let mut ranges = Vec::new();
+        let mut at = from as u64;
+        while at < to as u64 {
+            let data = match seek(file, SeekFrom::Data(at)) {
+                Ok(data) => data,
+                // No data from `at` to the end of the file.
+                Err(rustix::io::Errno::NXIO) => break,
+                Err(_) => return whole,
+            };
+            if data >= to as u64 {
+                break;
+            }
+            let hole = match seek(file, SeekFrom::Hole(data)) {
+                Ok(hole) => hole.min(to as u64),
+                Err(_) => return whole,
+            };
+            if hole <= data {
+                return whole;
+            }
+            ranges.push(data as usize..hole as usize);
+            at = hole;
+        }
+        ranges
+    }
+
     /// The file's length when it was opened: the mapped length, or for a
     /// short file, up to 7 bytes more (a short file maps whole words only).
     pub fn file_len(&self) -> u64 {
@@ -614,6 +650,62 @@ mod tests {
     use crate::options::Options;
 
     const PAGE_BYTES: usize = 4096;
+
+    /// Skipping the holes of a segment's tail must never skip a written
+    /// byte, whether written through the mapping (still in the page cache)
+    /// or through another open file, synced or not: every nonzero byte lies
+    /// in a reported range, and the ranges ascend within the asked range.
+    #[test]
+    fn data_ranges_cover_every_written_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options::default().segment_size_bytes(1 << 20);
+        let header = crate::engine::writer::new_header(&options, 0, &GENESIS).unwrap();
+        let hooks = Hooks::default();
+        let segment = Segment::create(dir.path(), &header, &hooks).unwrap();
+        let written = [5000usize, 300_000, 700_008];
+        for &at in &written[..2] {
+            // SAFETY: nothing reads this new segment.
+            unsafe { segment.write(at, &[0xCD; 16]) };
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&segment.path)
+            .unwrap()
+            .write_all_at(&[0xEF; 8], written[2] as u64)
+            .unwrap();
+        let from = SEGMENT_HEADER_LEN;
+        let to = segment.data_end();
+        let ranges = segment.data_ranges(from, to);
+        for pair in ranges.windows(2) {
+            assert!(pair[0].end <= pair[1].start, "{ranges:?}");
+        }
+        for range in &ranges {
+            assert!(from <= range.start && range.end <= to, "{ranges:?}");
+        }
+        let bytes = segment.bytes(segment.len());
+        for (at, byte) in bytes.iter().enumerate().take(to).skip(from) {
+            if *byte != 0 {
+                assert!(
+                    ranges.iter().any(|r| r.contains(&at)),
+                    "byte {at} is written but outside {ranges:?}"
+                );
+            }
+        }
+        // What was written is found, through the ranges, by the tail check.
+        let tail = crate::format::scan::classify_tail_in(
+            bytes,
+            header.salt,
+            from,
+            to,
+            segment.data_ranges(from, to),
+        );
+        assert_eq!(
+            tail,
+            crate::format::scan::TailState::Torn {
+                last_nonzero_end: written[2] + 8
+            }
+        );
+    }
 
     /// A sync leader that synced a segment while the writer rolled past it
     /// wrote its durable mark into the sealed segment's header after the
