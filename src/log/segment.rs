@@ -243,6 +243,8 @@ impl Segment {
     /// file system cannot say, the whole range.
     pub fn data_ranges(&self, from: usize, to: usize) -> Vec<std::ops::Range<usize>> {
         use rustix::fs::{SeekFrom, seek};
+        // One range, the whole span (not the numbers from..to).
+        #[allow(clippy::single_range_in_vec_init)]
         let whole = vec![from..to];
         let Some(file) = &self.file else {
             return whole;
