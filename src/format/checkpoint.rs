@@ -172,6 +172,8 @@ fn read_record(records: &[u8], at: usize) -> Option<(CheckpointStream<'_>, usize
 /// iterated, without allocating.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckpointFile<'a> {
+    // Read by tests and tools (feature `internals`), not by open.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     written_unix_ns: u64,
     segments: &'a [u8],
     stream_count: u64,
@@ -301,11 +303,13 @@ impl<'a> CheckpointFile<'a> {
     }
 
     /// When the checkpoint was written, in nanoseconds since the Unix epoch.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn written_unix_ns(&self) -> u64 {
         self.written_unix_ns
     }
 
     /// Number of covered segments.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn segment_count(&self) -> usize {
         self.segments.len() / BINDING_LEN
     }

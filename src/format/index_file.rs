@@ -345,6 +345,8 @@ pub struct U64s<'a>(&'a [u8]);
 
 macro_rules! le_array {
     ($name:ident, $int:ty, $width:expr) => {
+        // Parts of this view only tests and tools use (feature `internals`).
+        #[cfg_attr(not(feature = "internals"), allow(dead_code))]
         impl<'a> $name<'a> {
             /// A view of `bytes`, whose length must be a multiple of the
             /// element size (a shorter last element is ignored).

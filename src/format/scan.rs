@@ -194,6 +194,7 @@ pub enum TailState {
 /// `data_end`. Looks at every 8-byte aligned offset for a valid commit frame
 /// whose `synced_offset` lies past `from`: only damage to data that had been
 /// synced can produce one, since a sync covers a prefix of the segment.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn classify_tail(bytes: &[u8], salt: u64, from: usize, data_end: usize) -> TailState {
     classify_tail_in(bytes, salt, from, data_end, std::iter::once(from..data_end))
 }
