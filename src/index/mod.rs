@@ -253,7 +253,24 @@ impl Index {
         }
         let mut out = Vec::with_capacity(usize::try_from(to - from).unwrap_or(0).min(1 << 16));
         let newest = self.segments.len().checked_sub(1);
-        for ordinal in entry.segments(newest) {
+        let ordinals: Vec<usize> = entry.segments(newest).collect();
+        // The stream's runs ascend by version along its segments: a binary
+        // search finds the first that reaches `from`, so that reading a page
+        // of a long stream does not look at every segment before it.
+        let mut failed = None;
+        let start = ordinals.partition_point(|&ordinal| match self.segments[ordinal].view() {
+            Ok(view) => view
+                .stream(stream)
+                .is_some_and(|events| events.first_version() + events.len() <= from),
+            Err(error) => {
+                failed.get_or_insert(error);
+                false
+            }
+        });
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        for &ordinal in &ordinals[start..] {
             let Some(events) = self.segments[ordinal].view()?.stream(stream) else {
                 continue;
             };
