@@ -373,3 +373,97 @@ fn a_follower_maps_the_index_files_of_segments_sealed_while_it_follows() {
         fresh.read_all(0, usize::MAX).unwrap()
     );
 }
+
+/// A checkpoint that passes its checks but does not agree with the log
+/// after it (here a stream's version, forged with a valid checksum) must
+/// not make open refuse a healthy log: a refusal of the log after a
+/// checkpoint is checked by walking the whole log, which here finds it
+/// whole, and the checkpoint is reported and replaced.
+#[test]
+fn a_checkpoint_the_log_after_it_does_not_continue_is_not_trusted_for_a_refusal() {
+    use annals::format::checkpoint::{self, CheckpointFile, CheckpointStream};
+    let work = crashkit::ram_dir();
+    let dir = work.path();
+    let store = Store::open(dir, options()).unwrap();
+    store
+        .append(
+            "old",
+            ExpectedVersion::NoStream,
+            &[EventData::new("E", vec![1])],
+        )
+        .unwrap();
+    fill(&store, 0, 120, 5);
+    store.close().unwrap();
+    let saved: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name == CHECKPOINT_FILE_NAME || name.ends_with(".idx")
+        })
+        .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    // The log goes on: "old" gets its second event.
+    let store = Store::open(dir, options()).unwrap();
+    store
+        .append(
+            "old",
+            ExpectedVersion::Exact(1),
+            &[EventData::new("E", vec![2])],
+        )
+        .unwrap();
+    let want = store.read_all(0, usize::MAX).unwrap();
+    store.close().unwrap();
+    // The derived files as they were before it, but the checkpoint says
+    // "old" is at version 2 already.
+    for (name, bytes) in &saved {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let bytes = std::fs::read(dir.join(CHECKPOINT_FILE_NAME)).unwrap();
+    let file = CheckpointFile::parse(&bytes).unwrap();
+    let streams: Vec<CheckpointStream<'_>> = file
+        .streams()
+        .map(|s| {
+            let version = if s.name == "old" {
+                s.version + 1
+            } else {
+                s.version
+            };
+            CheckpointStream { version, ..s }
+        })
+        .collect();
+    let forged = checkpoint::encode(
+        file.written_unix_ns(),
+        &file.segments(),
+        streams.into_iter(),
+    );
+    std::fs::write(dir.join(CHECKPOINT_FILE_NAME), forged).unwrap();
+
+    let reader = Store::open_read_only(dir).unwrap();
+    let items = &reader.recovery_report().items;
+    assert!(
+        items.iter().any(
+            |i| matches!(&i.finding.kind, FindingKind::IndexCheckpoint { .. })
+                && i.action == RecoveryAction::RebuiltInMemory
+        ),
+        "{items:?}"
+    );
+    assert_eq!(reader.read_all(0, usize::MAX).unwrap(), want);
+    assert_eq!(reader.stream_version("old"), 2);
+    let writer = Store::open(dir, options()).unwrap();
+    assert_eq!(writer.stream_version("old"), 2);
+    assert!(
+        writer
+            .recovery_report()
+            .items
+            .iter()
+            .any(|i| i.action == RecoveryAction::Rebuilt)
+    );
+    writer.close().unwrap();
+    let again = Store::open(dir, options()).unwrap();
+    assert!(
+        again.recovery_report().is_empty(),
+        "{:?}",
+        again.recovery_report()
+    );
+}

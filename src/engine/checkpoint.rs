@@ -290,6 +290,25 @@ pub(crate) fn load(
         };
         index.insert_stream(stream.name, entry);
     }
+    // The active segment's prefix index and the stream table were written
+    // together; that they agree is checked, not assumed (the index's
+    // invariants, asserted on every append, rest on it): each stream of the
+    // prefix ends there, at the version the table records.
+    if let Some(memory) = index.segments.last().and_then(SegmentIndex::memory) {
+        for (name, run) in &memory.streams {
+            let run_end = run
+                .first_version
+                .checked_add(run.offsets.len() as u64 - 1)
+                .filter(|_| !run.offsets.is_empty());
+            if run_end != Some(index.stream_version(name)) || run.first_version == 0 {
+                return Err(problem(format!(
+                    "stream {name:?} is at version {} but the active segment's index file \
+                     ends it at {run_end:?}",
+                    index.stream_version(name)
+                )));
+            }
+        }
+    }
     index.chain_head = last.chain_end;
     index.last_timestamp_ns = bindings
         .iter()
@@ -298,7 +317,11 @@ pub(crate) fn load(
         .unwrap_or(0);
 
     // The walk continues where the checkpoint ends.
-    let mut cursor = Cursor::start(last.base_position + last.event_count, last.chain_end);
+    let end = last
+        .base_position
+        .checked_add(last.event_count)
+        .ok_or_else(|| problem("positions overflow".to_string()))?;
+    let mut cursor = Cursor::start(end, last.chain_end);
     cursor.last_timestamp_ns = bindings
         .iter()
         .rev()
@@ -309,7 +332,7 @@ pub(crate) fn load(
             last.data_end as usize,
             last.event_count,
             last.batch_count,
-            (last.base_position + last.event_count).checked_sub(1),
+            end.checked_sub(1),
             last.contents_crc,
         )
     });

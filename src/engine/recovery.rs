@@ -330,6 +330,24 @@ pub(crate) fn load(
     rebuild_index: bool,
     hooks: &Hooks,
 ) -> Result<Loaded> {
+    let trust = !rebuild_index;
+    load_once(dir, writable, trust, trust, None, hooks)
+}
+
+/// [`load`], from the checkpoint if `use_checkpoint`, using index files
+/// found if `trust_files`. When the log
+/// after a checkpoint is refused, the checkpoint is not trusted for that
+/// verdict either: the whole log is walked again, which refuses the same
+/// damage, or finds the log whole and reports the checkpoint
+/// (`after_checkpoint`, the finding it led to).
+fn load_once(
+    dir: &Path,
+    writable: bool,
+    use_checkpoint: bool,
+    trust_files: bool,
+    after_checkpoint: Option<Finding>,
+    hooks: &Hooks,
+) -> Result<Loaded> {
     // A reader beside a live writer treats the newest segment as live: a
     // batch or footer being written is not a torn write.
     let newest_role = if !writable && directory::writer_is_live(dir) {
@@ -338,8 +356,15 @@ pub(crate) fn load(
         SegmentRole::Newest
     };
     let writer_hooks = writable.then_some(hooks);
-    let mut checkpoint_problem = None;
-    let resumed = if rebuild_index {
+    let mut checkpoint_problem = after_checkpoint.map(|refused| Finding {
+        kind: FindingKind::IndexCheckpoint {
+            detail: format!("the log after it does not continue it ({refused})"),
+        },
+        path: dir.join(crate::format::checkpoint::CHECKPOINT_FILE_NAME),
+        offset: 0,
+        position: None,
+    });
+    let resumed = if !use_checkpoint {
         None
     } else {
         match checkpoint::load(dir, newest_role, writer_hooks, hooks) {
@@ -367,7 +392,7 @@ pub(crate) fn load(
         files: IndexFileSink {
             dir,
             writer_hooks,
-            trust_files: !rebuild_index,
+            trust_files,
             rebuilt,
         },
         current: walk.segments.last().cloned(),
@@ -384,6 +409,9 @@ pub(crate) fn load(
         ..
     } = builder;
     if let Some(finding) = refused {
+        if from_checkpoint {
+            return load_once(dir, writable, false, trust_files, Some(finding), hooks);
+        }
         return Err(Error::Corrupt(Box::new(finding)));
     }
     debug_assert_eq!(end, WalkEnd::Done);

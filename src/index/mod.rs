@@ -275,7 +275,7 @@ impl Index {
                 continue;
             };
             let first = events.first_version();
-            let end = first + events.len();
+            let end = first.saturating_add(events.len());
             if end <= from {
                 continue;
             }
