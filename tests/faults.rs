@@ -148,11 +148,14 @@ impl Appender {
     }
 }
 
+/// Temporary files of segments being created. (An index file or the
+/// checkpoint may be being written by the store's indexer thread at any
+/// moment, under `….tmp` names: caught racing with this check.)
 fn temp_files(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.to_str().unwrap().ends_with(".tmp"))
+        .filter(|p| p.to_str().unwrap().ends_with(".seg.tmp"))
         .collect()
 }
 
