@@ -1,5 +1,6 @@
 //! annals against SQLite and the raw file limit, side by side in one run
-//! (issue 7). Six workloads, each run against three contenders:
+//! (issue 7; workloads 7 to 9 from issue 15). Nine workloads, each run
+//! against up to three contenders:
 //!
 //! - **annals**;
 //! - **SQLite** (through rusqlite, bundled), with the `events` table an
@@ -11,6 +12,17 @@
 //!   `BufWriter<File>` (no index, no checksums), read back with one sequential
 //!   read. No store can beat it; it says how close to the file system we are.
 //!
+//! The workloads: 1. batched append; 2. durable single append latency;
+//! 3. group commit; 4. read every stream; 5. read the log; 6. open and index
+//! memory; 7. appends at batch sizes 1, 10 and 100, through the owned
+//! `Store::append` and the borrowed `Store::append_ref`; 8. owned reads
+//! (`read_all`, `read_stream`) in pages of 100, 1,000 and 100,000 events;
+//! 9. the iterator API, `Store::read(ReadRequest)`, over the log and every
+//! stream. Workloads 4, 5, 6, 8 and 9 read the stores workload 1 wrote.
+//! Issue 15 also asks for atomic appends to several streams: annals has no
+//! such call yet, so there is no workload for it. The cqrs-es client's cost
+//! per command is `benches/cqrs_client.rs`.
+//!
 //! This is a `harness = false` binary rather than a criterion bench: the
 //! workloads are single long runs (a million events), latency percentiles and
 //! memory measurements, which criterion's repeated-sample model does not fit.
@@ -20,16 +32,16 @@
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
-//! | `ANNALS_BENCH_EVENTS` | 1000000 | events of workloads 1, 4, 5, 6 |
-//! | `ANNALS_BENCH_STREAMS` | 1000 | streams of workload 1 |
+//! | `ANNALS_BENCH_EVENTS` | 1000000 | events of workloads 1, 4 to 9 (7: at each batch size) |
+//! | `ANNALS_BENCH_STREAMS` | 1000 | streams of workloads 1 and 7 |
 //! | `ANNALS_BENCH_BATCH` | 10 | events per append in workload 1 |
 //! | `ANNALS_BENCH_PAYLOAD` | 256 | payload bytes per event |
 //! | `ANNALS_BENCH_SYNC_OPS` | 2000 | durable appends per contender in workloads 2 and 3 |
 //! | `ANNALS_BENCH_THREADS` | 8 | threads of workload 3 |
-//! | `ANNALS_BENCH_REPEAT` | 3 | rounds of workloads 1, 3, 4, 5 (the median is reported) |
-//! | `ANNALS_BENCH_SEGMENT_BYTES` | 67108864 (annals' default) | segment size of workload 1's annals store |
+//! | `ANNALS_BENCH_REPEAT` | 3 | rounds of workloads 1, 3, 4, 5, 7, 8, 9 (the median is reported) |
+//! | `ANNALS_BENCH_SEGMENT_BYTES` | 67108864 (annals' default) | segment size of workload 1's and 7's annals stores |
 //! | `ANNALS_BENCH_DIR` | the system temp dir | where the stores are created |
-//! | `ANNALS_BENCH_ONLY` | all | comma-separated workload numbers to run, e.g. `1,4,5` |
+//! | `ANNALS_BENCH_ONLY` | all | comma-separated workload numbers to run, e.g. `1,4,5` or `7,8,9` |
 //!
 //! Run: `cargo bench --bench compare`. Timings are never asserted anywhere.
 
@@ -41,7 +53,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use annals::{Durability, EventData, ExpectedVersion, Options, Store, Uuid};
+use annals::{
+    Durability, EventData, EventDataRef, ExpectedVersion, Options, ReadRequest, Store, Uuid,
+};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 /// Environment variable that makes this binary run only the open measurement
@@ -307,6 +321,57 @@ impl Sqlite {
             .expect("decoding rows")
     }
 
+    /// Up to `limit` events of a stream from `from_version` on (a page).
+    fn read_stream_page(
+        &self,
+        aggregate_id: &str,
+        from_version: i64,
+        limit: usize,
+    ) -> Vec<SqlEvent> {
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {SQLITE_COLUMNS} FROM events WHERE aggregate_id = ?1 AND version >= ?2 \
+                 ORDER BY version LIMIT ?3"
+            ))
+            .expect("preparing stream page read");
+        statement
+            .query_map(
+                params![aggregate_id, from_version, limit as i64],
+                SqlEvent::from_row,
+            )
+            .expect("reading a stream page")
+            .collect::<rusqlite::Result<_>>()
+            .expect("decoding rows")
+    }
+
+    /// Every event of a stream (`Some`) or of the log (`None`) through one
+    /// query whose rows are decoded one at a time and handed to `f`, never
+    /// collected: SQLite's counterpart of a lazy iterator. Returns the count.
+    fn for_each_event(&self, aggregate_id: Option<&str>, mut f: impl FnMut(SqlEvent)) -> usize {
+        let sql = match aggregate_id {
+            Some(_) => format!(
+                "SELECT {SQLITE_COLUMNS} FROM events WHERE aggregate_id = ?1 ORDER BY version"
+            ),
+            None => format!("SELECT {SQLITE_COLUMNS} FROM events ORDER BY id"),
+        };
+        let mut statement = self
+            .connection
+            .prepare_cached(&sql)
+            .expect("preparing a lazy read");
+        let rows = match aggregate_id {
+            Some(id) => statement.query_map([id], SqlEvent::from_row),
+            None => statement.query_map([], SqlEvent::from_row),
+        }
+        .expect("reading lazily");
+        let mut count = 0;
+        for row in rows {
+            f(row.expect("decoding a row"));
+            count += 1;
+        }
+        count
+    }
+
     fn read_all_page(&self, after_id: i64, limit: usize) -> Vec<SqlEvent> {
         let mut statement = self
             .connection
@@ -434,37 +499,73 @@ struct Written {
     raw: PathBuf,
 }
 
-fn annals_batched(config: &Config, dir: &Path, data: &[u8], streams: &[String]) -> f64 {
+/// Which append call the annals contender of an append workload uses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AppendApi {
+    /// `Store::append` of owned `EventData`: the payload and the
+    /// correlation id are copied into each event.
+    Owned,
+    /// `Store::append_ref` of `EventDataRef`s borrowing the caller's bytes:
+    /// one `Vec` of references per append, nothing allocated per event.
+    Borrowed,
+}
+
+/// `config.events / batch` appends of `batch` events each, round robin over
+/// `streams`, each with an exact expected version; returns the seconds.
+fn annals_batched(
+    config: &Config,
+    dir: &Path,
+    data: &[u8],
+    streams: &[String],
+    batch: usize,
+    api: AppendApi,
+) -> f64 {
     let options = Options::default()
         .durability(Durability::None)
         .segment_size_bytes(config.segment_bytes);
     let store = Store::open(dir, options).expect("opening annals");
-    let mut versions = vec![0u64; config.streams];
+    let mut versions = vec![0u64; streams.len()];
     let started = Instant::now();
-    for b in 0..config.batches() {
-        let s = b % config.streams;
+    for b in 0..config.events / batch {
+        let s = b % streams.len();
         let correlation = correlation_id(b);
-        let batch: Vec<EventData> = (0..config.batch)
-            .map(|_| {
-                EventData::new(EVENT_TYPE, data.to_vec()).with_correlation_id(correlation.clone())
-            })
-            .collect();
-        let result = store
-            .append(&streams[s], ExpectedVersion::Exact(versions[s]), &batch)
-            .expect("annals append");
-        versions[s] = result.last_version;
+        let expected = ExpectedVersion::Exact(versions[s]);
+        let result = match api {
+            AppendApi::Owned => {
+                let events: Vec<EventData> = (0..batch)
+                    .map(|_| {
+                        EventData::new(EVENT_TYPE, data.to_vec())
+                            .with_correlation_id(correlation.clone())
+                    })
+                    .collect();
+                store.append(&streams[s], expected, &events)
+            }
+            AppendApi::Borrowed => {
+                let events: Vec<EventDataRef<'_>> = (0..batch)
+                    .map(|_| EventDataRef::new(EVENT_TYPE, data).with_correlation_id(&correlation))
+                    .collect();
+                store.append_ref(&streams[s], expected, &events)
+            }
+        };
+        versions[s] = result.expect("annals append").last_version;
     }
     let seconds = started.elapsed().as_secs_f64();
     store.close().expect("closing annals");
     seconds
 }
 
-fn sqlite_batched(config: &Config, path: &Path, data: &[u8], streams: &[String]) -> f64 {
+fn sqlite_batched(
+    config: &Config,
+    path: &Path,
+    data: &[u8],
+    streams: &[String],
+    batch: usize,
+) -> f64 {
     let mut sqlite = Sqlite::open(path, "NORMAL");
-    let mut versions = vec![0i64; config.streams];
-    let payloads: Vec<&[u8]> = vec![data; config.batch];
+    let mut versions = vec![0i64; streams.len()];
+    let payloads: Vec<&[u8]> = vec![data; batch];
     let started = Instant::now();
-    for b in 0..config.batches() {
+    for b in 0..config.events / batch {
         let s = b % config.streams;
         versions[s] = sqlite
             .append(&streams[s], versions[s], &payloads, &correlation_id(b))
@@ -473,11 +574,11 @@ fn sqlite_batched(config: &Config, path: &Path, data: &[u8], streams: &[String])
     started.elapsed().as_secs_f64()
 }
 
-fn raw_batched(config: &Config, path: &Path, data: &[u8]) -> f64 {
+fn raw_batched(config: &Config, path: &Path, data: &[u8], batch: usize) -> f64 {
     let started = Instant::now();
     let mut out = BufWriter::new(File::create(path).expect("creating raw file"));
-    for _ in 0..config.batches() {
-        for _ in 0..config.batch {
+    for _ in 0..config.events / batch {
+        for _ in 0..batch {
             raw_write_record(&mut out, data);
         }
     }
@@ -544,9 +645,16 @@ fn workload_1(config: &Config, root: &Path, rows: &mut Vec<Row>) -> Written {
             raw: root.join(format!("w1-raw-{round}.log")),
         };
         let round_seconds = [
-            annals_batched(config, &paths.annals, &data, &streams),
-            sqlite_batched(config, &paths.sqlite, &data, &streams),
-            raw_batched(config, &paths.raw, &data),
+            annals_batched(
+                config,
+                &paths.annals,
+                &data,
+                &streams,
+                config.batch,
+                AppendApi::Owned,
+            ),
+            sqlite_batched(config, &paths.sqlite, &data, &streams, config.batch),
+            raw_batched(config, &paths.raw, &data, config.batch),
         ];
         log(format!(
             "   round {round}: annals {:.2} s, SQLite {:.2} s, raw {:.2} s",
@@ -1181,6 +1289,333 @@ fn workload_6(config: &Config, root: &Path, written: &Written, rows: &mut Vec<Ro
     }
 }
 
+/// Batch sizes of workload 7.
+const APPEND_BATCHES: [usize; 3] = [1, 10, 100];
+
+/// Page sizes of workload 8.
+const READ_PAGES: [usize; 3] = [100, 1_000, 100_000];
+
+fn remove_sqlite(path: &Path) {
+    remove(path);
+    remove(&PathBuf::from(format!("{}-wal", path.display())));
+    remove(&PathBuf::from(format!("{}-shm", path.display())));
+}
+
+/// Appends at batch sizes 1, 10 and 100 (issue 15): annals' owned `append`
+/// and borrowed `append_ref`, SQLite and raw, each round writing fresh stores.
+fn workload_7(config: &Config, root: &Path, rows: &mut Vec<Row>) {
+    let data = payload(config.payload);
+    let streams: Vec<String> = (0..config.streams).map(stream_name).collect();
+    for batch in APPEND_BATCHES {
+        let events = (config.events / batch * batch) as f64;
+        log(format!(
+            "7. append, batches of {batch}: {events} events, {} streams, {} rounds",
+            config.streams, config.repeat
+        ));
+        let path = |name: &str| root.join(format!("w7-{batch}-{name}"));
+        let owned = || {
+            let seconds = annals_batched(
+                config,
+                &path("owned"),
+                &data,
+                &streams,
+                batch,
+                AppendApi::Owned,
+            );
+            remove(&path("owned"));
+            seconds
+        };
+        let borrowed = || {
+            let seconds = annals_batched(
+                config,
+                &path("borrowed"),
+                &data,
+                &streams,
+                batch,
+                AppendApi::Borrowed,
+            );
+            remove(&path("borrowed"));
+            seconds
+        };
+        let sqlite = || {
+            let seconds = sqlite_batched(config, &path("sqlite.db"), &data, &streams, batch);
+            remove_sqlite(&path("sqlite.db"));
+            seconds
+        };
+        let raw = || {
+            let seconds = raw_batched(config, &path("raw.log"), &data, batch);
+            remove(&path("raw.log"));
+            seconds
+        };
+        let seconds = rounds(
+            config.repeat,
+            [&owned, &borrowed, &sqlite, &raw],
+            ["annals append", "annals append_ref", "SQLite", "raw"],
+        );
+        let [owned, borrowed, sqlite, raw] = seconds.map(|s| Value::Rate(events / s));
+        let target = match batch {
+            1 => "≥ 20× SQLite",
+            10 => "≥ 30× SQLite, ≥ 0.5× raw",
+            _ => "(reported)",
+        };
+        for (workload, value) in [
+            (
+                format!("7. append, batches of {batch}, owned `append` (no sync), events/s"),
+                owned,
+            ),
+            (
+                format!("7. append, batches of {batch}, borrowed `append_ref` (no sync), events/s"),
+                borrowed,
+            ),
+        ] {
+            rows.push(Row {
+                workload,
+                annals: Some(value),
+                sqlite: Some(sqlite),
+                raw: Some(raw),
+                ratios: vec![
+                    format!("{:.1}× SQLite", advantage(value, sqlite)),
+                    format!("{:.2}× raw", advantage(value, raw)),
+                ],
+                target,
+            });
+        }
+    }
+}
+
+/// Owned reads in pages of 100, 1,000 and 100,000 events (issue 15): the
+/// whole log by position (`read_all`) and every stream by version
+/// (`read_stream`), each page a separate call, against SQLite's `LIMIT`
+/// pages of the same size.
+fn workload_8(config: &Config, written: &Written, rows: &mut Vec<Row>) {
+    let streams: Vec<String> = (0..config.streams).map(stream_name).collect();
+    let events = config.total_events();
+    let store = Store::open(
+        &written.annals,
+        Options::default().durability(Durability::None),
+    )
+    .expect("opening annals");
+    let sqlite = Sqlite::open(&written.sqlite, "NORMAL");
+    for page_size in READ_PAGES {
+        log(format!(
+            "8. owned reads in pages of {page_size}: the log, then every stream"
+        ));
+        let annals_log = || {
+            let started = Instant::now();
+            let (mut position, mut read) = (0u64, 0usize);
+            loop {
+                let page = store.read_all(position, page_size).expect("annals read");
+                read += page.len();
+                let Some(last) = page.last() else { break };
+                position = last.position + 1;
+                let short = page.len() < page_size;
+                black_box(page);
+                if short {
+                    break;
+                }
+            }
+            assert_eq!(read, events, "annals read every event");
+            started.elapsed().as_secs_f64()
+        };
+        let sqlite_log = || {
+            let started = Instant::now();
+            let (mut after, mut read) = (0i64, 0usize);
+            loop {
+                let page = sqlite.read_all_page(after, page_size);
+                read += page.len();
+                let Some(last) = page.last() else { break };
+                after = last.position;
+                let short = page.len() < page_size;
+                black_box(page);
+                if short {
+                    break;
+                }
+            }
+            assert_eq!(read, events, "SQLite read every event");
+            started.elapsed().as_secs_f64()
+        };
+        let annals_streams = || {
+            let started = Instant::now();
+            let mut read = 0;
+            for stream in &streams {
+                let mut from = 1;
+                loop {
+                    let page = store
+                        .read_stream(stream, from, page_size)
+                        .expect("annals read");
+                    read += page.len();
+                    let Some(last) = page.last() else { break };
+                    from = last.version + 1;
+                    let short = page.len() < page_size;
+                    black_box(page);
+                    if short {
+                        break;
+                    }
+                }
+            }
+            assert_eq!(read, events, "annals read every event");
+            started.elapsed().as_secs_f64()
+        };
+        let sqlite_streams = || {
+            let started = Instant::now();
+            let mut read = 0;
+            for stream in &streams {
+                let mut from = 1;
+                loop {
+                    let page = sqlite.read_stream_page(stream, from, page_size);
+                    read += page.len();
+                    let Some(last) = page.last() else { break };
+                    from = last.version + 1;
+                    let short = page.len() < page_size;
+                    black_box(page);
+                    if short {
+                        break;
+                    }
+                }
+            }
+            assert_eq!(read, events, "SQLite read every event");
+            started.elapsed().as_secs_f64()
+        };
+        let [annals_log, sqlite_log, annals_streams, sqlite_streams] = rounds(
+            config.repeat,
+            [&annals_log, &sqlite_log, &annals_streams, &sqlite_streams],
+            [
+                "annals log",
+                "SQLite log",
+                "annals streams",
+                "SQLite streams",
+            ],
+        );
+        let rate = |secs: f64| Value::Rate(events as f64 / secs);
+        for (workload, annals, sqlite) in [
+            (
+                format!("8. read the log, owned `read_all` pages of {page_size}, events/s"),
+                annals_log,
+                sqlite_log,
+            ),
+            (
+                format!(
+                    "8. read every stream ({} of {}), owned `read_stream` pages of {page_size}, events/s",
+                    config.streams,
+                    events / config.streams
+                ),
+                annals_streams,
+                sqlite_streams,
+            ),
+        ] {
+            let (annals, sqlite) = (rate(annals), rate(sqlite));
+            rows.push(Row {
+                workload,
+                annals: Some(annals),
+                sqlite: Some(sqlite),
+                raw: None,
+                ratios: vec![format!("{:.1}× SQLite", advantage(annals, sqlite))],
+                target: "≥ 2× SQLite",
+            });
+        }
+    }
+    drop(sqlite);
+    store.close().expect("closing annals");
+}
+
+/// The iterator API (issue 15): `Store::read(ReadRequest)` over the whole
+/// log and over every stream, each event handed out owned, one at a time,
+/// against one SQLite query per read whose rows are decoded one at a time.
+fn workload_9(config: &Config, written: &Written, rows: &mut Vec<Row>) {
+    let streams: Vec<String> = (0..config.streams).map(stream_name).collect();
+    let events = config.total_events();
+    log("9. iterator reads (`Store::read`): the log, then every stream");
+    let store = Store::open(
+        &written.annals,
+        Options::default().durability(Durability::None),
+    )
+    .expect("opening annals");
+    let sqlite = Sqlite::open(&written.sqlite, "NORMAL");
+    let annals_log = || {
+        let started = Instant::now();
+        let mut read = 0;
+        for event in store.read(ReadRequest::all()) {
+            black_box(event.expect("annals read"));
+            read += 1;
+        }
+        assert_eq!(read, events, "annals read every event");
+        started.elapsed().as_secs_f64()
+    };
+    let sqlite_log = || {
+        let started = Instant::now();
+        let read = sqlite.for_each_event(None, |event| {
+            black_box(event);
+        });
+        assert_eq!(read, events, "SQLite read every event");
+        started.elapsed().as_secs_f64()
+    };
+    let annals_streams = || {
+        let started = Instant::now();
+        let mut read = 0;
+        for stream in &streams {
+            for event in store.read(ReadRequest::stream(stream.as_str())) {
+                black_box(event.expect("annals read"));
+                read += 1;
+            }
+        }
+        assert_eq!(read, events, "annals read every event");
+        started.elapsed().as_secs_f64()
+    };
+    let sqlite_streams = || {
+        let started = Instant::now();
+        let mut read = 0;
+        for stream in &streams {
+            read += sqlite.for_each_event(Some(stream), |event| {
+                black_box(event);
+            });
+        }
+        assert_eq!(read, events, "SQLite read every event");
+        started.elapsed().as_secs_f64()
+    };
+    let [annals_log, sqlite_log, annals_streams, sqlite_streams] = rounds(
+        config.repeat,
+        [&annals_log, &sqlite_log, &annals_streams, &sqlite_streams],
+        [
+            "annals log",
+            "SQLite log",
+            "annals streams",
+            "SQLite streams",
+        ],
+    );
+    drop(sqlite);
+    store.close().expect("closing annals");
+    let rate = |secs: f64| Value::Rate(events as f64 / secs);
+    for (workload, annals, sqlite) in [
+        (
+            "9. read the log through `Store::read(ReadRequest::all())`, events/s".to_string(),
+            annals_log,
+            sqlite_log,
+        ),
+        (
+            format!(
+                "9. read every stream through `Store::read(ReadRequest::stream(..))` ({} of {}), events/s",
+                config.streams,
+                events / config.streams
+            ),
+            annals_streams,
+            sqlite_streams,
+        ),
+    ] {
+        let (annals, sqlite) = (rate(annals), rate(sqlite));
+        rows.push(Row {
+            workload,
+            annals: Some(annals),
+            sqlite: Some(sqlite),
+            raw: None,
+            ratios: vec![format!(
+                "{:.1}× SQLite (one lazy query)",
+                advantage(annals, sqlite)
+            )],
+            target: "≥ 2× SQLite",
+        });
+    }
+}
+
 fn machine() -> String {
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -1224,7 +1659,7 @@ fn main() {
     let started = Instant::now();
     let mut rows = Vec::new();
 
-    let needs_written = [1, 4, 5, 6].iter().any(|&w| config.runs(w));
+    let needs_written = [1, 4, 5, 6, 8, 9].iter().any(|&w| config.runs(w));
     let written = if needs_written {
         let mut scratch = Vec::new();
         let written = workload_1(&config, root.path(), &mut scratch);
@@ -1251,6 +1686,15 @@ fn main() {
         if config.runs(6) {
             workload_6(&config, root.path(), written, &mut rows);
         }
+        if config.runs(8) {
+            workload_8(&config, written, &mut rows);
+        }
+        if config.runs(9) {
+            workload_9(&config, written, &mut rows);
+        }
+    }
+    if config.runs(7) {
+        workload_7(&config, root.path(), &mut rows);
     }
     println!("machine: {}", machine());
     println!("SQLite {} (bundled by rusqlite)", rusqlite::version());
