@@ -241,7 +241,18 @@ impl Mutation {
     /// The lowest damaged offset, for byte-level damage.
     fn first_damaged_offset(&self) -> Option<usize> {
         match self {
-            Mutation::FlipBits { flips, .. } => flips.iter().map(|f| f.0).min(),
+            // Flips of the same bits cancel: only bytes left changed count
+            // (caught by seed 13660854517830631246, mutation 4028 of the
+            // long run: a byte flipped twice was taken for the first damage).
+            Mutation::FlipBits { flips, .. } => {
+                let mut net = std::collections::BTreeMap::<usize, u8>::new();
+                for &(offset, mask) in flips {
+                    *net.entry(offset).or_default() ^= mask;
+                }
+                net.into_iter()
+                    .find(|&(_, mask)| mask != 0)
+                    .map(|(offset, _)| offset)
+            }
             Mutation::Overwrite { offset, .. } | Mutation::ZeroPage { offset, .. } => Some(*offset),
             _ => None,
         }
