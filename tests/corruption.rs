@@ -1136,7 +1136,7 @@ fn every_reader_judges_damage_alike_and_repair_heals_it() {
 }
 
 #[test]
-#[ignore = "long: about 6,000 damaged stores judged by four readers"]
+#[ignore = "long: about 6,000 damaged stores judged by six readers"]
 fn every_reader_judges_damage_alike_long() {
     agreement_runs(
         "agreement_crashed_long",
