@@ -587,6 +587,27 @@ fn raw_batched(config: &Config, path: &Path, data: &[u8], batch: usize) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
+/// Reads pages of `page_size` from cursor `start` until a short page:
+/// `read_page(cursor)` returns a page and the cursor after its last item.
+/// Returns how many items were read.
+fn read_in_pages<T, C: Copy>(
+    page_size: usize,
+    start: C,
+    mut read_page: impl FnMut(C) -> (Vec<T>, Option<C>),
+) -> usize {
+    let (mut cursor, mut read) = (start, 0);
+    loop {
+        let (page, next) = read_page(cursor);
+        read += page.len();
+        let short = page.len() < page_size;
+        black_box(page);
+        match next {
+            Some(next) if !short => cursor = next,
+            _ => return read,
+        }
+    }
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -1313,30 +1334,13 @@ fn workload_7(config: &Config, root: &Path, rows: &mut Vec<Row>) {
             config.streams, config.repeat
         ));
         let path = |name: &str| root.join(format!("w7-{batch}-{name}"));
-        let owned = || {
-            let seconds = annals_batched(
-                config,
-                &path("owned"),
-                &data,
-                &streams,
-                batch,
-                AppendApi::Owned,
-            );
-            remove(&path("owned"));
+        let annals = |name: &str, api: AppendApi| {
+            let seconds = annals_batched(config, &path(name), &data, &streams, batch, api);
+            remove(&path(name));
             seconds
         };
-        let borrowed = || {
-            let seconds = annals_batched(
-                config,
-                &path("borrowed"),
-                &data,
-                &streams,
-                batch,
-                AppendApi::Borrowed,
-            );
-            remove(&path("borrowed"));
-            seconds
-        };
+        let owned = || annals("owned", AppendApi::Owned);
+        let borrowed = || annals("borrowed", AppendApi::Borrowed);
         let sqlite = || {
             let seconds = sqlite_batched(config, &path("sqlite.db"), &data, &streams, batch);
             remove_sqlite(&path("sqlite.db"));
@@ -1402,35 +1406,21 @@ fn workload_8(config: &Config, written: &Written, rows: &mut Vec<Row>) {
         ));
         let annals_log = || {
             let started = Instant::now();
-            let (mut position, mut read) = (0u64, 0usize);
-            loop {
+            let read = read_in_pages(page_size, 0, |position| {
                 let page = store.read_all(position, page_size).expect("annals read");
-                read += page.len();
-                let Some(last) = page.last() else { break };
-                position = last.position + 1;
-                let short = page.len() < page_size;
-                black_box(page);
-                if short {
-                    break;
-                }
-            }
+                let next = page.last().map(|e| e.position + 1);
+                (page, next)
+            });
             assert_eq!(read, events, "annals read every event");
             started.elapsed().as_secs_f64()
         };
         let sqlite_log = || {
             let started = Instant::now();
-            let (mut after, mut read) = (0i64, 0usize);
-            loop {
+            let read = read_in_pages(page_size, 0, |after| {
                 let page = sqlite.read_all_page(after, page_size);
-                read += page.len();
-                let Some(last) = page.last() else { break };
-                after = last.position;
-                let short = page.len() < page_size;
-                black_box(page);
-                if short {
-                    break;
-                }
-            }
+                let next = page.last().map(|e| e.position);
+                (page, next)
+            });
             assert_eq!(read, events, "SQLite read every event");
             started.elapsed().as_secs_f64()
         };
@@ -1438,20 +1428,13 @@ fn workload_8(config: &Config, written: &Written, rows: &mut Vec<Row>) {
             let started = Instant::now();
             let mut read = 0;
             for stream in &streams {
-                let mut from = 1;
-                loop {
+                read += read_in_pages(page_size, 1, |from| {
                     let page = store
                         .read_stream(stream, from, page_size)
                         .expect("annals read");
-                    read += page.len();
-                    let Some(last) = page.last() else { break };
-                    from = last.version + 1;
-                    let short = page.len() < page_size;
-                    black_box(page);
-                    if short {
-                        break;
-                    }
-                }
+                    let next = page.last().map(|e| e.version + 1);
+                    (page, next)
+                });
             }
             assert_eq!(read, events, "annals read every event");
             started.elapsed().as_secs_f64()
@@ -1460,18 +1443,11 @@ fn workload_8(config: &Config, written: &Written, rows: &mut Vec<Row>) {
             let started = Instant::now();
             let mut read = 0;
             for stream in &streams {
-                let mut from = 1;
-                loop {
+                read += read_in_pages(page_size, 1, |from| {
                     let page = sqlite.read_stream_page(stream, from, page_size);
-                    read += page.len();
-                    let Some(last) = page.last() else { break };
-                    from = last.version + 1;
-                    let short = page.len() < page_size;
-                    black_box(page);
-                    if short {
-                        break;
-                    }
-                }
+                    let next = page.last().map(|e| e.version + 1);
+                    (page, next)
+                });
             }
             assert_eq!(read, events, "SQLite read every event");
             started.elapsed().as_secs_f64()
