@@ -309,12 +309,6 @@ pub(crate) fn load(
             }
         }
     }
-    index.chain_head = last.chain_end;
-    index.last_timestamp_ns = bindings
-        .iter()
-        .map(|b| b.last_timestamp_ns)
-        .max()
-        .unwrap_or(0);
 
     // The walk continues where the checkpoint ends.
     let end = last

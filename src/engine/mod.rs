@@ -93,9 +93,9 @@ impl Engine {
                     .map_err(|e| Error::io("syncing sealed segment", &sealed.path, e))?;
             }
             let next = index.next_position();
-            let header = writer::new_header(&options, next, &index.chain_head)?;
+            let header = writer::new_header(&options, next, &index.chain_head())?;
             segments.push(Arc::new(Segment::create(&dir, &header, &options.hooks)?));
-            index.start_segment(next, index.chain_head);
+            index.start_segment(next, index.chain_head());
         }
         let ordinal = segments.len() - 1;
         let active = Arc::clone(&segments[ordinal]);
@@ -110,7 +110,7 @@ impl Engine {
         active
             .sync(0, crate::format::SEGMENT_HEADER_LEN)
             .map_err(|e| Error::io("syncing the durable mark of", &active.path, e))?;
-        let writer = Writer::new(active, ordinal, false, end, index.last_timestamp_ns);
+        let writer = Writer::new(active, ordinal, false, end, index.last_timestamp_ns());
         let snapshots = SnapshotStore::open(&dir, true)?;
         let engine = Engine {
             dir,

@@ -113,7 +113,11 @@ impl Writer {
                     actual,
                 });
             }
-            (actual, state.index.next_position(), state.index.chain_head)
+            (
+                actual,
+                state.index.next_position(),
+                state.index.chain_head(),
+            )
         };
         self.assign_ids_and_timestamps(request)?;
 
@@ -337,7 +341,7 @@ impl Writer {
             let state = engine.read_state();
             (
                 state.index.next_position(),
-                state.index.chain_head,
+                state.index.chain_head(),
                 state.index.segments[self.ordinal].event_count,
             )
         };

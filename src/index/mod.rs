@@ -91,10 +91,6 @@ pub(crate) type IdMap<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
 pub(crate) struct Index {
     streams: IdMap<StreamEntry>,
     pub segments: Vec<SegmentIndex>,
-    /// Timestamp of the newest event (0 for an empty store).
-    pub last_timestamp_ns: u64,
-    /// Hash-chain value after the last batch.
-    pub chain_head: [u8; CHAIN_LEN],
     /// Index files found damaged on first use (and rebuilt).
     pub late_findings: LateFindings,
 }
@@ -111,8 +107,6 @@ impl Index {
         Index {
             streams: IdMap::default(),
             segments: Vec::new(),
-            last_timestamp_ns: 0,
-            chain_head: chain::GENESIS,
             late_findings: LateFindings::default(),
         }
     }
@@ -140,6 +134,24 @@ impl Index {
     /// Number of streams.
     pub fn stream_count(&self) -> usize {
         self.streams.len()
+    }
+
+    /// Hash-chain value after the last batch (the genesis value for an
+    /// empty store): the newest segment's.
+    pub fn chain_head(&self) -> [u8; CHAIN_LEN] {
+        self.segments
+            .last()
+            .map_or(chain::GENESIS, |segment| segment.chain_end)
+    }
+
+    /// Timestamp of the newest event (0 for an empty store): timestamps
+    /// never decrease, so the newest segment with events has it.
+    pub fn last_timestamp_ns(&self) -> u64 {
+        self.segments
+            .iter()
+            .rev()
+            .find(|segment| segment.event_count > 0)
+            .map_or(0, |segment| segment.last_timestamp_ns)
     }
 
     /// Position the next appended event will get.
@@ -207,7 +219,6 @@ impl Index {
         };
         assert_eq!(entry.version + 1, first_version, "versions are consecutive");
         entry.version += segment.add_events(stream, first_version, events);
-        self.last_timestamp_ns = self.last_timestamp_ns.max(segment.last_timestamp_ns);
     }
 
     /// Records the end of a batch in the newest segment.
@@ -219,7 +230,6 @@ impl Index {
     ) {
         let segment = self.segments.last_mut().expect("a segment exists");
         segment.end_batch(end_offset, chain, command);
-        self.chain_head = chain;
     }
 
     /// What the append with `command_id` wrote, if any: newest segment first.

@@ -323,7 +323,7 @@ impl Store {
     pub fn chain_head(&self) -> ([u8; 32], Option<u64>) {
         let state = self.engine.read_state();
         (
-            state.index.chain_head,
+            state.index.chain_head(),
             state.index.next_position().checked_sub(1),
         )
     }
