@@ -29,8 +29,8 @@ use crate::log::verdict::SegmentRole;
 use crate::log::walk::{LogWalk, durable_mark_problem};
 
 use super::State;
-use super::index_files;
-use super::recovery::{Recovered, RecoveryAction};
+use super::index_files::{self, Installed};
+use super::recovery::Recovered;
 use super::writer::now_ns;
 
 /// The checkpoint of `state` covering its segments up to `through`: sealed
@@ -221,33 +221,24 @@ pub(crate) fn load(
                             segment.path.display()
                         ))
                     })?;
-                    let action = match writer_hooks
-                        .map(|hooks| index_files::write(dir, &memory, binding, hooks))
-                    {
-                        Some(Ok(())) => RecoveryAction::Rebuilt,
-                        _ => RecoveryAction::RebuiltInMemory,
-                    };
                     segment_index.contents = Contents::Memory(Box::new(memory));
-                    if action == RecoveryAction::Rebuilt
-                        && let Ok(mapped) = index_files::map(
+                    let installed = match writer_hooks {
+                        Some(hooks) => index_files::write_and_map(
                             dir,
                             segment,
+                            &segment_index,
                             binding,
                             &index.late_findings,
-                            writer_hooks.cloned(),
-                        )
-                    {
+                            hooks,
+                            why,
+                        ),
+                        None => Installed::NotWritten(why, None),
+                    };
+                    let (mapped, recovered) = installed.into_parts(dir, binding.base_position);
+                    if let Some(mapped) = mapped {
                         segment_index.contents = Contents::File(Box::new(mapped));
                     }
-                    rebuilt.push(Recovered {
-                        finding: Finding {
-                            kind: FindingKind::IndexFile { detail: why },
-                            path: dir.join(index_file_name(binding.base_position)),
-                            offset: 0,
-                            position: Some(binding.base_position),
-                        },
-                        action,
-                    });
+                    rebuilt.extend(recovered);
                 }
             }
         } else {

@@ -20,12 +20,12 @@ use crate::format::index_file::{IndexBinding, index_file_name, read_binding};
 use crate::hooks::Hooks;
 use crate::index::{LateFindings, MappedIndex, MemoryIndex, SegmentIndex};
 use crate::log::derived_file;
-use crate::log::finding::Finding;
+use crate::log::finding::{Finding, FindingKind};
 use crate::log::scan::{BatchSeen, Cursor, Flow, Tally, Visitor, scan_segment};
 use crate::log::segment::Segment;
 use crate::log::verdict::{SegmentRole, Verdict};
 
-use super::recovery::{command_of, index_entries};
+use super::recovery::{Recovered, RecoveryAction, command_of, index_entries};
 
 /// The footer of `segment`, if it is sealed.
 pub(crate) fn footer_of(segment: &Segment) -> Option<SegmentFooter> {
@@ -123,6 +123,40 @@ pub(crate) enum Installed {
     NotWritten(String, Option<Error>),
 }
 
+impl Installed {
+    /// The mapped file, if there is one now, and, when the file found was
+    /// missing or unusable, the finding and what was done about it, for the
+    /// report. `base_position` names the segment, `dir` the store.
+    pub fn into_parts(
+        self,
+        dir: &Path,
+        base_position: u64,
+    ) -> (Option<MappedIndex>, Option<Recovered>) {
+        let (mapped, detail, action) = match self {
+            Installed::Found(mapped) => return (Some(mapped), None),
+            Installed::Written(problem, mapped) => (Some(mapped), problem, RecoveryAction::Rebuilt),
+            Installed::NotWritten(problem, None) => {
+                (None, problem, RecoveryAction::RebuiltInMemory)
+            }
+            Installed::NotWritten(problem, Some(error)) => (
+                None,
+                format!("{problem}; writing it failed: {error}"),
+                RecoveryAction::RebuiltInMemory,
+            ),
+        };
+        let recovered = Recovered {
+            finding: Finding {
+                kind: FindingKind::IndexFile { detail },
+                path: dir.join(index_file_name(base_position)),
+                offset: 0,
+                position: Some(base_position),
+            },
+            action,
+        };
+        (mapped, Some(recovered))
+    }
+}
+
 /// Finds the index file of the sealed `segment` (indexed in memory as
 /// `index`), or, for a writer (`hooks` given), writes it.
 pub(crate) fn install(
@@ -160,7 +194,7 @@ pub(crate) fn rewrite(
     }
 }
 
-fn write_and_map(
+pub(crate) fn write_and_map(
     dir: &Path,
     segment: &Arc<Segment>,
     index: &SegmentIndex,

@@ -258,26 +258,19 @@ impl Engine {
                 Some(&self.options.hooks),
             )
         };
-        let mut state = self.write_state();
-        match installed {
-            index_files::Installed::Found(mapped) | index_files::Installed::Written(_, mapped) => {
-                state.index.segments[ordinal].contents =
+        match installed.into_parts(&self.dir, segment.header.base_position) {
+            (Some(mapped), _) => {
+                self.write_state().index.segments[ordinal].contents =
                     crate::index::segment::Contents::File(Box::new(mapped));
             }
-            index_files::Installed::NotWritten(problem, error) => {
-                let detail = match error {
-                    Some(error) => format!("{problem}; writing it failed: {error}"),
-                    None => problem,
-                };
-                drop(state);
-                self.report_late(
-                    FindingKind::IndexFile {
-                        detail: format!("{detail}; kept in memory"),
-                    },
-                    &index_file_name(segment.header.base_position),
-                    Some(segment.header.base_position),
-                );
+            // Written only now is the normal case; not written is reported.
+            (None, Some(mut recovered)) => {
+                if let FindingKind::IndexFile { detail } = &mut recovered.finding.kind {
+                    detail.push_str("; kept in memory");
+                }
+                self.report_late(recovered.finding);
             }
+            (None, None) => {}
         }
     }
 
@@ -335,30 +328,26 @@ impl Engine {
             (None, Some(checkpoint)) => checkpoint::write(&self.dir, &checkpoint, hooks),
         };
         if let Err(error) = written {
-            self.report_late(
-                FindingKind::IndexCheckpoint {
+            self.report_late(Finding {
+                kind: FindingKind::IndexCheckpoint {
                     detail: format!("could not be written: {error}"),
                 },
-                CHECKPOINT_FILE_NAME,
-                None,
-            );
+                path: self.dir.join(CHECKPOINT_FILE_NAME),
+                offset: 0,
+                position: None,
+            });
         }
     }
 
     /// Records a problem with derived data found after open, for
     /// [`crate::Store::index_rebuilds`].
-    fn report_late(&self, kind: FindingKind, file_name: &str, position: Option<u64>) {
+    fn report_late(&self, finding: Finding) {
         self.read_state()
             .index
             .late_findings
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(Finding {
-                kind,
-                path: self.dir.join(file_name),
-                offset: 0,
-                position,
-            });
+            .push(finding);
     }
 
     /// Creates the next segment, on disk or in memory.

@@ -12,13 +12,12 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::SEGMENT_HEADER_LEN;
-use crate::format::index_file::index_file_name;
 use crate::hooks::Hooks;
 use crate::index::segment::Contents;
 use crate::index::{CommandRecord, Index};
 
 use super::checkpoint;
-use super::index_files::{self, Installed};
+use super::index_files;
 use crate::log::directory;
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::scan::{BatchSeen, Flow, Visitor};
@@ -203,33 +202,13 @@ impl IndexFileSink<'_> {
                 None => return,
             }
         };
-        let (detail, action, mapped) = match installed {
-            Installed::Found(mapped) => (None, None, Some(mapped)),
-            Installed::Written(problem, mapped) => {
-                (Some(problem), Some(RecoveryAction::Rebuilt), Some(mapped))
-            }
-            Installed::NotWritten(problem, None) => {
-                (Some(problem), Some(RecoveryAction::RebuiltInMemory), None)
-            }
-            Installed::NotWritten(problem, Some(error)) => (
-                Some(format!("{problem}; writing it failed: {error}")),
-                Some(RecoveryAction::RebuiltInMemory),
-                None,
-            ),
-        };
+        let (mapped, recovered) = installed.into_parts(self.dir, segment.header.base_position);
         if let Some(mapped) = mapped {
             index.segments[ordinal].contents = Contents::File(Box::new(mapped));
         }
-        if let (true, Some(detail), Some(action)) = (self.trust_files, detail, action) {
-            self.rebuilt.push(Recovered {
-                finding: Finding {
-                    kind: FindingKind::IndexFile { detail },
-                    path: self.dir.join(index_file_name(segment.header.base_position)),
-                    offset: 0,
-                    position: Some(segment.header.base_position),
-                },
-                action,
-            });
+        // Asked to rebuild, a writer writes every file anew: not a finding.
+        if self.trust_files {
+            self.rebuilt.extend(recovered);
         }
     }
 }
