@@ -25,6 +25,7 @@
 
 mod crashkit;
 
+use annals::format::index_file::SECTION_NAMES;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -780,17 +781,6 @@ fn sections(bytes: &[u8]) -> Vec<(usize, usize)> {
         })
         .collect()
 }
-
-const SECTION_NAMES: [&str; 8] = [
-    "stream table",
-    "command table",
-    "bloom filter",
-    "correlation table",
-    "sparse offsets",
-    "sparse timestamps",
-    "offsets",
-    "strings",
-];
 
 /// Body offsets to flip in an index file: the first, middle and last byte
 /// of every section, and padding between sections.

@@ -112,7 +112,8 @@ const SECTION_ELEMENT_LEN: [usize; SECTION_COUNT] = [
     1,
 ];
 
-const SECTION_NAMES: [&str; SECTION_COUNT] = [
+/// The sections' names, in file order (for messages and tools).
+pub const SECTION_NAMES: [&str; SECTION_COUNT] = [
     "stream table",
     "command table",
     "bloom filter",
@@ -126,17 +127,13 @@ const SECTION_NAMES: [&str; SECTION_COUNT] = [
 /// The file name of the index of the segment whose first event has
 /// `base_position`: twenty zero-padded digits, then `.idx`.
 pub fn index_file_name(base_position: u64) -> String {
-    format!("{base_position:020}.idx")
+    super::position_file_name(base_position, "idx")
 }
 
 /// The base position in an index file name, or `None` when the name is not
 /// exactly twenty digits followed by `.idx`.
 pub fn parse_index_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".idx")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    super::parse_position_file_name(name, "idx")
 }
 
 /// The hash the index file sorts and finds names, command ids and

@@ -96,13 +96,26 @@ pub(crate) fn le_u64(bytes: &[u8], at: usize) -> u64 {
 /// The file name of the segment whose first event has `base_position`:
 /// twenty zero-padded decimal digits, so that names sort like positions.
 pub fn segment_file_name(base_position: u64) -> String {
-    format!("{base_position:020}.seg")
+    position_file_name(base_position, "seg")
 }
 
 /// The base position encoded in a segment file name, or `None` when the name
 /// is not exactly twenty digits followed by `.seg`.
 pub fn parse_segment_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".seg")?;
+    parse_position_file_name(name, "seg")
+}
+
+/// A file named by a position (a segment, its index file): twenty
+/// zero-padded decimal digits, so that names sort like positions, then
+/// `.` and `extension`.
+pub(crate) fn position_file_name(position: u64, extension: &str) -> String {
+    format!("{position:020}.{extension}")
+}
+
+/// The position in a name made by [`position_file_name`] with `extension`,
+/// or `None` when the name is not exactly that.
+pub(crate) fn parse_position_file_name(name: &str, extension: &str) -> Option<u64> {
+    let digits = name.strip_suffix(extension)?.strip_suffix('.')?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
