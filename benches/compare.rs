@@ -45,6 +45,8 @@
 //!
 //! Run: `cargo bench --bench compare`. Timings are never asserted anywhere.
 
+mod common;
+
 use std::fs::{self, File, OpenOptions};
 use std::hint::black_box;
 use std::io::{BufWriter, Write};
@@ -56,6 +58,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use annals::{
     Durability, EventData, EventDataRef, ExpectedVersion, Options, ReadRequest, Store, Uuid,
 };
+use common::{env_number, median, payload};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 /// Environment variable that makes this binary run only the open measurement
@@ -86,15 +89,7 @@ struct Config {
 
 impl Config {
     fn from_env() -> Config {
-        fn number(name: &str, default: usize) -> usize {
-            match std::env::var(name) {
-                Ok(text) => text
-                    .replace('_', "")
-                    .parse()
-                    .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
-                Err(_) => default,
-            }
-        }
+        let number = env_number;
         let config = Config {
             events: number("ANNALS_BENCH_EVENTS", 1_000_000),
             streams: number("ANNALS_BENCH_STREAMS", 1_000),
@@ -132,19 +127,6 @@ impl Config {
     fn total_events(&self) -> usize {
         self.batches() * self.batch
     }
-}
-
-/// A deterministic, incompressible payload.
-fn payload(len: usize) -> Vec<u8> {
-    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect()
 }
 
 fn stream_name(i: usize) -> String {
@@ -606,11 +588,6 @@ fn read_in_pages<T, C: Copy>(
             _ => return read,
         }
     }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Runs each contender `repeat` times, taking turns; returns the median

@@ -29,6 +29,8 @@
 //! Run: `cargo bench --features cqrs-es --bench cqrs_client`. Timings are
 //! never asserted anywhere.
 
+mod common;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
@@ -211,15 +213,7 @@ struct Config {
 
 impl Config {
     fn from_env() -> Config {
-        fn number(name: &str, default: usize) -> usize {
-            match std::env::var(name) {
-                Ok(text) => text
-                    .replace('_', "")
-                    .parse()
-                    .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
-                Err(_) => default,
-            }
-        }
+        let number = common::env_number;
         let config = Config {
             accounts: number("ANNALS_BENCH_ACCOUNTS", 100),
             commands: number("ANNALS_BENCH_COMMANDS", 20),
@@ -256,11 +250,6 @@ async fn run<ES: EventStore<BankAccount>>(
         }
     }
     started.elapsed().as_secs_f64() / config.total_commands() as f64
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn main() {
@@ -303,7 +292,7 @@ fn main() {
             all.push(one);
         }
     }
-    let [annals, trivial] = seconds.map(median);
+    let [annals, trivial] = seconds.map(common::median);
     println!();
     println!(
         "| workload | annals (in-memory store) | trivial repository | ratio (same run) | target |"

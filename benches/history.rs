@@ -48,6 +48,9 @@
 //! Run: `cargo bench --bench history`. Timings are never asserted anywhere;
 //! the targets are printed beside the figures for the reader.
 
+mod common;
+
+use common::{env_number, median, number, payload};
 use std::fs;
 use std::hint::black_box;
 use std::ops::ControlFlow;
@@ -74,18 +77,9 @@ struct Config {
     dir: PathBuf,
 }
 
-fn number(name: &str, text: &str) -> usize {
-    text.trim()
-        .replace('_', "")
-        .parse()
-        .unwrap_or_else(|_| panic!("{name}={text:?} is not a number"))
-}
-
 impl Config {
     fn from_env() -> Config {
-        let var = |name: &str, default: usize| {
-            std::env::var(name).map_or(default, |text| number(name, &text))
-        };
+        let var = env_number;
         let sizes = std::env::var("ANNALS_HISTORY_EVENTS")
             .map(|text| {
                 text.split(',')
@@ -119,26 +113,8 @@ impl Config {
     }
 }
 
-/// A deterministic, incompressible payload.
-fn payload(len: usize) -> Vec<u8> {
-    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect()
-}
-
 fn stream_name(i: usize) -> String {
     format!("history-{i:07}")
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn log(message: impl AsRef<str>) {
