@@ -467,3 +467,52 @@ fn a_checkpoint_the_log_after_it_does_not_continue_is_not_trusted_for_a_refusal(
         again.recovery_report()
     );
 }
+
+/// A stream table that leaves out a segment holding a stream's events (a
+/// checkpoint forged with a valid checksum) is found when the stream is
+/// read: an error naming the store's checkpoint file and the stream, never
+/// a short answer.
+#[test]
+fn a_stream_table_missing_a_segment_is_an_error_naming_the_checkpoint() {
+    use annals::format::checkpoint::{self, CheckpointFile, CheckpointStream};
+    let work = crashkit::ram_dir();
+    let dir = work.path();
+    let store = Store::open(dir, options()).unwrap();
+    fill(&store, 0, 120, 3);
+    store.close().unwrap();
+    let bytes = std::fs::read(dir.join(CHECKPOINT_FILE_NAME)).unwrap();
+    let file = CheckpointFile::parse(&bytes).unwrap();
+    // "s-0" without its first segment: ordinal 0 is the list's first byte.
+    let streams: Vec<CheckpointStream<'_>> = file
+        .streams()
+        .map(|s| {
+            if s.name == "s-0" {
+                assert_eq!(s.segment_list[0], 0, "s-0 starts in the first segment");
+                CheckpointStream {
+                    segment_list: &s.segment_list[1..],
+                    ..s
+                }
+            } else {
+                s
+            }
+        })
+        .collect();
+    let forged = checkpoint::encode(
+        file.written_unix_ns(),
+        &file.segments(),
+        streams.into_iter(),
+    );
+    std::fs::write(dir.join(CHECKPOINT_FILE_NAME), forged).unwrap();
+
+    let store = Store::open_read_only(dir).unwrap();
+    let error = store.read_stream("s-0", 1, usize::MAX).unwrap_err();
+    let finding = error.finding().expect("a finding");
+    assert_eq!(finding.path, dir.join(CHECKPOINT_FILE_NAME), "{error}");
+    assert!(error.to_string().contains("\"s-0\""), "{error}");
+    // The log itself is whole: a rebuild answers.
+    let rebuilt = Store::open_read_only_rebuilding_index(dir).unwrap();
+    assert_eq!(
+        rebuilt.read_stream("s-0", 1, usize::MAX).unwrap().len(),
+        160
+    );
+}

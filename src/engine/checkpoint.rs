@@ -199,7 +199,7 @@ pub(crate) fn load(
     };
 
     // The index of the covered segments.
-    let mut index = Index::new();
+    let mut index = Index::new(dir);
     let mut rebuilt = Vec::new();
     for (binding, segment) in bindings.iter().zip(&segments) {
         let mut segment_index = SegmentIndex::from_binding(binding);

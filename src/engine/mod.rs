@@ -170,7 +170,7 @@ impl Engine {
         options.validate()?;
         let header = writer::new_header(&options, 0, &crate::format::chain::GENESIS)?;
         let segment = Arc::new(Segment::create_in_memory(&header)?);
-        let mut index = Index::new();
+        let mut index = Index::new(Path::new("(memory)"));
         index.start_segment(0, crate::format::chain::GENESIS);
         let start = crate::format::SEGMENT_HEADER_LEN;
         let writer = Writer::new(Arc::clone(&segment), 0, false, start, 0);

@@ -360,7 +360,7 @@ fn load_once(
         Some(resumed) => (resumed.walk, resumed.index, resumed.rebuilt),
         None => (
             LogWalk::new(dir, newest_role, hooks),
-            Index::new(),
+            Index::new(dir),
             Vec::new(),
         ),
     };

@@ -93,18 +93,16 @@ pub(crate) struct Index {
     pub segments: Vec<SegmentIndex>,
     /// Index files found damaged on first use (and rebuilt).
     pub late_findings: LateFindings,
-}
-
-impl Default for Index {
-    fn default() -> Index {
-        Index::new()
-    }
+    /// The store's index checkpoint, named by errors about it.
+    checkpoint_path: std::path::PathBuf,
 }
 
 impl Index {
-    /// An empty index: no segments, the chain at its genesis value.
-    pub fn new() -> Index {
+    /// An empty index of the store in `dir`: no segments, the chain at its
+    /// genesis value.
+    pub fn new(dir: &std::path::Path) -> Index {
         Index {
+            checkpoint_path: dir.join(crate::format::checkpoint::CHECKPOINT_FILE_NAME),
             streams: IdMap::default(),
             segments: Vec::new(),
             late_findings: LateFindings::default(),
@@ -301,7 +299,7 @@ impl Index {
         }
         if out.len() as u64 != to - from {
             return Err(crate::error::Error::found(
-                std::path::Path::new(crate::format::checkpoint::CHECKPOINT_FILE_NAME),
+                &self.checkpoint_path,
                 0,
                 None,
                 crate::log::finding::FindingKind::IndexCheckpoint {
