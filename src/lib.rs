@@ -73,6 +73,7 @@ mod options;
 pub mod ship;
 mod snapshot;
 mod store;
+pub mod system_streams;
 
 pub use audit::repair::{
     Cut, LostEvents, Repair, RepairPlan, RewriteFooter, StaleSnapshot, ZeroFrom,
