@@ -46,6 +46,12 @@ pub trait StorageHooks: Send + Sync {
     fn before_derived_file_step(&self, _path: &Path, _step: DerivedFileStep) -> io::Result<()> {
         Ok(())
     }
+
+    /// Called before a file of the store is removed on purpose (a retired
+    /// segment or its index file). An error fails the removal.
+    fn before_remove_file(&self, _path: &Path) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The steps of writing a derived file atomically, in order.
@@ -108,6 +114,14 @@ impl Hooks {
         self.0
             .as_ref()
             .map_or(Ok(()), |h| h.before_derived_file_step(path, step))
+    }
+}
+
+impl Hooks {
+    pub(crate) fn before_remove_file(&self, path: &Path) -> io::Result<()> {
+        self.0
+            .as_ref()
+            .map_or(Ok(()), |h| h.before_remove_file(path))
     }
 }
 

@@ -81,6 +81,7 @@ pub use audit::repair::{
 pub use audit::salvage::{SalvageReport, salvage};
 pub use audit::verify;
 pub use engine::recovery::{Recovered, RecoveryAction, RecoveryReport};
+pub use engine::retire::{RetireOptions, RetiredFile, Retirement};
 pub use error::{Error, Result};
 pub use event::{
     AppendResult, EventData, EventDataRef, EventView, ExpectedVersion, RecordedEvent, Uuid,

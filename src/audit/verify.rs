@@ -171,9 +171,21 @@ impl fmt::Display for ExpectedHead {
 pub struct VerifyOptions {
     /// A head digest kept elsewhere that the log must still reach, unchanged.
     pub expected_head: Option<ExpectedHead>,
+    /// A directory holding the segments retired from the store (moved
+    /// there by a retirement with an archive): the whole chain is then
+    /// checked from genesis, and the cut the retention manifest records
+    /// against it.
+    pub archive: Option<PathBuf>,
 }
 
 impl VerifyOptions {
+    /// Also reads the segments retired from the store from `archive`, so
+    /// that the whole history is checked from genesis.
+    pub fn archive(mut self, archive: impl Into<PathBuf>) -> Self {
+        self.archive = Some(archive.into());
+        self
+    }
+
     /// Also checks that the log still contains, unchanged, everything up to
     /// `head` (see [`HeadCheck`]).
     pub fn expect_head(mut self, head: ExpectedHead) -> Self {
@@ -423,6 +435,24 @@ pub struct VerifyReport {
     pub first_chain_break: Option<ChainBreak>,
     /// The outcome of the expected-head check, when one was asked for.
     pub head_check: Option<HeadCheck>,
+    /// The prefix of the log retired from the store, if any.
+    pub retired: Option<RetiredPrefix>,
+}
+
+/// The prefix of the log retired from a store, as its retention manifest
+/// (`annals.retention`) records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredPrefix {
+    /// Position of the first event the store keeps.
+    pub first_retained_position: u64,
+    /// The chain value recorded at the cut: the store's log is checked
+    /// from it (unless `archive_checked`).
+    pub chain_at_cut: [u8; CHAIN_LEN],
+    /// How many retirements the manifest records.
+    pub retirements: usize,
+    /// Whether the retired segments were read from an archive, and the
+    /// chain checked from genesis through them.
+    pub archive_checked: bool,
 }
 
 impl VerifyReport {
@@ -466,6 +496,25 @@ impl fmt::Display for VerifyReport {
         match s.head_position {
             Some(position) => writeln!(f, "head {}@{position}", s.head_hex())?,
             None => writeln!(f, "head {} (empty log)", s.head_hex())?,
+        }
+        if let Some(retired) = &self.retired {
+            let start = retired.first_retained_position;
+            if retired.archive_checked {
+                writeln!(
+                    f,
+                    "positions 0..{start} retired ({}), read from the archive: the chain is \
+                     checked from genesis",
+                    count(retired.retirements as u64, "retirement")
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "positions 0..{start} retired ({}): the chain is checked from the value \
+                     the retention manifest records at the cut, {}",
+                    count(retired.retirements as u64, "retirement"),
+                    chain::to_hex(&retired.chain_at_cut)
+                )?;
+            }
         }
         if let Some(check) = &self.head_check {
             writeln!(f, "expected head: {check}")?;
@@ -536,7 +585,18 @@ pub fn verify_with_progress(
     } else {
         SegmentRole::Newest
     };
-    LogWalk::new(dir, newest_role, &Default::default()).walk_all(&mut verifier)?;
+    let mut walk = LogWalk::new(dir, newest_role, &Default::default());
+    if let Some(archive) = &options.archive {
+        directory::check_store_dir(archive)?;
+        walk = walk.with_archive(archive);
+    }
+    walk.walk_all(&mut verifier)?;
+    if options.archive.is_some() && verifier.report.retired.is_none() {
+        return Err(Error::InvalidArgument(format!(
+            "{} has no retired segments (no retention manifest): an archive is not needed",
+            dir.display()
+        )));
+    }
     Ok(verifier.finish())
 }
 
@@ -570,6 +630,12 @@ struct Verifier<'p> {
     /// Whether the expected head is the chain value of the sync marker a
     /// close would have appended right after that batch.
     head_is_missing_marker: bool,
+    /// Read from an archive: the cut the manifest records, checked when the
+    /// walk reaches it.
+    cut_to_check: Option<std::sync::Arc<crate::log::retention::Anchor>>,
+    /// The chain value the log starts from: genesis, or the one recorded
+    /// at the cut.
+    start_chain: [u8; CHAIN_LEN],
 }
 
 impl Visitor for Verifier<'_> {
@@ -577,7 +643,37 @@ impl Visitor for Verifier<'_> {
         self.streams.get(stream).copied()
     }
 
+    fn anchored(&mut self, anchor: &crate::log::retention::Anchor, from_archive: bool) {
+        self.report.retired = Some(RetiredPrefix {
+            first_retained_position: anchor.position,
+            chain_at_cut: anchor.chain,
+            retirements: anchor.manifest.records.len(),
+            archive_checked: from_archive,
+        });
+        if from_archive {
+            self.cut_to_check = Some(std::sync::Arc::new(crate::log::retention::Anchor {
+                position: anchor.position,
+                chain: anchor.chain,
+                last_timestamp_ns: anchor.last_timestamp_ns,
+                streams: anchor.streams.clone(),
+                manifest: anchor.manifest.clone(),
+            }));
+        } else {
+            // The manifest vouches for the chain value at the cut; the log
+            // after it is recomputed from there.
+            self.start_chain = anchor.chain;
+            self.computed = anchor.chain;
+            self.stored = anchor.chain;
+        }
+    }
+
     fn segment(&mut self, _ordinal: usize, segment: &std::sync::Arc<Segment>, _role: SegmentRole) {
+        if let Some(cut) = self
+            .cut_to_check
+            .take_if(|cut| cut.position <= segment.header.base_position)
+        {
+            self.check_cut(&cut, segment);
+        }
         if self.report.summary.segments > 0 {
             self.bytes_before_segment += self.segment_len;
         }
@@ -606,7 +702,7 @@ impl Visitor for Verifier<'_> {
             }
         } else if let Some(previous) = seen.previous_chain
             && self.report.summary.batches == 0
-            && previous != GENESIS
+            && previous != self.start_chain
         {
             // The first batch read does not start from genesis.
             self.computed_from_genesis = false;
@@ -741,6 +837,7 @@ impl<'p> Verifier<'p> {
                 warning_count: 0,
                 first_chain_break: None,
                 head_check: None,
+                retired: None,
             },
             progress,
             bytes_total,
@@ -756,6 +853,8 @@ impl<'p> Verifier<'p> {
             expected_head,
             head_mismatch: None,
             head_is_missing_marker: false,
+            cut_to_check: None,
+            start_chain: GENESIS,
         };
         if let Some(head) = expected_head
             && head.position.is_none()
@@ -953,6 +1052,63 @@ impl<'p> Verifier<'p> {
         self.computed = computed;
         self.stored = stored;
         self.check_expected_head(batch, last_position, path);
+    }
+
+    /// Read from an archive, the log reached the cut the retention
+    /// manifest records (at `segment`, the first kept one): the manifest
+    /// must agree with the history read, position, chain value and every
+    /// stream's version.
+    fn check_cut(&mut self, cut: &crate::log::retention::Anchor, segment: &Segment) {
+        let mut disagreements = Vec::new();
+        if segment.header.base_position != cut.position {
+            disagreements.push(format!(
+                "the log continues at position {} after the archive, not at the cut, {}",
+                segment.header.base_position, cut.position
+            ));
+        }
+        if self.stored != cut.chain {
+            disagreements.push(format!(
+                "the chain value there is {}, the manifest records {}",
+                chain::to_hex(&self.stored),
+                chain::to_hex(&cut.chain)
+            ));
+        }
+        let mut streams: Vec<_> = self
+            .streams
+            .iter()
+            .filter(|(name, (version, _))| cut.streams.get(&**name) != Some(version))
+            .map(|(name, (version, _))| (name.clone(), Some(*version)))
+            .collect();
+        streams.extend(
+            cut.streams
+                .keys()
+                .filter(|name| !self.streams.contains_key(&**name))
+                .map(|name| (name.clone(), None)),
+        );
+        streams.sort();
+        if let Some((name, read)) = streams.first() {
+            disagreements.push(format!(
+                "{} streams differ, first {name:?}: version {} in the archive, {} in the manifest",
+                streams.len(),
+                read.map_or("none".to_string(), |v| v.to_string()),
+                cut.streams
+                    .get(&**name)
+                    .map_or("none".to_string(), |v| v.to_string())
+            ));
+        }
+        if !disagreements.is_empty() {
+            let message = format!(
+                "the retention manifest's cut does not match the archived history: {}",
+                disagreements.join("; ")
+            );
+            self.corrupt(
+                &segment.path,
+                ProblemKind::Sequence,
+                0,
+                Some(cut.position),
+                message,
+            );
+        }
     }
 
     fn check_expected_head(&mut self, batch: &BatchRef<'_>, last_position: u64, path: &Path) {

@@ -22,6 +22,7 @@ use crate::index::segment::Contents;
 use crate::index::{Index, MemoryIndex, SegmentIndex, StreamEntry};
 use crate::log::derived_file;
 use crate::log::directory;
+use crate::log::retention;
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::scan::{Cursor, Tally};
 use crate::log::segment::Segment;
@@ -54,8 +55,13 @@ pub(crate) fn encode(
     } else {
         through + 1
     };
-    let mut segments = Vec::with_capacity(through + 1);
-    for ordinal in 0..sealed {
+    // Segments retired while the store is open keep their ordinals in
+    // memory; the checkpoint numbers the kept ones from 0, as an open does.
+    let first = index.retained_from();
+    assert!(through >= first, "the active segment is never retired");
+    let first_u32 = u32::try_from(first).ok()?;
+    let mut segments = Vec::with_capacity(through + 1 - first);
+    for ordinal in first..sealed {
         segments.push(index_files::sealed_binding(
             &state.segments[ordinal],
             &index.segments[ordinal],
@@ -82,15 +88,21 @@ pub(crate) fn encode(
             let version = entry.version - later;
             let in_prefix = prefix_memory.is_some_and(|memory| memory.streams.contains_key(name));
             let listed_beyond = entry.last_listed.is_some_and(|l| l > through_u32);
-            let list = if listed_beyond || (in_prefix && entry.last_listed != Some(through_u32)) {
+            let list = if first > 0
+                || listed_beyond
+                || (in_prefix && entry.last_listed != Some(through_u32))
+            {
                 let mut list = Vec::new();
                 let mut last = None;
-                for ordinal in segment_list::iter(&entry.segments).filter(|&o| o <= through_u32) {
-                    segment_list::push(&mut list, last, ordinal);
-                    last = Some(ordinal);
-                }
-                if in_prefix && last != Some(through_u32) {
-                    segment_list::push(&mut list, last, through_u32);
+                let listed = segment_list::iter(&entry.segments).filter(|&o| o <= through_u32);
+                let prefix = (in_prefix && entry.last_listed.is_none_or(|l| l < through_u32))
+                    .then_some(through_u32);
+                for ordinal in listed.chain(prefix) {
+                    let ordinal = ordinal - first_u32;
+                    if last != Some(ordinal) {
+                        segment_list::push(&mut list, last, ordinal);
+                        last = Some(ordinal);
+                    }
                 }
                 Cow::Owned(list)
             } else {
@@ -155,7 +167,13 @@ pub(crate) fn load(
         offset: 0,
         position: None,
     };
-    let listing = directory::list_segments(dir).map_err(|e| problem(e.to_string()))?;
+    let mut listing = directory::list_segments(dir).map_err(|e| problem(e.to_string()))?;
+    // After a retirement the log starts at its cut: a checkpoint written
+    // before it may still cover the retired segments, which are skipped
+    // (and the stream table's ordinals renumbered) rather than rebuilt.
+    let anchor = retention::read_anchor(dir).map_err(|e| problem(e.to_string()))?;
+    let start = anchor.as_ref().map_or(0, |a| a.position);
+    listing.segments.retain(|(base, _)| *base >= start);
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -168,7 +186,12 @@ pub(crate) fn load(
         Err(e) => return Err(problem(format!("cannot be read: {e}"))),
     };
     let file = CheckpointFile::parse(&bytes).map_err(|e| problem(format!("damaged: {e}")))?;
-    let bindings = file.segments();
+    let all_bindings = file.segments();
+    let retired = all_bindings
+        .iter()
+        .take_while(|binding| binding.base_position < start)
+        .count();
+    let bindings = &all_bindings[retired..];
     if bindings.len() > listing.segments.len() {
         return Err(problem(format!(
             "covers {} segments, the store has {}",
@@ -178,7 +201,7 @@ pub(crate) fn load(
     }
     // Each covered segment: the same file, the same bytes.
     let mut segments = Vec::with_capacity(bindings.len());
-    let mut chain = crate::format::chain::GENESIS;
+    let mut chain = anchor.as_ref().map_or(crate::format::chain::GENESIS, |a| a.chain);
     for (i, (binding, (base, seg_path))) in bindings.iter().zip(&listing.segments).enumerate() {
         if *base != binding.base_position {
             return Err(problem(format!(
@@ -188,7 +211,7 @@ pub(crate) fn load(
         }
         let segment = Segment::open(seg_path, false, hooks)
             .map_err(|e| problem(format!("covers {}: {e}", seg_path.display())))?;
-        check_segment(&segment, binding, i == 0, &chain)
+        check_segment(&segment, binding, i == 0 && anchor.is_none(), &chain)
             .map_err(|why| problem(format!("does not match {}: {why}", segment.path.display())))?;
         chain = binding.chain_end;
         segments.push(Arc::new(segment));
@@ -250,7 +273,13 @@ pub(crate) fn load(
         }
         index.segments.push(segment_index);
     }
+    if let Some(anchor) = &anchor {
+        index.mark_cut(anchor.last_timestamp_ns);
+    }
     let count = u32::try_from(bindings.len()).map_err(|_| problem("too many segments".into()))?;
+    let all_count =
+        u32::try_from(all_bindings.len()).map_err(|_| problem("too many segments".into()))?;
+    let retired = u32::try_from(retired).expect("fewer than all");
     // The newest segment is never listed in the stream table while it is
     // the active one (it is listed when the next one starts): a prefix
     // covered at close is taken off the lists again.
@@ -258,9 +287,27 @@ pub(crate) fn load(
     // Sized once: the count is checked against the file's length by parse.
     index.reserve_streams(usize::try_from(file.stream_count()).unwrap_or(0));
     for stream in file.streams() {
-        let (_, last_listed) = segment_list::validate(stream.segment_list, count)
+        let (_, last_listed) = segment_list::validate(stream.segment_list, all_count)
             .map_err(|why| problem(format!("stream {:?}: {why}", stream.name)))?;
-        let entry = if last_listed.is_some() && last_listed == active {
+        let last_listed = last_listed.and_then(|last| last.checked_sub(retired));
+        let entry = if retired > 0 || (last_listed.is_some() && last_listed == active) {
+            // Ordinals of retired segments leave the list, the others move
+            // down; the active segment's is taken off (see above).
+            let mut segments = Vec::new();
+            let mut listed = None;
+            for ordinal in segment_list::iter(stream.segment_list)
+                .filter_map(|o| o.checked_sub(retired))
+                .filter(|&o| Some(o) != active)
+            {
+                segment_list::push(&mut segments, listed, ordinal);
+                listed = Some(ordinal);
+            }
+            StreamEntry {
+                version: stream.version,
+                segments,
+                last_listed: listed,
+            }
+        } else if last_listed.is_some() && last_listed == active {
             let mut segments = Vec::new();
             let mut listed = None;
             for ordinal in segment_list::iter(stream.segment_list).filter(|&o| Some(o) != active) {
@@ -311,7 +358,9 @@ pub(crate) fn load(
         .iter()
         .rev()
         .find(|b| b.event_count > 0)
-        .map(|b| b.last_timestamp_ns);
+        .map(|b| b.last_timestamp_ns)
+        .or(anchor.as_ref().map(|a| a.last_timestamp_ns));
+    cursor.anchor = anchor;
     let tally = (!last.sealed).then(|| {
         Tally::resume(
             last.data_end as usize,

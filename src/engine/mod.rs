@@ -10,6 +10,7 @@ pub(crate) mod index_files;
 pub(crate) mod indexer;
 pub(crate) mod read_events;
 pub(crate) mod recovery;
+pub(crate) mod retire;
 pub(crate) mod settings;
 pub(crate) mod writer;
 
@@ -54,6 +55,8 @@ pub(crate) struct Engine {
     /// engine is dropped: a subscription keeps the engine alive beyond the
     /// store, and must not keep the lock.
     lock_file: Mutex<Option<File>>,
+    /// Held by a retirement of segments: one at a time.
+    retire_lock: Mutex<()>,
 }
 
 /// The index and the segments it points into, changed together.
@@ -124,6 +127,7 @@ impl Engine {
             report: loaded.report,
             follower: None,
             lock_file: Mutex::new(Some(lock_file)),
+            retire_lock: Mutex::new(()),
             options,
         };
         if !loaded.checkpoint_current {
@@ -162,6 +166,7 @@ impl Engine {
             report: loaded.report,
             follower: Some(Mutex::new(recovery::Follower::new(loaded.walk))),
             lock_file: Mutex::new(None),
+            retire_lock: Mutex::new(()),
         })
     }
 
@@ -189,6 +194,7 @@ impl Engine {
             report: RecoveryReport::default(),
             follower: None,
             lock_file: Mutex::new(None),
+            retire_lock: Mutex::new(()),
             options,
         })
     }

@@ -91,6 +91,9 @@ pub(crate) struct LogStart {
 /// # Errors
 /// [`Error::Corrupt`] when the segment's index file and the segment are damaged.
 pub(crate) fn log_start(state: &State, from_position: u64) -> Result<Option<LogStart>> {
+    // Positions before the first kept event were retired: reading starts
+    // at the first kept one (as a Kafka consumer's earliest offset).
+    let from_position = from_position.max(state.index.start_position());
     let Some(ordinal) = state.index.segment_of_position(from_position) else {
         return Ok(None);
     };

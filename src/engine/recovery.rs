@@ -222,6 +222,11 @@ impl Visitor for IndexBuilder<'_, '_> {
         }
     }
 
+    fn anchored(&mut self, anchor: &crate::log::retention::Anchor, from_archive: bool) {
+        assert!(!from_archive, "an open never reads an archive");
+        self.index.anchored(anchor);
+    }
+
     fn segment(&mut self, _ordinal: usize, segment: &Arc<Segment>, _role: SegmentRole) {
         self.index
             .start_segment(segment.header.base_position, segment.header.chain_start);
@@ -458,6 +463,28 @@ fn discard_leftovers(
                     ));
                 }
             }
+            items.push(Recovered {
+                finding: finding.clone(),
+                action: RecoveryAction::Removed,
+            });
+        }
+        if let FindingKind::RetiredSegment { recorded: true, .. } = finding.kind {
+            // The manifest retiring it is durable: finish the retirement.
+            let index_file = crate::format::parse_segment_file_name(
+                &finding.path.file_name().unwrap_or_default().to_string_lossy(),
+            )
+            .map(|base| {
+                walk.dir()
+                    .join(crate::format::index_file::index_file_name(base))
+            });
+            for path in index_file.iter().chain([&finding.path]) {
+                match fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("removing retired segment", path, e)),
+                }
+            }
+            directory::sync_dir(walk.dir())?;
             items.push(Recovered {
                 finding: finding.clone(),
                 action: RecoveryAction::Removed,

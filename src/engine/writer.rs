@@ -485,6 +485,11 @@ fn repeated_append(
         state
             .index
             .stream_locations(request.stream, expected + 1, expected + count + 1)?;
+    if locations.len() as u64 != count {
+        // Some of those versions were retired: a retry cannot be told from
+        // a conflict, so it is one.
+        return Ok(None);
+    }
     let mut positions = Vec::with_capacity(request.events.len());
     for (event, &location) in request.events.iter().zip(&locations) {
         let Some(id) = event.id else { return Ok(None) };

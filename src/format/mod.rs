@@ -21,6 +21,7 @@ pub mod footer;
 pub mod frame;
 pub mod header;
 pub mod index_file;
+pub mod retention;
 pub mod scan;
 pub mod segment_list;
 pub mod settings;

@@ -95,6 +95,16 @@ pub(crate) struct Index {
     pub late_findings: LateFindings,
     /// The store's index checkpoint, named by errors about it.
     checkpoint_path: std::path::PathBuf,
+    /// Ordinal of the first segment kept: those before were retired while
+    /// the store was open (their slots stay, empty, so that ordinals held
+    /// by the writer and durability do not move).
+    retained_from: usize,
+    /// Whether the log was cut (segments retired, now or before this open):
+    /// a stream's events before its first kept one are gone.
+    cut: bool,
+    /// Timestamp of the last retired event (0 if none): the newest kept
+    /// segments may hold none.
+    cut_last_timestamp_ns: u64,
 }
 
 impl Index {
@@ -106,7 +116,116 @@ impl Index {
             streams: IdMap::default(),
             segments: Vec::new(),
             late_findings: LateFindings::default(),
+            retained_from: 0,
+            cut: false,
+            cut_last_timestamp_ns: 0,
         }
+    }
+
+    /// Starts the index of a log that begins at a cut: each stream with
+    /// retired events at its version there, with no segments listed.
+    pub fn anchored(&mut self, anchor: &crate::log::retention::Anchor) {
+        assert!(self.segments.is_empty(), "the cut comes before any segment");
+        self.cut = true;
+        self.cut_last_timestamp_ns = anchor.last_timestamp_ns;
+        self.streams.reserve(anchor.streams.len());
+        for (name, &version) in &anchor.streams {
+            self.streams.insert(
+                name.clone(),
+                StreamEntry {
+                    version,
+                    ..StreamEntry::default()
+                },
+            );
+        }
+    }
+
+    /// Marks the log as cut (a checkpoint loaded after a retirement).
+    pub fn mark_cut(&mut self, last_timestamp_ns: u64) {
+        self.cut = true;
+        self.cut_last_timestamp_ns = last_timestamp_ns;
+    }
+
+    /// Forgets the segments before ordinal `keep_from` (retired now): their
+    /// contents leave the heap, the stream table stops listing them, and
+    /// reads start at `keep_from`. The segments stay as empty slots.
+    pub fn retire_before(&mut self, keep_from: usize) {
+        assert!(
+            keep_from >= self.retained_from && keep_from < self.segments.len(),
+            "only sealed segments after those retired before can be retired"
+        );
+        if keep_from == self.retained_from {
+            return;
+        }
+        let first_kept = u32::try_from(keep_from).expect("segment ordinals fit u32");
+        for entry in self.streams.values_mut() {
+            if entry.last_listed.is_none() || segment_list::iter(&entry.segments).next() >= Some(first_kept) {
+                continue;
+            }
+            let mut kept = Vec::new();
+            let mut last = None;
+            for ordinal in segment_list::iter(&entry.segments).filter(|&o| o >= first_kept) {
+                segment_list::push(&mut kept, last, ordinal);
+                last = Some(ordinal);
+            }
+            entry.segments = kept;
+            entry.last_listed = last;
+        }
+        let last_retired = &self.segments[keep_from - 1];
+        self.cut_last_timestamp_ns = self.cut_last_timestamp_ns.max(last_retired.last_timestamp_ns);
+        for segment in &mut self.segments[self.retained_from..keep_from] {
+            segment.contents = segment::Contents::Memory(Box::default());
+        }
+        self.retained_from = keep_from;
+        self.cut = true;
+    }
+
+    /// Timestamp of the last retired event (0 if none).
+    pub fn cut_timestamp_ns(&self) -> u64 {
+        self.cut_last_timestamp_ns
+    }
+
+    /// Each stream's version before the segment `ordinal`, sorted by name:
+    /// streams with no event before it left out.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] when an index file and its segment are damaged.
+    pub fn versions_before(&self, ordinal: usize) -> Result<Vec<(String, u64)>> {
+        let mut later: HashMap<&str, u64> = HashMap::new();
+        for segment in &self.segments[ordinal..] {
+            let view = segment.view()?;
+            let mut names = Vec::new();
+            view.for_each_stream(|name| names.push(name.to_string()));
+            for name in names {
+                let count = view.stream(&name).map_or(0, |events| events.len());
+                if let Some((key, _)) = self.streams.get_key_value(name.as_str()) {
+                    *later.entry(key).or_default() += count;
+                }
+            }
+        }
+        let mut versions: Vec<(String, u64)> = self
+            .streams
+            .iter()
+            .filter_map(|(name, entry)| {
+                let version = entry.version - later.get(&**name).copied().unwrap_or(0);
+                (version > 0).then(|| (name.to_string(), version))
+            })
+            .collect();
+        versions.sort_unstable();
+        Ok(versions)
+    }
+
+    /// Ordinal of the first segment kept (0 unless segments were retired
+    /// while the store was open).
+    pub fn retained_from(&self) -> usize {
+        self.retained_from
+    }
+
+    /// Position of the first event kept: where reading the log starts.
+    pub fn start_position(&self) -> u64 {
+        self.segments
+            .get(self.retained_from)
+            .map_or(0, |segment| segment.base_position)
     }
 
     /// Current version of `stream` (0 when it does not exist).
@@ -149,7 +268,9 @@ impl Index {
             .iter()
             .rev()
             .find(|segment| segment.event_count > 0)
-            .map_or(0, |segment| segment.last_timestamp_ns)
+            .map_or(self.cut_last_timestamp_ns, |segment| {
+                segment.last_timestamp_ns
+            })
     }
 
     /// Position the next appended event will get.
@@ -235,7 +356,7 @@ impl Index {
     /// # Errors
     /// [`crate::Error::Corrupt`] when an index file and its segment are damaged.
     pub fn command(&self, command_id: &str) -> Result<Option<CommandRecord>> {
-        for segment in self.segments.iter().rev() {
+        for segment in self.segments[self.retained_from..].iter().rev() {
             if let Some(record) = segment.view()?.command(command_id) {
                 return Ok(Some(record));
             }
@@ -254,7 +375,7 @@ impl Index {
         let Some(entry) = self.streams.get(stream) else {
             return Ok(Vec::new());
         };
-        let from = from.max(1);
+        let mut from = from.max(1);
         let to = to.min(entry.version + 1);
         if from >= to {
             return Ok(Vec::new());
@@ -262,6 +383,21 @@ impl Index {
         let mut out = Vec::with_capacity(usize::try_from(to - from).unwrap_or(0).min(1 << 16));
         let newest = self.segments.len().checked_sub(1);
         let ordinals: Vec<usize> = entry.segments(newest).collect();
+        // Once the log was cut, a stream's events before its first kept one
+        // are gone: reads start there.
+        if self.cut {
+            let first_kept = match ordinals.first() {
+                Some(&ordinal) => self.segments[ordinal]
+                    .view()?
+                    .stream(stream)
+                    .map_or(to, |events| events.first_version()),
+                None => to,
+            };
+            if first_kept >= to {
+                return Ok(Vec::new());
+            }
+            from = from.max(first_kept);
+        }
         // The stream's runs ascend by version along its segments: a binary
         // search finds the first that reaches `from`, so that reading a page
         // of a long stream does not look at every segment before it.
@@ -325,7 +461,7 @@ impl Index {
     pub fn correlated(&self, correlation_id: &str) -> Result<Vec<Run>> {
         let hash = stable_hash(correlation_id.as_bytes());
         let mut out = Vec::new();
-        for (ordinal, segment) in self.segments.iter().enumerate() {
+        for (ordinal, segment) in self.segments.iter().enumerate().skip(self.retained_from) {
             segment.correlated_runs(ordinal, hash, &mut out)?;
         }
         Ok(out)
@@ -333,10 +469,11 @@ impl Index {
 
     /// The segment holding `position`, as its ordinal, if any.
     pub fn segment_of_position(&self, position: u64) -> Option<usize> {
-        let ordinal = self
-            .segments
-            .partition_point(|s| s.base_position <= position)
-            .checked_sub(1)?;
+        let kept = &self.segments[self.retained_from..];
+        let ordinal = self.retained_from
+            + kept
+                .partition_point(|s| s.base_position <= position)
+                .checked_sub(1)?;
         (position < self.segments[ordinal].end_position()).then_some(ordinal)
     }
 

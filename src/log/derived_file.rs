@@ -13,6 +13,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::format::checkpoint::CHECKPOINT_FILE_NAME;
 use crate::format::index_file::parse_index_file_name;
+use crate::format::retention::RETENTION_FILE_NAME;
 use crate::hooks::{DerivedFileStep, Hooks};
 
 use super::directory::sync_dir;
@@ -23,8 +24,90 @@ pub(crate) const DERIVED_TEMP_SUFFIX: &str = ".tmp";
 /// Whether `name` (without a directory) is the temporary file of a derived
 /// file being written: `<20 digits>.idx.tmp` or `index.checkpoint.tmp`.
 pub(crate) fn is_derived_temp_name(name: &str) -> bool {
-    name.strip_suffix(DERIVED_TEMP_SUFFIX)
-        .is_some_and(|name| name == CHECKPOINT_FILE_NAME || parse_index_file_name(name).is_some())
+    name.strip_suffix(DERIVED_TEMP_SUFFIX).is_some_and(|name| {
+        name == CHECKPOINT_FILE_NAME
+            || name == RETENTION_FILE_NAME
+            || parse_index_file_name(name).is_some()
+    })
+}
+
+/// Copies the file `source` to `dir/name` atomically and durably, as
+/// [`write_atomically`] writes (same steps, same hooks), streaming it
+/// rather than holding it in memory. Returns the SHA-256 of the bytes
+/// copied, read from the copy after it was synced, so that the caller can
+/// compare it with the source's.
+///
+/// # Errors
+/// As [`write_atomically`]; [`Error::Io`] when `source` cannot be read.
+pub(crate) fn copy_atomically(
+    source: &Path,
+    dir: &Path,
+    name: &str,
+    hooks: &Hooks,
+) -> Result<[u8; 32]> {
+    let path = dir.join(name);
+    let temp = dir.join(format!("{name}{DERIVED_TEMP_SUFFIX}"));
+    let copied = (|| {
+        hooks
+            .before_derived_file_step(&temp, DerivedFileStep::Write)
+            .and_then(|()| {
+                let mut from = fs::File::open(source)?;
+                let mut to = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&temp)?;
+                std::io::copy(&mut from, &mut to)?;
+                Ok(to)
+            })
+            .map_err(|e| Error::io("copying to", &temp, e))
+            .and_then(|file| {
+                hooks
+                    .before_derived_file_step(&temp, DerivedFileStep::Sync)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| Error::io("syncing copy", &temp, e))
+            })?;
+        let digest = sha256_of_file(&temp)?;
+        hooks
+            .before_derived_file_step(&path, DerivedFileStep::Rename)
+            .and_then(|()| fs::rename(&temp, &path))
+            .map_err(|e| Error::io("renaming copy", &path, e))?;
+        Ok(digest)
+    })();
+    let digest = match copied {
+        Ok(digest) => digest,
+        Err(error) => {
+            let _ = fs::remove_file(&temp);
+            return Err(error);
+        }
+    };
+    hooks
+        .before_derived_file_step(dir, DerivedFileStep::SyncDirectory)
+        .map_err(|e| Error::io("syncing directory", dir, e))?;
+    sync_dir(dir)?;
+    Ok(digest)
+}
+
+/// SHA-256 of a whole file, read in blocks.
+///
+/// # Errors
+/// [`Error::Io`] when it cannot be read.
+pub(crate) fn sha256_of_file(path: &Path) -> Result<[u8; 32]> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = fs::File::open(path).map_err(|e| Error::io("reading", path, e))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut block = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut block)
+            .map_err(|e| Error::io("reading", path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&block[..n]);
+    }
+    Ok(hasher.finalize().into())
 }
 
 /// Writes `bytes` to `dir/name` atomically and durably: `name.tmp` created

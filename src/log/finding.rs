@@ -175,6 +175,24 @@ pub enum FindingKind {
         /// What is wrong with it.
         detail: String,
     },
+    /// The retention manifest (`annals.retention`) is damaged, unreadable
+    /// or not a file. It is the only record of where a store whose first
+    /// segments were retired starts: refused like damaged log data.
+    RetentionManifest {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A segment file before the position the log starts at (the retention
+    /// manifest's cut). `recorded`: the manifest lists it (name and length)
+    /// as retired, so it is the leftover of a retirement a crash
+    /// interrupted, which a writer's open removes; otherwise it is a file
+    /// nothing accounts for, and refused.
+    RetiredSegment {
+        /// Whether the manifest records it as retired.
+        recorded: bool,
+        /// Where the log starts.
+        log_start: u64,
+    },
 }
 
 /// What shows that data had been durable.
@@ -312,6 +330,27 @@ impl fmt::Display for FindingKind {
             FindingKind::ChangedAfterOpen { detail } => write!(
                 f,
                 "{detail}: the record changed after the store checked it on open"
+            ),
+            FindingKind::RetentionManifest { detail } => write!(
+                f,
+                "the retention manifest is unusable ({detail}): where the log starts after \
+                 retired segments is unknown"
+            ),
+            FindingKind::RetiredSegment {
+                recorded: true,
+                log_start,
+            } => write!(
+                f,
+                "a segment before the log's start at position {log_start}, recorded as retired \
+                 by the retention manifest: left by a retirement that did not finish"
+            ),
+            FindingKind::RetiredSegment {
+                recorded: false,
+                log_start,
+            } => write!(
+                f,
+                "a segment before the log's start at position {log_start} that the retention \
+                 manifest does not record as retired"
             ),
             FindingKind::TemporaryFile => write!(
                 f,

@@ -5,6 +5,7 @@
 pub(crate) mod derived_file;
 pub(crate) mod directory;
 pub mod finding;
+pub(crate) mod retention;
 pub(crate) mod scan;
 pub(crate) mod segment;
 pub mod verdict;

@@ -52,6 +52,10 @@ pub(crate) struct Cursor {
     /// rather than from the batch before (after unreadable bytes or an
     /// unreadable segment): the chain cannot be followed across.
     pub chain_epoch: u32,
+    /// Where the log starts when its first segments were retired: the
+    /// versions its streams had at the cut, which the first kept events of
+    /// each continue (asked after the visitor, who has not seen them).
+    pub anchor: Option<std::sync::Arc<super::retention::Anchor>>,
 }
 
 impl Cursor {
@@ -64,7 +68,29 @@ impl Cursor {
             last_timestamp_ns: None,
             epoch: 0,
             chain_epoch: 0,
+            anchor: None,
         }
+    }
+
+    /// The state before the first kept batch of a log whose first segments
+    /// were retired: the cut `anchor` records.
+    pub fn anchored(anchor: std::sync::Arc<super::retention::Anchor>) -> Cursor {
+        Cursor {
+            last_timestamp_ns: Some(anchor.last_timestamp_ns),
+            ..Cursor::start(anchor.position, anchor.chain)
+        }
+        .with_anchor(anchor)
+    }
+
+    fn with_anchor(mut self, anchor: std::sync::Arc<super::retention::Anchor>) -> Cursor {
+        self.anchor = Some(anchor);
+        self
+    }
+
+    /// The last version of `stream` before the cut, if the log was cut.
+    fn version_at_cut(&self, stream: &str) -> Option<(u64, u32)> {
+        let version = *self.anchor.as_ref()?.streams.get(stream)?;
+        Some((version, 0))
     }
 
     /// The gap epoch of [`Cursor::alone`].
@@ -168,6 +194,11 @@ pub(crate) trait Visitor {
     /// The last version of `stream` seen so far and the gap epoch it was
     /// seen in; `None` for a stream not seen yet.
     fn stream_version(&self, stream: &str) -> Option<(u64, u32)>;
+
+    /// The log's first segments were retired at the cut `anchor` records
+    /// (said before any segment is announced). The walk starts there, or,
+    /// `from_archive`, reads the retired segments from an archive first.
+    fn anchored(&mut self, _anchor: &super::retention::Anchor, _from_archive: bool) {}
 
     /// A segment is about to be scanned (its header checked).
     fn segment(&mut self, ordinal: usize, segment: &std::sync::Arc<Segment>, role: SegmentRole);
@@ -384,7 +415,10 @@ fn out_of_sequence(
         });
     }
     let version = event.version;
-    let problem = match visitor.stream_version(event.stream) {
+    let known = visitor
+        .stream_version(event.stream)
+        .or_else(|| cursor.version_at_cut(event.stream));
+    let problem = match known {
         Some((previous, seen_in)) if seen_in == cursor.epoch => (Some(version)
             != previous.checked_add(1))
         .then(|| format!("jumps from version {previous} to {version}")),

@@ -134,6 +134,28 @@ impl Segment {
         })
     }
 
+    /// What stays of a segment retired while the store is open: its path
+    /// and header over a page of anonymous memory, so that its file's
+    /// mapping (and so its disk space) goes once no reader holds the old
+    /// [`Segment`]. The index never points into it.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a page cannot be mapped.
+    pub fn retired(&self) -> Result<Segment> {
+        let map = memmap2::MmapMut::map_anon(SEGMENT_HEADER_LEN)
+            .map_err(|e| Error::io("allocating retired segment's slot", &self.path, e))?;
+        Ok(Segment {
+            path: self.path.clone(),
+            header: self.header.clone(),
+            map: MmapRaw::from(map),
+            writable: false,
+            hooks: Hooks::default(),
+            file_len: 0,
+            mark: Mutex::new(MarkWriter::default()),
+            file: None,
+        })
+    }
+
     /// Opens and maps an existing segment file, checking that it is a
     /// regular file and that its header is valid.
     ///

@@ -65,6 +65,9 @@ pub fn verdict(kind: &FindingKind, role: SegmentRole) -> Verdict {
         ) => Verdict::Discard,
         // Derived data is never trusted over the log: rebuilt from it.
         (K::IndexFile { .. } | K::IndexCheckpoint { .. }, _) => Verdict::Rebuild,
+        // Retired by a manifest already durable: what a crash between
+        // writing it and removing the files leaves.
+        (K::RetiredSegment { recorded: true, .. }, _) => Verdict::Remove,
         // Anything else, and anything at all in a sealed segment, is damage
         // that no crash of the writer can cause.
         _ => Verdict::Refuse,

@@ -26,6 +26,7 @@ use crate::hooks::Hooks;
 
 use super::directory::{self, DirListing};
 use super::finding::FindingKind;
+use super::retention;
 use super::scan::{Cursor, Flow, ScanEnd, Tally, Visitor, report, scan_segment};
 use super::segment::Segment;
 use super::verdict::SegmentRole;
@@ -45,6 +46,9 @@ pub(crate) struct LogWalk {
     pub cursor: Cursor,
     /// Totals of the newest segment, so far.
     tally: Option<Tally>,
+    /// A directory holding the segments retired from the store: a walk
+    /// from scratch reads those before the cut from there, from genesis.
+    archive: Option<PathBuf>,
 }
 
 /// How a walk ended.
@@ -69,7 +73,15 @@ impl LogWalk {
             newest_sealed: false,
             cursor: Cursor::start(0, GENESIS),
             tally: None,
+            archive: None,
         }
+    }
+
+    /// The same walk, reading the segments retired from the store from
+    /// `archive` (`verify --archive`): the whole history from genesis.
+    pub fn with_archive(mut self, archive: &Path) -> LogWalk {
+        self.archive = Some(archive.to_path_buf());
+        self
     }
 
     /// The store directory walked.
@@ -110,6 +122,7 @@ impl LogWalk {
             segments,
             cursor,
             tally: last_tally,
+            archive: None,
         }
     }
 
@@ -146,6 +159,21 @@ impl LogWalk {
                 FindingKind::TemporaryFile,
             );
         }
+        let mut segments = segments;
+        if covered == 0 && self.segments.is_empty() {
+            match self.start(segments, directory_role, visitor)? {
+                Some(kept) => segments = kept,
+                None => return Ok(WalkEnd::Stopped),
+            }
+        } else if let Some(anchor) = self.cursor.anchor.clone() {
+            // A resumed walk (a checkpoint's, a follower's) started at the
+            // cut already: what lies before it is judged, not walked.
+            let (before, kept) = split_at_cut(segments, &anchor);
+            if report_before_cut(&before, &anchor, directory_role, visitor) == Flow::Stop {
+                return Ok(WalkEnd::Stopped);
+            }
+            segments = kept;
+        }
         let mut queue: VecDeque<(u64, PathBuf)> = segments.into_iter().skip(covered).collect();
         if !self.newest_sealed
             && let Some(segment) = self.segments.last().cloned()
@@ -180,6 +208,42 @@ impl LogWalk {
             }
         }
         Ok(WalkEnd::Done)
+    }
+
+    /// Where a walk from scratch starts: at position 0 and the genesis
+    /// chain value, or at the cut the retention manifest records (then the
+    /// visitor hears of it first). Returns the listed segments from the
+    /// start on (`None` when the visitor stopped the walk); those before it
+    /// are reported as retired segments.
+    ///
+    /// # Errors
+    /// The manifest's: [`Error::Corrupt`] when it is damaged.
+    fn start(
+        &mut self,
+        segments: Vec<(u64, PathBuf)>,
+        directory_role: SegmentRole,
+        visitor: &mut dyn Visitor,
+    ) -> Result<Option<Vec<(u64, PathBuf)>>> {
+        let Some(anchor) = retention::read_anchor(&self.dir)? else {
+            return Ok(Some(segments));
+        };
+        let from_archive = self.archive.is_some();
+        visitor.anchored(&anchor, from_archive);
+        if !from_archive {
+            self.cursor = Cursor::anchored(Arc::clone(&anchor));
+        }
+        let (before, mut kept) = split_at_cut(segments, &anchor);
+        if report_before_cut(&before, &anchor, directory_role, visitor) == Flow::Stop {
+            return Ok(None);
+        }
+        if let Some(archive) = &self.archive {
+            // From genesis: the archived segments before the cut first.
+            let archived = directory::list_segments(archive)?.segments;
+            let (mut history, _) = split_at_cut(archived, &anchor);
+            history.append(&mut kept);
+            kept = history;
+        }
+        Ok(Some(kept))
     }
 
     /// Picks up what a live writer appended since the last call: new
@@ -457,6 +521,44 @@ impl LogWalk {
         }
         Flow::Continue
     }
+}
+
+/// The listed segments before the cut `anchor` records, and the others.
+fn split_at_cut(
+    segments: Vec<(u64, PathBuf)>,
+    anchor: &retention::Anchor,
+) -> (Vec<(u64, PathBuf)>, Vec<(u64, PathBuf)>) {
+    segments
+        .into_iter()
+        .partition(|(base, _)| *base < anchor.position)
+}
+
+/// Reports each segment file before the cut: the leftover of a retirement
+/// the manifest records (its name and length), or a file nothing accounts for.
+fn report_before_cut(
+    before: &[(u64, PathBuf)],
+    anchor: &retention::Anchor,
+    role: SegmentRole,
+    visitor: &mut dyn Visitor,
+) -> Flow {
+    for (_, path) in before {
+        let recorded = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| anchor.retired_segment(name))
+            .zip(path.symlink_metadata().ok())
+            .is_some_and(|(retired, metadata)| {
+                metadata.is_file() && metadata.len() == retired.file_len
+            });
+        let kind = FindingKind::RetiredSegment {
+            recorded,
+            log_start: anchor.position,
+        };
+        if report(visitor, role, path, 0, None, kind).1 == Flow::Stop {
+            return Flow::Stop;
+        }
+    }
+    Flow::Continue
 }
 
 /// Checks the slots of a segment's durable mark: a crash can tear only the

@@ -3,6 +3,7 @@
 mod query;
 mod read;
 mod read_iter;
+mod retention;
 mod snapshots;
 mod subscription;
 

@@ -1,0 +1,67 @@
+//! Retention through the store: retiring whole sealed segments from the
+//! front of the log ([`crate::engine::retire`] has the steps and the crash
+//! analysis).
+
+use crate::engine::retire::{RetireOptions, Retirement};
+use crate::error::Result;
+
+use super::Store;
+
+impl Store {
+    /// Retires every sealed segment all of whose events lie before
+    /// `before_position`: records the cut in the retention manifest
+    /// (`annals.retention`), then removes the segments (moved to
+    /// `options.archive` first, if given: copied, synced and checked there).
+    /// Positions never change; the log then starts at
+    /// [`Retirement::first_retained_position`], streams keep their
+    /// versions, and reads start at the first kept event. Command ids of
+    /// retired batches are forgotten (idempotency holds over the kept log).
+    /// Returns what was retired (nothing, when no whole sealed segment lies
+    /// before the position).
+    ///
+    /// ```
+    /// use annals::{EventData, ExpectedVersion, Options, RetireOptions, Store};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path(), Options::default().segment_size_bytes(64 * 1024))?;
+    /// for _ in 0..100 {
+    ///     store.append("log", ExpectedVersion::Any, &[EventData::new("Line", vec![0; 2000])])?;
+    /// }
+    /// let plan = store.retirement_plan(50)?;
+    /// let done = store.retire_segments_before(50, &RetireOptions::default())?;
+    /// assert_eq!(done.segments, plan.segments);
+    /// assert!(done.first_retained_position <= 50);
+    /// assert_eq!(store.log_start_position(), done.first_retained_position);
+    /// assert_eq!(store.stream_version("log"), 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::Error::ReadOnly`] for a read-only store;
+    /// [`crate::Error::InvalidArgument`] for a position inside the active
+    /// segment, an in-memory store, or an unusable archive directory (then
+    /// nothing was retired); [`crate::Error::LimitExceeded`] for a reason
+    /// longer than 4096 bytes;
+    /// I/O errors. After an error the store is as before, or retired in
+    /// full: it opens either way.
+    pub fn retire_segments_before(
+        &self,
+        before_position: u64,
+        options: &RetireOptions,
+    ) -> Result<Retirement> {
+        self.engine.retire(before_position, options)
+    }
+
+    /// What [`Store::retire_segments_before`] would retire, changing nothing.
+    ///
+    /// # Errors
+    /// As [`Store::retire_segments_before`].
+    pub fn retirement_plan(&self, before_position: u64) -> Result<Retirement> {
+        self.engine.plan_retirement(before_position, None)
+    }
+
+    /// Position of the first event the store keeps: 0 unless segments
+    /// were retired.
+    pub fn log_start_position(&self) -> u64 {
+        self.engine.read_state().index.start_position()
+    }
+}
