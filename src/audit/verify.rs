@@ -455,6 +455,13 @@ pub struct RetiredPrefix {
     pub archive_checked: bool,
 }
 
+impl RetiredPrefix {
+    /// The chain value at the cut as 64 lower-case hexadecimal digits.
+    pub fn chain_at_cut_hex(&self) -> String {
+        chain::to_hex(&self.chain_at_cut)
+    }
+}
+
 impl VerifyReport {
     /// True when no corruption was found (warnings allowed) and, when an
     /// expected head was given, it matched.
@@ -512,7 +519,7 @@ impl fmt::Display for VerifyReport {
                     "positions 0..{start} retired ({}): the chain is checked from the value \
                      the retention manifest records at the cut, {}",
                     count(retired.retirements as u64, "retirement"),
-                    chain::to_hex(&retired.chain_at_cut)
+                    retired.chain_at_cut_hex()
                 )?;
             }
         }

@@ -49,6 +49,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Find the first damaged spot of a store and say what cutting it would remove (cut with --yes).
     Repair(RepairArgs),
+    /// Retire whole sealed segments before a date or position, deleting or archiving them (with --yes; a dry run without).
+    Retire(RetireArgs),
     /// Publish events, in log order, to a NATS JetStream stream, exactly once across restarts (feature `nats`).
     #[cfg(feature = "nats")]
     Ship(ShipArgs),
@@ -338,6 +340,40 @@ pub struct VerifyArgs {
     /// everything up to it.
     #[arg(long, value_name = "HEX[@POSITION]")]
     pub expect_head: Option<String>,
+    /// A directory holding the segments retired from the store (`retire
+    /// --archive`): the whole chain is then checked from genesis.
+    #[arg(long, value_name = "DIR")]
+    pub archive: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("cut").required(true).args(["before", "before_position"])))]
+pub struct RetireArgs {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// Retire the sealed segments whose events are all older than this
+    /// time (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`, UTC). Events before it that
+    /// are in the active segment stay until that segment is sealed.
+    #[arg(long, value_name = "TIME")]
+    pub before: Option<String>,
+    /// Retire the sealed segments whose events all lie before this
+    /// position. A position inside the active segment is refused.
+    #[arg(long, value_name = "POSITION")]
+    pub before_position: Option<u64>,
+    /// Move the segments to this directory (copied, synced and checked
+    /// there first) instead of deleting them: `verify --archive` then
+    /// checks the whole history.
+    #[arg(long, value_name = "DIR")]
+    pub archive: Option<PathBuf>,
+    /// Why, recorded in the store's retention manifest.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// Retire. Without it, only say what would be retired.
+    #[arg(long)]
+    pub yes: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

@@ -15,6 +15,7 @@ mod read;
 #[cfg(feature = "nats")]
 mod receive;
 mod repair;
+mod retire;
 #[cfg(feature = "nats")]
 mod ship;
 mod stats;
@@ -56,6 +57,7 @@ pub fn run() -> ExitCode {
         Command::Export(args) => export::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Repair(args) => repair::run(&args),
+        Command::Retire(args) => retire::run(&args),
         #[cfg(feature = "nats")]
         Command::Ship(args) => ship::run(&args),
         #[cfg(feature = "nats")]

@@ -17,6 +17,9 @@ pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
         })?;
         options = options.expect_head(head);
     }
+    if let Some(archive) = &args.archive {
+        options = options.archive(archive);
+    }
     let bar = progress_bar_bytes(0, "verifying");
     let report = annals::verify::verify_with_progress(&args.dir, &options, &mut |progress| {
         bar.set_length(progress.bytes_total);
@@ -71,6 +74,21 @@ fn report_text(report: &annals::VerifyReport) -> String {
         Some(position) => text += &format!("head {}@{position}\n", s.head_hex()),
         None => text += &format!("head {} (empty log)\n", s.head_hex()),
     }
+    if let Some(retired) = &report.retired {
+        text += &format!(
+            "positions 0..{} retired ({}): {}\n",
+            retired.first_retained_position,
+            count(retired.retirements as u64, "retirement", "retirements"),
+            if retired.archive_checked {
+                "read from the archive, the chain checked from genesis".to_string()
+            } else {
+                format!(
+                    "the chain checked from the value recorded at the cut, {}",
+                    retired.chain_at_cut_hex()
+                )
+            }
+        );
+    }
     if let Some(check) = &report.head_check {
         text += &format!("expected head: {check}\n");
     }
@@ -114,6 +132,12 @@ fn summary_json(report: &annals::VerifyReport) -> serde_json::Value {
         "head": s.head_hex(),
         "head_position": s.head_position,
         "expected_head": report.head_check.as_ref().map(|c| c.to_string()),
+        "retired": report.retired.as_ref().map(|r| serde_json::json!({
+            "first_retained_position": r.first_retained_position,
+            "retirements": r.retirements,
+            "chain_at_cut": r.chain_at_cut_hex(),
+            "archive_checked": r.archive_checked,
+        })),
         "corruption": report.corruption_count,
         "warnings": report.warning_count,
         "problems": report.problems.iter().map(|p| serde_json::json!({

@@ -58,7 +58,10 @@ pub(crate) fn encode(
     // Segments retired while the store is open keep their ordinals in
     // memory; the checkpoint numbers the kept ones from 0, as an open does.
     let first = index.retained_from();
-    assert!(through >= first, "the active segment is never retired");
+    if through < first {
+        // Every sealed segment was retired: nothing to cover.
+        return None;
+    }
     let first_u32 = u32::try_from(first).ok()?;
     let mut segments = Vec::with_capacity(through + 1 - first);
     for ordinal in first..sealed {

@@ -59,6 +59,17 @@ impl Store {
         self.engine.plan_retirement(before_position, None)
     }
 
+    /// Position of the first event of the active segment: every segment
+    /// before it is sealed, and can be retired.
+    pub fn active_segment_position(&self) -> u64 {
+        let state = self.engine.read_state();
+        state
+            .index
+            .segments
+            .last()
+            .map_or(0, |segment| segment.base_position)
+    }
+
     /// Position of the first event the store keeps: 0 unless segments
     /// were retired.
     pub fn log_start_position(&self) -> u64 {
