@@ -5,10 +5,23 @@ mod common;
 #[path = "common/run.rs"]
 mod run;
 
+use std::sync::RwLock;
+
 use annals::Store;
-use run::{expect, path};
+use run::path;
+
+/// A child process forked while this process holds a store's writer lock
+/// holds it too until it execs: a store is open here only while no child
+/// is being started (write), children start under a read lock.
+static FORK: RwLock<()> = RwLock::new(());
+
+fn expect(code: i32, args: &[&str]) -> run::Run {
+    let _no_store_open = FORK.read().unwrap_or_else(|p| p.into_inner());
+    run::expect(code, args)
+}
 
 fn filled(dir: &std::path::Path) -> u64 {
+    let _alone = FORK.write().unwrap_or_else(|p| p.into_inner());
     let store = Store::open(dir, common::small_segments()).unwrap();
     common::fill(&store, 60, 4, 5, 2000);
     let next = store.next_position();
@@ -22,14 +35,31 @@ fn retire_is_a_dry_run_without_yes_and_retires_with_it() {
     filled(dir.path());
     let before = common::segment_files(dir.path());
 
-    let plan = expect(0, &["retire", path(dir.path()), "--before-position", "120", "--json"]);
+    let plan = expect(
+        0,
+        &[
+            "retire",
+            path(dir.path()),
+            "--before-position",
+            "120",
+            "--json",
+        ],
+    );
     let plan = &plan.lines()[0];
     assert_eq!(plan["done"], false);
     let planned = plan["segments"].as_array().unwrap().len();
     assert!(planned > 0, "{plan}");
-    assert_eq!(common::segment_files(dir.path()), before, "a dry run changes nothing");
+    assert_eq!(
+        common::segment_files(dir.path()),
+        before,
+        "a dry run changes nothing"
+    );
     let text = expect(0, &["retire", path(dir.path()), "--before-position", "120"]);
-    assert!(text.stdout.contains("dry run: nothing was changed"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("dry run: nothing was changed"),
+        "{}",
+        text.stdout
+    );
 
     let archive = tempfile::tempdir().unwrap();
     let done = expect(
@@ -65,13 +95,23 @@ fn retire_is_a_dry_run_without_yes_and_retires_with_it() {
     );
     let whole = expect(
         0,
-        &["verify", path(dir.path()), "--archive", path(archive.path()), "--json"],
+        &[
+            "verify",
+            path(dir.path()),
+            "--archive",
+            path(archive.path()),
+            "--json",
+        ],
     );
     let whole = &whole.lines()[0];
     assert_eq!(whole["retired"]["archive_checked"], true);
     assert_eq!(whole["first_position"], 0);
     let text = expect(0, &["verify", path(dir.path())]);
-    assert!(text.stdout.contains("retired (1 retirement)"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("retired (1 retirement)"),
+        "{}",
+        text.stdout
+    );
 }
 
 #[test]
@@ -80,7 +120,14 @@ fn retire_before_a_time_keeps_the_active_segment() {
     let next = filled(dir.path());
     let done = expect(
         0,
-        &["retire", path(dir.path()), "--before", "2500-01-01T00:00:00Z", "--yes", "--json"],
+        &[
+            "retire",
+            path(dir.path()),
+            "--before",
+            "2500-01-01T00:00:00Z",
+            "--yes",
+            "--json",
+        ],
     );
     let done = &done.lines()[0];
     assert_eq!(done["done"], true);
@@ -100,12 +147,21 @@ fn bad_retire_arguments_are_refused_and_change_nothing() {
     // Inside the active segment.
     let run = expect(
         1,
-        &["retire", path(dir.path()), "--before-position", &next_text, "--yes"],
+        &[
+            "retire",
+            path(dir.path()),
+            "--before-position",
+            &next_text,
+            "--yes",
+        ],
     );
     assert!(run.stderr.contains("active segment"), "{}", run.stderr);
     // Neither --before nor --before-position; a malformed time.
     expect(2, &["retire", path(dir.path()), "--yes"]);
-    expect(2, &["retire", path(dir.path()), "--before", "yesterday", "--yes"]);
+    expect(
+        2,
+        &["retire", path(dir.path()), "--before", "yesterday", "--yes"],
+    );
     // An archive that does not exist.
     let run = expect(
         1,
@@ -122,7 +178,16 @@ fn bad_retire_arguments_are_refused_and_change_nothing() {
     assert!(run.stderr.contains("archive directory"), "{}", run.stderr);
     // Not a store.
     let empty = tempfile::tempdir().unwrap();
-    expect(1, &["retire", path(empty.path()), "--before-position", "1", "--yes"]);
+    expect(
+        1,
+        &[
+            "retire",
+            path(empty.path()),
+            "--before-position",
+            "1",
+            "--yes",
+        ],
+    );
     assert_eq!(common::segment_files(dir.path()), files);
     assert!(!dir.path().join("annals.retention").exists());
 }

@@ -83,7 +83,11 @@ fn retiring_removes_whole_sealed_segments_and_keeps_positions_and_versions() {
     check(&store);
     store.close().unwrap();
     let store = Store::open(dir.path(), small_segments()).unwrap();
-    assert!(store.recovery_report().is_empty(), "{:?}", store.recovery_report());
+    assert!(
+        store.recovery_report().is_empty(),
+        "{:?}",
+        store.recovery_report()
+    );
     check(&store);
     let reader = Store::open_read_only(dir.path()).unwrap();
     check(&reader);
@@ -110,7 +114,11 @@ fn a_stream_with_every_event_retired_keeps_its_version_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), small_segments()).unwrap();
     store
-        .append("old", ExpectedVersion::NoStream, &[EventData::new("E", vec![1; 100])])
+        .append(
+            "old",
+            ExpectedVersion::NoStream,
+            &[EventData::new("E", vec![1; 100])],
+        )
         .unwrap();
     common::fill(&store, 40, 4, 2, 2000);
     let cut = store.next_position();
@@ -128,7 +136,11 @@ fn a_stream_with_every_event_retired_keeps_its_version_across_reopen() {
         assert!(store.read_stream("old", 1, 10).unwrap().is_empty());
         if reopen {
             let error = store
-                .append("old", ExpectedVersion::NoStream, &[EventData::new("E", vec![])])
+                .append(
+                    "old",
+                    ExpectedVersion::NoStream,
+                    &[EventData::new("E", vec![])],
+                )
                 .unwrap_err();
             assert!(
                 matches!(error, Error::WrongExpectedVersion { actual: 1, .. }),
@@ -141,10 +153,18 @@ fn a_stream_with_every_event_retired_keeps_its_version_across_reopen() {
     let store = Store::open(dir.path(), small_segments()).unwrap();
     assert_eq!(store.stream_version("old"), 1);
     store
-        .append("old", ExpectedVersion::Exact(1), &[EventData::new("E", vec![])])
+        .append(
+            "old",
+            ExpectedVersion::Exact(1),
+            &[EventData::new("E", vec![])],
+        )
         .unwrap();
     store.close().unwrap();
-    assert!(verify(dir.path(), &VerifyOptions::default()).unwrap().is_ok());
+    assert!(
+        verify(dir.path(), &VerifyOptions::default())
+            .unwrap()
+            .is_ok()
+    );
 }
 
 #[test]
@@ -153,18 +173,33 @@ fn command_ids_in_kept_segments_still_deduplicate_after_retirement() {
     let store = filled(dir.path(), 40);
     let cut = store.next_position();
     let first = store
-        .append_idempotent("command-1", "cmd", ExpectedVersion::Any, &[EventData::new("C", vec![])])
+        .append_idempotent(
+            "command-1",
+            "cmd",
+            ExpectedVersion::Any,
+            &[EventData::new("C", vec![])],
+        )
         .unwrap();
     common::fill(&store, 40, 4, 5, 2000);
     store.retire_segments_before(cut, &reason("")).unwrap();
     let again = store
-        .append_idempotent("command-1", "cmd", ExpectedVersion::Any, &[EventData::new("C", vec![])])
+        .append_idempotent(
+            "command-1",
+            "cmd",
+            ExpectedVersion::Any,
+            &[EventData::new("C", vec![])],
+        )
         .unwrap();
     assert_eq!(again, first);
     store.close().unwrap();
     let store = Store::open(dir.path(), small_segments()).unwrap();
     let again = store
-        .append_idempotent("command-1", "cmd", ExpectedVersion::Any, &[EventData::new("C", vec![])])
+        .append_idempotent(
+            "command-1",
+            "cmd",
+            ExpectedVersion::Any,
+            &[EventData::new("C", vec![])],
+        )
         .unwrap();
     assert_eq!(again, first);
     assert_eq!(store.stream_version("cmd"), 1);
@@ -327,7 +362,11 @@ fn retiring_twice_keeps_both_records_and_the_archive_holds_the_whole_history() {
         assert!(archive.path().join(name).exists());
     }
     store.close().unwrap();
-    assert!(verify(dir.path(), &VerifyOptions::default()).unwrap().is_ok());
+    assert!(
+        verify(dir.path(), &VerifyOptions::default())
+            .unwrap()
+            .is_ok()
+    );
 }
 
 #[test]
@@ -350,7 +389,10 @@ fn verify_with_the_archive_checks_the_whole_chain_from_genesis_and_catches_tampe
     assert!(report.is_ok(), "{report}");
     let retired = report.retired.as_ref().unwrap();
     assert!(retired.archive_checked);
-    assert_eq!(retired.first_retained_position, done.first_retained_position);
+    assert_eq!(
+        retired.first_retained_position,
+        done.first_retained_position
+    );
     assert_eq!(report.summary.first_position, Some(0));
     let alone = verify(dir.path(), &VerifyOptions::default()).unwrap();
     assert!(alone.is_ok(), "{alone}");
@@ -358,7 +400,9 @@ fn verify_with_the_archive_checks_the_whole_chain_from_genesis_and_catches_tampe
     assert!(alone.to_string().contains("retired"), "{alone}");
 
     // A changed byte in an archived segment breaks the chain.
-    let first = archive.path().join(done.segments[0].path.file_name().unwrap());
+    let first = archive
+        .path()
+        .join(done.segments[0].path.file_name().unwrap());
     let mut bytes = std::fs::read(&first).unwrap();
     bytes[200] ^= 0x40;
     std::fs::write(&first, &bytes).unwrap();
@@ -386,6 +430,10 @@ fn verify_with_an_archive_of_a_store_never_cut_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let archive = tempfile::tempdir().unwrap();
     filled(dir.path(), 10).close().unwrap();
-    let error = verify(dir.path(), &VerifyOptions::default().archive(archive.path())).unwrap_err();
+    let error = verify(
+        dir.path(),
+        &VerifyOptions::default().archive(archive.path()),
+    )
+    .unwrap_err();
     assert!(matches!(error, Error::InvalidArgument(_)), "{error}");
 }

@@ -70,7 +70,11 @@ fn text(dir: &std::path::Path, retirement: &Retirement) -> String {
         count(retirement.segments.len() as u64, "segment", "segments"),
         count(retirement.event_count(), "event", "events"),
         retirement.bytes(),
-        if retirement.done { "starts" } else { "would start" },
+        if retirement.done {
+            "starts"
+        } else {
+            "would start"
+        },
         retirement.first_retained_position
     );
     for file in &retirement.segments {
@@ -89,9 +93,14 @@ fn text(dir: &std::path::Path, retirement: &Retirement) -> String {
     }
     match (&retirement.archive, retirement.done) {
         (Some(archive), true) => {
-            text += &format!("moved to {} (copied, synced and checked)\n", archive.display());
+            text += &format!(
+                "moved to {} (copied, synced and checked)\n",
+                archive.display()
+            );
         }
-        (Some(archive), false) => text += &format!("they would be moved to {}\n", archive.display()),
+        (Some(archive), false) => {
+            text += &format!("they would be moved to {}\n", archive.display())
+        }
         (None, true) => text += "deleted\n",
         (None, false) => text += "they would be deleted (no --archive)\n",
     }

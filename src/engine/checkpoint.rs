@@ -22,8 +22,8 @@ use crate::index::segment::Contents;
 use crate::index::{Index, MemoryIndex, SegmentIndex, StreamEntry};
 use crate::log::derived_file;
 use crate::log::directory;
-use crate::log::retention;
 use crate::log::finding::{Finding, FindingKind};
+use crate::log::retention;
 use crate::log::scan::{Cursor, Tally};
 use crate::log::segment::Segment;
 use crate::log::verdict::SegmentRole;
@@ -204,7 +204,9 @@ pub(crate) fn load(
     }
     // Each covered segment: the same file, the same bytes.
     let mut segments = Vec::with_capacity(bindings.len());
-    let mut chain = anchor.as_ref().map_or(crate::format::chain::GENESIS, |a| a.chain);
+    let mut chain = anchor
+        .as_ref()
+        .map_or(crate::format::chain::GENESIS, |a| a.chain);
     for (i, (binding, (base, seg_path))) in bindings.iter().zip(&listing.segments).enumerate() {
         if *base != binding.base_position {
             return Err(problem(format!(

@@ -471,7 +471,11 @@ fn discard_leftovers(
         if let FindingKind::RetiredSegment { recorded: true, .. } = finding.kind {
             // The manifest retiring it is durable: finish the retirement.
             let index_file = crate::format::parse_segment_file_name(
-                &finding.path.file_name().unwrap_or_default().to_string_lossy(),
+                &finding
+                    .path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy(),
             )
             .map(|base| {
                 walk.dir()

@@ -178,7 +178,11 @@ impl Engine {
     /// different file under a segment's name; [`Error::Io`] /
     /// [`Error::NoSpace`] when a step fails (the store is then as before
     /// the manifest was written, or after it: both open).
-    pub(crate) fn retire(&self, before_position: u64, options: &RetireOptions) -> Result<Retirement> {
+    pub(crate) fn retire(
+        &self,
+        before_position: u64,
+        options: &RetireOptions,
+    ) -> Result<Retirement> {
         if options.reason.len() > MAX_RETENTION_REASON_BYTES {
             return Err(Error::LimitExceeded {
                 limit: "MAX_RETENTION_REASON_BYTES",
@@ -199,10 +203,7 @@ impl Engine {
         }
         // One retirement at a time; appends go on meanwhile (they only add
         // segments after the ones retired).
-        let _one = self
-            .retire_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _one = self.retire_lock.lock().unwrap_or_else(|p| p.into_inner());
         let (mut retirement, planned, keep_from) =
             self.plan(before_position, options.archive.as_deref())?;
         if planned.is_empty() {
@@ -291,6 +292,9 @@ impl Engine {
             remove_file(&index_path, hooks)?;
             remove_file(path, hooks)?;
         }
+        hooks
+            .before_derived_file_step(&self.dir, crate::hooks::DerivedFileStep::SyncDirectory)
+            .map_err(|e| Error::io("syncing directory", &self.dir, e))?;
         sync_dir(&self.dir)?;
         retirement.done = true;
         Ok(retirement)

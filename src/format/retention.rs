@@ -163,7 +163,11 @@ impl RetentionManifest {
             return fail("its reserved bytes are not zero");
         }
         let body_len = le_u32(bytes, 12) as usize;
-        if HEADER_LEN.checked_add(body_len).and_then(|n| n.checked_add(4)) != Some(bytes.len()) {
+        if HEADER_LEN
+            .checked_add(body_len)
+            .and_then(|n| n.checked_add(4))
+            != Some(bytes.len())
+        {
             return Err(RetentionError(format!(
                 "its body length {body_len} does not match the file's {} bytes",
                 bytes.len()
@@ -277,7 +281,10 @@ mod tests {
             assert!(RetentionManifest::decode(&damaged).is_err(), "bit {i}");
         }
         for len in 0..bytes.len() {
-            assert!(RetentionManifest::decode(&bytes[..len]).is_err(), "len {len}");
+            assert!(
+                RetentionManifest::decode(&bytes[..len]).is_err(),
+                "len {len}"
+            );
         }
     }
 

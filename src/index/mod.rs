@@ -159,7 +159,9 @@ impl Index {
         }
         let first_kept = u32::try_from(keep_from).expect("segment ordinals fit u32");
         for entry in self.streams.values_mut() {
-            if entry.last_listed.is_none() || segment_list::iter(&entry.segments).next() >= Some(first_kept) {
+            if entry.last_listed.is_none()
+                || segment_list::iter(&entry.segments).next() >= Some(first_kept)
+            {
                 continue;
             }
             let mut kept = Vec::new();
@@ -172,7 +174,9 @@ impl Index {
             entry.last_listed = last;
         }
         let last_retired = &self.segments[keep_from - 1];
-        self.cut_last_timestamp_ns = self.cut_last_timestamp_ns.max(last_retired.last_timestamp_ns);
+        self.cut_last_timestamp_ns = self
+            .cut_last_timestamp_ns
+            .max(last_retired.last_timestamp_ns);
         for segment in &mut self.segments[self.retained_from..keep_from] {
             segment.contents = segment::Contents::Memory(Box::default());
         }

@@ -523,11 +523,11 @@ impl LogWalk {
     }
 }
 
+/// Segment files with their base positions, in position order.
+type Listed = Vec<(u64, PathBuf)>;
+
 /// The listed segments before the cut `anchor` records, and the others.
-fn split_at_cut(
-    segments: Vec<(u64, PathBuf)>,
-    anchor: &retention::Anchor,
-) -> (Vec<(u64, PathBuf)>, Vec<(u64, PathBuf)>) {
+fn split_at_cut(segments: Listed, anchor: &retention::Anchor) -> (Listed, Listed) {
     segments
         .into_iter()
         .partition(|(base, _)| *base < anchor.position)
