@@ -437,3 +437,45 @@ fn verify_with_an_archive_of_a_store_never_cut_is_bad_input() {
     .unwrap_err();
     assert!(matches!(error, Error::InvalidArgument(_)), "{error}");
 }
+
+#[test]
+fn readers_opening_while_a_writer_retires_never_see_a_damaged_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled(dir.path(), 200);
+    let next = store.next_position();
+    let path = dir.path().to_path_buf();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut opens = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) || opens == 0 {
+                    let reader = Store::open_read_only(&path)
+                        .unwrap_or_else(|e| panic!("a reader failed while retiring: {e}"));
+                    assert_eq!(
+                        reader.next_position(),
+                        next,
+                        "start {} report {:?}",
+                        reader.log_start_position(),
+                        reader.recovery_report()
+                    );
+                    let all = reader.read_all(0, usize::MAX).unwrap();
+                    assert_eq!(all.len() as u64, next - reader.log_start_position());
+                    opens += 1;
+                }
+                opens
+            })
+        })
+        .collect();
+    let mut before = 0;
+    while store.retire_segments_before(before, &reason("")).is_ok() && before < next {
+        before += 16;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for reader in readers {
+        assert!(reader.join().unwrap() > 0);
+    }
+    assert!(store.log_start_position() > 0);
+}

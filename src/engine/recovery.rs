@@ -20,6 +20,7 @@ use super::checkpoint;
 use super::index_files;
 use crate::log::directory;
 use crate::log::finding::{Finding, FindingKind};
+use crate::log::retention;
 use crate::log::scan::{BatchSeen, Flow, Visitor};
 use crate::log::segment::{self, Segment};
 use crate::log::verdict::{SegmentRole, Verdict};
@@ -315,8 +316,29 @@ pub(crate) fn load(
     hooks: &Hooks,
 ) -> Result<Loaded> {
     let trust = !rebuild_index;
-    load_once(dir, writable, trust, trust, None, hooks)
+    // A reader beside a live writer may list the directory, or read the
+    // retention manifest, while the writer retires segments: the files it
+    // listed are gone, or the manifest it read is older than the listing.
+    // A retirement changes the manifest before it removes anything, so an
+    // open that failed while the manifest changed is tried again.
+    let mut attempts = 0;
+    loop {
+        let manifest_before = retention::fingerprint(dir);
+        let loaded = load_once(dir, writable, trust, trust, None, hooks);
+        attempts += 1;
+        match loaded {
+            Err(_)
+                if !writable
+                    && attempts < MAX_OPEN_ATTEMPTS
+                    && retention::fingerprint(dir) != manifest_before => {}
+            loaded => return loaded,
+        }
+    }
 }
+
+/// How many times a reader tries to open a store that a writer keeps
+/// retiring segments of (each retirement changes the manifest once).
+const MAX_OPEN_ATTEMPTS: usize = 5;
 
 /// [`load`], from the checkpoint if `use_checkpoint`, using index files
 /// found if `trust_files`. When the log

@@ -90,3 +90,12 @@ pub(crate) fn read_anchor(dir: &Path) -> Result<Option<Arc<Anchor>>> {
         manifest,
     })))
 }
+
+/// What identifies the manifest file now (inode, length, modification
+/// time), without reading it: it changes with every retirement, which
+/// replaces the file. `None` when there is none.
+pub(crate) fn fingerprint(dir: &Path) -> Option<(u64, u64, Option<std::time::SystemTime>)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = fs::metadata(dir.join(RETENTION_FILE_NAME)).ok()?;
+    Some((metadata.ino(), metadata.len(), metadata.modified().ok()))
+}

@@ -174,7 +174,15 @@ impl LogWalk {
             }
             segments = kept;
         }
-        let mut queue: VecDeque<(u64, PathBuf)> = segments.into_iter().skip(covered).collect();
+        // What follows the covered segments, by position rather than by
+        // count: a retirement since they were listed may have removed some.
+        let covered_up_to = self.segments[..covered]
+            .last()
+            .map(|segment| segment.header.base_position);
+        let mut queue: VecDeque<(u64, PathBuf)> = segments
+            .into_iter()
+            .filter(|(base, _)| covered_up_to.is_none_or(|last| *base > last))
+            .collect();
         if !self.newest_sealed
             && let Some(segment) = self.segments.last().cloned()
         {
