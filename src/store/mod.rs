@@ -4,6 +4,7 @@ mod query;
 mod read;
 mod read_iter;
 mod snapshots;
+mod stream_lifecycle;
 mod subscription;
 
 use std::path::Path;
@@ -14,6 +15,7 @@ use crate::engine::writer::{AppendRequest, event_fields_bytes};
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, EventDataRef, ExpectedVersion};
 use crate::options::{Durability as DurabilityMode, Options};
+use crate::system_streams::is_system_stream;
 
 use crate::engine::durability::PeriodicSyncer;
 use crate::engine::indexer::Indexer;
@@ -151,6 +153,10 @@ impl Store {
     ///
     /// # Errors
     /// - [`Error::WrongExpectedVersion`] with the expected and actual version.
+    /// - [`Error::StreamDeleted`] if the stream was deleted
+    ///   ([`Store::delete_stream`]): it can never be appended to again.
+    /// - [`Error::ReservedStream`] if the stream's name starts with `$`
+    ///   (the store's own system streams, [`crate::system_streams`]).
     /// - [`Error::LimitExceeded`] / [`Error::InvalidArgument`] for oversized or
     ///   empty input (nothing is written).
     /// - [`Error::Poisoned`] after a failed sync; [`Error::ReadOnly`].
@@ -237,6 +243,13 @@ impl Store {
     }
 
     fn append_request(&self, request: &AppendRequest<'_>) -> Result<AppendResult> {
+        // Only the public calls refuse system streams: the store writes
+        // them itself through the engine (truncation, deletion).
+        if is_system_stream(request.stream) {
+            return Err(Error::ReservedStream {
+                stream: request.stream.to_string(),
+            });
+        }
         let engine = &*self.engine;
         let Some(writer) = &engine.writer else {
             return Err(Error::ReadOnly {
@@ -303,7 +316,10 @@ impl Store {
         result
     }
 
-    /// The current version of `stream`: its number of events, 0 if it does not exist.
+    /// The current version of `stream`: its number of events, 0 if it does
+    /// not exist. Truncation does not change it, and a deleted stream keeps
+    /// the version it had (so an expected-version check against it still
+    /// reads true; the append is refused as [`Error::StreamDeleted`]).
     pub fn stream_version(&self, stream: &str) -> u64 {
         self.engine.read_state().index.stream_version(stream)
     }
