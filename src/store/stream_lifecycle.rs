@@ -209,3 +209,79 @@ impl Store {
 fn live(stream: &str, current: Option<&MetadataState>) -> Result<StreamMetadata> {
     current.map_or(Ok(StreamMetadata::default()), |state| state.live(stream))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventData;
+    use crate::options::Options;
+
+    /// Appends to a system stream as only the store itself can, through
+    /// the engine (the public calls refuse `$` names).
+    fn append_as_the_store(store: &Store, stream: &str, event_type: &str, data: &[u8]) {
+        let engine = &*store.engine;
+        let events = [EventDataRef::new(event_type, data)];
+        let request = AppendRequest {
+            stream,
+            expected: ExpectedVersion::Any,
+            events: &events,
+            command_id: None,
+        };
+        let fields_bytes = validate(&engine.options, &request).unwrap();
+        let mut writer = engine.writer.as_ref().unwrap().lock().unwrap();
+        writer.append(engine, &request, fields_bytes).unwrap();
+    }
+
+    fn one() -> [EventData; 1] {
+        [EventData::new("E", vec![1])]
+    }
+
+    /// The documented rule for metadata that does not decode: the stream
+    /// fails closed (reads, appends and truncation are refused with a
+    /// typed error naming the metadata event), never a panic, and a
+    /// deletion still works over it.
+    #[test]
+    fn unreadable_metadata_fails_closed_and_can_still_be_deleted() {
+        let store = Store::in_memory(Options::default()).unwrap();
+        store.append("cart", ExpectedVersion::Any, &one()).unwrap();
+        store.truncate_stream("cart", 2).unwrap();
+        append_as_the_store(&store, "$$cart", METADATA_EVENT_TYPE, &[0xC1, 0xFF]);
+        let invalid = |result: Result<(), Error>| match result {
+            Err(Error::InvalidStreamMetadata {
+                stream,
+                metadata_version,
+                ..
+            }) => assert_eq!((stream.as_str(), metadata_version), ("cart", 2)),
+            other => panic!("expected InvalidStreamMetadata, got {other:?}"),
+        };
+        invalid(store.read_stream("cart", 1, 10).map(drop));
+        invalid(store.read_stream_backward("cart", 9, 10).map(drop));
+        invalid(store.append("cart", ExpectedVersion::Any, &one()).map(drop));
+        invalid(store.truncate_stream("cart", 2).map(drop));
+        let message = store.read_stream("cart", 1, 10).unwrap_err().to_string();
+        assert!(message.contains("\"$$cart\""), "{message}");
+        store.delete_stream("cart", ExpectedVersion::Any).unwrap();
+        assert!(matches!(
+            store.read_stream("cart", 1, 10),
+            Err(Error::StreamDeleted { .. })
+        ));
+    }
+
+    /// Only `$metadata` events count: another type in a metadata stream
+    /// (a store written before `$` was reserved) is skipped, and the newest
+    /// metadata event before it rules.
+    #[test]
+    fn other_event_types_in_a_metadata_stream_are_skipped() {
+        let store = Store::in_memory(Options::default()).unwrap();
+        let events: Vec<EventData> = (0..3).map(|i| EventData::new("E", vec![i])).collect();
+        store.append("cart", ExpectedVersion::Any, &events).unwrap();
+        store.truncate_stream("cart", 3).unwrap();
+        append_as_the_store(&store, "$$cart", "SomethingElse", b"not metadata");
+        let read = store.read_stream("cart", 1, 10).unwrap();
+        assert_eq!(read.iter().map(|e| e.version).collect::<Vec<_>>(), [3]);
+        // A metadata stream with no metadata event leaves its stream alone.
+        store.append("plain", ExpectedVersion::Any, &one()).unwrap();
+        append_as_the_store(&store, "$$plain", "SomethingElse", b"");
+        assert_eq!(store.read_stream("plain", 1, 10).unwrap().len(), 1);
+    }
+}
