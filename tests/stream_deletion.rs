@@ -1,7 +1,7 @@
 //! Stream truncation and deletion (issue 14, item 3), KurrentDB's
 //! semantics: through the library against a file store and an in-memory
 //! store alike, across reopen (writable and read-only) and for a follower;
-//! the command line in `cli_stream_deletion` below.
+//! the command line in `tests/cli_stream_deletion.rs`.
 
 mod common;
 
@@ -467,4 +467,21 @@ fn deletion_and_truncation_are_in_the_hash_chain_and_verify() {
     a_store_with_history(dir.path());
     let report = annals::verify(dir.path(), &annals::VerifyOptions::default()).unwrap();
     assert!(report.is_ok(), "{report:?}");
+}
+
+/// The cqrs-es adapter replays the log by the prefix `"{type}-"`: a type
+/// may not start with `$`, so no replay can reach a system stream (a
+/// metadata stream is `$$<stream>`, which no such prefix matches).
+#[cfg(feature = "cqrs-es")]
+#[test]
+fn cqrs_aggregate_types_cannot_name_system_streams() {
+    for aggregate_type in ["$account", "$"] {
+        let message = annals::cqrs::stream_prefix(aggregate_type)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("must not start with '$'"), "{message}");
+        assert!(annals::cqrs::stream_id(aggregate_type, "7").is_err());
+    }
+    let prefix = annals::cqrs::stream_prefix("account").unwrap();
+    assert!(!metadata_stream_of("account-7").starts_with(&prefix));
 }

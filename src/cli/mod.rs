@@ -19,6 +19,7 @@ mod repair;
 mod ship;
 mod stats;
 mod store_dir;
+mod stream_lifecycle;
 mod tail;
 mod timestamp;
 mod verify;
@@ -56,6 +57,8 @@ pub fn run() -> ExitCode {
         Command::Export(args) => export::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Repair(args) => repair::run(&args),
+        Command::Truncate(args) => stream_lifecycle::truncate(&args),
+        Command::DeleteStream(args) => stream_lifecycle::delete(&args),
         #[cfg(feature = "nats")]
         Command::Ship(args) => ship::run(&args),
         #[cfg(feature = "nats")]

@@ -244,12 +244,37 @@ impl Store {
 
     fn append_request(&self, request: &AppendRequest<'_>) -> Result<AppendResult> {
         // Only the public calls refuse system streams: the store writes
-        // them itself through the engine (truncation, deletion).
+        // them itself through the engine (truncation, deletion), and a
+        // replica copies them (`append_replicated`).
         if is_system_stream(request.stream) {
             return Err(Error::ReservedStream {
                 stream: request.stream.to_string(),
             });
         }
+        self.append_any_stream(request)
+    }
+
+    /// [`Store::append`] that also takes system streams: for a copy of
+    /// another store's log (`ship::receive`), whose metadata events must
+    /// arrive as they were, so that the copy truncates and deletes the
+    /// same streams (its index learns them as an open would).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn append_replicated(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventData],
+    ) -> Result<AppendResult> {
+        let events: Vec<EventDataRef<'_>> = events.iter().map(EventData::as_ref).collect();
+        self.append_any_stream(&AppendRequest {
+            stream,
+            expected,
+            events: &events,
+            command_id: None,
+        })
+    }
+
+    fn append_any_stream(&self, request: &AppendRequest<'_>) -> Result<AppendResult> {
         let engine = &*self.engine;
         let Some(writer) = &engine.writer else {
             return Err(Error::ReadOnly {
