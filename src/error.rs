@@ -81,6 +81,31 @@ pub enum Error {
         /// The store directory.
         dir: PathBuf,
     },
+    /// The stream was deleted ([`crate::Store::delete_stream`]): it can be
+    /// neither read nor appended to, ever again.
+    StreamDeleted {
+        /// The deleted stream.
+        stream: String,
+    },
+    /// The stream's name is reserved for the store's own system streams
+    /// (it starts with `$`, [`crate::system_streams`]): applications cannot
+    /// append to it.
+    ReservedStream {
+        /// The stream named.
+        stream: String,
+    },
+    /// The newest metadata event of the stream (in its metadata stream
+    /// `$$<stream>`) is not metadata this build can read: the stream is
+    /// neither read nor appended to, rather than risk showing what its
+    /// metadata hides.
+    InvalidStreamMetadata {
+        /// The stream whose metadata it is.
+        stream: String,
+        /// The version of that event in the metadata stream.
+        metadata_version: u64,
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -208,6 +233,31 @@ impl fmt::Display for Error {
                 "the store {} was closed, which ended this subscription; open the store \
                  again and subscribe from the subscription's checkpoint to go on",
                 dir.display()
+            ),
+            Error::StreamDeleted { stream } => write!(
+                f,
+                "stream {stream:?} was deleted: it cannot be read, appended to or created \
+                 again (deletion is permanent); use another stream name, and truncate \
+                 (Store::truncate_stream) instead to hide a stream's past but keep using it"
+            ),
+            Error::ReservedStream { stream } => write!(
+                f,
+                "stream {stream:?} is reserved: names starting with '$' are the store's own \
+                 system streams, written only through Store::truncate_stream and \
+                 Store::delete_stream; choose a name that does not start with '$'"
+            ),
+            Error::InvalidStreamMetadata {
+                stream,
+                metadata_version,
+                detail,
+            } => write!(
+                f,
+                "stream {stream:?} cannot be used: its metadata (event {metadata_version} of \
+                 stream \"{prefix}{stream}\") is unreadable ({detail}); it was not written \
+                 by this build of annals. Stream reads and appends are refused rather than \
+                 risk showing what it hides; the events are still in the log (read_all), \
+                 and Store::delete_stream can still delete the stream",
+                prefix = crate::system_streams::METADATA_STREAM_PREFIX
             ),
         }
     }

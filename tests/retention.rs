@@ -479,3 +479,55 @@ fn readers_opening_while_a_writer_retires_never_see_a_damaged_store() {
     }
     assert!(store.log_start_position() > 0);
 }
+
+#[test]
+fn truncation_and_deletion_outlive_the_segments_that_recorded_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    common::fill(&store, 20, 4, 2, 2000);
+    let truncated = store.stream_version("s-0");
+    store.truncate_stream("s-0", truncated).unwrap();
+    let tombstone = store
+        .delete_stream("s-1", ExpectedVersion::Exact(store.stream_version("s-1")))
+        .unwrap();
+    // Enough after them that their segments can go (s-0 only: s-1 is gone).
+    common::fill(&store, 60, 4, 1, 2000);
+    let cut = store.active_segment_position();
+    store.retire_segments_before(cut, &reason("")).unwrap();
+    assert!(
+        store.log_start_position() > tombstone.last_position,
+        "the events recording them are retired"
+    );
+    let check = |store: &Store, context: &str| {
+        let read = store.read_stream("s-0", 1, usize::MAX).unwrap();
+        assert!(
+            read.first().is_some_and(|e| e.version >= truncated),
+            "{context}: {:?}",
+            read.first().map(|e| e.version)
+        );
+        let error = store.read_stream("s-1", 1, 10).unwrap_err();
+        assert!(
+            matches!(error, Error::StreamDeleted { .. }),
+            "{context}: {error}"
+        );
+    };
+    check(&store, "the store that retired");
+    store.close().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    check(&store, "reopened from the checkpoint");
+    let error = store
+        .append("s-1", ExpectedVersion::Any, &[EventData::new("E", vec![])])
+        .unwrap_err();
+    assert!(matches!(error, Error::StreamDeleted { .. }), "{error}");
+    store.close().unwrap();
+    check(&Store::open_read_only(dir.path()).unwrap(), "read-only");
+    std::fs::remove_file(dir.path().join("index.checkpoint")).unwrap();
+    check(
+        &Store::open_read_only(dir.path()).unwrap(),
+        "read-only, no checkpoint",
+    );
+    check(
+        &Store::open(dir.path(), small_segments()).unwrap(),
+        "reopened without the checkpoint",
+    );
+}

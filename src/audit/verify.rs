@@ -658,13 +658,7 @@ impl Visitor for Verifier<'_> {
             archive_checked: from_archive,
         });
         if from_archive {
-            self.cut_to_check = Some(std::sync::Arc::new(crate::log::retention::Anchor {
-                position: anchor.position,
-                chain: anchor.chain,
-                last_timestamp_ns: anchor.last_timestamp_ns,
-                streams: anchor.streams.clone(),
-                manifest: anchor.manifest.clone(),
-            }));
+            self.cut_to_check = Some(std::sync::Arc::new(anchor.clone()));
         } else {
             // The manifest vouches for the chain value at the cut; the log
             // after it is recomputed from there.

@@ -14,7 +14,8 @@ pub const PERIODIC_INTERVAL_MS: u64 = 100;
 /// annals: an embedded event store (append-only segmented log).
 ///
 /// Exit codes: 0 success, 1 other errors, 2 usage, 3 wrong expected version,
-/// 4 corruption found, 5 the store is locked by another writer.
+/// 4 corruption found, 5 the store is locked by another writer, 6 the
+/// stream was deleted.
 #[derive(Debug, Parser)]
 #[command(name = "annals", version, about, long_about = None)]
 pub struct Cli {
@@ -51,6 +52,10 @@ pub enum Command {
     Repair(RepairArgs),
     /// Retire whole sealed segments before a date or position, deleting or archiving them (with --yes; a dry run without).
     Retire(RetireArgs),
+    /// Hide a stream's events before a version from stream reads, for good (an event in the log records it).
+    Truncate(TruncateArgs),
+    /// Delete a stream for good: reading, appending to or recreating it fails from now on (a tombstone event in the log records it).
+    DeleteStream(DeleteStreamArgs),
     /// Publish events, in log order, to a NATS JetStream stream, exactly once across restarts (feature `nats`).
     #[cfg(feature = "nats")]
     Ship(ShipArgs),
@@ -153,6 +158,38 @@ pub struct AppendArgs {
     pub id: Option<String>,
     #[command(flatten)]
     pub writer: WriterOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct TruncateArgs {
+    /// The store directory (an existing store).
+    pub dir: PathBuf,
+    /// The stream to truncate (it must exist).
+    pub stream: String,
+    /// Stream reads start at this version from now on; from 1 to the
+    /// stream's version + 1 (which hides every event so far), and not
+    /// below a point it is already truncated at.
+    #[arg(long, value_name = "VERSION")]
+    pub before: u64,
+    /// When the metadata event is durable (as for `append`).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Always)]
+    pub durability: DurabilityArg,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteStreamArgs {
+    /// The store directory (an existing store).
+    pub dir: PathBuf,
+    /// The stream to delete (it must exist). Deletion is permanent: the
+    /// name can never be used again.
+    pub stream: String,
+    /// `any`, `no-stream`, `exists`, or the stream's current version N:
+    /// the deletion happens only if the stream is there.
+    #[arg(long, default_value = "any", value_parser = parse_expected_version)]
+    pub expected_version: ExpectedVersion,
+    /// When the tombstone is durable (as for `append`).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Always)]
+    pub durability: DurabilityArg,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,8 @@ pub const EXIT_WRONG_EXPECTED_VERSION: u8 = 3;
 pub const EXIT_CORRUPTION: u8 = 4;
 /// Exit code when another process holds the store's writer lock.
 pub const EXIT_LOCKED: u8 = 5;
+/// Exit code when the stream read or written was deleted.
+pub const EXIT_STREAM_DELETED: u8 = 6;
 
 /// Why a command stopped.
 #[derive(Debug)]
@@ -58,6 +60,7 @@ pub fn exit_code(error: &annals::Error) -> u8 {
         annals::Error::WrongExpectedVersion { .. } => EXIT_WRONG_EXPECTED_VERSION,
         annals::Error::Corrupt { .. } => EXIT_CORRUPTION,
         annals::Error::Locked { .. } => EXIT_LOCKED,
+        annals::Error::StreamDeleted { .. } => EXIT_STREAM_DELETED,
         _ => EXIT_OTHER,
     }
 }
@@ -103,6 +106,8 @@ mod tests {
         assert_eq!(exit_code(&corrupt), EXIT_CORRUPTION);
         let locked = annals::Error::Locked { dir: "d".into() };
         assert_eq!(exit_code(&locked), EXIT_LOCKED);
+        let deleted = annals::Error::StreamDeleted { stream: "s".into() };
+        assert_eq!(exit_code(&deleted), EXIT_STREAM_DELETED);
         let invalid = annals::Error::InvalidArgument("x".into());
         assert_eq!(exit_code(&invalid), EXIT_OTHER);
     }

@@ -20,6 +20,7 @@ mod retire;
 mod ship;
 mod stats;
 mod store_dir;
+mod stream_lifecycle;
 mod tail;
 mod timestamp;
 mod verify;
@@ -58,6 +59,8 @@ pub fn run() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Repair(args) => repair::run(&args),
         Command::Retire(args) => retire::run(&args),
+        Command::Truncate(args) => stream_lifecycle::truncate(&args),
+        Command::DeleteStream(args) => stream_lifecycle::delete(&args),
         #[cfg(feature = "nats")]
         Command::Ship(args) => ship::run(&args),
         #[cfg(feature = "nats")]

@@ -113,6 +113,19 @@ pub fn open_writable(dir: &Path, options: Options, creation: Creation) -> Result
     Ok(store)
 }
 
+/// Opens the existing store in `dir` for writing, never creating one: for
+/// commands that change a store's streams (`truncate`, `delete-stream`).
+///
+/// # Errors
+/// As [`check_store_to_read`], or when the library refuses (locked: exit
+/// code 5, corrupt: 4).
+pub fn open_existing_writable(dir: &Path, options: Options) -> Result<Store, Failure> {
+    check_store_to_read(dir)?;
+    let store = Store::open(dir, options.rebuild_index(rebuild_index()))?;
+    print_recovery(&store, "recovered");
+    Ok(store)
+}
+
 /// Checks that a writer may open `dir`; returns whether it creates a new
 /// store there.
 fn check_store_to_write(dir: &Path, creation: Creation) -> Result<bool, Failure> {

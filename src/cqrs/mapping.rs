@@ -26,8 +26,9 @@ pub const STREAM_ID_SEPARATOR: char = '-';
 /// ```
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if `aggregate_type` is empty or contains
-/// [`STREAM_ID_SEPARATOR`].
+/// [`Error::InvalidArgument`] if `aggregate_type` is empty, contains
+/// [`STREAM_ID_SEPARATOR`] or starts with `$` (the prefix of annals'
+/// system streams, [`crate::system_streams`]).
 pub fn stream_id(aggregate_type: &str, aggregate_id: &str) -> Result<String, Error> {
     Ok(format!("{}{aggregate_id}", stream_prefix(aggregate_type)?))
 }
@@ -38,11 +39,19 @@ pub fn stream_id(aggregate_type: &str, aggregate_id: &str) -> Result<String, Err
 /// # Errors
 /// As [`stream_id`].
 pub fn stream_prefix(aggregate_type: &str) -> Result<String, Error> {
-    if aggregate_type.is_empty() || aggregate_type.contains(STREAM_ID_SEPARATOR) {
+    // A type starting with '$' would name system streams, which appends
+    // refuse; refusing it here, when the framework is built, also keeps
+    // every replay of the log by this prefix clear of the store's own
+    // metadata events (in `$$<stream>`, which no type's prefix matches).
+    if aggregate_type.is_empty()
+        || aggregate_type.contains(STREAM_ID_SEPARATOR)
+        || crate::system_streams::is_system_stream(aggregate_type)
+    {
         return Err(Error::InvalidArgument(format!(
             "the cqrs-es aggregate type {aggregate_type:?} cannot name annals streams: it must be \
-             non-empty and must not contain {STREAM_ID_SEPARATOR:?}, which separates the type \
-             from the aggregate id in stream ids; change `Aggregate::TYPE`"
+             non-empty, must not contain {STREAM_ID_SEPARATOR:?}, which separates the type \
+             from the aggregate id in stream ids, and must not start with '$', which annals \
+             reserves for its own streams; change `Aggregate::TYPE`"
         )));
     }
     Ok(format!("{aggregate_type}{STREAM_ID_SEPARATOR}"))

@@ -12,6 +12,7 @@ pub(crate) mod read_events;
 pub(crate) mod recovery;
 pub(crate) mod retire;
 pub(crate) mod settings;
+pub(crate) mod stream_metadata;
 pub(crate) mod writer;
 
 use std::fs::{self, File};
@@ -115,10 +116,12 @@ impl Engine {
             .map_err(|e| Error::io("syncing the durable mark of", &active.path, e))?;
         let writer = Writer::new(active, ordinal, false, end, index.last_timestamp_ns());
         let snapshots = SnapshotStore::open(&dir, true)?;
+        let mut state = State { index, segments };
+        stream_metadata::learn(&mut state);
         let engine = Engine {
             dir,
             in_memory: false,
-            state: RwLock::new(State { index, segments }),
+            state: RwLock::new(state),
             writer: Some(Mutex::new(writer)),
             durability: Durability::new((ordinal, end)),
             snapshots,
@@ -150,14 +153,16 @@ impl Engine {
         };
         let loaded = recovery::load(&dir, false, rebuild_index, &Default::default())?;
         let snapshots = SnapshotStore::open(&dir, false)?;
+        let mut state = State {
+            index: loaded.index,
+            segments: loaded.segments,
+        };
+        stream_metadata::learn(&mut state);
         Ok(Engine {
             dir,
             options,
             in_memory: false,
-            state: RwLock::new(State {
-                index: loaded.index,
-                segments: loaded.segments,
-            }),
+            state: RwLock::new(state),
             writer: None,
             durability: Durability::new((0, 0)),
             snapshots,
@@ -209,7 +214,11 @@ impl Engine {
         let mut state = self.write_state();
         let before = state.index.next_position();
         let State { index, segments } = &mut *state;
-        follower.follow(index, segments)?;
+        let followed = follower.follow(index, segments);
+        // What was followed before a failure is in the index: so is its
+        // metadata.
+        stream_metadata::learn(&mut state);
+        followed?;
         Ok(state.index.next_position() - before)
     }
 

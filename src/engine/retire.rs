@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::format::chain;
 use crate::format::index_file::index_file_name;
 use crate::format::retention::{
-    MAX_RETENTION_REASON_BYTES, RETENTION_FILE_NAME, RetentionManifest, RetiredSegment,
+    ByteBuf, MAX_RETENTION_REASON_BYTES, RETENTION_FILE_NAME, RetentionManifest, RetiredSegment,
     RetirementRecord,
 };
 use crate::log::derived_file;
@@ -242,7 +242,7 @@ impl Engine {
             Some(anchor) => anchor.manifest.records.clone(),
             None => Vec::new(),
         };
-        let (chain_at_cut, last_timestamp_ns, streams_at_cut) = {
+        let (chain_at_cut, last_timestamp_ns, streams_at_cut, metadata_at_cut) = {
             let state = self.read_state();
             let kept = &state.segments[keep_from];
             let last_timestamp_ns = planned
@@ -250,10 +250,34 @@ impl Engine {
                 .rev()
                 .find(|p| p.file.event_count > 0)
                 .map_or(state.index.cut_timestamp_ns(), |p| p.file.last_timestamp_ns);
+            let streams_at_cut = state.index.versions_before(keep_from)?;
+            // Each metadata stream's newest metadata before the cut, read
+            // while its segment is still here: a truncation or deletion
+            // must outlive the segment recording it.
+            let mut metadata_at_cut = Vec::new();
+            for (name, version) in &streams_at_cut {
+                if !name.starts_with(crate::system_streams::METADATA_STREAM_PREFIX) {
+                    continue;
+                }
+                match super::stream_metadata::newest_metadata_data(&state, name, *version) {
+                    Ok(Some((_, data))) => metadata_at_cut.push((name.clone(), ByteBuf(data))),
+                    Ok(None) => {}
+                    Err((version, detail)) => {
+                        return Err(Error::InvalidStreamMetadata {
+                            stream: crate::system_streams::stream_of_metadata_stream(name)
+                                .unwrap_or(name)
+                                .to_string(),
+                            metadata_version: version,
+                            detail: format!("{detail}; nothing was retired"),
+                        });
+                    }
+                }
+            }
             (
                 kept.header.chain_start,
                 last_timestamp_ns,
-                state.index.versions_before(keep_from)?,
+                streams_at_cut,
+                metadata_at_cut,
             )
         };
         records.push(RetirementRecord {
@@ -268,15 +292,21 @@ impl Engine {
                 .map(|a| a.to_string_lossy().into_owned()),
             segments: retired,
         });
+        let metadata_for_index = metadata_at_cut
+            .iter()
+            .map(|(name, data)| (name.clone().into_boxed_str(), data.0.clone()))
+            .collect();
         let manifest = RetentionManifest {
             records,
             streams_at_cut,
+            metadata_at_cut,
         };
         derived_file::write_atomically(&self.dir, RETENTION_FILE_NAME, &manifest.encode(), hooks)?;
 
         // Committed: the in-memory state follows, then the files go.
         {
             let mut state = self.write_state();
+            state.index.set_metadata_at_cut(metadata_for_index);
             state.index.retire_before(keep_from);
             for ordinal in 0..keep_from {
                 if state.segments[ordinal].file_len() > 0 {

@@ -102,6 +102,9 @@ impl Writer {
                     end: None,
                 });
             }
+            // Checked under the writer mutex, as the tombstone is written
+            // under it: no append slips in after a deletion.
+            state.index.live_metadata(request.stream)?;
             let actual = state.index.stream_version(request.stream);
             if !request.expected.matches(actual) {
                 if let Some(result) = repeated_append(&state, request, actual)? {
@@ -198,6 +201,9 @@ impl Writer {
                 (id, record)
             });
             state.index.end_batch(end, chain, command);
+            // A metadata event takes effect with its batch, under the same
+            // lock: no reader sees one without the other.
+            super::stream_metadata::learn(&mut state);
         }
         engine.commits.committed(first_position + event_count);
         Ok(Appended {

@@ -18,7 +18,8 @@
 //!   16+n    4 crc        CRC-32 (IEEE) of bytes 0..16+n
 //! ```
 //!
-//! The body is a MessagePack array of 2: `[records, streams_at_cut]`.
+//! The body is a MessagePack array of 3:
+//! `[records, streams_at_cut, metadata_at_cut]`.
 //! `records` is an array of retirements, oldest first, each an array of 8:
 //!
 //! ```text
@@ -32,6 +33,10 @@
 //! `streams_at_cut` is an array of `[name: str, version: uint]`, sorted by
 //! name (bytewise), one per stream with at least one event before the
 //! newest record's `first_retained_position`: its version there.
+//! `metadata_at_cut` is an array of `[metadata_stream: str, data: bin]`,
+//! sorted by name: for each metadata stream (`$$<stream>`) whose newest
+//! `$metadata` event before the cut may be retired, that event's data, so
+//! that a stream's truncation or deletion outlives the segment recording it.
 
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +108,35 @@ pub struct RetentionManifest {
     pub records: Vec<RetirementRecord>,
     /// Each stream's version at the newest cut, sorted by name.
     pub streams_at_cut: Vec<(String, u64)>,
+    /// The data of each metadata stream's newest `$metadata` event before
+    /// the newest cut, sorted by the metadata stream's name.
+    pub metadata_at_cut: Vec<(String, ByteBuf)>,
+}
+
+/// Bytes, encoded as MessagePack `bin` (not an array of numbers).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ByteBuf(pub Vec<u8>);
+
+impl Serialize for ByteBuf {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ByteBuf, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+        }
+        deserializer.deserialize_bytes(Visitor)
+    }
 }
 
 /// Why a manifest did not decode.
@@ -232,6 +266,14 @@ impl RetentionManifest {
                 ));
             }
         }
+        for pair in self.metadata_at_cut.windows(2) {
+            if pair[0].0 >= pair[1].0 {
+                return fail(format!(
+                    "its metadata streams are not sorted and unique at {:?}",
+                    pair[1].0
+                ));
+            }
+        }
         if let Some((name, _)) = self.streams_at_cut.iter().find(|(_, v)| *v == 0) {
             return fail(format!("stream {name:?} is recorded at version 0"));
         }
@@ -262,7 +304,8 @@ mod tests {
                     sha256: chain::to_hex(&[8; 32]),
                 }],
             }],
-            streams_at_cut: vec![("a".into(), 3), ("b".into(), 7)],
+            streams_at_cut: vec![("$$a".into(), 1), ("a".into(), 3), ("b".into(), 7)],
+            metadata_at_cut: vec![("$$a".into(), ByteBuf(vec![1, 2, 3]))],
         }
     }
 

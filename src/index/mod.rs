@@ -15,11 +15,13 @@ use std::collections::HashMap;
 
 use crate::format::index_file::stable_hash;
 use crate::format::segment_list;
+use crate::format::stream_metadata::StreamMetadata;
 use crate::format::{CHAIN_LEN, chain};
+use crate::system_streams::{METADATA_STREAM_PREFIX, stream_of_metadata_stream};
 
 pub(crate) use segment::{LateFindings, MappedIndex, MemoryIndex, SegmentIndex};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Where an event's frame is: segment ordinal (high 32 bits) and byte offset
 /// within the segment (low 32 bits). Offsets fit because segments are at most
@@ -86,10 +88,60 @@ impl StreamEntry {
 /// SipHash on short ids; loading the stream table is most of an open.
 pub(crate) type IdMap<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
 
+/// What the newest `$metadata` event of a stream's metadata stream says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MetadataState {
+    /// It decoded.
+    Known(StreamMetadata),
+    /// It could not be decoded or read: the stream is neither read nor
+    /// appended to (failing closed: a deletion must never be undone by a
+    /// bad byte), with this detail ([`Error::InvalidStreamMetadata`]).
+    Invalid {
+        /// The version of the metadata event in the metadata stream.
+        metadata_version: u64,
+        /// Why it is unusable.
+        detail: String,
+    },
+}
+
+impl MetadataState {
+    /// The metadata of `stream` as it rules reads and appends: the one
+    /// place that says a deleted stream and unusable metadata are errors.
+    ///
+    /// # Errors
+    /// [`Error::StreamDeleted`] for a deleted stream;
+    /// [`Error::InvalidStreamMetadata`] when the metadata is unusable.
+    pub fn live(&self, stream: &str) -> Result<StreamMetadata> {
+        match self {
+            MetadataState::Known(metadata) if metadata.deleted => Err(Error::StreamDeleted {
+                stream: stream.to_string(),
+            }),
+            MetadataState::Known(metadata) => Ok(*metadata),
+            MetadataState::Invalid {
+                metadata_version,
+                detail,
+            } => Err(Error::InvalidStreamMetadata {
+                stream: stream.to_string(),
+                metadata_version: *metadata_version,
+                detail: detail.clone(),
+            }),
+        }
+    }
+}
+
 /// The whole index.
 #[derive(Debug)]
 pub(crate) struct Index {
     streams: IdMap<StreamEntry>,
+    /// Truncation and deletion, per stream that has metadata (keyed by the
+    /// stream's name, not its metadata stream's): usually empty, so that
+    /// checking it costs an append nothing but `is_empty`.
+    metadata: IdMap<MetadataState>,
+    /// Metadata streams that got events since the engine last learned
+    /// their metadata (`engine::stream_metadata::learn`): set by every
+    /// path that adds streams (append, open's walk, the checkpoint's
+    /// stream table, a follower's refresh), so none needs its own rule.
+    metadata_changed: IdMap<()>,
     pub segments: Vec<SegmentIndex>,
     /// Index files found damaged on first use (and rebuilt).
     pub late_findings: LateFindings,
@@ -105,6 +157,9 @@ pub(crate) struct Index {
     /// Timestamp of the last retired event (0 if none): the newest kept
     /// segments may hold none.
     cut_last_timestamp_ns: u64,
+    /// The retention manifest's record of metadata events before the cut,
+    /// by metadata stream.
+    metadata_at_cut: IdMap<Vec<u8>>,
 }
 
 impl Index {
@@ -114,11 +169,14 @@ impl Index {
         Index {
             checkpoint_path: dir.join(crate::format::checkpoint::CHECKPOINT_FILE_NAME),
             streams: IdMap::default(),
+            metadata: IdMap::default(),
+            metadata_changed: IdMap::default(),
             segments: Vec::new(),
             late_findings: LateFindings::default(),
             retained_from: 0,
             cut: false,
             cut_last_timestamp_ns: 0,
+            metadata_at_cut: IdMap::default(),
         }
     }
 
@@ -126,10 +184,10 @@ impl Index {
     /// retired events at its version there, with no segments listed.
     pub fn anchored(&mut self, anchor: &crate::log::retention::Anchor) {
         assert!(self.segments.is_empty(), "the cut comes before any segment");
-        self.cut = true;
-        self.cut_last_timestamp_ns = anchor.last_timestamp_ns;
+        self.mark_cut(anchor);
         self.streams.reserve(anchor.streams.len());
         for (name, &version) in &anchor.streams {
+            self.note_if_metadata_stream(name);
             self.streams.insert(
                 name.clone(),
                 StreamEntry {
@@ -140,10 +198,24 @@ impl Index {
         }
     }
 
-    /// Marks the log as cut (a checkpoint loaded after a retirement).
-    pub fn mark_cut(&mut self, last_timestamp_ns: u64) {
+    /// Marks the log as cut where `anchor` says (open from scratch, or a
+    /// checkpoint loaded after a retirement).
+    pub fn mark_cut(&mut self, anchor: &crate::log::retention::Anchor) {
         self.cut = true;
-        self.cut_last_timestamp_ns = last_timestamp_ns;
+        self.cut_last_timestamp_ns = anchor.last_timestamp_ns;
+        self.metadata_at_cut.clone_from(&anchor.metadata);
+    }
+
+    /// The data of `metadata_stream`'s newest `$metadata` event before the
+    /// cut, as the retention manifest records it: where the metadata is
+    /// when that event was retired.
+    pub fn metadata_at_cut(&self, metadata_stream: &str) -> Option<&[u8]> {
+        self.metadata_at_cut.get(metadata_stream).map(Vec::as_slice)
+    }
+
+    /// Records the metadata at a new cut (a retirement made now).
+    pub fn set_metadata_at_cut(&mut self, metadata: IdMap<Vec<u8>>) {
+        self.metadata_at_cut = metadata;
     }
 
     /// Forgets the segments before ordinal `keep_from` (retired now): their
@@ -249,7 +321,78 @@ impl Index {
 
     /// Adds a stream loaded from a checkpoint.
     pub fn insert_stream(&mut self, name: &str, entry: StreamEntry) {
+        self.note_if_metadata_stream(name);
         self.streams.insert(name.into(), entry);
+    }
+
+    /// Remembers that `stream`, if it is a metadata stream, has new events
+    /// whose metadata the engine must learn. A byte comparison for every
+    /// other stream.
+    fn note_if_metadata_stream(&mut self, stream: &str) {
+        if stream.starts_with(METADATA_STREAM_PREFIX) {
+            self.metadata_changed.insert(stream.into(), ());
+        }
+    }
+
+    /// Whether a metadata stream got events since the last
+    /// [`Index::take_changed_metadata_streams`].
+    pub fn has_changed_metadata_streams(&self) -> bool {
+        !self.metadata_changed.is_empty()
+    }
+
+    /// The metadata streams that got events since the last call.
+    pub fn take_changed_metadata_streams(&mut self) -> Vec<Box<str>> {
+        self.metadata_changed
+            .drain()
+            .map(|(name, ())| name)
+            .collect()
+    }
+
+    /// Records what `metadata_stream`'s newest metadata event says
+    /// (`None`: it has none).
+    pub fn set_metadata(&mut self, metadata_stream: &str, state: Option<MetadataState>) {
+        let Some(stream) = stream_of_metadata_stream(metadata_stream) else {
+            return;
+        };
+        match state {
+            Some(state) => {
+                self.metadata.insert(stream.into(), state);
+            }
+            None => {
+                self.metadata.remove(stream);
+            }
+        }
+    }
+
+    /// The metadata of `stream`, if it has any.
+    pub fn metadata(&self, stream: &str) -> Option<&MetadataState> {
+        if self.metadata.is_empty() {
+            return None;
+        }
+        self.metadata.get(stream)
+    }
+
+    /// The metadata of `stream` as it rules reads and appends: `Ok(None)`
+    /// without any.
+    ///
+    /// # Errors
+    /// As [`MetadataState::live`].
+    pub fn live_metadata(&self, stream: &str) -> Result<Option<StreamMetadata>> {
+        self.metadata(stream)
+            .map(|state| state.live(stream))
+            .transpose()
+    }
+
+    /// The first version a read of `stream` returns: 1, or where it was
+    /// truncated. The one rule every stream read (forward, backward,
+    /// scans, subscriptions) applies.
+    ///
+    /// # Errors
+    /// As [`Index::live_metadata`].
+    pub fn first_readable_version(&self, stream: &str) -> Result<u64> {
+        Ok(self
+            .live_metadata(stream)?
+            .map_or(1, |metadata| metadata.first_readable_version()))
     }
 
     /// Number of streams.
@@ -330,6 +473,7 @@ impl Index {
         first_position: u64,
         events: impl IntoIterator<Item = (u32, Option<&'a str>, u64)>,
     ) {
+        self.note_if_metadata_stream(stream);
         let segment = self.segments.last_mut().expect("a segment exists");
         assert_eq!(
             first_position,
@@ -500,7 +644,9 @@ impl Index {
             .iter()
             .map(|(name, entry)| name.len() + entry.segments.capacity())
             .sum::<usize>()
-            + self.streams.capacity() * (size_of::<(Box<str>, StreamEntry)>() + 1);
+            + self.streams.capacity() * (size_of::<(Box<str>, StreamEntry)>() + 1)
+            + self.metadata.keys().map(|name| name.len()).sum::<usize>()
+            + self.metadata.capacity() * (size_of::<(Box<str>, MetadataState)>() + 1);
         let segments: usize = self.segments.iter().map(SegmentIndex::heap_bytes).sum();
         streams + segments
     }

@@ -18,7 +18,7 @@ use super::finding::{Finding, FindingKind};
 
 /// The state of the log at the newest cut, as the manifest records it:
 /// what the first kept batch must continue.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Anchor {
     /// Position of the first kept event.
     pub position: u64,
@@ -28,8 +28,11 @@ pub(crate) struct Anchor {
     pub last_timestamp_ns: u64,
     /// Each stream's version at the cut (streams with retired events only).
     pub streams: crate::index::IdMap<u64>,
+    /// The data of each metadata stream's newest `$metadata` event before
+    /// the cut, by metadata stream name.
+    pub metadata: crate::index::IdMap<Vec<u8>>,
     /// The manifest, for reports and for checking retired files (its
-    /// `streams_at_cut` moved to `streams`).
+    /// `streams_at_cut` and `metadata_at_cut` moved to the fields above).
     pub manifest: RetentionManifest,
 }
 
@@ -81,8 +84,13 @@ pub(crate) fn read_anchor(dir: &Path) -> Result<Option<Arc<Anchor>>> {
         .into_iter()
         .map(|(name, version)| (name.into_boxed_str(), version))
         .collect();
+    let metadata = std::mem::take(&mut manifest.metadata_at_cut)
+        .into_iter()
+        .map(|(name, data)| (name.into_boxed_str(), data.0))
+        .collect();
     let newest = manifest.newest();
     Ok(Some(Arc::new(Anchor {
+        metadata,
         position: newest.first_retained_position,
         chain: manifest.chain_at_cut(),
         last_timestamp_ns: newest.last_timestamp_ns,

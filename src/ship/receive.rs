@@ -281,14 +281,15 @@ impl<F: FnMut(&ReceiveProgress)> Receiver<'_, F> {
         data.correlation_id = event.correlation_id;
         data.causation_id = event.causation_id;
         data.content_type = event.content_type;
-        let written =
-            match self
-                .store
-                .append(&stream, ExpectedVersion::Exact(previous_version), &[data])
-            {
-                Ok(written) => written,
-                Err(Error::WrongExpectedVersion { actual, .. }) => {
-                    return Err(self.foreign(
+        let written = match self
+            .store
+            // System streams too: the copy's truncations and deletions
+            // are the original's metadata events.
+            .append_replicated(&stream, ExpectedVersion::Exact(previous_version), &[data])
+        {
+            Ok(written) => written,
+            Err(Error::WrongExpectedVersion { actual, .. }) => {
+                return Err(self.foreign(
                     sequence,
                     format!(
                         "it holds version {} of stream {stream:?}, but this store has that stream \
@@ -297,9 +298,9 @@ impl<F: FnMut(&ReceiveProgress)> Receiver<'_, F> {
                         event.version
                     ),
                 ));
-                }
-                Err(error) => return Err(error.into()),
-            };
+            }
+            Err(error) => return Err(error.into()),
+        };
         if written.first_position != position {
             return Err(self.foreign(
                 sequence,

@@ -5,6 +5,7 @@ mod read;
 mod read_iter;
 mod retention;
 mod snapshots;
+mod stream_lifecycle;
 mod subscription;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ use crate::engine::writer::{AppendRequest, event_fields_bytes};
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, EventDataRef, ExpectedVersion};
 use crate::options::{Durability as DurabilityMode, Options};
+use crate::system_streams::is_system_stream;
 
 use crate::engine::durability::PeriodicSyncer;
 use crate::engine::indexer::Indexer;
@@ -152,6 +154,10 @@ impl Store {
     ///
     /// # Errors
     /// - [`Error::WrongExpectedVersion`] with the expected and actual version.
+    /// - [`Error::StreamDeleted`] if the stream was deleted
+    ///   ([`Store::delete_stream`]): it can never be appended to again.
+    /// - [`Error::ReservedStream`] if the stream's name starts with `$`
+    ///   (the store's own system streams, [`crate::system_streams`]).
     /// - [`Error::LimitExceeded`] / [`Error::InvalidArgument`] for oversized or
     ///   empty input (nothing is written).
     /// - [`Error::Poisoned`] after a failed sync; [`Error::ReadOnly`].
@@ -238,6 +244,38 @@ impl Store {
     }
 
     fn append_request(&self, request: &AppendRequest<'_>) -> Result<AppendResult> {
+        // Only the public calls refuse system streams: the store writes
+        // them itself through the engine (truncation, deletion), and a
+        // replica copies them (`append_replicated`).
+        if is_system_stream(request.stream) {
+            return Err(Error::ReservedStream {
+                stream: request.stream.to_string(),
+            });
+        }
+        self.append_any_stream(request)
+    }
+
+    /// [`Store::append`] that also takes system streams: for a copy of
+    /// another store's log (`ship::receive`), whose metadata events must
+    /// arrive as they were, so that the copy truncates and deletes the
+    /// same streams (its index learns them as an open would).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn append_replicated(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventData],
+    ) -> Result<AppendResult> {
+        let events: Vec<EventDataRef<'_>> = events.iter().map(EventData::as_ref).collect();
+        self.append_any_stream(&AppendRequest {
+            stream,
+            expected,
+            events: &events,
+            command_id: None,
+        })
+    }
+
+    fn append_any_stream(&self, request: &AppendRequest<'_>) -> Result<AppendResult> {
         let engine = &*self.engine;
         let Some(writer) = &engine.writer else {
             return Err(Error::ReadOnly {
@@ -304,7 +342,10 @@ impl Store {
         result
     }
 
-    /// The current version of `stream`: its number of events, 0 if it does not exist.
+    /// The current version of `stream`: its number of events, 0 if it does
+    /// not exist. Truncation does not change it, and a deleted stream keeps
+    /// the version it had (so an expected-version check against it still
+    /// reads true; the append is refused as [`Error::StreamDeleted`]).
     pub fn stream_version(&self, stream: &str) -> u64 {
         self.engine.read_state().index.stream_version(stream)
     }

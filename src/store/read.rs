@@ -14,10 +14,15 @@ use super::Store;
 
 impl Store {
     /// Reads up to `max_count` events of `stream`, from version `from_version`
-    /// (1 is the first event) forward. A missing stream reads as empty.
+    /// (1 is the first event) forward. A missing stream reads as empty. A
+    /// truncated stream ([`Store::truncate_stream`]) reads from its
+    /// truncation point on, whatever `from_version` is below it.
     ///
     /// # Errors
-    /// [`Error::Corrupt`](crate::Error::Corrupt) if an indexed record no longer decodes.
+    /// - [`Error::StreamDeleted`](crate::Error::StreamDeleted) if the stream was deleted.
+    /// - [`Error::InvalidStreamMetadata`](crate::Error::InvalidStreamMetadata)
+    ///   if its metadata is unreadable.
+    /// - [`Error::Corrupt`](crate::Error::Corrupt) if an indexed record no longer decodes.
     pub fn read_stream(
         &self,
         stream: &str,
@@ -25,9 +30,9 @@ impl Store {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>> {
         let state = self.engine.read_state();
-        let to = from_version
-            .max(1)
-            .saturating_add(u64::try_from(max_count).unwrap_or(u64::MAX));
+        let first = state.index.first_readable_version(stream)?;
+        let from_version = from_version.max(first);
+        let to = from_version.saturating_add(u64::try_from(max_count).unwrap_or(u64::MAX));
         state
             .index
             .stream_locations(stream, from_version, to)?
@@ -37,10 +42,11 @@ impl Store {
     }
 
     /// Reads up to `max_count` events of `stream`, from version `from_version`
-    /// backward (newest first). `u64::MAX` starts at the newest event.
+    /// backward (newest first). `u64::MAX` starts at the newest event. A
+    /// truncated stream's read stops at its truncation point.
     ///
     /// # Errors
-    /// [`Error::Corrupt`](crate::Error::Corrupt) if an indexed record no longer decodes.
+    /// As [`Store::read_stream`].
     pub fn read_stream_backward(
         &self,
         stream: &str,
@@ -48,10 +54,13 @@ impl Store {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>> {
         let state = self.engine.read_state();
+        let first = state.index.first_readable_version(stream)?;
         let to = from_version
             .min(state.index.stream_version(stream))
             .saturating_add(1);
-        let from = to.saturating_sub(u64::try_from(max_count).unwrap_or(u64::MAX));
+        let from = to
+            .saturating_sub(u64::try_from(max_count).unwrap_or(u64::MAX))
+            .max(first);
         state
             .index
             .stream_locations(stream, from, to)?
@@ -62,7 +71,11 @@ impl Store {
     }
 
     /// Reads up to `max_count` events of the whole log in order, from global
-    /// position `from_position` (0 is the first event).
+    /// position `from_position` (0 is the first event). Every event in the
+    /// log: those of truncated and deleted streams, and the metadata events
+    /// recording that (in system streams, [`crate::system_streams`]), stay
+    /// here until retention retires their segments, as in KurrentDB's
+    /// `$all` until a scavenge.
     ///
     /// # Errors
     /// [`Error::Corrupt`](crate::Error::Corrupt) if a record no longer decodes.
@@ -168,11 +181,12 @@ impl Store {
     }
 
     /// Calls `f` with a borrowed view of each event of `stream` from version
-    /// `from_version` on, through the index, until `f` returns `Break`; see
+    /// `from_version` on (a truncated stream: from its truncation point
+    /// on), through the index, until `f` returns `Break`; see
     /// [`Store::scan_all`].
     ///
     /// # Errors
-    /// [`Error::Corrupt`](crate::Error::Corrupt) if an indexed record no longer decodes.
+    /// As [`Store::read_stream`].
     pub fn scan_stream(
         &self,
         stream: &str,
@@ -181,9 +195,11 @@ impl Store {
     ) -> Result<()> {
         let (locations, segments) = {
             let state = self.engine.read_state();
-            let locations = state
-                .index
-                .stream_locations(stream, from_version, u64::MAX)?;
+            let first = state.index.first_readable_version(stream)?;
+            let locations =
+                state
+                    .index
+                    .stream_locations(stream, from_version.max(first), u64::MAX)?;
             let segments = published_segments(&state, 0);
             (locations, segments)
         };

@@ -71,14 +71,19 @@ pub struct Subscription {
 impl Store {
     /// Subscribes to every event matching `filter` from global position
     /// `from_position` on (0: from the beginning; [`Store::next_position`]:
-    /// only new events).
+    /// only new events). As [`Store::read_all`], that is every event in the
+    /// log, those of truncated and deleted streams and the metadata events
+    /// in system streams included.
     pub fn subscribe_all(&self, from_position: u64, filter: Filter) -> Subscription {
         self.subscription(Target::All, from_position, filter)
     }
 
     /// Subscribes to the events of `stream` matching `filter` (its event
     /// types; a stream prefix is checked against `stream`), from version
-    /// `from_version` on (1: from the first event).
+    /// `from_version` on (1: from the first event; a truncated stream from
+    /// its truncation point). Once the stream is deleted, the subscription
+    /// answers [`crate::Error::StreamDeleted`] (after the events already
+    /// read ahead).
     pub fn subscribe_stream(
         &self,
         stream: &str,
@@ -194,6 +199,9 @@ impl Subscription {
                 {
                     return Ok(known);
                 }
+                // Checked on each fill, so a deletion ends a live
+                // subscription; a truncation moves it forward.
+                self.cursor = self.cursor.max(state.index.first_readable_version(stream)?);
                 let locations = state.index.stream_locations(
                     stream,
                     self.cursor,
