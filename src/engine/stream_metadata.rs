@@ -55,6 +55,9 @@ fn newest_metadata(state: &State, metadata_stream: &str) -> Option<MetadataState
     }
 }
 
+/// A metadata event found: its version in the metadata stream and its data.
+pub(crate) type MetadataEvent = (u64, Vec<u8>);
+
 /// The version and data of the newest `$metadata` event of
 /// `metadata_stream` at or before version `newest`; `None` when it has
 /// none. Where the log was cut before that event, the data the retention
@@ -66,7 +69,7 @@ pub(crate) fn newest_metadata_data(
     state: &State,
     metadata_stream: &str,
     newest: u64,
-) -> Result<Option<(u64, Vec<u8>)>, (u64, String)> {
+) -> Result<Option<MetadataEvent>, (u64, String)> {
     // Newest first; in a store annals wrote, the newest event is the one.
     for version in (1..=newest).rev() {
         let location = match state
