@@ -531,3 +531,31 @@ fn truncation_and_deletion_outlive_the_segments_that_recorded_them() {
         "reopened without the checkpoint",
     );
 }
+
+#[test]
+fn an_expected_head_in_the_retired_prefix_needs_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = tempfile::tempdir().unwrap();
+    let store = filled(dir.path(), 20);
+    let old_head = ExpectedHead::from(store.chain_head());
+    common::fill(&store, 60, 4, 5, 2000);
+    let options = RetireOptions {
+        reason: String::new(),
+        archive: Some(archive.path().to_path_buf()),
+    };
+    let cut = store.active_segment_position();
+    let done = store.retire_segments_before(cut, &options).unwrap();
+    assert!(done.first_retained_position > old_head.position.unwrap());
+    store.close().unwrap();
+    let alone = verify(dir.path(), &VerifyOptions::default().expect_head(old_head)).unwrap();
+    assert!(!alone.is_ok(), "{alone}");
+    assert!(alone.to_string().contains("retired prefix"), "{alone}");
+    let whole = verify(
+        dir.path(),
+        &VerifyOptions::default()
+            .expect_head(old_head)
+            .archive(archive.path()),
+    )
+    .unwrap();
+    assert!(whole.is_ok(), "{whole}");
+}

@@ -591,3 +591,49 @@ fn receive_rebuilds_the_store_exactly_even_when_killed_midway() {
         "{stderr}"
     );
 }
+
+#[test]
+fn shipping_goes_on_across_a_retirement_and_never_skips_retired_events() {
+    let Some(server) = Server::shared_or_own("retired") else {
+        return;
+    };
+    let (name, prefix) = unique("retired");
+    create_stream(&server.url, &name, &[&format!("{prefix}.>")]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_writer(dir.path());
+    let mut rng = Rng(seed() | 1);
+    append_events(&store, 3000, STREAMS, &mut rng);
+    let options = ShipOptions::new(&server.url, &name)
+        .subject_prefix(&prefix)
+        .once(true);
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    ship_blocking(&reader, &options, |_| {}).unwrap();
+    drop(reader);
+    let mut shipped = store.read_all(0, usize::MAX).unwrap();
+
+    // The first segments go; shipping resumes as the same store (its id
+    // comes from its first event, which the retention manifest keeps).
+    let cut = store
+        .retire_segments_before(2000, &annals::RetireOptions::default())
+        .unwrap();
+    assert!(cut.first_retained_position > 0);
+    append_events(&store, 200, STREAMS, &mut rng);
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    let done = ship_blocking(&reader, &options, |_| {}).unwrap();
+    assert_eq!(done.phase, Phase::Done);
+    shipped.extend(store.read_all(3000, usize::MAX).unwrap());
+    assert_shipped_exactly(&all_messages(&server.url, &name), &shipped, &prefix);
+
+    // A stream that never got the retired events cannot start from 0.
+    let (fresh, fresh_prefix) = unique("retired_fresh");
+    create_stream(&server.url, &fresh, &[&format!("{fresh_prefix}.>")]);
+    let options = ShipOptions::new(&server.url, &fresh)
+        .subject_prefix(&fresh_prefix)
+        .once(true);
+    let error = ship_blocking(&reader, &options, |_| {}).unwrap_err();
+    assert!(
+        matches!(error, annals::ship::ShipError::Retired { from: 0, .. }),
+        "{error}"
+    );
+    assert!(all_messages(&server.url, &fresh).is_empty());
+}

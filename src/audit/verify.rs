@@ -665,6 +665,30 @@ impl Visitor for Verifier<'_> {
             self.start_chain = anchor.chain;
             self.computed = anchor.chain;
             self.stored = anchor.chain;
+            if let Some(head) = self.expected_head
+                && head
+                    .position
+                    .is_some_and(|position| position < anchor.position)
+            {
+                // Its batches are gone from the store: only the archive can
+                // show the chain reaching it.
+                self.expected_head = None;
+                self.report.head_check = Some(HeadCheck::Unverifiable);
+                let dir = self.report.dir.clone();
+                self.problem(
+                    Severity::Corruption,
+                    ProblemKind::ExpectedHead,
+                    &dir,
+                    0,
+                    head.position,
+                    format!(
+                        "the expected head {head} is in the retired prefix (the store keeps \
+                         positions {} on): verify with the archive the segments were retired \
+                         into (--archive) to check it",
+                        anchor.position
+                    ),
+                );
+            }
         }
     }
 

@@ -26,8 +26,8 @@ use crate::error::{Error, Result};
 use crate::format::chain;
 use crate::format::index_file::index_file_name;
 use crate::format::retention::{
-    ByteBuf, MAX_RETENTION_REASON_BYTES, RETENTION_FILE_NAME, RetentionManifest, RetiredSegment,
-    RetirementRecord,
+    ByteBuf, FirstEvent, MAX_RETENTION_REASON_BYTES, RETENTION_FILE_NAME, RetentionManifest,
+    RetiredSegment, RetirementRecord,
 };
 use crate::log::derived_file;
 use crate::log::directory::sync_dir;
@@ -238,9 +238,12 @@ impl Engine {
             });
         }
         // The manifest: the commit point.
-        let mut records = match retention::read_anchor(&self.dir)? {
-            Some(anchor) => anchor.manifest.records.clone(),
-            None => Vec::new(),
+        let (mut records, first_event) = match retention::read_anchor(&self.dir)? {
+            Some(anchor) => (
+                anchor.manifest.records.clone(),
+                anchor.manifest.first_event.clone(),
+            ),
+            None => (Vec::new(), self.first_event()?),
         };
         let (chain_at_cut, last_timestamp_ns, streams_at_cut, metadata_at_cut) = {
             let state = self.read_state();
@@ -300,6 +303,7 @@ impl Engine {
             records,
             streams_at_cut,
             metadata_at_cut,
+            first_event,
         };
         derived_file::write_atomically(&self.dir, RETENTION_FILE_NAME, &manifest.encode(), hooks)?;
 
@@ -328,6 +332,25 @@ impl Engine {
         sync_dir(&self.dir)?;
         retirement.done = true;
         Ok(retirement)
+    }
+}
+
+impl Engine {
+    /// The store's event at position 0 (in the log: nothing was retired yet).
+    fn first_event(&self) -> Result<FirstEvent> {
+        let state = self.read_state();
+        let mut first = None;
+        super::read_events::visit_log(&state, 0, |event| {
+            first = Some(FirstEvent {
+                id: ByteBuf(event.id.to_vec()),
+                timestamp_ns: event.timestamp_ns,
+                stream: event.stream.to_string(),
+            });
+            std::ops::ControlFlow::Break(())
+        })?;
+        first.ok_or_else(|| {
+            Error::InvalidArgument("the store holds no event: nothing to retire".to_string())
+        })
     }
 }
 

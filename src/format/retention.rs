@@ -18,8 +18,8 @@
 //!   16+n    4 crc        CRC-32 (IEEE) of bytes 0..16+n
 //! ```
 //!
-//! The body is a MessagePack array of 3:
-//! `[records, streams_at_cut, metadata_at_cut]`.
+//! The body is a MessagePack array of 4:
+//! `[records, streams_at_cut, metadata_at_cut, first_event]`.
 //! `records` is an array of retirements, oldest first, each an array of 8:
 //!
 //! ```text
@@ -37,6 +37,9 @@
 //! sorted by name: for each metadata stream (`$$<stream>`) whose newest
 //! `$metadata` event before the cut may be retired, that event's data, so
 //! that a stream's truncation or deletion outlives the segment recording it.
+//! `first_event` is `[id: bin(16), timestamp_ns: uint, stream: str]`, the
+//! store's event at position 0 (what names the store, for example to a
+//! shipper), recorded by the first retirement and kept by the later ones.
 
 use serde::{Deserialize, Serialize};
 
@@ -111,6 +114,19 @@ pub struct RetentionManifest {
     /// The data of each metadata stream's newest `$metadata` event before
     /// the newest cut, sorted by the metadata stream's name.
     pub metadata_at_cut: Vec<(String, ByteBuf)>,
+    /// The store's first event (position 0), retired.
+    pub first_event: FirstEvent,
+}
+
+/// What identifies the store's first event once it is retired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstEvent {
+    /// Its event id (16 bytes).
+    pub id: ByteBuf,
+    /// Its timestamp, nanoseconds since the Unix epoch.
+    pub timestamp_ns: u64,
+    /// Its stream.
+    pub stream: String,
 }
 
 /// Bytes, encoded as MessagePack `bin` (not an array of numbers).
@@ -274,6 +290,9 @@ impl RetentionManifest {
                 ));
             }
         }
+        if self.first_event.id.0.len() != 16 {
+            return fail("its first event's id is not 16 bytes".to_string());
+        }
         if let Some((name, _)) = self.streams_at_cut.iter().find(|(_, v)| *v == 0) {
             return fail(format!("stream {name:?} is recorded at version 0"));
         }
@@ -306,6 +325,11 @@ mod tests {
             }],
             streams_at_cut: vec![("$$a".into(), 1), ("a".into(), 3), ("b".into(), 7)],
             metadata_at_cut: vec![("$$a".into(), ByteBuf(vec![1, 2, 3]))],
+            first_event: FirstEvent {
+                id: ByteBuf(vec![9; 16]),
+                timestamp_ns: 4,
+                stream: "a".into(),
+            },
         }
     }
 

@@ -100,6 +100,14 @@ pub enum ShipError {
         /// What was found.
         why: String,
     },
+    /// Events to ship were retired from the store before they were shipped
+    /// (`Store::retire_segments_before`): the stream would miss them.
+    Retired {
+        /// The first position still to ship.
+        from: u64,
+        /// Where the store's log starts now.
+        log_start: u64,
+    },
     /// An event is larger than the server accepts (its `max_payload`).
     EventTooLarge {
         /// The event's position.
@@ -174,6 +182,12 @@ impl fmt::Display for ShipError {
                 f,
                 "JetStream stream {stream:?}, message {sequence}: {why}; ship each store into a \
                  stream of its own"
+            ),
+            ShipError::Retired { from, log_start } => write!(
+                f,
+                "events {from}..{log_start} were retired from the store before they were \
+                 shipped; ship from position {log_start} on purpose (`ShipOptions::from_position`, `annals ship --from`) if \
+                 the stream may miss them, or restore them from the archive"
             ),
             ShipError::EventTooLarge { position, detail } => write!(
                 f,

@@ -183,6 +183,13 @@ impl<F: FnMut(&Progress)> Shipper<'_, F> {
             }
             None => self.options.from_position,
         };
+        let log_start = self.store.log_start_position();
+        if next < log_start {
+            return Err(Interruption::Fatal(ShipError::Retired {
+                from: next,
+                log_start,
+            }));
+        }
         self.progress.last_shipped_position = resume.last_position;
         self.progress.stream_sequence = resume.last_sequence;
         self.progress.at(next, self.store.next_position());

@@ -2,7 +2,8 @@
 //! the first half of `Nats-Msg-Id`).
 //!
 //! The public API has no store id, so it is derived from what never changes
-//! in a store once written: its first event (position 0). SHA-256 over the
+//! in a store once written: its first event (position 0), which the
+//! retention manifest keeps once it is retired. SHA-256 over the
 //! event's id, timestamp and stream id, the first 16 bytes in hex. Event ids
 //! are random UUIDs (v7) and timestamps have nanoseconds, so two stores get
 //! the same id only if their first events are copies of each other: a copy
@@ -19,11 +20,20 @@ const STORE_ID_BYTES: usize = 16;
 
 /// The store id derived from a store's first event.
 pub fn store_id_of(first_event: &RecordedEvent) -> String {
+    id_of(
+        &first_event.id,
+        first_event.timestamp_ns,
+        &first_event.stream,
+    )
+}
+
+/// The store id of a first event with this id, timestamp and stream.
+fn id_of(id: &crate::Uuid, timestamp_ns: u64, stream: &str) -> String {
     let mut hasher = sha2::Sha256::new();
     hasher.update(b"annals store id v1\0");
-    hasher.update(first_event.id.as_bytes());
-    hasher.update(first_event.timestamp_ns.to_le_bytes());
-    hasher.update(first_event.stream.as_bytes());
+    hasher.update(id.as_bytes());
+    hasher.update(timestamp_ns.to_le_bytes());
+    hasher.update(stream.as_bytes());
     let digest = hasher.finalize();
     digest[..STORE_ID_BYTES]
         .iter()
@@ -31,12 +41,15 @@ pub fn store_id_of(first_event: &RecordedEvent) -> String {
         .collect()
 }
 
-/// The store's id, or `None` while it holds no event.
+/// The store's id, or `None` while it holds no event. The same once the
+/// first event was retired (the retention manifest keeps what it needs).
 ///
 /// # Errors
 /// [`crate::Error::Corrupt`] if the first event no longer decodes.
 pub fn store_id(store: &Store) -> crate::Result<Option<String>> {
-    Ok(store.read_all(0, 1)?.first().map(store_id_of))
+    Ok(store
+        .first_event_identity()?
+        .map(|(id, timestamp_ns, stream)| id_of(&id, timestamp_ns, &stream)))
 }
 
 #[cfg(test)]

@@ -75,4 +75,32 @@ impl Store {
     pub fn log_start_position(&self) -> u64 {
         self.engine.read_state().index.start_position()
     }
+
+    /// The id, timestamp and stream of the store's first event (position
+    /// 0), even once it was retired (the retention manifest keeps them):
+    /// what names the store. `None` while it holds no event.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] when the first event or the manifest no
+    /// longer decodes.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn first_event_identity(&self) -> Result<Option<(crate::Uuid, u64, String)>> {
+        if self.log_start_position() == 0 {
+            return Ok(self
+                .read_all(0, 1)?
+                .into_iter()
+                .next()
+                .map(|event| (event.id, event.timestamp_ns, event.stream)));
+        }
+        let anchor = crate::log::retention::read_anchor(self.dir())?;
+        Ok(anchor.map(|anchor| {
+            let first = &anchor.manifest.first_event;
+            let id = <[u8; 16]>::try_from(first.id.0.as_slice()).expect("checked when decoded");
+            (
+                crate::Uuid::from_bytes(id),
+                first.timestamp_ns,
+                first.stream.clone(),
+            )
+        }))
+    }
 }
