@@ -191,3 +191,54 @@ fn bad_retire_arguments_are_refused_and_change_nothing() {
     assert_eq!(common::segment_files(dir.path()), files);
     assert!(!dir.path().join("annals.retention").exists());
 }
+
+#[test]
+fn stats_and_repair_of_a_retired_store_count_the_kept_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let next = filled(dir.path());
+    let done = expect(
+        0,
+        &[
+            "retire",
+            path(dir.path()),
+            "--before-position",
+            "120",
+            "--yes",
+            "--json",
+        ],
+    );
+    let start = done.lines()[0]["first_retained_position"].as_u64().unwrap();
+    let stats = expect(0, &["stats", path(dir.path()), "--json"]);
+    let stats = &stats.lines()[0];
+    assert_eq!(stats["events"].as_u64(), Some(next - start));
+    assert_eq!(stats["first_position"].as_u64(), Some(start));
+    assert_eq!(stats["next_position"].as_u64(), Some(next));
+    let text = expect(0, &["stats", path(dir.path())]);
+    assert!(
+        text.stdout.contains(&format!(
+            "positions:          {start}..{next} (positions 0..{start} retired)"
+        )),
+        "{}",
+        text.stdout
+    );
+
+    // Damage in the last sealed segment: repair keeps what lies between the
+    // cut and the damage, and says so in kept positions.
+    let last_sealed = common::segment_files(dir.path())
+        .into_iter()
+        .rev()
+        .nth(1)
+        .unwrap();
+    let mut bytes = std::fs::read(&last_sealed).unwrap();
+    bytes[3000] ^= 0xff;
+    std::fs::write(&last_sealed, bytes).unwrap();
+    let plan = expect(4, &["repair", path(dir.path())]);
+    assert!(
+        plan.stdout.contains(&format!("(positions {start} to ")),
+        "{}",
+        plan.stdout
+    );
+    let cut = expect(0, &["repair", path(dir.path()), "--yes"]);
+    assert!(cut.stdout.contains("the store opens:"), "{}", cut.stdout);
+    expect(0, &["verify", path(dir.path())]);
+}

@@ -80,8 +80,12 @@ pub struct RepairPlan {
     pub damage: Option<Finding>,
     /// What the cut does; `None` when there is nothing to cut.
     pub cut: Option<Cut>,
-    /// Events the log keeps: positions `0..kept_events`.
+    /// Where the log keeps events up to: positions
+    /// `first_position..kept_events` (the name is older than retention).
     pub kept_events: u64,
+    /// Position of the log's first event: 0, or where the retention
+    /// manifest says once segments were retired.
+    pub first_position: u64,
     /// Segment files the log keeps, whole or in part.
     pub kept_segments: usize,
     /// The segment size of the newest kept segment, for the writer that
@@ -208,6 +212,7 @@ impl Repair {
         let mut walk = LogWalk::new(dir, SegmentRole::Newest, &Default::default());
         walk.walk_all(&mut finder)?;
         let kept_events = walk.cursor.next_position.unwrap_or(0);
+        let first_position = walk.cursor.anchor.as_ref().map_or(0, |a| a.position);
         let CutFinder {
             versions,
             last_end,
@@ -222,6 +227,7 @@ impl Repair {
                 damage: None,
                 cut: None,
                 kept_events,
+                first_position,
                 kept_segments: walk.segments.len(),
                 kept_segment_size_bytes: segment_sizes.last().copied(),
                 stale_snapshots: Vec::new(),
@@ -247,6 +253,7 @@ impl Repair {
                     removed: Vec::new(),
                 }),
                 kept_events: walk_end_of_log(dir)?,
+                first_position,
                 kept_segments: files.len(),
                 kept_segment_size_bytes: segment_sizes.last().copied(),
                 stale_snapshots: Vec::new(),
@@ -285,6 +292,7 @@ impl Repair {
             dir: dir.clone(),
             stale_snapshots: stale_snapshots(dir, &versions)?,
             kept_events,
+            first_position,
             kept_segments: first_removed,
             kept_segment_size_bytes,
             lost,

@@ -34,7 +34,8 @@ pub fn run(args: &RepairArgs) -> Result<(), Failure> {
     let Some(cut) = &plan.cut else {
         out.text(&format!(
             "no damage found: nothing to cut ({} events in {} segment files)\n",
-            plan.kept_events, plan.kept_segments
+            plan.kept_events - plan.first_position,
+            plan.kept_segments
         ))?;
         return out.flush();
     };
@@ -65,7 +66,7 @@ pub fn run(args: &RepairArgs) -> Result<(), Failure> {
         None => Options::default(),
     };
     let store = Store::open(dir, options)?;
-    let events = store.next_position();
+    let events = store.next_position() - store.log_start_position();
     store.close()?;
     out.text(&format!("the store opens: {events} events.\n"))?;
     out.flush()
@@ -85,10 +86,10 @@ fn describe(dir: &Path, plan: &RepairPlan, cut: &Cut) -> String {
     if let Some(damage) = &plan.damage {
         let _ = writeln!(text, "damage: {damage}");
     }
-    let kept = plan.kept_events;
-    let kept_range = match kept {
+    let (first, end) = (plan.first_position, plan.kept_events);
+    let kept_range = match end.saturating_sub(first) {
         0 => "no events".to_string(),
-        n => format!("{n} events (positions 0 to {})", n - 1),
+        n => format!("{n} events (positions {first} to {})", end - 1),
     };
     if let Some(rewrite) = &cut.rewrite_footer {
         let _ = writeln!(

@@ -15,7 +15,12 @@ use super::timestamp::rfc3339_nanos;
 
 #[derive(Debug, Serialize)]
 struct Stats {
+    /// Events the store keeps.
     events: u64,
+    /// Position of the first kept event: above 0 once segments were retired.
+    first_position: u64,
+    /// Position the next event will get.
+    next_position: u64,
     streams: usize,
     segments: u64,
     /// Sum of the segment files' sizes (segments are preallocated whole).
@@ -70,7 +75,9 @@ pub fn run(args: &StatsArgs) -> Result<(), Failure> {
     let first = store.read_all(0, 1)?;
     let last = store.read_all_backward(u64::MAX, 1)?;
     let stats = Stats {
-        events: store.next_position(),
+        events: store.next_position() - store.log_start_position(),
+        first_position: store.log_start_position(),
+        next_position: store.next_position(),
         streams: store.stream_count(),
         segments,
         segment_file_bytes,
@@ -93,6 +100,7 @@ pub fn run(args: &StatsArgs) -> Result<(), Failure> {
         let none = || "-".to_string();
         out.text(&format!(
             "events:             {}\n\
+             positions:          {}\n\
              streams:            {}\n\
              segments:           {}\n\
              segment file bytes: {}\n\
@@ -103,6 +111,7 @@ pub fn run(args: &StatsArgs) -> Result<(), Failure> {
              index heap bytes:   {}\n\
              recovery:           {}\n",
             stats.events,
+            positions_text(stats.first_position, stats.next_position),
             stats.streams,
             stats.segments,
             stats.segment_file_bytes,
@@ -115,6 +124,16 @@ pub fn run(args: &StatsArgs) -> Result<(), Failure> {
         ))?;
     }
     out.flush()
+}
+
+/// The positions the store keeps: `0..N`, and what was retired before.
+fn positions_text(first: u64, next: u64) -> String {
+    let kept = format!("{first}..{next}");
+    if first == 0 {
+        kept
+    } else {
+        format!("{kept} (positions 0..{first} retired)")
+    }
 }
 
 /// The recovery report for the text form: `none`, or a count followed by
