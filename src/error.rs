@@ -81,6 +81,17 @@ pub enum Error {
         /// The store directory.
         dir: PathBuf,
     },
+    /// A reader following a writer in another process fell behind a
+    /// retirement: events it had not read yet were retired
+    /// ([`crate::Store::retire_segments_before`]).
+    Retired {
+        /// The store directory.
+        dir: PathBuf,
+        /// The first position this reader had not read.
+        from: u64,
+        /// Where the log starts now.
+        log_start: u64,
+    },
     /// The stream was deleted ([`crate::Store::delete_stream`]): it can be
     /// neither read nor appended to, ever again.
     StreamDeleted {
@@ -232,6 +243,17 @@ impl fmt::Display for Error {
                 f,
                 "the store {} was closed, which ended this subscription; open the store \
                  again and subscribe from the subscription's checkpoint to go on",
+                dir.display()
+            ),
+            Error::Retired {
+                dir,
+                from,
+                log_start,
+            } => write!(
+                f,
+                "events {from}..{log_start} of the store {} were retired before this reader \
+                 read them; open the store again to read on from position {log_start}, or read \
+                 them from the archive they were retired into",
                 dir.display()
             ),
             Error::StreamDeleted { stream } => write!(

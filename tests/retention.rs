@@ -559,3 +559,38 @@ fn an_expected_head_in_the_retired_prefix_needs_the_archive() {
     .unwrap();
     assert!(whole.is_ok(), "{whole}");
 }
+
+#[test]
+fn a_follower_lets_go_of_retired_segments_and_says_when_it_fell_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled(dir.path(), 60);
+    let follower = Store::open_read_only(dir.path()).unwrap();
+    let done = store.retire_segments_before(100, &reason("")).unwrap();
+    common::fill(&store, 10, 4, 5, 2000);
+    follower.refresh().unwrap();
+    assert_eq!(follower.log_start_position(), done.first_retained_position);
+    assert_eq!(follower.next_position(), store.next_position());
+    let all = follower.read_all(0, usize::MAX).unwrap();
+    assert_eq!(all[0].position, done.first_retained_position);
+    // The retired files' mappings are released: nothing in this process
+    // maps them any more.
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for file in &done.segments {
+        let name = file.path.file_name().unwrap().to_str().unwrap();
+        assert!(!maps.contains(name), "{name} is still mapped");
+    }
+
+    // A follower that had not read the events retired cannot go on.
+    let behind = Store::open_read_only(dir.path()).unwrap();
+    common::fill(&store, 60, 4, 5, 2000);
+    let cut = store.active_segment_position();
+    store.retire_segments_before(cut, &reason("")).unwrap();
+    let error = behind.refresh().unwrap_err();
+    assert!(matches!(error, Error::Retired { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("retired before this reader read them"),
+        "{error}"
+    );
+}

@@ -603,6 +603,8 @@ pub(crate) struct Follower {
     /// (the writer writes it moments after sealing): looked for again at
     /// each refresh, so that a long-running follower's heap stays bounded.
     pending_index_files: Vec<usize>,
+    /// The retention manifest as last followed ([`retention::fingerprint`]).
+    manifest: Option<(u64, u64, Option<std::time::SystemTime>)>,
 }
 
 impl Follower {
@@ -610,7 +612,59 @@ impl Follower {
         Follower {
             walk,
             pending_index_files: Vec::new(),
+            manifest: None,
         }
+    }
+
+    /// Follows a retirement the writer made since the last call: the
+    /// retired segments leave the index and their mappings are released
+    /// (so that their disk space is freed), as in the writer's own store.
+    ///
+    /// # Errors
+    /// [`Error::Retired`] when events this reader had not read yet were
+    /// retired; the manifest's errors.
+    fn follow_retirement(
+        &mut self,
+        index: &mut Index,
+        segments: &mut [Arc<Segment>],
+    ) -> Result<()> {
+        let dir = self.walk.dir().to_path_buf();
+        let now = retention::fingerprint(&dir);
+        if now.is_none() || now == self.manifest {
+            return Ok(());
+        }
+        let Some(anchor) = retention::read_anchor(&dir)? else {
+            return Ok(());
+        };
+        if anchor.position > index.start_position() {
+            let Some(keep_from) = index
+                .segments
+                .iter()
+                .position(|segment| segment.base_position == anchor.position)
+            else {
+                if index.next_position() >= anchor.position {
+                    // Retired up to where this reader has read: nothing
+                    // missed; followed once the next segment is.
+                    return Ok(());
+                }
+                return Err(Error::Retired {
+                    dir,
+                    from: index.next_position(),
+                    log_start: anchor.position,
+                });
+            };
+            index.set_metadata_at_cut(anchor.metadata.clone());
+            index.retire_before(keep_from);
+            for ordinal in 0..keep_from {
+                if segments[ordinal].file_len() > 0 {
+                    let slot = Arc::new(segments[ordinal].retired()?);
+                    segments[ordinal] = Arc::clone(&slot);
+                    self.walk.segments[ordinal] = slot;
+                }
+            }
+        }
+        self.manifest = now;
+        Ok(())
     }
 
     /// Picks up what a writer in another process committed since the last
@@ -622,6 +676,7 @@ impl Follower {
     /// # Errors
     /// [`Error::Corrupt`] with the first refused finding.
     pub fn follow(&mut self, index: &mut Index, segments: &mut Vec<Arc<Segment>>) -> Result<()> {
+        self.follow_retirement(index, segments)?;
         let dir = self.walk.dir().to_path_buf();
         let known = segments.len();
         let mut builder = IndexBuilder {
