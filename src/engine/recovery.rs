@@ -655,11 +655,14 @@ impl Follower {
             };
             index.set_metadata_at_cut(anchor.metadata.clone());
             index.retire_before(keep_from);
-            for ordinal in 0..keep_from {
-                if segments[ordinal].file_len() > 0 {
-                    let slot = Arc::new(segments[ordinal].retired()?);
-                    segments[ordinal] = Arc::clone(&slot);
-                    self.walk.segments[ordinal] = slot;
+            for (segment, walked) in segments[..keep_from]
+                .iter_mut()
+                .zip(&mut self.walk.segments[..keep_from])
+            {
+                if segment.file_len() > 0 {
+                    let slot = Arc::new(segment.retired()?);
+                    *segment = Arc::clone(&slot);
+                    *walked = slot;
                 }
             }
         }
