@@ -576,8 +576,14 @@ fn a_follower_lets_go_of_retired_segments_and_says_when_it_fell_behind() {
     // maps them any more.
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     for file in &done.segments {
-        let name = file.path.file_name().unwrap().to_str().unwrap();
-        assert!(!maps.contains(name), "{name} is still mapped");
+        let path = file.path.canonicalize().unwrap_or_else(|_| {
+            dir.path()
+                .canonicalize()
+                .unwrap()
+                .join(file.path.file_name().unwrap())
+        });
+        let path = path.to_str().unwrap();
+        assert!(!maps.contains(path), "{path} is still mapped");
     }
 
     // A follower that had not read the events retired cannot go on.
