@@ -2,6 +2,7 @@
 //! in-memory store alike: the in-memory store must behave exactly like the
 //! file store (same errors, same versions, same positions).
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -13,28 +14,6 @@ fn options() -> Options {
     Options::default()
         .segment_size_bytes(64 * 1024)
         .durability(annals::Durability::None)
-}
-
-/// Runs `$body` (a `fn(&Store)`) against a file store and an in-memory store.
-macro_rules! for_both_stores {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn file_store() {
-                let dir = tempfile::tempdir().unwrap();
-                let store = Store::open(dir.path(), options()).unwrap();
-                ($body)(&store);
-            }
-
-            #[test]
-            fn memory_store() {
-                let store = Store::in_memory(options()).unwrap();
-                ($body)(&store);
-            }
-        }
-    };
 }
 
 fn one(data: &[u8]) -> [EventData; 1] {

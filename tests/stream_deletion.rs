@@ -3,6 +3,7 @@
 //! store alike, across reopen (writable and read-only) and for a follower;
 //! the command line in `tests/cli_stream_deletion.rs`.
 
+#[macro_use]
 mod common;
 
 use std::ops::ControlFlow;
@@ -15,28 +16,6 @@ use annals::{
 
 fn options() -> Options {
     common::small_segments()
-}
-
-/// Runs `$body` (a `fn(&Store)`) against a file store and an in-memory store.
-macro_rules! for_both_stores {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn file_store() {
-                let dir = tempfile::tempdir().unwrap();
-                let store = Store::open(dir.path(), options()).unwrap();
-                ($body)(&store);
-            }
-
-            #[test]
-            fn memory_store() {
-                let store = Store::in_memory(options()).unwrap();
-                ($body)(&store);
-            }
-        }
-    };
 }
 
 /// Appends events 1..=count to `stream` (data: the version as one byte).

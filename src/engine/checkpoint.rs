@@ -312,18 +312,6 @@ pub(crate) fn load(
                 segments,
                 last_listed: listed,
             }
-        } else if last_listed.is_some() && last_listed == active {
-            let mut segments = Vec::new();
-            let mut listed = None;
-            for ordinal in segment_list::iter(stream.segment_list).filter(|&o| Some(o) != active) {
-                segment_list::push(&mut segments, listed, ordinal);
-                listed = Some(ordinal);
-            }
-            StreamEntry {
-                version: stream.version,
-                segments,
-                last_listed: listed,
-            }
         } else {
             StreamEntry {
                 version: stream.version,

@@ -188,3 +188,27 @@ pub fn flip_byte(path: &Path, offset: u64) {
     let byte = read_at(path, offset, 1)[0];
     overwrite(path, offset, &[!byte]);
 }
+
+/// Runs `$body` (a `fn(&Store)`) against a file store and an in-memory
+/// store, each opened with the calling file's `options()`.
+#[allow(unused_macros)]
+macro_rules! for_both_stores {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn file_store() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = Store::open(dir.path(), options()).unwrap();
+                ($body)(&store);
+            }
+
+            #[test]
+            fn memory_store() {
+                let store = Store::in_memory(options()).unwrap();
+                ($body)(&store);
+            }
+        }
+    };
+}
