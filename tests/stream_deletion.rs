@@ -464,3 +464,23 @@ fn cqrs_aggregate_types_cannot_name_system_streams() {
     let prefix = annals::cqrs::stream_prefix("account").unwrap();
     assert!(!metadata_stream_of("account-7").starts_with(&prefix));
 }
+
+for_both_stores!(
+    a_deleted_streams_snapshot_is_gone_with_it,
+    |store: &Store| {
+        append_n(store, "cart-1", 3);
+        store
+            .save_snapshot_serde("cart-1", 3, &vec![1u8, 2, 3])
+            .unwrap();
+        assert!(store.load_snapshot("cart-1").unwrap().is_some());
+        store
+            .delete_stream("cart-1", ExpectedVersion::Exact(3))
+            .unwrap();
+        let error = store.load_snapshot("cart-1").unwrap_err();
+        assert!(matches!(error, Error::StreamDeleted { .. }), "{error}");
+        let error = store
+            .save_snapshot_serde("cart-1", 3, &vec![1u8])
+            .unwrap_err();
+        assert!(matches!(error, Error::StreamDeleted { .. }), "{error}");
+    }
+);

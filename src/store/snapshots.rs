@@ -32,7 +32,7 @@ impl Store {
     /// [`Error::InvalidArgument`] for a version of 0 or above the stream's
     /// version; [`Error::LimitExceeded`] over `Limits::max_snapshot_bytes`,
     /// or when the stream id, content type and data together do not fit a
-    /// snapshot file;
+    /// snapshot file; [`Error::StreamDeleted`] for a deleted stream;
     /// [`Error::ReadOnly`]; [`Error::Io`].
     pub fn save_snapshot(
         &self,
@@ -47,6 +47,9 @@ impl Store {
                 dir: engine.dir.clone(),
             });
         }
+        // A deleted stream has no state to save (and unusable metadata
+        // must not be read past).
+        self.engine.read_state().index.live_metadata(stream)?;
         let actual = self.stream_version(stream);
         if version == 0 || version > actual {
             return Err(Error::InvalidArgument(format!(
@@ -95,8 +98,12 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::Corrupt`] naming the snapshot file when it is damaged
-    /// (deleting it is safe: the state can be rebuilt from the events).
+    /// (deleting it is safe: the state can be rebuilt from the events);
+    /// [`Error::StreamDeleted`] for a deleted stream;
+    /// [`Error::InvalidStreamMetadata`] when its metadata is unusable.
     pub fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
+        // A deleted stream's state is gone with it, snapshot included.
+        self.engine.read_state().index.live_metadata(stream)?;
         let snapshot = self.engine.snapshots.load(stream)?;
         Ok(snapshot.filter(|s| s.version <= self.stream_version(stream)))
     }
