@@ -81,6 +81,63 @@ pub enum Error {
         /// The store directory.
         dir: PathBuf,
     },
+    /// The key file (`annals.keys`) is damaged somewhere other than a torn
+    /// last record.
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// Offset of the damaged header or record.
+        offset: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An application-supplied [`crate::SubjectKeys`] failed.
+    KeyStore {
+        /// What it said.
+        message: String,
+    },
+    /// [`crate::Store::erase_subject`] of a subject that has no key: no
+    /// event was ever appended with it. Nothing was written.
+    UnknownSubject {
+        /// The subject.
+        subject: String,
+    },
+    /// The subject was erased: its data can no longer be written, and it
+    /// cannot be erased again. Nothing was written.
+    SubjectErased {
+        /// The subject.
+        subject: String,
+        /// Position of the erasure event in `$erasures`.
+        erased_at: u64,
+    },
+    /// The event's data was erased (its subject's key destroyed): what
+    /// [`crate::RecordedEvent::decode`] says of an erased event.
+    Erased {
+        /// The event's subject.
+        subject: String,
+        /// The event's stream.
+        stream: String,
+        /// Its version in the stream.
+        version: u64,
+        /// Its position.
+        position: u64,
+    },
+    /// The event's data is sealed with a subject's key that is neither
+    /// present nor erased (a key file replaced or lost, or an
+    /// application-supplied key store that lost it), or does not open with
+    /// the key present.
+    SealedData {
+        /// The event's subject.
+        subject: String,
+        /// The event's stream.
+        stream: String,
+        /// Its version in the stream.
+        version: u64,
+        /// Its position.
+        position: u64,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -208,6 +265,48 @@ impl fmt::Display for Error {
                 "the store {} was closed, which ended this subscription; open the store \
                  again and subscribe from the subscription's checkpoint to go on",
                 dir.display()
+            ),
+            Error::KeyFile {
+                path,
+                offset,
+                detail,
+            } => write!(
+                f,
+                "the key file {} is damaged at byte {offset}: {detail}; the store was not \
+                 changed (restore the key file from where you keep it; without it the data \
+                 of every subject's events cannot be read)",
+                path.display()
+            ),
+            Error::KeyStore { message } => write!(f, "the subject key store failed: {message}"),
+            Error::UnknownSubject { subject } => write!(
+                f,
+                "no event names subject {subject:?} (it has no key); nothing was erased"
+            ),
+            Error::SubjectErased { subject, erased_at } => write!(
+                f,
+                "subject {subject:?} was erased (erasure event at position {erased_at}); its \
+                 data cannot be written or erased again"
+            ),
+            Error::Erased {
+                subject,
+                stream,
+                version,
+                position,
+            } => write!(
+                f,
+                "the data of event {version} of stream {stream:?} (position {position}) was \
+                 erased with subject {subject:?}"
+            ),
+            Error::SealedData {
+                subject,
+                stream,
+                version,
+                position,
+                detail,
+            } => write!(
+                f,
+                "the data of event {version} of stream {stream:?} (position {position}), \
+                 sealed for subject {subject:?}, cannot be opened: {detail}"
             ),
         }
     }

@@ -136,8 +136,14 @@ fn all_batches_of(bytes: &[u8]) -> Vec<Batch> {
     let mut events = Vec::new();
     let mut offset = SEGMENT_HEADER_LEN;
     let mut out = Vec::new();
-    while let BatchRead::Batch(batch) = scan::read_batch(bytes, salt, offset, data_end, &mut events)
-    {
+    while let BatchRead::Batch(batch) = scan::read_batch(
+        bytes,
+        salt,
+        header_of(bytes).format_version,
+        offset,
+        data_end,
+        &mut events,
+    ) {
         let first_position = batch.commit.first_position;
         out.push(Batch {
             start: batch.start,

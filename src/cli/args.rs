@@ -47,6 +47,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Measure append, read and open speed on this machine.
     Bench(BenchArgs),
+    /// Erase a data subject: record the erasure in `$erasures`, then destroy its key (crypto-shredding).
+    Erase(EraseArgs),
     /// Find the first damaged spot of a store and say what cutting it would remove (cut with --yes).
     Repair(RepairArgs),
     /// Publish events, in log order, to a NATS JetStream stream, exactly once across restarts (feature `nats`).
@@ -149,6 +151,24 @@ pub struct AppendArgs {
     /// The event id (a UUID); generated when absent.
     #[arg(long)]
     pub id: Option<String>,
+    /// The data subject (a pseudonymous id): the data is sealed with the
+    /// subject's key, and `annals erase --subject` makes it unreadable.
+    #[arg(long)]
+    pub subject: Option<String>,
+    #[command(flatten)]
+    pub writer: WriterOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct EraseArgs {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// The data subject to erase (as named on its events).
+    #[arg(long)]
+    pub subject: String,
+    /// Why, recorded in the erasure event (for example a request number).
+    #[arg(long, default_value = "")]
+    pub reason: String,
     #[command(flatten)]
     pub writer: WriterOptions,
 }

@@ -15,6 +15,9 @@ pub const EXIT_WRONG_EXPECTED_VERSION: u8 = 3;
 pub const EXIT_CORRUPTION: u8 = 4;
 /// Exit code when another process holds the store's writer lock.
 pub const EXIT_LOCKED: u8 = 5;
+/// Exit code of `erase` for a subject that no event names, or that was
+/// erased already: nothing was written.
+pub const EXIT_SUBJECT: u8 = 6;
 
 /// Why a command stopped.
 #[derive(Debug)]
@@ -58,6 +61,7 @@ pub fn exit_code(error: &annals::Error) -> u8 {
         annals::Error::WrongExpectedVersion { .. } => EXIT_WRONG_EXPECTED_VERSION,
         annals::Error::Corrupt { .. } => EXIT_CORRUPTION,
         annals::Error::Locked { .. } => EXIT_LOCKED,
+        annals::Error::UnknownSubject { .. } | annals::Error::SubjectErased { .. } => EXIT_SUBJECT,
         _ => EXIT_OTHER,
     }
 }

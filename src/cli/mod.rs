@@ -5,6 +5,7 @@ mod append;
 mod args;
 mod bench;
 mod bench_import;
+mod erase;
 mod event_json;
 mod export;
 mod failure;
@@ -56,6 +57,7 @@ pub fn run() -> ExitCode {
         Command::Export(args) => export::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Repair(args) => repair::run(&args),
+        Command::Erase(args) => erase::run(&args),
         #[cfg(feature = "nats")]
         Command::Ship(args) => ship::run(&args),
         #[cfg(feature = "nats")]
