@@ -115,11 +115,7 @@ pub enum Error {
     Erased {
         /// The event's subject.
         subject: String,
-        /// The event's stream.
-        stream: String,
-        /// Its version in the stream.
-        version: u64,
-        /// Its position.
+        /// The event's position (small, so that every `Result` stays small).
         position: u64,
     },
     /// The event's data is sealed with a subject's key that is neither
@@ -129,14 +125,10 @@ pub enum Error {
     SealedData {
         /// The event's subject.
         subject: String,
-        /// The event's stream.
-        stream: String,
-        /// Its version in the stream.
-        version: u64,
-        /// Its position.
+        /// The event's position.
         position: u64,
         /// What went wrong.
-        detail: String,
+        detail: &'static str,
     },
 }
 
@@ -287,26 +279,19 @@ impl fmt::Display for Error {
                 "subject {subject:?} was erased (erasure event at position {erased_at}); its \
                  data cannot be written or erased again"
             ),
-            Error::Erased {
-                subject,
-                stream,
-                version,
-                position,
-            } => write!(
+            Error::Erased { subject, position } => write!(
                 f,
-                "the data of event {version} of stream {stream:?} (position {position}) was \
-                 erased with subject {subject:?}"
+                "the data of the event at position {position} was erased with subject \
+                 {subject:?}"
             ),
             Error::SealedData {
                 subject,
-                stream,
-                version,
                 position,
                 detail,
             } => write!(
                 f,
-                "the data of event {version} of stream {stream:?} (position {position}), \
-                 sealed for subject {subject:?}, cannot be opened: {detail}"
+                "the data of the event at position {position}, sealed for subject \
+                 {subject:?}, cannot be opened: {detail}"
             ),
         }
     }

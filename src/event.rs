@@ -372,8 +372,6 @@ impl RecordedEvent {
         match (&self.subject, self.erased) {
             (Some(subject), true) => Err(Error::Erased {
                 subject: subject.clone(),
-                stream: self.stream.clone(),
-                version: self.version,
                 position: self.position,
             }),
             _ => Ok(()),
@@ -474,8 +472,6 @@ impl<'a> EventView<'a> {
         if let (Some(subject), true) = (self.subject, self.erased) {
             return Err(Error::Erased {
                 subject: subject.to_string(),
-                stream: self.stream.to_string(),
-                version: self.version,
                 position: self.position,
             });
         }

@@ -87,8 +87,6 @@ pub(crate) fn serialized_event(event: &RecordedEvent) -> Result<SerializedEvent,
     if let (true, Some(subject)) = (event.erased, &event.subject) {
         return Err(Error::Erased {
             subject: subject.clone(),
-            stream: event.stream.clone(),
-            version: event.version,
             position: event.position,
         });
     }

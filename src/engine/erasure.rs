@@ -134,10 +134,8 @@ impl Subjects {
         if self.erased_at(subject).is_some() {
             return Ok(Payload::Erased);
         }
-        let sealed_data_error = |detail: String| Error::SealedData {
+        let sealed_data_error = |detail: &'static str| Error::SealedData {
             subject: subject.to_string(),
-            stream: body.stream.to_string(),
-            version: body.version,
             position: body.position,
             detail,
         };
@@ -146,7 +144,7 @@ impl Subjects {
                 return Ok(Payload::Erased);
             }
             return Err(sealed_data_error(
-                "the subject has no key and was not erased (is this the store's key file?)".into(),
+                "the subject has no key and was not erased (is this the store's key file?)",
             ));
         };
         let sealed_for = SealedFor {
@@ -156,7 +154,7 @@ impl Subjects {
         };
         sealed_data::open(&key, &sealed_for, body.data)
             .map(Payload::Opened)
-            .map_err(|e| sealed_data_error(e.to_string()))
+            .map_err(|e| sealed_data_error(e.as_str()))
     }
 
     /// Seals `data` for the event with `id` in `stream` with `subject`'s key

@@ -186,7 +186,10 @@ pub fn decode(bytes: &[u8]) -> Result<KeyFile, KeyFileError> {
 /// The record at the start of `bytes`: its subject, key and length; or
 /// its claimed length (when the length field is readable and valid) and
 /// what is wrong.
-fn record_at(bytes: &[u8]) -> Result<(&str, [u8; KEY_LEN], usize), (Option<usize>, &'static str)> {
+/// A record that failed its checks: its claimed length, if readable, and why.
+type RecordProblem = (Option<usize>, &'static str);
+
+fn record_at(bytes: &[u8]) -> Result<(&str, [u8; KEY_LEN], usize), RecordProblem> {
     if bytes.len() < 4 {
         return Err((None, "shorter than a record's length field"));
     }

@@ -74,19 +74,24 @@ pub enum OpenError {
     NotAuthentic,
 }
 
+impl OpenError {
+    /// What went wrong, for people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpenError::TooShort => "sealed data is shorter than its nonce and tag (40 bytes)",
+            OpenError::NotAuthentic => {
+                "sealed data does not authenticate with the subject's key (another key, or \
+                 data of another event)"
+            }
+        }
+    }
+}
+
+const _: () = assert!(SEALED_OVERHEAD_BYTES == 40);
+
 impl std::fmt::Display for OpenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OpenError::TooShort => write!(
-                f,
-                "sealed data is shorter than its nonce and tag ({SEALED_OVERHEAD_BYTES} bytes)"
-            ),
-            OpenError::NotAuthentic => write!(
-                f,
-                "sealed data does not authenticate with the subject's key (another key, \
-                 or data of another event)"
-            ),
-        }
+        f.write_str(self.as_str())
     }
 }
 
