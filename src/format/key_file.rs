@@ -262,7 +262,9 @@ mod tests {
     }
 
     /// A flipped bit anywhere is caught: in the header or a record before
-    /// the last, an error; in the last record, that record is dropped.
+    /// the last, an error; in the last record, that record is dropped, or
+    /// refused when its flipped length makes it look followed by more bytes
+    /// (byte 61, bit 0: "bob" read as 2 bytes). Never a changed key.
     #[test]
     fn every_flipped_bit_is_caught() {
         let bytes = sample();
@@ -278,7 +280,10 @@ mod tests {
                         assert!(file.keys.len() < 2, "byte {i} bit {bit}");
                         assert!(file.keys.iter().all(|(_, key)| key == &[1u8; KEY_LEN]));
                     }
-                    Err(_) => assert!(i < second, "byte {i} bit {bit}: last record refused"),
+                    Err(_) => assert!(
+                        i < second || (i == second && bit < 2),
+                        "byte {i} bit {bit}: last record refused"
+                    ),
                 }
             }
         }
