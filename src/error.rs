@@ -117,6 +117,55 @@ pub enum Error {
         /// What is wrong with it.
         detail: String,
     },
+    /// The key file (`annals.keys`) is damaged somewhere other than a torn
+    /// last record.
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// Offset of the damaged header or record.
+        offset: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An application-supplied [`crate::SubjectKeys`] failed.
+    KeyStore {
+        /// What it said.
+        message: String,
+    },
+    /// [`crate::Store::erase_subject`] of a subject that has no key: no
+    /// event was ever appended with it. Nothing was written.
+    UnknownSubject {
+        /// The subject.
+        subject: String,
+    },
+    /// The subject was erased: its data can no longer be written, and it
+    /// cannot be erased again. Nothing was written.
+    SubjectErased {
+        /// The subject.
+        subject: String,
+        /// Position of the erasure event in `$erasures`.
+        erased_at: u64,
+    },
+    /// The event's data was erased (its subject's key destroyed): what
+    /// [`crate::RecordedEvent::decode`] says of an erased event.
+    Erased {
+        /// The event's subject.
+        subject: String,
+        /// The event's position (small, so that every `Result` stays small).
+        position: u64,
+    },
+    /// The event's data is sealed with a subject's key that is neither
+    /// present nor erased (a key file replaced or lost, or an
+    /// application-supplied key store that lost it), or does not open with
+    /// the key present.
+    SealedData {
+        /// The event's subject.
+        subject: String,
+        /// The event's position.
+        position: u64,
+        /// What went wrong.
+        detail: &'static str,
+    },
 }
 
 impl Error {
@@ -280,6 +329,41 @@ impl fmt::Display for Error {
                  risk showing what it hides; the events are still in the log (read_all), \
                  and Store::delete_stream can still delete the stream",
                 prefix = crate::system_streams::METADATA_STREAM_PREFIX
+            ),
+            Error::KeyFile {
+                path,
+                offset,
+                detail,
+            } => write!(
+                f,
+                "the key file {} is damaged at byte {offset}: {detail}; the store was not \
+                 changed (restore the key file from where you keep it; without it the data \
+                 of every subject's events cannot be read)",
+                path.display()
+            ),
+            Error::KeyStore { message } => write!(f, "the subject key store failed: {message}"),
+            Error::UnknownSubject { subject } => write!(
+                f,
+                "no event names subject {subject:?} (it has no key); nothing was erased"
+            ),
+            Error::SubjectErased { subject, erased_at } => write!(
+                f,
+                "subject {subject:?} was erased (erasure event at position {erased_at}); its \
+                 data cannot be written or erased again"
+            ),
+            Error::Erased { subject, position } => write!(
+                f,
+                "the data of the event at position {position} was erased with subject \
+                 {subject:?}"
+            ),
+            Error::SealedData {
+                subject,
+                position,
+                detail,
+            } => write!(
+                f,
+                "the data of the event at position {position}, sealed for subject \
+                 {subject:?}, cannot be opened: {detail}"
             ),
         }
     }

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::{Codec, MessagePack};
 use crate::error::{Error, Result};
+use crate::format::body::EventBody;
 
 pub use uuid::Uuid;
 
@@ -78,6 +79,12 @@ pub struct EventData {
     /// the store assign it. A given timestamp earlier than the previous
     /// event's is refused: timestamps never decrease along the log.
     pub timestamp_ns: Option<u64>,
+    /// The data subject (for example a customer's pseudonymous id) whose
+    /// key seals `data`, so that [`crate::Store::erase_subject`] can make
+    /// it unreadable; `None` (the default) stores `data` as given. The
+    /// subject itself, the metadata and every other field are stored in
+    /// plain text: use an id that does not identify the person by itself.
+    pub subject: Option<String>,
 }
 
 /// An event to append whose fields are borrowed: what
@@ -113,6 +120,8 @@ pub struct EventDataRef<'a> {
     pub content_type: Option<&'a str>,
     /// A given timestamp (imports); see [`EventData::timestamp_ns`].
     pub timestamp_ns: Option<u64>,
+    /// The data subject whose key seals `data`; see [`EventData::subject`].
+    pub subject: Option<&'a str>,
 }
 
 impl<'a> EventDataRef<'a> {
@@ -127,12 +136,20 @@ impl<'a> EventDataRef<'a> {
             causation_id: None,
             content_type: None,
             timestamp_ns: None,
+            subject: None,
         }
     }
 
     /// Sets the event id.
     pub fn with_id(mut self, id: Uuid) -> Self {
         self.id = Some(id);
+        self
+    }
+
+    /// Names the data subject whose key seals the data; see
+    /// [`EventData::subject`].
+    pub fn with_subject(mut self, subject: &'a str) -> Self {
+        self.subject = Some(subject);
         self
     }
 
@@ -185,6 +202,7 @@ impl EventData {
             causation_id: self.causation_id.as_deref(),
             content_type: self.content_type.as_deref(),
             timestamp_ns: self.timestamp_ns,
+            subject: self.subject.as_deref(),
         }
     }
 
@@ -199,6 +217,7 @@ impl EventData {
             causation_id: None,
             content_type: None,
             timestamp_ns: None,
+            subject: None,
         }
     }
 
@@ -238,6 +257,26 @@ impl EventData {
     /// Sets the event id.
     pub fn with_id(mut self, id: Uuid) -> Self {
         self.id = Some(id);
+        self
+    }
+
+    /// Names the data subject whose key seals the data, so that
+    /// [`crate::Store::erase_subject`] can make it unreadable; see
+    /// [`EventData::subject`].
+    ///
+    /// ```
+    /// use annals::{EventData, ExpectedVersion, Options, Store};
+    /// let store = Store::in_memory(Options::default())?;
+    /// let event = EventData::new("AddressChanged", b"10 Main St".to_vec()).with_subject("customer-7f3a");
+    /// store.append("customer-7f3a", ExpectedVersion::Any, &[event])?;
+    /// assert_eq!(store.read_stream("customer-7f3a", 1, 1)?[0].data, b"10 Main St");
+    /// store.erase_subject("customer-7f3a", "GDPR request 2026-114")?;
+    /// let erased = &store.read_stream("customer-7f3a", 1, 1)?[0];
+    /// assert!(erased.erased && erased.data.is_empty());
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
         self
     }
 
@@ -291,8 +330,15 @@ pub struct RecordedEvent {
     pub content_type: Option<String>,
     /// Metadata bytes.
     pub metadata: Vec<u8>,
-    /// The payload.
+    /// The payload, opened with its subject's key when it has a subject;
+    /// empty when `erased`.
     pub data: Vec<u8>,
+    /// The data subject whose key sealed the data, if any.
+    pub subject: Option<String>,
+    /// Whether the data was erased ([`crate::Store::erase_subject`]): then
+    /// `data` is empty and [`RecordedEvent::decode`] says
+    /// [`Error::Erased`]. Every other field is as it was appended.
+    pub erased: bool,
 }
 
 impl RecordedEvent {
@@ -300,9 +346,11 @@ impl RecordedEvent {
     /// names (MessagePack when none is recorded).
     ///
     /// # Errors
-    /// [`Error::Codec`] when the data is not a valid encoding of `T`, or the
-    /// content type has no built-in codec (use [`RecordedEvent::decode_with`]).
+    /// [`Error::Erased`] when the data was erased; [`Error::Codec`] when the
+    /// data is not a valid encoding of `T`, or the content type has no
+    /// built-in codec (use [`RecordedEvent::decode_with`]).
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
+        self.check_not_erased()?;
         crate::codec::decode_by_content_type(self.content_type.as_deref(), &self.data)
             .map_err(|e| self.locate(e))
     }
@@ -310,9 +358,24 @@ impl RecordedEvent {
     /// Decodes `data` into `T` with codec `C`, whatever the content type says.
     ///
     /// # Errors
-    /// [`Error::Codec`] when the data is not a valid encoding of `T`.
+    /// [`Error::Erased`] when the data was erased; [`Error::Codec`] when the
+    /// data is not a valid encoding of `T`.
     pub fn decode_with<C: Codec, T: DeserializeOwned>(&self) -> Result<T> {
+        self.check_not_erased()?;
         C::decode(&self.data).map_err(|e| self.locate(e))
+    }
+
+    /// [`Error::Erased`] for an erased event: its empty data must never
+    /// decode as a value (an empty MessagePack or JSON document fails anyway,
+    /// but a codec of raw bytes would accept it).
+    fn check_not_erased(&self) -> Result<()> {
+        match (&self.subject, self.erased) {
+            (Some(subject), true) => Err(Error::Erased {
+                subject: subject.clone(),
+                position: self.position,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Adds the stream and version to a codec error.
@@ -320,7 +383,8 @@ impl RecordedEvent {
         event_location(error, &self.stream, self.version, self.position)
     }
 
-    pub(crate) fn from_body(body: &crate::format::body::EventBody<'_>) -> RecordedEvent {
+    /// The event of `body`, whose data is `payload` (opened, or erased).
+    pub(crate) fn from_body(body: &EventBody<'_>, payload: &Payload<'_>) -> RecordedEvent {
         RecordedEvent {
             stream: body.stream.to_string(),
             version: body.version,
@@ -332,17 +396,67 @@ impl RecordedEvent {
             causation_id: body.causation_id.map(str::to_string),
             content_type: body.content_type.map(str::to_string),
             metadata: body.metadata.to_vec(),
-            data: body.data.to_vec(),
+            data: payload.data().to_vec(),
+            subject: body.subject.map(str::to_string),
+            erased: payload.is_erased(),
         }
     }
 }
 
 /// A borrowed view of one stored event, as [`crate::Store::scan_all`] and
 /// [`crate::Store::scan_stream`] hand it out: its fields point into the
-/// mapped segment file, so it lives only as long as the callback.
-pub type EventView<'a> = crate::format::body::EventBody<'a>;
+/// mapped segment file (the data of an event with a subject into its opened
+/// copy), so it lives only as long as the callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventView<'a> {
+    /// The stream it belongs to.
+    pub stream: &'a str,
+    /// Its version in the stream, from 1.
+    pub version: u64,
+    /// Its global position, from 0.
+    pub position: u64,
+    /// Its id (see [`EventView::event_id`]).
+    pub id: [u8; 16],
+    /// Its type name.
+    pub event_type: &'a str,
+    /// When the store appended it, in nanoseconds since the Unix epoch.
+    pub timestamp_ns: u64,
+    /// Correlation id, if any.
+    pub correlation_id: Option<&'a str>,
+    /// Causation id, if any.
+    pub causation_id: Option<&'a str>,
+    /// How `data` is encoded, if recorded.
+    pub content_type: Option<&'a str>,
+    /// Metadata bytes.
+    pub metadata: &'a [u8],
+    /// The payload (opened with its subject's key); empty when `erased`.
+    pub data: &'a [u8],
+    /// The data subject whose key sealed the data, if any.
+    pub subject: Option<&'a str>,
+    /// Whether the data was erased; see [`RecordedEvent::erased`].
+    pub erased: bool,
+}
 
-impl EventView<'_> {
+impl<'a> EventView<'a> {
+    /// The view of `body` whose data is `payload`.
+    pub(crate) fn new(body: &EventBody<'a>, payload: &'a Payload<'a>) -> EventView<'a> {
+        EventView {
+            stream: body.stream,
+            version: body.version,
+            position: body.position,
+            id: body.id,
+            event_type: body.event_type,
+            timestamp_ns: body.timestamp_ns,
+            correlation_id: body.correlation_id,
+            causation_id: body.causation_id,
+            content_type: body.content_type,
+            metadata: body.metadata,
+            data: payload.data(),
+            subject: body.subject,
+            erased: payload.is_erased(),
+        }
+    }
+
     /// The event id as a UUID.
     pub fn event_id(&self) -> Uuid {
         Uuid::from_bytes(self.id)
@@ -352,19 +466,62 @@ impl EventView<'_> {
     /// names (MessagePack when none is recorded).
     ///
     /// # Errors
-    /// [`Error::Codec`] when the data is not a valid encoding of `T`.
+    /// [`Error::Erased`] when the data was erased; [`Error::Codec`] when the
+    /// data is not a valid encoding of `T`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
+        if let (Some(subject), true) = (self.subject, self.erased) {
+            return Err(Error::Erased {
+                subject: subject.to_string(),
+                position: self.position,
+            });
+        }
         crate::codec::decode_by_content_type(self.content_type, self.data)
             .map_err(|e| event_location(e, self.stream, self.version, self.position))
     }
 
     /// An owned copy of the event.
-    // Public API (through `EventView`): clippy, which skips this lint on
-    // exported items, sees `EventBody` as unexported when `format` is private
-    // (without the feature `internals`).
-    #[allow(clippy::wrong_self_convention)]
     pub fn to_recorded(&self) -> RecordedEvent {
-        RecordedEvent::from_body(self)
+        RecordedEvent {
+            stream: self.stream.to_string(),
+            version: self.version,
+            position: self.position,
+            id: Uuid::from_bytes(self.id),
+            event_type: self.event_type.to_string(),
+            timestamp_ns: self.timestamp_ns,
+            correlation_id: self.correlation_id.map(str::to_string),
+            causation_id: self.causation_id.map(str::to_string),
+            content_type: self.content_type.map(str::to_string),
+            metadata: self.metadata.to_vec(),
+            data: self.data.to_vec(),
+            subject: self.subject.map(str::to_string),
+            erased: self.erased,
+        }
+    }
+}
+
+/// An event's data as a reader gets it: as stored (no subject), opened with
+/// its subject's key, or erased. Never the sealed bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Payload<'a> {
+    /// No subject: the stored bytes are the data.
+    Plain(&'a [u8]),
+    /// Opened with the subject's key.
+    Opened(Vec<u8>),
+    /// The subject was erased.
+    Erased,
+}
+
+impl Payload<'_> {
+    pub(crate) fn data(&self) -> &[u8] {
+        match self {
+            Payload::Plain(data) => data,
+            Payload::Opened(data) => data,
+            Payload::Erased => &[],
+        }
+    }
+
+    pub(crate) fn is_erased(&self) -> bool {
+        matches!(self, Payload::Erased)
     }
 }
 

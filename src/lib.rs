@@ -67,6 +67,7 @@ pub mod hooks;
 #[cfg(not(feature = "internals"))]
 mod hooks;
 mod index;
+pub mod keys;
 mod log;
 mod options;
 #[cfg(feature = "nats")]
@@ -87,6 +88,7 @@ pub use event::{
     AppendResult, EventData, EventDataRef, EventView, ExpectedVersion, RecordedEvent, Uuid,
 };
 pub use filter::Filter;
+pub use keys::{FileKeys, MemoryKeys, SubjectKey, SubjectKeys};
 pub use log::directory::{LOCK_FILE_NAME, is_segment_file_name};
 pub use log::finding::{DurableEvidence, Finding, FindingKind};
 pub use log::verdict::{SegmentRole, Verdict};

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::format::{self, scan::MAX_EVENTS_PER_BATCH};
 use crate::hooks::Hooks;
+use crate::keys::{SharedKeys, SubjectKeys};
 
 /// When appended bytes reach stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +110,12 @@ pub struct Options {
     /// loads the checkpoint and reads only the log after it (see
     /// `docs/design.md`). Not recorded in the store.
     pub rebuild_index: bool,
+    /// Where the data subjects' keys are kept ([`crate::keys`]): `None`
+    /// (the default) is the store's key file (`annals.keys`), or memory for
+    /// [`crate::Store::in_memory`]. Not recorded in the store: every writer
+    /// of a store must be given the same keys. A read-only open always uses
+    /// the key file.
+    pub subject_keys: Option<SharedKeys>,
     /// Fault-injection hooks for tests; none by default. Public only with
     /// the feature `internals` (not a stable API).
     #[cfg(feature = "internals")]
@@ -125,6 +132,7 @@ impl Default for Options {
             durability: Durability::Always,
             limits: Limits::default(),
             rebuild_index: false,
+            subject_keys: None,
             hooks: Hooks::default(),
         }
     }
@@ -153,6 +161,13 @@ impl Options {
     /// ([`Options::rebuild_index`]).
     pub fn rebuild_index(mut self, rebuild: bool) -> Self {
         self.rebuild_index = rebuild;
+        self
+    }
+
+    /// Keeps the subjects' keys in `keys` instead of the store's key file
+    /// ([`Options::subject_keys`]).
+    pub fn subject_keys(mut self, keys: std::sync::Arc<dyn SubjectKeys>) -> Self {
+        self.subject_keys = Some(SharedKeys(keys));
         self
     }
 

@@ -540,6 +540,7 @@ fn batches_of(path: &Path) -> Vec<BatchSpan> {
     while let annals::format::scan::BatchRead::Batch(batch) = annals::format::scan::read_batch(
         &bytes,
         header.salt,
+        header.format_version,
         offset,
         bytes.len() - FOOTER_LEN,
         &mut events,

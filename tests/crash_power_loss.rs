@@ -641,6 +641,7 @@ fn batch_ranges(path: &Path) -> Vec<(usize, usize)> {
     while let BatchRead::Batch(batch) = scan::read_batch(
         &bytes,
         header.salt,
+        header.format_version,
         offset,
         bytes.len() - FOOTER_LEN,
         &mut events,

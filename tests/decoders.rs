@@ -16,7 +16,9 @@ use annals::format::footer::{FooterState, SegmentFooter};
 use annals::format::frame::{self, FrameKind, FrameRead};
 use annals::format::header::SegmentHeader;
 use annals::format::scan::{self, BatchRead, TailState};
-use annals::format::{CHAIN_LEN, FOOTER_LEN, FRAME_ALIGN, SEGMENT_HEADER_LEN, chain};
+use annals::format::{
+    CHAIN_LEN, FOOTER_LEN, FORMAT_VERSION, FRAME_ALIGN, SEGMENT_HEADER_LEN, chain,
+};
 use proptest::prelude::*;
 
 /// Runs every decoder over `bytes` as a segment with `salt`, checking what
@@ -28,14 +30,14 @@ fn scan_everything(bytes: &[u8], salt: u64) -> Vec<(usize, usize)> {
         let _ = SegmentFooter::decode(&bytes[bytes.len() - FOOTER_LEN..]);
     }
     let _ = SegmentFooter::decode(bytes);
-    let _ = body::decode_event(bytes);
+    let _ = body::decode_event(bytes, FORMAT_VERSION);
     let _ = body::decode_commit(bytes);
     let data_end = bytes.len();
     let mut found = Vec::new();
     let mut events = Vec::new();
     let mut offset = SEGMENT_HEADER_LEN.min(bytes.len()) / FRAME_ALIGN * FRAME_ALIGN;
     loop {
-        match scan::read_batch(bytes, salt, offset, data_end, &mut events) {
+        match scan::read_batch(bytes, salt, FORMAT_VERSION, offset, data_end, &mut events) {
             BatchRead::Batch(batch) => {
                 assert_eq!(batch.start, offset);
                 assert!(batch.start < batch.end && batch.end <= data_end);
@@ -52,7 +54,7 @@ fn scan_everything(bytes: &[u8], salt: u64) -> Vec<(usize, usize)> {
                     else {
                         panic!("an event of a valid batch does not read as a frame");
                     };
-                    assert_eq!(body::decode_event(f.body), Ok(event.event));
+                    assert_eq!(body::decode_event(f.body, FORMAT_VERSION), Ok(event.event));
                 }
                 found.push((batch.start, batch.end));
                 offset = batch.end;
@@ -193,6 +195,7 @@ fn assemble(salt: u64, specs: &[FrameSpec], extra: usize) -> Vec<u8> {
                 encode_event_frame(
                     &mut out,
                     salt,
+                    FORMAT_VERSION,
                     &EventBody {
                         stream: &stream,
                         version: *version,
@@ -205,6 +208,7 @@ fn assemble(salt: u64, specs: &[FrameSpec], extra: usize) -> Vec<u8> {
                         content_type: None,
                         metadata: b"",
                         data: &data,
+                        subject: None,
                     },
                 );
             }
@@ -257,6 +261,7 @@ fn valid_segment(salt: u64, sizes: &[usize]) -> (Vec<u8>, Vec<(usize, usize)>) {
             encode_event_frame(
                 &mut out,
                 salt,
+                FORMAT_VERSION,
                 &EventBody {
                     stream: "stream",
                     version: position + 1,
@@ -269,6 +274,7 @@ fn valid_segment(salt: u64, sizes: &[usize]) -> (Vec<u8>, Vec<(usize, usize)>) {
                     content_type: None,
                     metadata: b"meta",
                     data: &data,
+                    subject: None,
                 },
             );
             position += 1;
@@ -300,7 +306,7 @@ proptest! {
         scan_everything(&bytes, salt);
         let _ = frame::read_frame(&bytes, salt, offset, data_end);
         let mut events = Vec::new();
-        let _ = scan::read_batch(&bytes, salt, offset, data_end, &mut events);
+        let _ = scan::read_batch(&bytes, salt, FORMAT_VERSION, offset, data_end, &mut events);
         let _ = scan::classify_tail(&bytes, salt, offset.min(bytes.len()), data_end);
     }
 
@@ -315,7 +321,7 @@ proptest! {
         // With another salt nothing is a frame.
         let mut events = Vec::new();
         prop_assert!(!matches!(
-            scan::read_batch(&bytes, salt ^ 1, SEGMENT_HEADER_LEN, bytes.len(), &mut events),
+            scan::read_batch(&bytes, salt ^ 1, FORMAT_VERSION, SEGMENT_HEADER_LEN, bytes.len(), &mut events),
             BatchRead::Batch(_)
         ));
     }
@@ -339,12 +345,13 @@ proptest! {
             content_type: Some("msgpack"),
             metadata: &owned.metadata,
             data: &owned.data,
+            subject: None,
         };
         let mut out = Vec::new();
-        body::encode_event(&mut out, &event);
-        prop_assert_eq!(body::decode_event(&out), Ok(event));
+        body::encode_event(&mut out, &event, FORMAT_VERSION);
+        prop_assert_eq!(body::decode_event(&out, FORMAT_VERSION), Ok(event));
         for cut in [0, 1, out.len() / 2, out.len() - 1] {
-            prop_assert!(body::decode_event(&out[..cut]).is_err());
+            prop_assert!(body::decode_event(&out[..cut], FORMAT_VERSION).is_err());
         }
         let commit = CommitBody {
             chain: chain_value, first_position: numbers.0, event_count: numbers.1,

@@ -8,6 +8,8 @@
 //!   chain in fc2992b; the v1 manifest still names that file).
 //! - `tests/fixtures/v2-store/`: format version 2 (a durable mark in every
 //!   segment header), the same content.
+//! - `tests/fixtures/v3-store/`: format version 3 (event bodies of 12
+//!   elements, the 12th the subject, nil here), the same content.
 //!
 //! The events are a deterministic function of their batch number
 //! ([`fixture_batches`]); what was random when a store was written (event
@@ -20,11 +22,11 @@
 //! build can no longer read what an earlier one wrote. When the format
 //! changes, add a fixture for the new version beside these. A build writes
 //! only its own [`FORMAT_VERSION`], so only the newest fixture can be
-//! written by the current generator ([`regenerate_v2_fixture`]); the v1
-//! generator refuses. Run it only on purpose:
+//! written by the current generator ([`regenerate_v3_fixture`]); the v1
+//! and v2 generators refuse. Run it only on purpose:
 //!
 //! ```text
-//! ANNALS_REGENERATE_V2_FIXTURE=1 cargo test --test fixtures -- --ignored regenerate_v2_fixture
+//! ANNALS_REGENERATE_V3_FIXTURE=1 cargo test --test fixtures -- --ignored regenerate_v3_fixture
 //! ```
 //!
 //! Sealed segments are read-only on disk after the generator ran; git
@@ -73,6 +75,7 @@ struct Fixture {
 
 const V1: Fixture = Fixture { version: 1 };
 const V2: Fixture = Fixture { version: 2 };
+const V3: Fixture = Fixture { version: 3 };
 
 impl Fixture {
     fn name(self) -> String {
@@ -391,7 +394,14 @@ fn scan_batches(bytes: &[u8], header: &SegmentHeader) -> Batches {
         last_commit: None,
     };
     loop {
-        match read_batch(bytes, header.salt, batches.end, data_end, &mut events) {
+        match read_batch(
+            bytes,
+            header.salt,
+            header.format_version,
+            batches.end,
+            data_end,
+            &mut events,
+        ) {
             BatchRead::Batch(batch) => {
                 batches.last_commit = Some((batch.commit.event_count, batch.commit.synced_offset));
                 batches.end = batch.end;
@@ -451,7 +461,7 @@ fn assert_durable_marks(dir: &Path, names: &[String]) {
             assert_eq!(mark, None, "{name}");
             continue;
         }
-        assert_eq!(header.format_version, 2, "{name}");
+        assert!(header.format_version >= 2, "{name}");
         let mark = mark.unwrap_or_else(|| panic!("{name}: no valid durable mark"));
         let data_end = annals::format::data_end(header.segment_size_bytes) as usize;
         assert!(mark.is_plausible(data_end), "{name}: {mark:?}");
@@ -502,6 +512,8 @@ fn expected_events(manifest: &Manifest) -> Vec<RecordedEvent> {
                 content_type: event.content_type,
                 metadata: event.metadata,
                 data: event.data,
+                subject: None,
+                erased: false,
             });
         }
     }
@@ -641,6 +653,55 @@ fn the_v1_fixture_opens_for_writing_and_remembers_its_command_ids() {
 #[test]
 fn no_v1_fixture_segment_has_a_durable_mark() {
     assert_durable_marks(&V1.dir(), &V1.file_names());
+}
+
+#[test]
+fn the_v3_fixture_reads_back_exactly_as_written() {
+    reads_back_exactly_as_written(V3);
+}
+
+#[test]
+fn the_v3_fixture_verifies_against_its_recorded_head() {
+    verifies_against_its_recorded_head(V3);
+}
+
+#[test]
+fn the_v3_fixture_opens_for_writing_and_remembers_its_command_ids() {
+    opens_for_writing_and_remembers_its_command_ids(V3);
+}
+
+/// Version 3 kept the header of version 2 (a durable mark) and gave event
+/// bodies a 12th element, the subject: nil for every fixture event.
+#[test]
+fn every_v3_fixture_segment_is_version_3_with_12_element_bodies() {
+    let names = V3.file_names();
+    for name in names.iter().filter(|n| n.ends_with(".seg")) {
+        let bytes = fs::read(V3.dir().join(name)).unwrap();
+        let header = SegmentHeader::decode(&bytes).unwrap();
+        assert_eq!(header.format_version, 3, "{name}");
+        let data_end = bytes.len() - FOOTER_LEN;
+        let mut events = Vec::new();
+        let mut offset = SEGMENT_HEADER_LEN;
+        let mut seen = 0;
+        while let BatchRead::Batch(batch) = read_batch(
+            &bytes,
+            header.salt,
+            header.format_version,
+            offset,
+            data_end,
+            &mut events,
+        ) {
+            for event in &events {
+                // The array marker of the body, right after the 12-byte frame header.
+                assert_eq!(bytes[event.offset + 12], 0x9C, "{name} at {}", event.offset);
+                assert_eq!(event.event.subject, None);
+                seen += 1;
+            }
+            offset = batch.end;
+        }
+        assert!(seen > 0, "{name}");
+    }
+    assert_durable_marks(&V3.dir(), &names);
 }
 
 #[test]
@@ -792,7 +853,9 @@ fn a_v1_store_continues_as_v2() {
     for name in &names[old_names.len()..] {
         let bytes = fs::read(dir.path().join(name)).unwrap();
         let header = SegmentHeader::decode(&bytes).unwrap();
-        assert_eq!(header.format_version, 2, "{name}");
+        // The newest version: 2 when this test was written, 3 since event
+        // bodies carry a subject; either way a durable mark (checked below).
+        assert_eq!(header.format_version, FORMAT_VERSION, "{name}");
         assert_eq!(header.base_position, previous.last_position + 1, "{name}");
         assert_eq!(header.chain_start, previous.chain_end, "{name}");
         if let Some(footer) = footer_of(&bytes) {
@@ -870,12 +933,20 @@ fn regenerate_v1_fixture() {
     regenerate(V1);
 }
 
-/// Writes the v2 fixture and its manifest. Run only on purpose (see the
-/// module docs): the result differs on every run (timestamps, salts, chain).
+/// Refuses since this build writes format version 3: the v2 fixture stays
+/// as checked in, forever.
 #[test]
-#[ignore = "rewrites tests/fixtures/v2-store; set ANNALS_REGENERATE_V2_FIXTURE=1"]
+#[ignore = "the v2 fixture can only be written by a version-2 build; this refuses"]
 fn regenerate_v2_fixture() {
     regenerate(V2);
+}
+
+/// Writes the v3 fixture and its manifest. Run only on purpose (see the
+/// module docs): the result differs on every run (timestamps, salts, chain).
+#[test]
+#[ignore = "rewrites tests/fixtures/v3-store; set ANNALS_REGENERATE_V3_FIXTURE=1"]
+fn regenerate_v3_fixture() {
+    regenerate(V3);
 }
 
 /// Writes `fixture` (its store and its manifest) with this build, after
@@ -926,6 +997,15 @@ fn regenerate(fixture: Fixture) {
     let streams = store.stream_count();
     store.close().unwrap();
     fs::remove_file(dir.join(annals::LOCK_FILE_NAME)).unwrap();
+    // Only the segments are the fixture, as in the older ones (written
+    // before index files, the checkpoint and the settings file existed):
+    // each opener must cope without the derived files.
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "seg") {
+            fs::remove_file(&path).unwrap();
+        }
+    }
 
     let store = Store::open_read_only(&dir).unwrap();
     // After close: the head includes the sync marker that close appended.

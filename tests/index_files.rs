@@ -132,6 +132,8 @@ impl Written {
                 content_type: event.content_type.clone(),
                 metadata: event.metadata.clone(),
                 data: event.data.clone(),
+                subject: event.subject.clone(),
+                erased: false,
             });
         }
         if let Some(command) = command {

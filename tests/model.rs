@@ -201,6 +201,8 @@ impl Model {
                 content_type: event.content_type.clone(),
                 metadata: event.metadata.clone(),
                 data: event.data.clone(),
+                subject: event.subject.clone(),
+                erased: false,
             });
         }
         let n = events.len() as u64;

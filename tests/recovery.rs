@@ -21,9 +21,14 @@ fn batch_ends(path: &Path) -> Vec<usize> {
     let mut events = Vec::new();
     let mut ends = Vec::new();
     let mut offset = SEGMENT_HEADER_LEN;
-    while let BatchRead::Batch(batch) =
-        read_batch(&bytes, header.salt, offset, data_end, &mut events)
-    {
+    while let BatchRead::Batch(batch) = read_batch(
+        &bytes,
+        header.salt,
+        header.format_version,
+        offset,
+        data_end,
+        &mut events,
+    ) {
         ends.push(batch.end);
         offset = batch.end;
     }
@@ -38,9 +43,14 @@ fn event_batches(path: &Path) -> Vec<(usize, usize, usize)> {
     let mut events = Vec::new();
     let mut out = Vec::new();
     let mut offset = SEGMENT_HEADER_LEN;
-    while let BatchRead::Batch(batch) =
-        read_batch(&bytes, header.salt, offset, data_end, &mut events)
-    {
+    while let BatchRead::Batch(batch) = read_batch(
+        &bytes,
+        header.salt,
+        header.format_version,
+        offset,
+        data_end,
+        &mut events,
+    ) {
         if !events.is_empty() {
             out.push((batch.start, batch.end, events.len()));
         }

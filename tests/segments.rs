@@ -221,8 +221,9 @@ fn regression_a_segment_filled_to_its_last_byte_reopens() {
             content_type: None,
             metadata: b"",
             data: &data,
+            subject: None,
         };
-        encode_event_frame(&mut out, 1, &event);
+        encode_event_frame(&mut out, 1, annals::format::FORMAT_VERSION, &event);
         let commit = CommitBody {
             chain: [0; 32],
             first_position: position,

@@ -136,8 +136,14 @@ fn all_batches_of(bytes: &[u8]) -> Vec<Batch> {
     let mut events = Vec::new();
     let mut offset = SEGMENT_HEADER_LEN;
     let mut out = Vec::new();
-    while let BatchRead::Batch(batch) = scan::read_batch(bytes, salt, offset, data_end, &mut events)
-    {
+    while let BatchRead::Batch(batch) = scan::read_batch(
+        bytes,
+        salt,
+        header_of(bytes).format_version,
+        offset,
+        data_end,
+        &mut events,
+    ) {
         let first_position = batch.commit.first_position;
         out.push(Batch {
             start: batch.start,
@@ -248,8 +254,10 @@ fn edit_payload(dir: &Path, reseal_footer: bool) -> (PathBuf, Batch) {
         .clone();
     let frame_at = batch.event_offsets[1];
     let body_len = u32::from_le_bytes(bytes[frame_at..frame_at + 4].try_into().unwrap()) as usize;
-    // The data is the last field of the body: its last byte is payload.
-    bytes[frame_at + FRAME_HEADER_LEN + body_len - 1] ^= 0x01;
+    // The last payload byte: the body ends with the data, then (format
+    // version 3) the subject, nil here, one byte.
+    assert_eq!(bytes[frame_at + FRAME_HEADER_LEN + body_len - 1], 0xC0);
+    bytes[frame_at + FRAME_HEADER_LEN + body_len - 2] ^= 0x01;
     recompute_frame_crc(&mut bytes, salt, frame_at);
     if reseal_footer {
         reseal(&mut bytes);

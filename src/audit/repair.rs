@@ -552,7 +552,7 @@ fn count_lost(
         };
         let data_end = (codec::data_end(header.segment_size_bytes) as usize)
             .min(bytes.len() / FRAME_ALIGN * FRAME_ALIGN);
-        count_readable_events(&bytes, header.salt, from, data_end, &mut lost);
+        count_readable_events(&bytes, &header, from, data_end, &mut lost);
     }
     for (stream, (kept, _)) in lost.streams.iter_mut() {
         *kept = kept_versions.get(stream).copied().unwrap_or(0);
@@ -590,17 +590,18 @@ fn read_regular_file(path: &Path, max_len: u64) -> std::io::Result<Vec<u8>> {
 /// bytes at the next 8-byte offset, and counts the valid event frames.
 fn count_readable_events(
     bytes: &[u8],
-    salt: u64,
+    header: &SegmentHeader,
     from: usize,
     data_end: usize,
     lost: &mut LostEvents,
 ) {
+    let (salt, format_version) = (header.salt, header.format_version);
     let mut offset = from.next_multiple_of(FRAME_ALIGN);
     while offset + FRAME_ALIGN <= data_end {
         match frame::read_frame(bytes, salt, offset, data_end) {
             FrameRead::Frame(frame) => {
                 if frame.kind == FrameKind::Event
-                    && let Ok(event) = body::decode_event(frame.body)
+                    && let Ok(event) = body::decode_event(frame.body, format_version)
                 {
                     lost.events += 1;
                     let position = event.position;

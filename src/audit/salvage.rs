@@ -8,6 +8,12 @@
 //! complete batch whose checksums hold; what it cannot vouch for is said in
 //! [`SalvageReport`]. It changes nothing and takes no lock.
 //!
+//! The data of an event with a subject is opened with the key file's key;
+//! a subject without a key is taken as erased (salvage cannot look up
+//! `$erasures` before the events, so an erasure interrupted before its key
+//! was destroyed still shows that subject's data; the next writable open
+//! finishes it).
+//!
 //! What the hash chain vouches for after a gap: each batch stores the chain
 //! value it extends, so the batches after a gap still link to each other,
 //! and a later segment's header links to the footer before it; but nothing
@@ -35,8 +41,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::engine::erasure::Subjects;
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
+use crate::keys::FileKeys;
 use crate::log::directory;
 use crate::log::finding::Finding;
 use crate::log::scan::{BatchSeen, Flow, Visitor};
@@ -72,7 +80,11 @@ pub fn salvage(
 ) -> Result<SalvageReport> {
     let dir = dir.as_ref();
     directory::check_store_dir(dir)?;
+    // A damaged key file fails here: without it no sealed data opens, and
+    // handing those events out as erased would be untrue.
+    let keys = FileKeys::open(dir, false, Default::default())?;
     let mut salvager = Salvager {
+        subjects: Subjects::for_salvage(Arc::new(keys)),
         on_event,
         failed: None,
         report: SalvageReport::default(),
@@ -91,6 +103,7 @@ pub fn salvage(
 }
 
 struct Salvager<F> {
+    subjects: Subjects,
     on_event: F,
     /// The first error of `on_event`: nothing is handed out after it.
     failed: Option<Error>,
@@ -118,8 +131,11 @@ impl<F: FnMut(RecordedEvent) -> Result<()>> Visitor for Salvager<F> {
         }
         self.report.batches += 1;
         for event in seen.events {
-            let event = RecordedEvent::from_body(&event.event);
-            if let Err(error) = (self.on_event)(event) {
+            let event = self
+                .subjects
+                .payload(&event.event)
+                .map(|payload| RecordedEvent::from_body(&event.event, &payload));
+            if let Err(error) = event.and_then(&mut self.on_event) {
                 self.failed = Some(error);
                 return;
             }

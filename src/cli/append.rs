@@ -47,6 +47,7 @@ pub fn run(args: &AppendArgs) -> Result<(), Failure> {
     }
     event.correlation_id = args.correlation_id.clone();
     event.causation_id = args.causation_id.clone();
+    event.subject = args.subject.clone();
 
     let store = open_writable(&args.dir, args.writer.options(), args.writer.creation())?;
     let events = [event];

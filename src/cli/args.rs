@@ -15,7 +15,7 @@ pub const PERIODIC_INTERVAL_MS: u64 = 100;
 ///
 /// Exit codes: 0 success, 1 other errors, 2 usage, 3 wrong expected version,
 /// 4 corruption found, 5 the store is locked by another writer, 6 the
-/// stream was deleted.
+/// stream was deleted, 7 `erase` of an unknown or already erased subject.
 #[derive(Debug, Parser)]
 #[command(name = "annals", version, about, long_about = None)]
 pub struct Cli {
@@ -48,6 +48,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Measure append, read and open speed on this machine.
     Bench(BenchArgs),
+    /// Erase a data subject: record the erasure in `$erasures`, then destroy its key (crypto-shredding).
+    Erase(EraseArgs),
     /// Find the first damaged spot of a store and say what cutting it would remove (cut with --yes).
     Repair(RepairArgs),
     /// Retire whole sealed segments before a date or position, deleting or archiving them (with --yes; a dry run without).
@@ -156,6 +158,24 @@ pub struct AppendArgs {
     /// The event id (a UUID); generated when absent.
     #[arg(long)]
     pub id: Option<String>,
+    /// The data subject (a pseudonymous id): the data is sealed with the
+    /// subject's key, and `annals erase --subject` makes it unreadable.
+    #[arg(long)]
+    pub subject: Option<String>,
+    #[command(flatten)]
+    pub writer: WriterOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct EraseArgs {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// The data subject to erase (as named on its events).
+    #[arg(long)]
+    pub subject: String,
+    /// Why, recorded in the erasure event (for example a request number).
+    #[arg(long, default_value = "")]
+    pub reason: String,
     #[command(flatten)]
     pub writer: WriterOptions,
 }

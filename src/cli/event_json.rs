@@ -39,16 +39,27 @@ pub struct EventLine<'a> {
     pub data: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_base64: Option<String>,
+    /// The data subject, for an event that names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<&'a str>,
+    /// `true` for an erased event, which then has neither `data` nor
+    /// `data_base64`; absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub erased: bool,
 }
 
 impl<'a> EventLine<'a> {
     pub fn new(event: &'a RecordedEvent) -> EventLine<'a> {
         let content_type = event.content_type.as_deref();
-        let (data, data_base64) = shown(
-            &event.data,
-            |bytes| decode_data(content_type, bytes),
-            |value| encode_data(content_type, value).ok(),
-        );
+        let (data, data_base64) = if event.erased {
+            (None, None)
+        } else {
+            shown(
+                &event.data,
+                |bytes| decode_data(content_type, bytes),
+                |value| encode_data(content_type, value).ok(),
+            )
+        };
         let (metadata, metadata_base64) = shown(&event.metadata, decode_metadata, |value| {
             Some(encode_metadata(value))
         });
@@ -66,6 +77,8 @@ impl<'a> EventLine<'a> {
             metadata_base64,
             data,
             data_base64,
+            subject: event.subject.as_deref(),
+            erased: event.erased,
         }
     }
 }
@@ -170,6 +183,8 @@ mod tests {
             content_type: content_type.map(str::to_string),
             metadata,
             data,
+            subject: None,
+            erased: false,
         }
     }
 

@@ -17,6 +17,9 @@ pub const EXIT_CORRUPTION: u8 = 4;
 pub const EXIT_LOCKED: u8 = 5;
 /// Exit code when the stream read or written was deleted.
 pub const EXIT_STREAM_DELETED: u8 = 6;
+/// Exit code of `erase` for a subject that no event names, or that was
+/// erased already: nothing was written.
+pub const EXIT_SUBJECT: u8 = 7;
 
 /// Why a command stopped.
 #[derive(Debug)]
@@ -61,6 +64,7 @@ pub fn exit_code(error: &annals::Error) -> u8 {
         annals::Error::Corrupt { .. } => EXIT_CORRUPTION,
         annals::Error::Locked { .. } => EXIT_LOCKED,
         annals::Error::StreamDeleted { .. } => EXIT_STREAM_DELETED,
+        annals::Error::UnknownSubject { .. } | annals::Error::SubjectErased { .. } => EXIT_SUBJECT,
         _ => EXIT_OTHER,
     }
 }

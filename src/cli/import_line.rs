@@ -68,6 +68,12 @@ struct ImportEvent {
     correlation_id: Option<String>,
     #[serde(default)]
     causation_id: Option<String>,
+    /// The data subject whose key seals the data in the store imported to.
+    #[serde(default)]
+    subject: Option<String>,
+    /// Written by `export` for an erased event, which has no data to import.
+    #[serde(default)]
+    erased: Option<bool>,
 }
 
 /// Tells a key given as `null` (`Some(null)`) from an absent key (`None`).
@@ -157,6 +163,12 @@ fn without_position(error: &serde_json::Error) -> String {
 /// causation ids it lacks from `defaults` (the line of a batch).
 fn event_data(event: &ImportEvent, defaults: Option<&ImportEvent>) -> Result<EventData, String> {
     let event_type = event.event_type.as_deref().ok_or("missing key \"type\"")?;
+    if event.erased == Some(true) {
+        return Err(
+            "the event was erased (\"erased\": true): its data is gone and cannot be imported"
+                .into(),
+        );
+    }
     let mut data = match (&event.data_base64, &event.data, &event.content_type) {
         // The exact bytes win over their JSON form (see `event_json`).
         (Some(base64), _, content_type) => {
@@ -185,6 +197,7 @@ fn event_data(event: &ImportEvent, defaults: Option<&ImportEvent>) -> Result<Eve
     if let Some(id) = &event.id {
         data.id = Some(parse_event_id(id).map_err(|f| f.message)?);
     }
+    data.subject = event.subject.clone();
     if let Some(timestamp) = &event.timestamp {
         data.timestamp_ns = Some(parse_rfc3339_nanos(timestamp)?);
     }

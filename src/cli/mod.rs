@@ -5,6 +5,7 @@ mod append;
 mod args;
 mod bench;
 mod bench_import;
+mod erase;
 mod event_json;
 mod export;
 mod failure;
@@ -61,6 +62,7 @@ pub fn run() -> ExitCode {
         Command::Retire(args) => retire::run(&args),
         Command::Truncate(args) => stream_lifecycle::truncate(&args),
         Command::DeleteStream(args) => stream_lifecycle::delete(&args),
+        Command::Erase(args) => erase::run(&args),
         #[cfg(feature = "nats")]
         Command::Ship(args) => ship::run(&args),
         #[cfg(feature = "nats")]

@@ -245,6 +245,8 @@ mod tests {
             content_type: Some("json".into()),
             metadata,
             data: data.data,
+            subject: None,
+            erased: false,
         }
     }
 

@@ -87,7 +87,18 @@ pub(crate) fn event_data(event: &SerializedEvent) -> Result<EventData, Error> {
 }
 
 /// The cqrs-es event an annals event of an aggregate stream holds.
+///
+/// An erased event holds none: cqrs-es has no way to say "this event's
+/// payload is gone", and replaying an aggregate without it would build a
+/// wrong state, so loading such an aggregate (or a view replay reaching
+/// the event) fails with [`Error::Erased`] (`docs/cqrs-es.md`).
 pub(crate) fn serialized_event(event: &RecordedEvent) -> Result<SerializedEvent, Error> {
+    if let (true, Some(subject)) = (event.erased, &event.subject) {
+        return Err(Error::Erased {
+            subject: subject.clone(),
+            position: event.position,
+        });
+    }
     let codec_error = |what: &str, cause: String| Error::Codec {
         message: format!(
             "event {} of stream {:?} (position {}) is not a cqrs-es event: {what}: {cause}",
@@ -218,6 +229,8 @@ mod tests {
             content_type: data.content_type.clone(),
             metadata: data.metadata.clone(),
             data: data.data.clone(),
+            subject: None,
+            erased: false,
         }
     }
 

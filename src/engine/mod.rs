@@ -6,6 +6,7 @@
 pub(crate) mod checkpoint;
 pub(crate) mod commit_signal;
 pub(crate) mod durability;
+pub(crate) mod erasure;
 pub(crate) mod index_files;
 pub(crate) mod indexer;
 pub(crate) mod read_events;
@@ -24,6 +25,7 @@ use crate::format::checkpoint::CHECKPOINT_FILE_NAME;
 use crate::format::header::SegmentHeader;
 use crate::format::index_file::index_file_name;
 use crate::index::Index;
+use crate::keys::{FileKeys, MemoryKeys, SharedKeys, SubjectKeys};
 use crate::log::directory;
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::segment::Segment;
@@ -46,6 +48,8 @@ pub(crate) struct Engine {
     pub writer: Option<Mutex<Writer>>,
     pub durability: Durability,
     pub snapshots: SnapshotStore,
+    /// The subjects' keys and which subjects `$erasures` lists.
+    pub subjects: erasure::Subjects,
     pub commits: CommitSignal,
     /// Sealed segments whose index files are still to be written.
     pub index_queue: Arc<indexer::IndexQueue>,
@@ -118,6 +122,10 @@ impl Engine {
         let snapshots = SnapshotStore::open(&dir, true)?;
         let mut state = State { index, segments };
         stream_metadata::learn(&mut state);
+        let keys: Arc<dyn SubjectKeys> = match &options.subject_keys {
+            Some(SharedKeys(keys)) => Arc::clone(keys),
+            None => Arc::new(FileKeys::open(&dir, true, options.hooks.clone())?),
+        };
         let engine = Engine {
             dir,
             in_memory: false,
@@ -125,6 +133,7 @@ impl Engine {
             writer: Some(Mutex::new(writer)),
             durability: Durability::new((ordinal, end)),
             snapshots,
+            subjects: erasure::Subjects::new(keys),
             commits: CommitSignal::default(),
             index_queue: Arc::default(),
             report: loaded.report,
@@ -133,6 +142,10 @@ impl Engine {
             retire_lock: Mutex::new(()),
             options,
         };
+        // An erasure interrupted after its event and before its key was
+        // destroyed is finished here.
+        engine.subjects.read_erasures(&engine.read_state())?;
+        engine.subjects.finish_erasures()?;
         if !loaded.checkpoint_current {
             // So that the next open need not read what this one did, even
             // if this process writes nothing and is never closed: the
@@ -158,7 +171,8 @@ impl Engine {
             segments: loaded.segments,
         };
         stream_metadata::learn(&mut state);
-        Ok(Engine {
+        let keys = Arc::new(FileKeys::open(&dir, false, Default::default())?);
+        let engine = Engine {
             dir,
             options,
             in_memory: false,
@@ -166,13 +180,16 @@ impl Engine {
             writer: None,
             durability: Durability::new((0, 0)),
             snapshots,
+            subjects: erasure::Subjects::new(keys),
             commits: CommitSignal::default(),
             index_queue: Arc::default(),
             report: loaded.report,
             follower: Some(Mutex::new(recovery::Follower::new(loaded.walk))),
             lock_file: Mutex::new(None),
             retire_lock: Mutex::new(()),
-        })
+        };
+        engine.subjects.read_erasures(&engine.read_state())?;
+        Ok(engine)
     }
 
     /// A store whose one segment lives in anonymous memory.
@@ -194,6 +211,10 @@ impl Engine {
             writer: Some(Mutex::new(writer)),
             durability: Durability::new((0, start)),
             snapshots: SnapshotStore::Memory(Default::default()),
+            subjects: erasure::Subjects::new(match &options.subject_keys {
+                Some(SharedKeys(keys)) => Arc::clone(keys),
+                None => Arc::new(MemoryKeys::default()),
+            }),
             commits: CommitSignal::default(),
             index_queue: Arc::default(),
             report: RecoveryReport::default(),
@@ -219,6 +240,9 @@ impl Engine {
         // metadata.
         stream_metadata::learn(&mut state);
         followed?;
+        // Erasures written since: this reader treats their subjects as
+        // erased from now on, whatever keys it still holds.
+        self.subjects.read_erasures(&state)?;
         Ok(state.index.next_position() - before)
     }
 

@@ -28,7 +28,7 @@ pub(crate) fn event_frame_at(
     let bytes = segment.bytes(end);
     let problem = match frame::read_frame(bytes, segment.header.salt, offset, end) {
         FrameRead::Frame(frame) if frame.kind == FrameKind::Event => {
-            match body::decode_event(frame.body) {
+            match body::decode_event(frame.body, segment.header.format_version) {
                 Ok(event) => return Ok((event, frame.next_offset)),
                 Err(error) => error.to_string(),
             }
@@ -150,7 +150,7 @@ pub(crate) fn visit_segments<'s>(
                 if skip > 0 {
                     skip -= 1;
                 } else {
-                    let event = body::decode_event(frame.body)
+                    let event = body::decode_event(frame.body, segment.header.format_version)
                         .map_err(|e| changed_after_open(segment, offset, e.to_string()))?;
                     if f(&event).is_break() {
                         return Ok(());

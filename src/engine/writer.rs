@@ -10,7 +10,8 @@ use crate::format::batch::{encode_commit_frame, encode_event_frame};
 use crate::format::body::{CommitBody, EventBody};
 use crate::format::footer::{self, SegmentFooter};
 use crate::format::header::SegmentHeader;
-use crate::format::{self, CHAIN_LEN, FORMAT_VERSION, SEGMENT_HEADER_LEN};
+use crate::format::sealed_data::SealedFor;
+use crate::format::{self, CHAIN_LEN, FORMAT_VERSION, SEGMENT_HEADER_LEN, SUBJECT_FORMAT_VERSION};
 use crate::index::CommandRecord;
 use crate::log::segment::{Sealed, Segment};
 use crate::options::Options;
@@ -39,6 +40,10 @@ pub(crate) struct Writer {
     ids: Vec<Uuid>,
     /// Timestamps of the batch being appended, likewise.
     timestamps: Vec<u64>,
+    /// The sealed data of each event of the batch that names a subject
+    /// (`None`: stored as given), sealed once so that encoding again after
+    /// a roll writes the same bytes.
+    sealed: Vec<Option<Vec<u8>>>,
     /// Whether a batch was appended since the store was opened: a store
     /// that only read writes nothing at close.
     appended_since_open: bool,
@@ -78,6 +83,7 @@ impl Writer {
             frame_offsets: Vec::new(),
             ids: Vec::new(),
             timestamps: Vec::new(),
+            sealed: Vec::new(),
             appended_since_open: false,
         }
     }
@@ -123,8 +129,28 @@ impl Writer {
             )
         };
         self.assign_ids_and_timestamps(request)?;
+        self.seal_subjects_data(engine, request)?;
 
-        if self.active_sealed {
+        // An event with a subject needs a segment whose bodies can hold it
+        // (a store written by an older build continues its older segment
+        // for plain events only).
+        let needs_subject_layout = self.sealed.iter().any(Option::is_some)
+            && self.active.header.format_version < SUBJECT_FORMAT_VERSION;
+        if needs_subject_layout && !self.active_sealed {
+            let segment_events = engine.read_state().index.segments[self.ordinal].event_count;
+            if segment_events == 0 {
+                // Only a segment with events is sealed (its footer counts at
+                // least one); an older build left this one empty.
+                return Err(Error::InvalidArgument(format!(
+                    "the active segment {} is of format version {} and holds no events, so \
+                     it cannot be sealed to start a version-{SUBJECT_FORMAT_VERSION} segment for \
+                     an event with a subject: append one event without a subject first",
+                    self.active.path.display(),
+                    self.active.header.format_version
+                )));
+            }
+        }
+        if self.active_sealed || needs_subject_layout {
             self.roll(engine, first_position, &chain_head)?;
         }
         // Refuse a batch that clearly fits nowhere before encoding it: its
@@ -244,6 +270,30 @@ impl Writer {
         Ok(())
     }
 
+    /// Fills `sealed`: the data of each event that names a subject, sealed
+    /// with that subject's key (created, durably, if it has none). Needs the
+    /// batch's ids (the sealed data is bound to its event).
+    fn seal_subjects_data(&mut self, engine: &Engine, request: &AppendRequest<'_>) -> Result<()> {
+        self.sealed.clear();
+        for (event, id) in request.events.iter().zip(&self.ids) {
+            let sealed = match event.subject {
+                None => None,
+                Some(subject) => {
+                    let mut out = Vec::new();
+                    let sealed_for = SealedFor {
+                        id: *id.as_bytes(),
+                        stream: request.stream,
+                        subject,
+                    };
+                    engine.subjects.seal(&mut out, &sealed_for, event.data)?;
+                    Some(out)
+                }
+            };
+            self.sealed.push(sealed);
+        }
+        Ok(())
+    }
+
     /// Encodes the batch into `buffer`; returns the chain value after it.
     fn encode(
         &mut self,
@@ -254,6 +304,7 @@ impl Writer {
         chain_head: &[u8; CHAIN_LEN],
     ) -> Result<[u8; CHAIN_LEN]> {
         let salt = self.active.header.salt;
+        let format_version = self.active.header.format_version;
         let max_event_bytes = engine.options.limits.max_event_bytes;
         self.buffer.clear();
         self.frame_offsets.clear();
@@ -269,9 +320,10 @@ impl Writer {
                 causation_id: event.causation_id,
                 content_type: event.content_type,
                 metadata: event.metadata,
-                data: event.data,
+                data: self.sealed[i].as_deref().unwrap_or(event.data),
+                subject: event.subject,
             };
-            let frame_start = encode_event_frame(&mut self.buffer, salt, &body);
+            let frame_start = encode_event_frame(&mut self.buffer, salt, format_version, &body);
             let frame_len = self.buffer.len() - frame_start;
             if frame_len > max_event_bytes {
                 return Err(Error::LimitExceeded {
@@ -535,6 +587,9 @@ pub(crate) fn event_fields_bytes(stream: &str, event: &EventDataRef<'_>) -> u64 
         event.content_type.map_or(0, str::len),
         event.metadata.len(),
         event.data.len(),
+        event.subject.map_or(0, |subject| {
+            subject.len() + crate::format::sealed_data::SEALED_OVERHEAD_BYTES
+        }),
     ]
     .iter()
     .fold(0, |sum, &len| sum.saturating_add(len as u64))

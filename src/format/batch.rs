@@ -5,10 +5,16 @@ use super::body::{self, COMMIT_CHAIN_PREFIX_LEN, CommitBody, EventBody};
 use super::frame::{self, FRAME_HEADER_LEN, FrameKind};
 use super::{CHAIN_LEN, chain, le_u32};
 
-/// Appends an event frame to `out`; returns its offset within `out`.
-pub fn encode_event_frame(out: &mut Vec<u8>, salt: u64, event: &EventBody<'_>) -> usize {
+/// Appends an event frame to `out`, its body in the layout of a segment of
+/// `format_version`; returns its offset within `out`.
+pub fn encode_event_frame(
+    out: &mut Vec<u8>,
+    salt: u64,
+    format_version: u16,
+    event: &EventBody<'_>,
+) -> usize {
     frame::encode_frame(out, salt, FrameKind::Event, |o| {
-        body::encode_event(o, event)
+        body::encode_event(o, event, format_version)
     })
 }
 

@@ -1,12 +1,17 @@
 //! Frame bodies: MessagePack arrays with a fixed field order.
 //!
-//! An event body is an array of 11 elements:
+//! An event body is an array of 12 elements in a segment of format version 3
+//! (11, without `subject`, in versions 1 and 2; [`event_array_len`] is the
+//! one rule, and every decode site passes the segment header's version):
 //!
 //! ```text
 //! [stream: str, version: uint, position: uint, id: bin(16), event_type: str,
 //!  timestamp_ns: uint, correlation_id: str|nil, causation_id: str|nil,
-//!  content_type: str|nil, metadata: bin, data: bin]
+//!  content_type: str|nil, metadata: bin, data: bin, subject: str|nil]
 //! ```
+//!
+//! When `subject` is a string, `data` is sealed with that subject's key
+//! (`super::sealed_data`): what the body holds is the ciphertext.
 //!
 //! A commit body is an array of 5 elements, whose first element is always
 //! encoded as `bin 8` of 32 bytes, so the body starts with the bytes
@@ -21,7 +26,7 @@
 //! accepts any valid form of the expected type and rejects everything else,
 //! including trailing bytes. Decoding never allocates and never panics.
 
-use super::CHAIN_LEN;
+use super::{CHAIN_LEN, SUBJECT_FORMAT_VERSION};
 
 /// Bytes before the hashed part of a commit body: the array marker and the
 /// `bin 8` header and value of the chain.
@@ -50,8 +55,12 @@ pub struct EventBody<'a> {
     pub content_type: Option<&'a str>,
     /// Free-form metadata bytes.
     pub metadata: &'a [u8],
-    /// Event payload bytes.
+    /// Event payload bytes: as stored, so sealed (encrypted) when
+    /// `subject` is set.
     pub data: &'a [u8],
+    /// The data subject whose key seals `data`, if any (format version 3;
+    /// always `None` in older segments).
+    pub subject: Option<&'a str>,
 }
 
 /// Fields of a commit record, borrowed from the frame body.
@@ -85,9 +94,30 @@ impl std::fmt::Display for BodyError {
     }
 }
 
-/// Appends the MessagePack encoding of an event body to `out`.
-pub fn encode_event(out: &mut Vec<u8>, event: &EventBody<'_>) {
-    out.push(0x9B); // fixarray, 11 elements
+/// Elements of an event body in a segment of `format_version`: 12 from
+/// [`SUBJECT_FORMAT_VERSION`] on (the subject), 11 before. The one rule for
+/// both the encoder and the decoder.
+pub const fn event_array_len(format_version: u16) -> u8 {
+    if format_version >= SUBJECT_FORMAT_VERSION {
+        12
+    } else {
+        11
+    }
+}
+
+/// Appends the MessagePack encoding of an event body to `out`, in the layout
+/// of a segment of `format_version`.
+///
+/// # Panics
+/// If `event` has a subject and `format_version` has no place for it: the
+/// writer rolls to a new segment before such an event (a caller's bug).
+pub fn encode_event(out: &mut Vec<u8>, event: &EventBody<'_>, format_version: u16) {
+    let len = event_array_len(format_version);
+    assert!(
+        len == 12 || event.subject.is_none(),
+        "an event with a subject is never written to a segment of format version {format_version}"
+    );
+    out.push(0x90 | len); // fixarray
     write_str(out, event.stream);
     write_uint(out, event.version);
     write_uint(out, event.position);
@@ -99,6 +129,9 @@ pub fn encode_event(out: &mut Vec<u8>, event: &EventBody<'_>) {
     write_optional_str(out, event.content_type);
     write_bin(out, event.metadata);
     write_bin(out, event.data);
+    if len == 12 {
+        write_optional_str(out, event.subject);
+    }
 }
 
 /// Appends the MessagePack encoding of a commit body to `out`.
@@ -113,10 +146,11 @@ pub fn encode_commit(out: &mut Vec<u8>, commit: &CommitBody<'_>) {
     write_optional_str(out, commit.command_id);
 }
 
-/// Decodes an event body. Never panics.
-pub fn decode_event(body: &[u8]) -> Result<EventBody<'_>, BodyError> {
+/// Decodes an event body of a segment of `format_version`. Never panics.
+pub fn decode_event(body: &[u8], format_version: u16) -> Result<EventBody<'_>, BodyError> {
+    let len = event_array_len(format_version);
     let mut cursor = Cursor { bytes: body, at: 0 };
-    cursor.array_len("event", 11)?;
+    cursor.array_len("event", len)?;
     let stream = cursor.str("stream")?;
     let version = cursor.uint("version")?;
     let position = cursor.uint("position")?;
@@ -132,6 +166,11 @@ pub fn decode_event(body: &[u8]) -> Result<EventBody<'_>, BodyError> {
     let content_type = cursor.optional_str("content_type")?;
     let metadata = cursor.bin("metadata")?;
     let data = cursor.bin("data")?;
+    let subject = if len == 12 {
+        cursor.optional_str("subject")?
+    } else {
+        None
+    };
     cursor.finish("event")?;
     Ok(EventBody {
         stream,
@@ -145,6 +184,7 @@ pub fn decode_event(body: &[u8]) -> Result<EventBody<'_>, BodyError> {
         content_type,
         metadata,
         data,
+        subject,
     })
 }
 
@@ -338,6 +378,7 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::FORMAT_VERSION;
 
     fn sample_event<'a>(data: &'a [u8], stream: &'a str) -> EventBody<'a> {
         EventBody {
@@ -352,6 +393,7 @@ mod tests {
             content_type: Some("msgpack"),
             metadata: b"",
             data,
+            subject: Some("customer-7"),
         }
     }
 
@@ -363,8 +405,8 @@ mod tests {
             for stream in ["order-1", &long_stream[..len.min(70_000)]] {
                 let event = sample_event(&data, stream);
                 let mut out = Vec::new();
-                encode_event(&mut out, &event);
-                assert_eq!(decode_event(&out), Ok(event));
+                encode_event(&mut out, &event, FORMAT_VERSION);
+                assert_eq!(decode_event(&out, FORMAT_VERSION), Ok(event));
             }
         }
     }
@@ -400,25 +442,63 @@ mod tests {
     fn every_truncation_is_rejected() {
         let data = [5u8; 40];
         let mut out = Vec::new();
-        encode_event(&mut out, &sample_event(&data, "s"));
+        encode_event(&mut out, &sample_event(&data, "s"), FORMAT_VERSION);
         for cut in 0..out.len() {
-            assert!(decode_event(&out[..cut]).is_err(), "cut at {cut} accepted");
+            assert!(
+                decode_event(&out[..cut], FORMAT_VERSION).is_err(),
+                "cut at {cut} accepted"
+            );
         }
         let mut trailing = out.clone();
         trailing.push(0);
-        assert!(decode_event(&trailing).is_err());
+        assert!(decode_event(&trailing, FORMAT_VERSION).is_err());
     }
 
     #[test]
     fn invalid_utf8_and_wrong_types_are_rejected() {
         let data = [5u8; 4];
         let mut out = Vec::new();
-        encode_event(&mut out, &sample_event(&data, "ab"));
+        encode_event(&mut out, &sample_event(&data, "ab"), FORMAT_VERSION);
         let mut bad = out.clone();
         bad[2] = 0xFF; // first byte of the stream name
-        assert_eq!(decode_event(&bad).unwrap_err().field, "stream");
+        assert_eq!(
+            decode_event(&bad, FORMAT_VERSION).unwrap_err().field,
+            "stream"
+        );
         let mut bad = out.clone();
         bad[1] = 0xC0; // stream is nil
-        assert_eq!(decode_event(&bad).unwrap_err().field, "stream");
+        assert_eq!(
+            decode_event(&bad, FORMAT_VERSION).unwrap_err().field,
+            "stream"
+        );
+    }
+
+    /// The body layout follows the segment's version: a version-2 body has
+    /// 11 elements and no subject, and a body of one layout never decodes
+    /// as the other (an older build refuses a version-3 segment by its
+    /// header before it reads a body).
+    #[test]
+    fn the_layout_follows_the_segment_version() {
+        let data = [1u8; 3];
+        let mut plain = sample_event(&data, "s");
+        plain.subject = None;
+        let mut v2 = Vec::new();
+        encode_event(&mut v2, &plain, 2);
+        assert_eq!(v2[0], 0x9B);
+        assert_eq!(decode_event(&v2, 2), Ok(plain));
+        assert_eq!(decode_event(&v2, 3).unwrap_err().field, "event");
+        let mut v3 = Vec::new();
+        encode_event(&mut v3, &plain, 3);
+        assert_eq!(v3[0], 0x9C);
+        assert_eq!(*v3.last().unwrap(), 0xC0, "no subject is nil");
+        assert_eq!(decode_event(&v3, 3), Ok(plain));
+        assert_eq!(decode_event(&v3, 1).unwrap_err().field, "event");
+    }
+
+    #[test]
+    #[should_panic(expected = "never written to a segment of format version 2")]
+    fn a_subject_cannot_be_encoded_in_an_older_layout() {
+        let data = [1u8; 3];
+        encode_event(&mut Vec::new(), &sample_event(&data, "s"), 2);
     }
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //!      0    8 magic            "ANNALSEG"
-//!      8    2 format_version   u16 (1 or 2)
+//!      8    2 format_version   u16 (1, 2 or 3)
 //!     10    2 header_len       u16 (128)
 //!     12    4 flags            u32, reserved, 0
 //!     16    8 base_position    u64, position of the segment's first event

@@ -21,8 +21,10 @@ pub mod footer;
 pub mod frame;
 pub mod header;
 pub mod index_file;
+pub mod key_file;
 pub mod retention;
 pub mod scan;
+pub mod sealed_data;
 pub mod segment_list;
 pub mod settings;
 pub mod snapshot;
@@ -30,8 +32,16 @@ pub mod stream_metadata;
 
 /// The format version new segments are written with, and the newest this
 /// build reads. Version 2 added the durable mark to the segment header
-/// (`durable_mark`); everything else is as in version 1, which is still read.
-pub const FORMAT_VERSION: u16 = 2;
+/// (`durable_mark`); version 3 added the subject to event bodies
+/// ([`SUBJECT_FORMAT_VERSION`]). Versions 1 and 2 are still read.
+pub const FORMAT_VERSION: u16 = 3;
+
+/// The first format version whose event bodies hold a subject (12 elements
+/// instead of 11; [`body::event_array_len`]). An event with a subject is
+/// only ever written to a segment of this version or later, so a build that
+/// predates it refuses such a segment by its header version instead of
+/// misreading its bodies as damage.
+pub const SUBJECT_FORMAT_VERSION: u16 = 3;
 
 /// Bytes of the fixed segment header at offset 0 of every segment.
 pub const SEGMENT_HEADER_LEN: usize = 128;

@@ -80,11 +80,13 @@ pub enum BatchRead<'a> {
     },
 }
 
-/// Reads the batch starting at `start`. On success the batch's events are
+/// Reads the batch starting at `start` of a segment of `format_version`
+/// (its event bodies' layout). On success the batch's events are
 /// appended to `events` (cleared first). Never panics, whatever the bytes.
 pub fn read_batch<'a>(
     bytes: &'a [u8],
     salt: u64,
+    format_version: u16,
     start: usize,
     data_end: usize,
     events: &mut Vec<EventRef<'a>>,
@@ -106,7 +108,7 @@ pub fn read_batch<'a>(
                         BatchError::Inconsistent("more events than a batch may hold"),
                     );
                 }
-                let event = match body::decode_event(frame.body) {
+                let event = match body::decode_event(frame.body, format_version) {
                     Ok(event) => event,
                     Err(error) => return invalid(offset, BatchError::Body(error)),
                 };
@@ -243,7 +245,7 @@ pub fn classify_tail_in(
 #[cfg(test)]
 mod tests {
     use super::super::batch::{encode_commit_frame, encode_event_frame};
-    use super::super::{CHAIN_LEN, chain};
+    use super::super::{CHAIN_LEN, FORMAT_VERSION, chain};
     use super::*;
 
     const SALT: u64 = 99;
@@ -271,9 +273,10 @@ mod tests {
                     content_type: None,
                     metadata: b"",
                     data: b"payload",
+                    subject: None,
                 };
                 position += 1;
-                encode_event_frame(&mut out, SALT, &event);
+                encode_event_frame(&mut out, SALT, FORMAT_VERSION, &event);
             }
             let commit = CommitBody {
                 chain: [0; CHAIN_LEN],
@@ -293,7 +296,14 @@ mod tests {
         let mut offset = SEGMENT_HEADER_LEN;
         let mut count = 0;
         loop {
-            match read_batch(bytes, SALT, offset, bytes.len(), &mut events) {
+            match read_batch(
+                bytes,
+                SALT,
+                FORMAT_VERSION,
+                offset,
+                bytes.len(),
+                &mut events,
+            ) {
                 BatchRead::Batch(batch) => {
                     count += 1;
                     offset = batch.end;
@@ -314,14 +324,22 @@ mod tests {
         let mut bytes = build(2, 4, |_| SEGMENT_HEADER_LEN as u64, 512);
         let len = bytes.len();
         let mut events = Vec::new();
-        let second_start = match read_batch(&bytes, SALT, SEGMENT_HEADER_LEN, len, &mut events) {
+        let second_start = match read_batch(
+            &bytes,
+            SALT,
+            FORMAT_VERSION,
+            SEGMENT_HEADER_LEN,
+            len,
+            &mut events,
+        ) {
             BatchRead::Batch(batch) => batch.end,
             other => panic!("{other:?}"),
         };
-        let third_frame = match read_batch(&bytes, SALT, second_start, len, &mut events) {
-            BatchRead::Batch(_) => events[2].offset,
-            other => panic!("{other:?}"),
-        };
+        let third_frame =
+            match read_batch(&bytes, SALT, FORMAT_VERSION, second_start, len, &mut events) {
+                BatchRead::Batch(_) => events[2].offset,
+                other => panic!("{other:?}"),
+            };
         // Zero everything from the third event frame of the second batch on:
         // its first two frames stay valid, its commit is gone.
         bytes[third_frame..].fill(0);
@@ -341,8 +359,14 @@ mod tests {
         // Every batch claims everything before it was synced.
         let bytes = build(4, 2, |start| start as u64, 128);
         let mut events = Vec::new();
-        let first_end = match read_batch(&bytes, SALT, SEGMENT_HEADER_LEN, bytes.len(), &mut events)
-        {
+        let first_end = match read_batch(
+            &bytes,
+            SALT,
+            FORMAT_VERSION,
+            SEGMENT_HEADER_LEN,
+            bytes.len(),
+            &mut events,
+        ) {
             BatchRead::Batch(b) => b.end,
             other => panic!("{other:?}"),
         };
@@ -382,7 +406,14 @@ mod tests {
                     .wrapping_add(1442695040888963407);
                 *b = (seed >> 56) as u8;
             }
-            let _ = read_batch(&bytes, SALT, SEGMENT_HEADER_LEN, bytes.len(), &mut events);
+            let _ = read_batch(
+                &bytes,
+                SALT,
+                FORMAT_VERSION,
+                SEGMENT_HEADER_LEN,
+                bytes.len(),
+                &mut events,
+            );
             let _ = classify_tail(&bytes, SALT, SEGMENT_HEADER_LEN, bytes.len());
         }
     }

@@ -275,7 +275,14 @@ pub(crate) fn scan_segment(
     let mut events = Vec::new();
     let mut offset = tally.end;
     loop {
-        let read = batches::read_batch(bytes, salt, offset, data_end, &mut events);
+        let read = batches::read_batch(
+            bytes,
+            salt,
+            segment.header.format_version,
+            offset,
+            data_end,
+            &mut events,
+        );
         if let BatchRead::Batch(batch) = read {
             if !tally.gap {
                 tally.contents.update(&bytes[batch.start..batch.end]);

@@ -115,6 +115,18 @@ pub enum ShipError {
         /// What the client said (sizes included).
         detail: String,
     },
+    /// The event names a data subject (its data is sealed with that
+    /// subject's key): shipping its plain data would put a copy beyond the
+    /// reach of [`crate::Store::erase_subject`], so the shipper stops
+    /// before it (`docs/shipping.md`). Filter such streams out of shipping.
+    EventHasSubject {
+        /// The event's position.
+        position: u64,
+        /// Its stream.
+        stream: String,
+        /// Its subject.
+        subject: String,
+    },
     /// The server answers but shipping makes no progress: session after
     /// session ended (for example with the stream changing under the
     /// shipper) before a single event was acknowledged.
@@ -193,6 +205,16 @@ impl fmt::Display for ShipError {
                 f,
                 "the event at position {position} is larger than the NATS server accepts \
                  ({detail}); raise the server's max_payload"
+            ),
+            ShipError::EventHasSubject {
+                position,
+                stream,
+                subject,
+            } => write!(
+                f,
+                "the event at position {position} (stream {stream:?}) names data subject \
+                 {subject:?}: its data is erasable and is never shipped, as a copy in NATS \
+                 could not be erased; leave such streams out with the filter"
             ),
             ShipError::Stalled {
                 stream,

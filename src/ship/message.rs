@@ -253,6 +253,9 @@ pub fn event_of<'a>(
         content_type: text(HEADER_CONTENT_TYPE)?,
         metadata,
         data: body.to_vec(),
+        // The shipper never ships an event with a subject.
+        subject: None,
+        erased: false,
     })
 }
 
@@ -294,6 +297,8 @@ mod tests {
             content_type: Some("msgpack".into()),
             metadata: b"{\"user\": \"\xc3\xa9\"}".to_vec(),
             data: vec![0x81, 0xa1, b'a', 0x01],
+            subject: None,
+            erased: false,
         }
     }
 

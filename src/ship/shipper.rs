@@ -313,6 +313,13 @@ impl<F: FnMut(&Progress)> Shipper<'_, F> {
             if event.position >= end {
                 return Ok(end);
             }
+            if let Some(subject) = event.subject {
+                return Err(Interruption::Fatal(ShipError::EventHasSubject {
+                    position: event.position,
+                    stream: event.stream,
+                    subject,
+                }));
+            }
             next = event.position + 1;
             buffer.push_back(event);
         }

@@ -342,6 +342,43 @@ impl Store {
         result
     }
 
+    /// Erases `subject` (crypto-shredding): records the erasure as an event
+    /// of type [`crate::system_streams::SUBJECT_ERASED_EVENT_TYPE`] in the
+    /// stream [`crate::system_streams::ERASURES_STREAM`] (MessagePack
+    /// `{subject, reason}`), makes it durable whatever the durability mode,
+    /// then destroys the subject's key. From then on, every event that named
+    /// the subject reads back with [`RecordedEvent::erased`](crate::RecordedEvent::erased)
+    /// set and empty data, in this store and in every later or read-only
+    /// opener; appends naming it are refused. The stored bytes do not change, so
+    /// [`crate::verify`] still passes over the whole chain. What this does
+    /// and does not guarantee is in `docs/compliance.md`, "Erasure".
+    ///
+    /// Returns where the erasure event was written.
+    ///
+    /// # Errors
+    /// - [`Error::UnknownSubject`] when no event named the subject (it has
+    ///   no key): nothing is written.
+    /// - [`Error::SubjectErased`] when it was erased already: nothing is written.
+    /// - [`Error::InvalidArgument`] / [`Error::LimitExceeded`] for an empty or
+    ///   too long subject, or a reason that does not fit an event.
+    /// - [`Error::ReadOnly`], [`Error::Poisoned`], and the I/O errors of the
+    ///   append, its sync and the key file. If the key could not be destroyed
+    ///   after the event was written, the subject already reads as erased and
+    ///   the next writable open destroys the key.
+    pub fn erase_subject(&self, subject: &str, reason: &str) -> Result<AppendResult> {
+        self.engine.erase_subject(subject, reason)
+    }
+
+    /// The position of `subject`'s erasure event, if it was erased.
+    pub fn erasure_of(&self, subject: &str) -> Option<u64> {
+        self.engine.subjects.erased_at(subject)
+    }
+
+    /// Every erased subject, with the position of its erasure event, in log order.
+    pub fn erased_subjects(&self) -> Vec<(String, u64)> {
+        self.engine.subjects.erased_subjects()
+    }
+
     /// The current version of `stream`: its number of events, 0 if it does
     /// not exist. Truncation does not change it, and a deleted stream keeps
     /// the version it had (so an expected-version check against it still
@@ -497,6 +534,9 @@ fn validate(options: &Options, request: &AppendRequest<'_>) -> Result<u64> {
             limits.max_event_type_bytes,
         ) {
             return Err(error);
+        }
+        if let Some(subject) = event.subject {
+            crate::keys::validate_subject(subject)?;
         }
         // All of the event's fields, not only data and metadata: the
         // encoder relies on every field being within this limit (at most

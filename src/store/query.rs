@@ -40,16 +40,20 @@ impl Store {
             return Ok(out);
         }
         let state = self.engine.read_state();
+        let mut failed = None;
         visit_log(&state, from_position, |event| {
             if filter.matches(event.stream, event.event_type) {
-                out.push(RecordedEvent::from_body(event));
+                match self.recorded(event) {
+                    Ok(event) => out.push(event),
+                    Err(error) => return super::read::stop(&mut failed, error),
+                }
                 if out.len() == max_count {
                     return ControlFlow::Break(());
                 }
             }
             ControlFlow::Continue(())
         })?;
-        Ok(out)
+        failed.map_or(Ok(out), Err)
     }
 
     /// Every event carrying `correlation_id`, in log order, answered from an
@@ -70,15 +74,19 @@ impl Store {
     pub fn read_correlated(&self, correlation_id: &str) -> Result<Vec<RecordedEvent>> {
         let state = self.engine.read_state();
         let mut out = Vec::new();
+        let mut failed = None;
         for run in state.index.correlated(correlation_id)? {
             visit_run(&state, &run, |body| {
                 // The index is keyed by a hash of the id: skip another id's events.
-                if body.correlation_id == Some(correlation_id) {
-                    out.push(RecordedEvent::from_body(body));
+                if body.correlation_id == Some(correlation_id) && failed.is_none() {
+                    match self.recorded(body) {
+                        Ok(event) => out.push(event),
+                        Err(error) => failed = Some(error),
+                    }
                 }
             })?;
         }
-        Ok(out)
+        failed.map_or(Ok(out), Err)
     }
 
     /// The position of the first event whose timestamp is at or after

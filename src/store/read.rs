@@ -6,8 +6,9 @@ use std::ops::ControlFlow;
 use crate::engine::read_events::{
     event_frame_at, log_start, published_segments, visit_log, visit_segments, with_event_at,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::{EventView, RecordedEvent};
+use crate::format::body::EventBody;
 use crate::format::index_file::SPARSE_STRIDE;
 
 use super::Store;
@@ -37,7 +38,7 @@ impl Store {
             .index
             .stream_locations(stream, from_version, to)?
             .into_iter()
-            .map(|location| with_event_at(&state, location, RecordedEvent::from_body))
+            .map(|location| with_event_at(&state, location, |body| self.recorded(body))?)
             .collect()
     }
 
@@ -66,7 +67,7 @@ impl Store {
             .stream_locations(stream, from, to)?
             .into_iter()
             .rev()
-            .map(|location| with_event_at(&state, location, RecordedEvent::from_body))
+            .map(|location| with_event_at(&state, location, |body| self.recorded(body))?)
             .collect()
     }
 
@@ -85,15 +86,19 @@ impl Store {
             return Ok(out);
         }
         let state = self.engine.read_state();
+        let mut failed = None;
         visit_log(&state, from_position, |event| {
-            out.push(RecordedEvent::from_body(event));
+            match self.recorded(event) {
+                Ok(event) => out.push(event),
+                Err(error) => return stop(&mut failed, error),
+            }
             if out.len() == max_count {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             }
         })?;
-        Ok(out)
+        failed.map_or(Ok(out), Err)
     }
 
     /// Reads up to `max_count` events of the whole log backward (newest
@@ -123,13 +128,20 @@ impl Store {
             let base = state.index.segments[ordinal].base_position;
             let block_start = base + (position - base) / SPARSE_STRIDE * SPARSE_STRIDE;
             block.clear();
+            let mut failed = None;
             visit_log(&state, block_start, |event| {
                 if event.position > position {
                     return ControlFlow::Break(());
                 }
-                block.push(RecordedEvent::from_body(event));
+                match self.recorded(event) {
+                    Ok(event) => block.push(event),
+                    Err(error) => return stop(&mut failed, error),
+                }
                 ControlFlow::Continue(())
             })?;
+            if let Some(error) = failed {
+                return Err(error);
+            }
             out.extend(block.drain(..).rev().take(max_count - out.len()));
             match block_start.checked_sub(1) {
                 Some(previous) => position = previous,
@@ -137,6 +149,13 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The owned event of `body`, its data opened (or erased): the one
+    /// place readers turn bodies into [`RecordedEvent`]s.
+    pub(crate) fn recorded(&self, body: &EventBody<'_>) -> Result<RecordedEvent> {
+        let payload = self.engine.subjects.payload(body)?;
+        Ok(RecordedEvent::from_body(body, &payload))
     }
 
     /// Calls `f` with a borrowed view of every event of the log from
@@ -166,7 +185,7 @@ impl Store {
     pub fn scan_all(
         &self,
         from_position: u64,
-        f: impl FnMut(&EventView<'_>) -> ControlFlow<()>,
+        mut f: impl FnMut(&EventView<'_>) -> ControlFlow<()>,
     ) -> Result<()> {
         let (start, segments) = {
             let state = self.engine.read_state();
@@ -177,7 +196,16 @@ impl Store {
             (start, segments)
         };
         // The lock is released: `f` may use the store.
-        visit_segments(segments.iter().map(|(s, end)| (&**s, *end)), &start, f)
+        let mut failed = None;
+        visit_segments(
+            segments.iter().map(|(s, end)| (&**s, *end)),
+            &start,
+            |body| match self.engine.subjects.payload(body) {
+                Ok(payload) => f(&EventView::new(body, &payload)),
+                Err(error) => stop(&mut failed, error),
+            },
+        )?;
+        failed.map_or(Ok(()), Err)
     }
 
     /// Calls `f` with a borrowed view of each event of `stream` from version
@@ -205,11 +233,19 @@ impl Store {
         };
         for location in locations {
             let (segment, end) = &segments[location.segment()];
-            let (event, _) = event_frame_at(segment, *end, location.offset())?;
-            if f(&event).is_break() {
+            let (body, _) = event_frame_at(segment, *end, location.offset())?;
+            let payload = self.engine.subjects.payload(&body)?;
+            if f(&EventView::new(&body, &payload)).is_break() {
                 break;
             }
         }
         Ok(())
     }
+}
+
+/// Keeps `error` for after a visit and stops it (visitors' callbacks return
+/// a `ControlFlow`, not a `Result`).
+pub(crate) fn stop(failed: &mut Option<Error>, error: Error) -> ControlFlow<()> {
+    *failed = Some(error);
+    ControlFlow::Break(())
 }

@@ -174,12 +174,21 @@ impl Subscription {
             Target::All => {
                 let (filter, buffer, cursor) = (&self.filter, &mut self.buffer, &mut self.cursor);
                 let mut looked_at = 0;
+                let mut failed = None;
+                let subjects = &self.engine.subjects;
                 visit_log(&state, *cursor, |event| {
+                    if filter.matches(event.stream, event.event_type) {
+                        match subjects.payload(event) {
+                            Ok(payload) => {
+                                buffer.push_back(RecordedEvent::from_body(event, &payload));
+                            }
+                            // The cursor stays at this event: it is read
+                            // again by the next call.
+                            Err(error) => return super::read::stop(&mut failed, error),
+                        }
+                    }
                     *cursor = event.position + 1;
                     looked_at += 1;
-                    if filter.matches(event.stream, event.event_type) {
-                        buffer.push_back(RecordedEvent::from_body(event));
-                    }
                     // Bound the work of one call as well as the buffer.
                     if buffer.len() >= SUBSCRIPTION_READ_AHEAD
                         || looked_at >= 16 * SUBSCRIPTION_READ_AHEAD
@@ -189,6 +198,9 @@ impl Subscription {
                         ControlFlow::Continue(())
                     }
                 })?;
+                if let Some(error) = failed {
+                    return Err(error);
+                }
             }
             Target::Stream(stream) => {
                 if self
@@ -208,12 +220,14 @@ impl Subscription {
                     self.cursor.saturating_add(SUBSCRIPTION_READ_AHEAD as u64),
                 )?;
                 for location in locations {
-                    self.cursor += 1;
                     let event = with_event_at(&state, location, |body| {
-                        self.filter
-                            .matches(body.stream, body.event_type)
-                            .then(|| RecordedEvent::from_body(body))
-                    })?;
+                        if !self.filter.matches(body.stream, body.event_type) {
+                            return Ok(None);
+                        }
+                        let payload = self.engine.subjects.payload(body)?;
+                        Ok::<_, crate::Error>(Some(RecordedEvent::from_body(body, &payload)))
+                    })??;
+                    self.cursor += 1;
                     self.buffer.extend(event);
                 }
             }

@@ -374,9 +374,14 @@ pub fn batches_end(bytes: &[u8]) -> Option<usize> {
     let data_end = bytes.len().checked_sub(FOOTER_LEN)?;
     let mut events = Vec::new();
     let mut offset = SEGMENT_HEADER_LEN;
-    while let BatchRead::Batch(batch) =
-        scan::read_batch(bytes, header.salt, offset, data_end, &mut events)
-    {
+    while let BatchRead::Batch(batch) = scan::read_batch(
+        bytes,
+        header.salt,
+        header.format_version,
+        offset,
+        data_end,
+        &mut events,
+    ) {
         offset = batch.end;
     }
     Some(offset)
