@@ -600,3 +600,50 @@ fn a_follower_lets_go_of_retired_segments_and_says_when_it_fell_behind() {
         "{error}"
     );
 }
+
+#[test]
+fn an_erasure_outlives_the_segment_recording_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    store
+        .append(
+            "customer-1",
+            ExpectedVersion::Any,
+            &[EventData::new("Registered", vec![7; 100]).with_subject("subject-1")],
+        )
+        .unwrap();
+    let erasure = store.erase_subject("subject-1", "asked to").unwrap();
+    common::fill(&store, 60, 4, 5, 2000);
+    let cut = store.active_segment_position();
+    store.retire_segments_before(cut, &reason("")).unwrap();
+    assert!(store.log_start_position() > erasure.last_position);
+    let check = |store: &Store, context: &str| {
+        assert_eq!(
+            store.erasure_of("subject-1"),
+            Some(erasure.first_position),
+            "{context}"
+        );
+    };
+    check(&store, "the store that retired");
+    store.close().unwrap();
+    check(&Store::open_read_only(dir.path()).unwrap(), "read-only");
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    check(&store, "reopened");
+    // The subject cannot come back.
+    let error = store
+        .append(
+            "customer-1",
+            ExpectedVersion::Any,
+            &[EventData::new("Registered", vec![1]).with_subject("subject-1")],
+        )
+        .unwrap_err();
+    assert!(matches!(error, Error::SubjectErased { .. }), "{error}");
+    let error = store.erase_subject("subject-1", "again").unwrap_err();
+    assert!(matches!(error, Error::SubjectErased { .. }), "{error}");
+    store.close().unwrap();
+    std::fs::remove_file(dir.path().join("index.checkpoint")).unwrap();
+    check(
+        &Store::open(dir.path(), small_segments()).unwrap(),
+        "reopened without the checkpoint",
+    );
+}

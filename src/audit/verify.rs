@@ -650,7 +650,11 @@ impl Visitor for Verifier<'_> {
         self.streams.get(stream).copied()
     }
 
-    fn anchored(&mut self, anchor: &crate::log::retention::Anchor, from_archive: bool) {
+    fn anchored(
+        &mut self,
+        anchor: &std::sync::Arc<crate::log::retention::Anchor>,
+        from_archive: bool,
+    ) {
         self.report.retired = Some(RetiredPrefix {
             first_retained_position: anchor.position,
             chain_at_cut: anchor.chain,
@@ -658,7 +662,7 @@ impl Visitor for Verifier<'_> {
             archive_checked: from_archive,
         });
         if from_archive {
-            self.cut_to_check = Some(std::sync::Arc::new(anchor.clone()));
+            self.cut_to_check = Some(std::sync::Arc::clone(anchor));
         } else {
             // The manifest vouches for the chain value at the cut; the log
             // after it is recomputed from there.

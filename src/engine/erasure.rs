@@ -95,6 +95,17 @@ impl Subjects {
     /// erasure event's data is not an erasure record.
     pub fn read_erasures(&self, state: &State) -> Result<()> {
         let mut erased = self.erased.write().unwrap_or_else(|p| p.into_inner());
+        // Erasure events before the cut were retired: the retention
+        // manifest recorded their subjects.
+        if let Some(anchor) = state.index.anchor() {
+            let cut_version = anchor.streams.get(ERASURES_STREAM).copied().unwrap_or(0);
+            if erased.read_through < cut_version {
+                for (subject, position) in &anchor.erasures {
+                    erased.at.entry(subject.clone()).or_insert(*position);
+                }
+                erased.read_through = cut_version;
+            }
+        }
         let version = state.index.stream_version(ERASURES_STREAM);
         if version <= erased.read_through {
             return Ok(());

@@ -223,7 +223,7 @@ impl Visitor for IndexBuilder<'_, '_> {
         }
     }
 
-    fn anchored(&mut self, anchor: &crate::log::retention::Anchor, from_archive: bool) {
+    fn anchored(&mut self, anchor: &Arc<crate::log::retention::Anchor>, from_archive: bool) {
         assert!(!from_archive, "an open never reads an archive");
         self.index.anchored(anchor);
     }
@@ -653,7 +653,7 @@ impl Follower {
                     log_start: anchor.position,
                 });
             };
-            index.set_metadata_at_cut(anchor.metadata.clone());
+            index.set_anchor(Arc::clone(&anchor));
             index.retire_before(keep_from);
             for (segment, walked) in segments[..keep_from]
                 .iter_mut()

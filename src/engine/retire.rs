@@ -295,22 +295,35 @@ impl Engine {
                 .map(|a| a.to_string_lossy().into_owned()),
             segments: retired,
         });
-        let metadata_for_index = metadata_at_cut
-            .iter()
-            .map(|(name, data)| (name.clone().into_boxed_str(), data.0.clone()))
+        // Erasures made before the cut: an erasure outlives its event.
+        let mut erasures_at_cut: Vec<(String, u64)> = self
+            .subjects
+            .erased_subjects()
+            .into_iter()
+            .filter(|&(_, position)| position < retirement.first_retained_position)
             .collect();
+        erasures_at_cut.sort();
         let manifest = RetentionManifest {
             records,
             streams_at_cut,
             metadata_at_cut,
             first_event,
+            erasures_at_cut,
         };
         derived_file::write_atomically(&self.dir, RETENTION_FILE_NAME, &manifest.encode(), hooks)?;
+        // As every later opener will read it.
+        let anchor = retention::read_anchor(&self.dir)?.ok_or_else(|| {
+            Error::io(
+                "reading back the retention manifest",
+                self.dir.join(RETENTION_FILE_NAME),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+        })?;
 
         // Committed: the in-memory state follows, then the files go.
         {
             let mut state = self.write_state();
-            state.index.set_metadata_at_cut(metadata_for_index);
+            state.index.set_anchor(anchor);
             state.index.retire_before(keep_from);
             for ordinal in 0..keep_from {
                 if state.segments[ordinal].file_len() > 0 {

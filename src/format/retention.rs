@@ -18,8 +18,8 @@
 //!   16+n    4 crc        CRC-32 (IEEE) of bytes 0..16+n
 //! ```
 //!
-//! The body is a MessagePack array of 4:
-//! `[records, streams_at_cut, metadata_at_cut, first_event]`.
+//! The body is a MessagePack array of 5:
+//! `[records, streams_at_cut, metadata_at_cut, first_event, erasures_at_cut]`.
 //! `records` is an array of retirements, oldest first, each an array of 8:
 //!
 //! ```text
@@ -40,6 +40,9 @@
 //! `first_event` is `[id: bin(16), timestamp_ns: uint, stream: str]`, the
 //! store's event at position 0 (what names the store, for example to a
 //! shipper), recorded by the first retirement and kept by the later ones.
+//! `erasures_at_cut` is an array of `[subject: str, position: uint]`, sorted
+//! by subject: every subject erased by an event before the newest cut, and
+//! where, so that an erasure outlives the segment recording it.
 
 use serde::{Deserialize, Serialize};
 
@@ -116,6 +119,9 @@ pub struct RetentionManifest {
     pub metadata_at_cut: Vec<(String, ByteBuf)>,
     /// The store's first event (position 0), retired.
     pub first_event: FirstEvent,
+    /// Each subject erased before the newest cut, with the position of its
+    /// erasure event, sorted by subject.
+    pub erasures_at_cut: Vec<(String, u64)>,
 }
 
 /// What identifies the store's first event once it is retired.
@@ -290,6 +296,14 @@ impl RetentionManifest {
                 ));
             }
         }
+        for pair in self.erasures_at_cut.windows(2) {
+            if pair[0].0 >= pair[1].0 {
+                return fail(format!(
+                    "its erased subjects are not sorted and unique at {:?}",
+                    pair[1].0
+                ));
+            }
+        }
         if self.first_event.id.0.len() != 16 {
             return fail("its first event's id is not 16 bytes".to_string());
         }
@@ -330,6 +344,7 @@ mod tests {
                 timestamp_ns: 4,
                 stream: "a".into(),
             },
+            erasures_at_cut: vec![("alice".into(), 2), ("bob".into(), 1)],
         }
     }
 

@@ -157,9 +157,9 @@ pub(crate) struct Index {
     /// Timestamp of the last retired event (0 if none): the newest kept
     /// segments may hold none.
     cut_last_timestamp_ns: u64,
-    /// The retention manifest's record of metadata events before the cut,
-    /// by metadata stream.
-    metadata_at_cut: IdMap<Vec<u8>>,
+    /// The cut the retention manifest records, once the log was cut: what
+    /// the log's retired events leave behind (metadata, erasures).
+    anchor: Option<std::sync::Arc<crate::log::retention::Anchor>>,
 }
 
 impl Index {
@@ -176,13 +176,13 @@ impl Index {
             retained_from: 0,
             cut: false,
             cut_last_timestamp_ns: 0,
-            metadata_at_cut: IdMap::default(),
+            anchor: None,
         }
     }
 
     /// Starts the index of a log that begins at a cut: each stream with
     /// retired events at its version there, with no segments listed.
-    pub fn anchored(&mut self, anchor: &crate::log::retention::Anchor) {
+    pub fn anchored(&mut self, anchor: &std::sync::Arc<crate::log::retention::Anchor>) {
         assert!(self.segments.is_empty(), "the cut comes before any segment");
         self.mark_cut(anchor);
         self.streams.reserve(anchor.streams.len());
@@ -200,22 +200,30 @@ impl Index {
 
     /// Marks the log as cut where `anchor` says (open from scratch, or a
     /// checkpoint loaded after a retirement).
-    pub fn mark_cut(&mut self, anchor: &crate::log::retention::Anchor) {
+    pub fn mark_cut(&mut self, anchor: &std::sync::Arc<crate::log::retention::Anchor>) {
         self.cut = true;
         self.cut_last_timestamp_ns = anchor.last_timestamp_ns;
-        self.metadata_at_cut.clone_from(&anchor.metadata);
+        self.anchor = Some(std::sync::Arc::clone(anchor));
+    }
+
+    /// The cut the retention manifest records, if the log was cut.
+    pub fn anchor(&self) -> Option<&crate::log::retention::Anchor> {
+        self.anchor.as_deref()
     }
 
     /// The data of `metadata_stream`'s newest `$metadata` event before the
     /// cut, as the retention manifest records it: where the metadata is
     /// when that event was retired.
     pub fn metadata_at_cut(&self, metadata_stream: &str) -> Option<&[u8]> {
-        self.metadata_at_cut.get(metadata_stream).map(Vec::as_slice)
+        self.anchor()?
+            .metadata
+            .get(metadata_stream)
+            .map(Vec::as_slice)
     }
 
-    /// Records the metadata at a new cut (a retirement made now).
-    pub fn set_metadata_at_cut(&mut self, metadata: IdMap<Vec<u8>>) {
-        self.metadata_at_cut = metadata;
+    /// Records a new cut (a retirement made now, or followed).
+    pub fn set_anchor(&mut self, anchor: std::sync::Arc<crate::log::retention::Anchor>) {
+        self.anchor = Some(anchor);
     }
 
     /// Forgets the segments before ordinal `keep_from` (retired now): their

@@ -31,8 +31,11 @@ pub(crate) struct Anchor {
     /// The data of each metadata stream's newest `$metadata` event before
     /// the cut, by metadata stream name.
     pub metadata: crate::index::IdMap<Vec<u8>>,
+    /// Each subject erased before the cut, with its erasure event's position.
+    pub erasures: Vec<(String, u64)>,
     /// The manifest, for reports and for checking retired files (its
-    /// `streams_at_cut` and `metadata_at_cut` moved to the fields above).
+    /// `streams_at_cut`, `metadata_at_cut` and `erasures_at_cut` moved to
+    /// the fields above).
     pub manifest: RetentionManifest,
 }
 
@@ -88,9 +91,11 @@ pub(crate) fn read_anchor(dir: &Path) -> Result<Option<Arc<Anchor>>> {
         .into_iter()
         .map(|(name, data)| (name.into_boxed_str(), data.0))
         .collect();
+    let erasures = std::mem::take(&mut manifest.erasures_at_cut);
     let newest = manifest.newest();
     Ok(Some(Arc::new(Anchor {
         metadata,
+        erasures,
         position: newest.first_retained_position,
         chain: manifest.chain_at_cut(),
         last_timestamp_ns: newest.last_timestamp_ns,

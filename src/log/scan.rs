@@ -198,7 +198,12 @@ pub(crate) trait Visitor {
     /// The log's first segments were retired at the cut `anchor` records
     /// (said before any segment is announced). The walk starts there, or,
     /// `from_archive`, reads the retired segments from an archive first.
-    fn anchored(&mut self, _anchor: &super::retention::Anchor, _from_archive: bool) {}
+    fn anchored(
+        &mut self,
+        _anchor: &std::sync::Arc<super::retention::Anchor>,
+        _from_archive: bool,
+    ) {
+    }
 
     /// A segment is about to be scanned (its header checked).
     fn segment(&mut self, ordinal: usize, segment: &std::sync::Arc<Segment>, role: SegmentRole);
