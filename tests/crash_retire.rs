@@ -62,17 +62,6 @@ fn template() -> Template {
     }
 }
 
-/// Copies the files of `from` (not recursively) into `to`.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 /// Counts the steps of a retirement (derived-file steps and removals) and
 /// does something at each.
 struct Steps<F: Fn(usize) -> io::Result<()> + Send + Sync> {
@@ -206,7 +195,7 @@ fn killed_at_every_step(with_archive: bool) {
     let template = template();
     // How many steps a whole retirement takes.
     let counting = tempfile::tempdir().unwrap();
-    copy_dir(&template.path, counting.path());
+    common::copy_dir(&template.path, counting.path());
     let counting_archive = tempfile::tempdir().unwrap();
     let steps = retire_with(
         counting.path(),
@@ -219,7 +208,7 @@ fn killed_at_every_step(with_archive: bool) {
         let work = tempfile::tempdir().unwrap();
         let dir = work.path().join("store");
         let archive = work.path().join("archive");
-        copy_dir(&template.path, &dir);
+        common::copy_dir(&template.path, &dir);
         std::fs::create_dir(&archive).unwrap();
         let mut command = Command::new(std::env::current_exe().unwrap());
         command
@@ -266,22 +255,22 @@ fn a_power_loss_after_any_step_of_a_retirement_leaves_the_old_or_the_new_store()
         let work = tempfile::tempdir().unwrap();
         let dir = work.path().join("store");
         let archive = work.path().join("archive");
-        copy_dir(&template.path, &dir);
+        common::copy_dir(&template.path, &dir);
         std::fs::create_dir(&archive).unwrap();
         // The durable state after each directory sync: what a power loss
         // right after it, before the next, leaves (every later rename or
         // removal lost; file contents were synced before their renames).
         let images = Arc::new(Mutex::new(vec![work.path().join("image-0")]));
-        copy_dir(&dir, &work.path().join("image-0/store"));
-        copy_dir(&archive, &work.path().join("image-0/archive"));
+        common::copy_dir(&dir, &work.path().join("image-0/store"));
+        common::copy_dir(&archive, &work.path().join("image-0/archive"));
         let (store_dir, archive_dir, root) =
             (dir.clone(), archive.clone(), work.path().to_path_buf());
         let taken = images.clone();
         let snapshot = move |_: usize| -> io::Result<()> {
             let mut images = taken.lock().unwrap();
             let image = root.join(format!("image-{}", images.len()));
-            copy_dir(&store_dir, &image.join("store"));
-            copy_dir(&archive_dir, &image.join("archive"));
+            common::copy_dir(&store_dir, &image.join("store"));
+            common::copy_dir(&archive_dir, &image.join("archive"));
             images.push(image);
             Ok(())
         };

@@ -3,8 +3,11 @@
 //! `$erasures`, then destroys the key; after it the subject's events read
 //! back erased (typed), every other event is intact, and the hash chain
 //! still verifies. Also: the key file's damage rules, a crash at every step
-//! of erasing (a child process killed with SIGKILL), and a pre-v3 store
+//! of erasing (a child process killed with SIGKILL, and a power loss after
+//! every sync: what was not synced is lost), and a pre-v3 store
 //! rolling to a v3 segment for its first event with a subject.
+
+mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -658,4 +661,98 @@ fn a_crash_at_every_step_of_erasing_leaves_the_subject_present_or_erased() {
     // sync, then the key file's write, sync, rename and directory sync.
     assert!(outcomes.len() >= 5, "{outcomes:?}");
     assert!(outcomes.iter().all(|&erased| erased), "{outcomes:?}");
+}
+
+/// Keeps a copy of the store as a power loss would leave it after each
+/// sync of the erasure: the segment's sync (the erasure event durable, the
+/// key file as before) and each directory sync (a rename of the key file
+/// durable). File contents are synced before their renames, so the copy
+/// taken right there is what survives.
+struct PowerLossImages {
+    dir: PathBuf,
+    images: PathBuf,
+    taken: std::sync::Mutex<Vec<PathBuf>>,
+    armed: AtomicBool,
+}
+
+impl PowerLossImages {
+    fn take(&self) {
+        if !self.armed.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut taken = self.taken.lock().unwrap();
+        let image = self.images.join(format!("image-{}", taken.len()));
+        common::copy_dir(&self.dir, &image);
+        taken.push(image);
+    }
+}
+
+impl StorageHooks for PowerLossImages {
+    fn after_sync(&self, _path: &Path, _offset: u64, _len: u64) {
+        self.take();
+    }
+
+    fn before_derived_file_step(&self, _path: &Path, step: DerivedFileStep) -> std::io::Result<()> {
+        if step == DerivedFileStep::SyncDirectory {
+            self.take();
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_power_loss_after_every_sync_of_erasing_leaves_the_subject_present_or_erased() {
+    let dir = store_with_two_keys();
+    let images = tempfile::tempdir().unwrap();
+    // Before anything of the erasure is durable: it is lost.
+    let before = images.path().join("before");
+    common::copy_dir(dir.path(), &before);
+    let hooks = Arc::new(PowerLossImages {
+        dir: dir.path().to_path_buf(),
+        images: images.path().to_path_buf(),
+        taken: std::sync::Mutex::new(Vec::new()),
+        armed: AtomicBool::new(false),
+    });
+    let mut with_hooks = options();
+    with_hooks.hooks = Hooks::new(hooks.clone());
+    let store = Store::open(dir.path(), with_hooks).unwrap();
+    hooks.armed.store(true, Ordering::SeqCst);
+    store
+        .erase_subject("subject-alice", "power loss test")
+        .unwrap();
+    hooks.armed.store(false, Ordering::SeqCst);
+    drop(store);
+    let mut all = vec![before];
+    all.extend(hooks.taken.lock().unwrap().iter().cloned());
+    assert!(all.len() >= 3, "{all:?}");
+    let mut outcomes = Vec::new();
+    for (i, image) in all.iter().enumerate() {
+        let reader = Store::open_read_only(image)
+            .unwrap_or_else(|e| panic!("image {i}: read-only open failed: {e}"));
+        let erased = reader.erasure_of("subject-alice").is_some();
+        check_events(&reader, erased);
+        drop(reader);
+        verifies(image);
+        let store =
+            Store::open(image, options()).unwrap_or_else(|e| panic!("image {i}: open failed: {e}"));
+        assert_eq!(
+            store.erasure_of("subject-alice").is_some(),
+            erased,
+            "image {i}"
+        );
+        check_events(&store, erased);
+        store.close().unwrap();
+        // A writable open destroyed the key of an erasure the loss cut
+        // short; an erasure lost with the power left the key.
+        let keys = fs::read(image.join(KEY_FILE)).unwrap();
+        assert_eq!(!contains(&keys, b"subject-alice"), erased, "image {i}");
+        assert!(contains(&keys, b"subject-bob"), "image {i}");
+        verifies(image);
+        outcomes.push(erased);
+    }
+    // Both outcomes were seen: the images span the erasure event's sync.
+    assert!(
+        outcomes.contains(&false) && outcomes.contains(&true),
+        "{outcomes:?}"
+    );
 }

@@ -212,3 +212,15 @@ macro_rules! for_both_stores {
         }
     };
 }
+
+/// Copies the files of `from` (not recursively) into `to`, created if
+/// missing: a store directory as it is now.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
