@@ -69,6 +69,7 @@ mod hooks;
 mod index;
 mod log;
 mod options;
+pub mod proof;
 #[cfg(feature = "nats")]
 pub mod ship;
 mod snapshot;
