@@ -712,6 +712,27 @@ mod tests {
         assert_ne!(other, verifier_text);
     }
 
+    /// Interoperability: the example of Go's golang.org/x/mod/sumdb/note
+    /// package documentation. Ed25519 signing is deterministic, so signing
+    /// its text with its key must give its note byte for byte, and its
+    /// verifier key must open it.
+    #[test]
+    fn go_sumdb_note_example() {
+        let signer =
+            "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+        let verifier = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+        let text = "If you think cryptography is the answer to your problem,\n\
+                    then you don't know what your problem is.\n";
+        let note = format!(
+            "{text}\n\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+        );
+        let signer = SignerKey::parse(signer).unwrap();
+        assert_eq!(signer.verifier().to_text(), verifier);
+        assert_eq!(sign_note(text, &signer).unwrap(), note);
+        let verifier = VerifierKey::parse(verifier).unwrap();
+        assert_eq!(open_note(&note, &verifier).unwrap(), text);
+    }
+
     #[test]
     fn known_key_hash() {
         // The key hash is computed as Go's note package does: check it
