@@ -70,6 +70,7 @@ mod index;
 pub mod keys;
 mod log;
 mod options;
+pub mod proof;
 #[cfg(feature = "nats")]
 pub mod ship;
 mod snapshot;
