@@ -471,7 +471,7 @@ fn readers_opening_while_a_writer_retires_never_see_a_damaged_store() {
     let mut before = 0;
     while store.retire_segments_before(before, &reason("")).is_ok() && before < next {
         before += 16;
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     for reader in readers {

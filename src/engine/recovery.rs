@@ -338,7 +338,7 @@ pub(crate) fn load(
 
 /// How many times a reader tries to open a store that a writer keeps
 /// retiring segments of (each retirement changes the manifest once).
-const MAX_OPEN_ATTEMPTS: usize = 5;
+const MAX_OPEN_ATTEMPTS: usize = 20;
 
 /// [`load`], from the checkpoint if `use_checkpoint`, using index files
 /// found if `trust_files`. When the log

@@ -550,14 +550,15 @@ fn report_before_cut(
     visitor: &mut dyn Visitor,
 ) -> Flow {
     for (_, path) in before {
+        let Ok(metadata) = path.symlink_metadata() else {
+            // Gone since the listing: a retirement is removing it now.
+            continue;
+        };
         let recorded = path
             .file_name()
             .and_then(|name| name.to_str())
             .and_then(|name| anchor.retired_segment(name))
-            .zip(path.symlink_metadata().ok())
-            .is_some_and(|(retired, metadata)| {
-                metadata.is_file() && metadata.len() == retired.file_len
-            });
+            .is_some_and(|retired| metadata.is_file() && metadata.len() == retired.file_len);
         let kind = FindingKind::RetiredSegment {
             recorded,
             log_start: anchor.position,
