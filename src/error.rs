@@ -92,6 +92,19 @@ pub enum Error {
         /// Where the log starts now.
         log_start: u64,
     },
+    /// A Merkle tree root or proof needs the leaves of retired events that
+    /// the retention manifest's frontier does not cover: only whole
+    /// subtrees of the tree at the cut are kept ([`crate::Store::inclusion_proof`]).
+    ProofNeedsRetiredEvents {
+        /// The store directory.
+        dir: PathBuf,
+        /// The first position whose leaves are needed.
+        start: u64,
+        /// One past the last.
+        end: u64,
+        /// Where the log starts now.
+        log_start: u64,
+    },
     /// The stream was deleted ([`crate::Store::delete_stream`]): it can be
     /// neither read nor appended to, ever again.
     StreamDeleted {
@@ -303,6 +316,19 @@ impl fmt::Display for Error {
                 "events {from}..{log_start} of the store {} were retired before this reader \
                  read them; open the store again to read on from position {log_start}, or read \
                  them from the archive they were retired into",
+                dir.display()
+            ),
+            Error::ProofNeedsRetiredEvents {
+                dir,
+                start,
+                end,
+                log_start,
+            } => write!(
+                f,
+                "the proof needs the hashes of events {start}..{end} of the store {}, which were \
+                 retired (the log starts at position {log_start}) and whose subtree the \
+                 retention manifest does not keep; prove a kept position or a tree size of at \
+                 least {log_start}, or compute this proof from the archived segments",
                 dir.display()
             ),
             Error::StreamDeleted { stream } => write!(

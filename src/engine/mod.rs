@@ -14,6 +14,7 @@ pub(crate) mod recovery;
 pub(crate) mod retire;
 pub(crate) mod settings;
 pub(crate) mod stream_metadata;
+pub(crate) mod tree;
 pub(crate) mod writer;
 
 use std::fs::{self, File};

@@ -86,6 +86,17 @@ pub(crate) struct LogStart {
     skip: u64,
 }
 
+impl LogStart {
+    /// The start of segment `ordinal`'s data: its first event, if any.
+    pub fn segment_start(ordinal: usize) -> LogStart {
+        LogStart {
+            ordinal,
+            offset: crate::format::SEGMENT_HEADER_LEN,
+            skip: 0,
+        }
+    }
+}
+
 /// Where reading from `from_position` starts; `None` when no event is there.
 ///
 /// # Errors
@@ -128,6 +139,23 @@ pub(crate) fn visit_segments<'s>(
     start: &LogStart,
     mut f: impl FnMut(&EventBody<'_>) -> ControlFlow<()>,
 ) -> Result<()> {
+    visit_event_frames(segments, start, |segment, frame, _| {
+        let event = body::decode_event(frame.body, segment.header.format_version)
+            .map_err(|e| changed_after_open(segment, frame.offset, e.to_string()))?;
+        Ok(f(&event))
+    })
+}
+
+/// Calls `f` with every event frame of `segments` (each with the end of its
+/// published batches), starting in the first at `start`, until it breaks:
+/// the segment, the checked frame, and the frame's bytes as stored (its
+/// header, body and padding: from its offset to the next frame's), which
+/// are what the Merkle tree hashes. Commit records are stepped over.
+pub(crate) fn visit_event_frames<'s>(
+    segments: impl IntoIterator<Item = (&'s Segment, usize)>,
+    start: &LogStart,
+    mut f: impl FnMut(&'s Segment, &frame::Frame<'s>, &'s [u8]) -> Result<ControlFlow<()>>,
+) -> Result<()> {
     let mut offset = start.offset;
     let mut skip = start.skip;
     for (segment, end) in segments {
@@ -150,9 +178,9 @@ pub(crate) fn visit_segments<'s>(
                 if skip > 0 {
                     skip -= 1;
                 } else {
-                    let event = body::decode_event(frame.body, segment.header.format_version)
-                        .map_err(|e| changed_after_open(segment, offset, e.to_string()))?;
-                    if f(&event).is_break() {
+                    // read_frame checked `offset < next_offset <= end`.
+                    let stored = &bytes[frame.offset..frame.next_offset];
+                    if f(segment, &frame, stored)?.is_break() {
                         return Ok(());
                     }
                 }

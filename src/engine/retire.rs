@@ -32,6 +32,7 @@ use crate::format::retention::{
 use crate::log::derived_file;
 use crate::log::directory::sync_dir;
 use crate::log::retention;
+use crate::proof::merkle::Frontier;
 
 use super::Engine;
 use super::index_files::footer_of;
@@ -238,12 +239,23 @@ impl Engine {
             });
         }
         // The manifest: the commit point.
-        let (mut records, first_event) = match retention::read_anchor(&self.dir)? {
+        let (mut records, first_event, frontier_before) = match retention::read_anchor(&self.dir)? {
             Some(anchor) => (
                 anchor.manifest.records.clone(),
                 anchor.manifest.first_event.clone(),
+                anchor.frontier.clone(),
             ),
-            None => (Vec::new(), self.first_event()?),
+            None => (Vec::new(), self.first_event()?, Some(Frontier::new())),
+        };
+        // The Merkle tree's frontier at the new cut, from the segments
+        // before they go. A cut recorded without one (an earlier build)
+        // cannot be extended: the new one is not recorded either.
+        let frontier_at_cut = match frontier_before {
+            Some(before) => {
+                let first = keep_from - planned.len();
+                self.frontier_through(before, first..keep_from)?.encode()
+            }
+            None => Vec::new(),
         };
         let (chain_at_cut, last_timestamp_ns, streams_at_cut, metadata_at_cut) = {
             let state = self.read_state();
@@ -309,6 +321,7 @@ impl Engine {
             metadata_at_cut,
             first_event,
             erasures_at_cut,
+            frontier_at_cut: ByteBuf(frontier_at_cut),
         };
         derived_file::write_atomically(&self.dir, RETENTION_FILE_NAME, &manifest.encode(), hooks)?;
         // As every later opener will read it.

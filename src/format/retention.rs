@@ -18,8 +18,8 @@
 //!   16+n    4 crc        CRC-32 (IEEE) of bytes 0..16+n
 //! ```
 //!
-//! The body is a MessagePack array of 5:
-//! `[records, streams_at_cut, metadata_at_cut, first_event, erasures_at_cut]`.
+//! The body is a MessagePack array of 6: `[records, streams_at_cut,
+//! metadata_at_cut, first_event, erasures_at_cut, frontier_at_cut]`.
 //! `records` is an array of retirements, oldest first, each an array of 8:
 //!
 //! ```text
@@ -43,10 +43,18 @@
 //! `erasures_at_cut` is an array of `[subject: str, position: uint]`, sorted
 //! by subject: every subject erased by an event before the newest cut, and
 //! where, so that an erasure outlives the segment recording it.
+//! `frontier_at_cut` is a `bin`: the [`Frontier`] encoding (`docs/proofs.md`)
+//! of the Merkle tree of the leaves `0..first_retained_position` of the
+//! newest record (its size is that position), so that the root and the
+//! proofs of kept positions outlive the retired leaves
+//! ([`crate::engine::tree`]). A manifest written before it existed has 5
+//! elements; it reads as an empty `bin`: not recorded, and then no proof
+//! reaches below the cut.
 
 use serde::{Deserialize, Serialize};
 
 use super::{CHAIN_LEN, chain, le_u16, le_u32};
+use crate::proof::merkle::Frontier;
 
 /// Name of the manifest in the store directory.
 pub const RETENTION_FILE_NAME: &str = "annals.retention";
@@ -122,6 +130,11 @@ pub struct RetentionManifest {
     /// Each subject erased before the newest cut, with the position of its
     /// erasure event, sorted by subject.
     pub erasures_at_cut: Vec<(String, u64)>,
+    /// [`Frontier::encode`] of the Merkle tree of the positions before the
+    /// newest cut; empty when not recorded (a manifest of an earlier
+    /// build, which has no sixth element).
+    #[serde(default)]
+    pub frontier_at_cut: ByteBuf,
 }
 
 /// What identifies the store's first event once it is retired.
@@ -180,6 +193,15 @@ impl RetentionManifest {
     /// The chain value at the newest cut.
     pub fn chain_at_cut(&self) -> [u8; CHAIN_LEN] {
         chain::from_hex(&self.newest().chain_at_cut).expect("checked when decoded")
+    }
+
+    /// The Merkle tree's frontier at the newest cut; `None` when the
+    /// manifest does not record it.
+    pub fn frontier_at_cut(&self) -> Option<Frontier> {
+        if self.frontier_at_cut.0.is_empty() {
+            return None;
+        }
+        Some(Frontier::decode(&self.frontier_at_cut.0).expect("checked when decoded"))
     }
 
     /// The manifest's bytes.
@@ -307,6 +329,19 @@ impl RetentionManifest {
         if self.first_event.id.0.len() != 16 {
             return fail("its first event's id is not 16 bytes".to_string());
         }
+        if !self.frontier_at_cut.0.is_empty() {
+            let cut = self.newest().first_retained_position;
+            match Frontier::decode(&self.frontier_at_cut.0) {
+                Ok(frontier) if frontier.size() == cut => {}
+                Ok(frontier) => {
+                    return fail(format!(
+                        "its Merkle frontier has {} leaves, not the {cut} before the cut",
+                        frontier.size()
+                    ));
+                }
+                Err(e) => return fail(format!("its Merkle frontier does not decode: {e}")),
+            }
+        }
         if let Some((name, _)) = self.streams_at_cut.iter().find(|(_, v)| *v == 0) {
             return fail(format!("stream {name:?} is recorded at version 0"));
         }
@@ -345,7 +380,18 @@ mod tests {
                 stream: "a".into(),
             },
             erasures_at_cut: vec![("alice".into(), 2), ("bob".into(), 1)],
+            frontier_at_cut: ByteBuf(frontier(10).encode()),
         }
+    }
+
+    fn frontier(size: u8) -> Frontier {
+        let mut frontier = Frontier::new();
+        for i in 0..size {
+            frontier
+                .push(crate::proof::merkle::leaf_hash(&[i]))
+                .unwrap();
+        }
+        frontier
     }
 
     #[test]
@@ -378,6 +424,43 @@ mod tests {
         m.records.push(second);
         let error = RetentionManifest::decode(&m.encode()).unwrap_err();
         assert!(error.0.contains("not after the record before"), "{error}");
+    }
+
+    #[test]
+    fn the_frontier_is_checked_against_the_cut_and_may_be_missing() {
+        let m = manifest();
+        assert_eq!(m.frontier_at_cut(), Some(frontier(10)));
+        // Of another size than the cut's position.
+        let mut wrong = m.clone();
+        wrong.frontier_at_cut = ByteBuf(frontier(9).encode());
+        let error = RetentionManifest::decode(&wrong.encode()).unwrap_err();
+        assert!(error.0.contains("9 leaves"), "{error}");
+        // Not a frontier encoding.
+        wrong.frontier_at_cut = ByteBuf(vec![1, 2, 3]);
+        assert!(RetentionManifest::decode(&wrong.encode()).is_err());
+        // A manifest of 5 elements (written before the frontier was
+        // recorded) still reads, without one.
+        let mut old = m.clone();
+        old.frontier_at_cut = ByteBuf(Vec::new());
+        let mut bytes = old.encode();
+        let body_len = le_u32(&bytes, 12) as usize;
+        let mut body = bytes[HEADER_LEN..HEADER_LEN + body_len].to_vec();
+        // A fixarray of 6 whose last element is an empty bin 8.
+        assert_eq!(body[0], 0x96);
+        assert!(body.ends_with(&[0xc4, 0x00]));
+        body.truncate(body.len() - 2);
+        body[0] = 0x95;
+        bytes.truncate(0);
+        bytes.extend_from_slice(&RETENTION_MAGIC);
+        bytes.extend_from_slice(&RETENTION_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&0u16.to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        let decoded = RetentionManifest::decode(&bytes).unwrap();
+        assert_eq!(decoded, old);
+        assert_eq!(decoded.frontier_at_cut(), None);
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub(crate) struct Anchor {
     pub metadata: crate::index::IdMap<Vec<u8>>,
     /// Each subject erased before the cut, with its erasure event's position.
     pub erasures: Vec<(String, u64)>,
+    /// The Merkle tree of the positions before the cut, as its frontier:
+    /// what the root and proofs of kept positions need of the retired
+    /// leaves. `None` when the manifest does not record it.
+    pub frontier: Option<crate::proof::merkle::Frontier>,
     /// The manifest, for reports and for checking retired files (its
     /// `streams_at_cut`, `metadata_at_cut` and `erasures_at_cut` moved to
     /// the fields above).
@@ -96,6 +100,7 @@ pub(crate) fn read_anchor(dir: &Path) -> Result<Option<Arc<Anchor>>> {
     Ok(Some(Arc::new(Anchor {
         metadata,
         erasures,
+        frontier: manifest.frontier_at_cut(),
         position: newest.first_retained_position,
         chain: manifest.chain_at_cut(),
         last_timestamp_ns: newest.last_timestamp_ns,

@@ -67,7 +67,7 @@ pub fn empty_root() -> Hash {
 
 /// The largest power of two strictly smaller than `n` (for `n >= 2`): where
 /// MTH splits a range of `n` leaves.
-fn split_point(n: u64) -> u64 {
+pub(crate) fn split_point(n: u64) -> u64 {
     debug_assert!(n >= 2);
     1u64 << (63 - (n - 1).leading_zeros())
 }

@@ -1,0 +1,340 @@
+//! Proofs over a store (issue 19): the tree's leaves are the event frames
+//! on disk, inclusion and consistency proofs verify with the library's
+//! verifiers and against signed checkpoints, tampering makes them fail,
+//! and retirement keeps the root and the proofs of kept positions.
+
+mod common;
+
+use std::path::Path;
+
+use annals::proof::{self, ConsistencyProof, InclusionProof, merkle, note};
+use annals::{Error, ExpectedVersion, RetireOptions, Store};
+use common::small_segments;
+
+const ORIGIN: &str = "example.com/annals-test";
+
+/// The leaf hashes of a store computed straight from its segment files:
+/// `leaf_hash` of each event frame's bytes (header, body, padding).
+fn leaves_on_disk(dir: &Path) -> Vec<merkle::Hash> {
+    let mut leaves = Vec::new();
+    for path in common::segment_files(dir) {
+        let bytes = std::fs::read(&path).unwrap();
+        for frame in common::frames(&path) {
+            if frame.kind == 1 {
+                leaves.push(merkle::leaf_hash(
+                    &bytes[frame.offset as usize..frame.end() as usize],
+                ));
+            }
+        }
+    }
+    leaves
+}
+
+fn filled(dir: &Path, batches: u64) -> Store {
+    let store = Store::open(dir, small_segments()).unwrap();
+    common::fill(&store, batches, 4, 3, 2000);
+    store
+}
+
+#[test]
+fn the_leaves_are_the_frames_on_disk_and_every_position_proves() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled(dir.path(), 30);
+    assert!(
+        common::segment_files(dir.path()).len() >= 3,
+        "a few sealed segments"
+    );
+    let leaves = leaves_on_disk(dir.path());
+    let (size, root) = store.tree_size_and_root().unwrap();
+    assert_eq!(size, 120);
+    assert_eq!(leaves.len() as u64, size);
+    assert_eq!(root, merkle::root(size, leaves.as_slice()).unwrap());
+    for position in 0..size {
+        assert_eq!(
+            store.receipt(position).unwrap().leaf_hash,
+            leaves[position as usize]
+        );
+    }
+    for tree_size in [size, 77, 64, 1] {
+        let root = store.tree_root(tree_size).unwrap();
+        assert_eq!(root, merkle::root(tree_size, leaves.as_slice()).unwrap());
+        for position in 0..tree_size {
+            let proof = store.inclusion_proof(position, tree_size).unwrap();
+            proof.verify(&root).unwrap();
+            assert_eq!(
+                proof.hashes,
+                merkle::inclusion_proof(position, tree_size, leaves.as_slice()).unwrap()
+            );
+            // Not a proof of any other position.
+            let moved = InclusionProof {
+                leaf_index: (position + 1) % tree_size,
+                ..proof
+            };
+            if tree_size > 1 {
+                assert!(moved.verify(&root).is_err(), "{position} in {tree_size}");
+            }
+        }
+    }
+    // Out of range.
+    for result in [
+        store.inclusion_proof(size, size).map(|_| ()),
+        store.inclusion_proof(0, size + 1).map(|_| ()),
+        store.consistency_proof(5, size + 1).map(|_| ()),
+        store.consistency_proof(6, 5).map(|_| ()),
+        store.tree_root(size + 1).map(|_| ()),
+        store.receipt(size).map(|_| ()),
+    ] {
+        assert!(
+            matches!(result, Err(Error::InvalidArgument(_))),
+            "{result:?}"
+        );
+    }
+}
+
+#[test]
+fn random_positions_of_a_larger_store() {
+    let store = Store::in_memory(small_segments()).unwrap();
+    common::fill(&store, 500, 5, 7, 40);
+    let (size, root) = store.tree_size_and_root().unwrap();
+    assert_eq!(size, 2500);
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..16 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let position = (seed >> 11) % size;
+        let proof = store.inclusion_proof(position, size).unwrap();
+        assert_eq!(proof.leaf_hash, store.receipt(position).unwrap().leaf_hash);
+        proof.verify(&root).unwrap();
+        let mut wrong = proof.clone();
+        wrong.leaf_hash[0] ^= 1;
+        assert!(wrong.verify(&root).is_err());
+    }
+}
+
+#[test]
+fn consistency_between_checkpoints_at_several_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    let (signer, verifier) = note::generate_key(ORIGIN).unwrap();
+    let mut notes = vec![store.signed_checkpoint(ORIGIN, &signer).unwrap()];
+    for round in 0..5 {
+        common::fill(&store, 3 + round * 4, 3, 2, 1500);
+        notes.push(store.signed_checkpoint(ORIGIN, &signer).unwrap());
+    }
+    let sizes: Vec<u64> = notes
+        .iter()
+        .map(|n| note::open(n, &verifier).unwrap().size)
+        .collect();
+    assert_eq!(sizes[0], 0);
+    for (i, old) in notes.iter().enumerate() {
+        for (j, new) in notes.iter().enumerate().skip(i) {
+            let proof = store.consistency_proof(sizes[i], sizes[j]).unwrap();
+            let json = serde_json::to_string(&proof).unwrap();
+            proof::check_consistency(&json, old, new, &verifier)
+                .unwrap_or_else(|e| panic!("{} -> {}: {e}", sizes[i], sizes[j]));
+            if i < j && i > 0 {
+                // Swapped, they do not check.
+                assert!(proof::check_consistency(&json, new, old, &verifier).is_err());
+            }
+        }
+        // Each checkpoint's root is still the tree's root at its size.
+        let checkpoint = note::open(old, &verifier).unwrap();
+        assert_eq!(store.tree_root(checkpoint.size).unwrap(), checkpoint.root);
+    }
+}
+
+/// Signs a checkpoint of a tree given by its leaves.
+fn sign_leaves(leaves: &[merkle::Hash], signer: &str) -> String {
+    let checkpoint = note::Checkpoint {
+        origin: ORIGIN.into(),
+        size: leaves.len() as u64,
+        root: merkle::root(leaves.len() as u64, leaves).unwrap(),
+        extensions: Vec::new(),
+    };
+    note::sign(&checkpoint, signer).unwrap()
+}
+
+fn consistency_json(leaves: &[merkle::Hash], old_size: u64) -> String {
+    let new_size = leaves.len() as u64;
+    serde_json::to_string(&ConsistencyProof {
+        old_size,
+        new_size,
+        hashes: merkle::consistency_proof(old_size, new_size, leaves).unwrap(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_forged_removed_reordered_or_rewritten_history_fails_against_the_old_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled(dir.path(), 20);
+    let (signer, verifier) = note::generate_key(ORIGIN).unwrap();
+    let old_note = store.signed_checkpoint(ORIGIN, &signer).unwrap();
+    let old_size = store.tree_size_and_root().unwrap().0;
+    common::fill(&store, 5, 4, 3, 2000);
+    let leaves = leaves_on_disk(dir.path());
+    let size = leaves.len() as u64;
+
+    // The genuine history checks.
+    let new_note = store.signed_checkpoint(ORIGIN, &signer).unwrap();
+    let json = serde_json::to_string(&store.consistency_proof(old_size, size).unwrap()).unwrap();
+    proof::check_consistency(&json, &old_note, &new_note, &verifier).unwrap();
+    let json = serde_json::to_string(&store.inclusion_proof(33, old_size).unwrap()).unwrap();
+    proof::check_inclusion(&json, &old_note, &verifier).unwrap();
+
+    // A forged event: its frame as stored with one body byte changed.
+    let path = &common::segment_files(dir.path())[0];
+    let frame = common::frames(path)
+        .into_iter()
+        .find(|f| f.kind == 1)
+        .unwrap();
+    let mut forged = common::read_at(path, frame.offset, frame.len as usize);
+    forged[20] ^= 0x20;
+    let mut proof = store.inclusion_proof(0, old_size).unwrap();
+    proof.leaf_hash = merkle::leaf_hash(&forged);
+    let json = serde_json::to_string(&proof).unwrap();
+    assert!(matches!(
+        proof::check_inclusion(&json, &old_note, &verifier),
+        Err(proof::CheckError::Proof(_))
+    ));
+
+    // A removed event, signed by the same key: the new tree does not
+    // extend the old one.
+    let mut removed = leaves.clone();
+    removed.remove(40);
+    let removed_note = sign_leaves(&removed, &signer);
+    assert!(matches!(
+        proof::check_consistency(
+            &consistency_json(&removed, old_size),
+            &old_note,
+            &removed_note,
+            &verifier
+        ),
+        Err(proof::CheckError::Proof(_))
+    ));
+
+    // A reordered pair: neither consistency nor the old inclusion proofs hold.
+    let mut reordered = leaves.clone();
+    reordered.swap(10, 11);
+    let reordered_note = sign_leaves(&reordered, &signer);
+    assert!(matches!(
+        proof::check_consistency(
+            &consistency_json(&reordered, old_size),
+            &old_note,
+            &reordered_note,
+            &verifier
+        ),
+        Err(proof::CheckError::Proof(_))
+    ));
+    let reordered_inclusion = InclusionProof {
+        leaf_index: 10,
+        tree_size: size,
+        leaf_hash: leaves[10],
+        hashes: merkle::inclusion_proof(10, size, reordered.as_slice()).unwrap(),
+    };
+    let json = serde_json::to_string(&reordered_inclusion).unwrap();
+    assert!(proof::check_inclusion(&json, &reordered_note, &verifier).is_err());
+
+    // A rewritten history: a copy of the store as it was at 40 events,
+    // then other events, signed by the same key. It extends the checkpoint
+    // of 40 events, not the old one of more.
+    drop(store);
+    let early = tempfile::tempdir().unwrap();
+    {
+        let store = filled(early.path(), 10);
+        let rewritten = tempfile::tempdir().unwrap();
+        let at_40 = store.signed_checkpoint(ORIGIN, &signer).unwrap();
+        drop(store);
+        common::copy_dir(early.path(), rewritten.path());
+        let store = Store::open(rewritten.path(), small_segments()).unwrap();
+        common::fill(&store, 30, 4, 3, 1999);
+        let rewritten_note = store.signed_checkpoint(ORIGIN, &signer).unwrap();
+        let size = store.tree_size_and_root().unwrap().0;
+        let json = serde_json::to_string(&store.consistency_proof(40, size).unwrap()).unwrap();
+        proof::check_consistency(&json, &at_40, &rewritten_note, &verifier).unwrap();
+        // Against the original store's old checkpoint (a different history
+        // from its 40th event on... and from its first: its own events).
+        let json =
+            serde_json::to_string(&store.consistency_proof(old_size, size).unwrap()).unwrap();
+        assert!(matches!(
+            proof::check_consistency(&json, &old_note, &rewritten_note, &verifier),
+            Err(proof::CheckError::Proof(_))
+        ));
+    }
+}
+
+#[test]
+fn retirement_keeps_the_root_and_the_proofs_of_kept_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled(dir.path(), 40);
+    let leaves = leaves_on_disk(dir.path());
+    let (size, root) = store.tree_size_and_root().unwrap();
+    let roots: Vec<_> = (0..=size).map(|s| store.tree_root(s).unwrap()).collect();
+
+    let first = store
+        .retire_segments_before(50, &RetireOptions::default())
+        .unwrap();
+    let cut = first.first_retained_position;
+    assert!(cut > 0 && cut <= 50, "{cut}");
+    let second = store
+        .retire_segments_before(100, &RetireOptions::default())
+        .unwrap();
+    let cut = second.first_retained_position;
+    assert!(
+        cut > first.first_retained_position,
+        "a second cut extends the first's frontier"
+    );
+    assert_eq!(store.log_start_position(), cut);
+
+    let check = |store: &Store| {
+        assert_eq!(store.tree_size_and_root().unwrap(), (size, root));
+        for position in cut..size {
+            let proof = store.inclusion_proof(position, size).unwrap();
+            assert_eq!(proof.leaf_hash, leaves[position as usize]);
+            proof.verify(&root).unwrap();
+        }
+        for old_size in [cut, cut + 1, size - 1] {
+            store
+                .consistency_proof(old_size, size)
+                .unwrap()
+                .verify(&roots[old_size as usize], &root)
+                .unwrap();
+        }
+        // A retired position, and a consistency proof from inside the
+        // retired prefix, need the archive.
+        for result in [
+            store.inclusion_proof(0, size).map(|_| ()),
+            store.inclusion_proof(cut - 2, size).map(|_| ()),
+            store.receipt(1).map(|_| ()),
+            store.consistency_proof(3, size).map(|_| ()),
+        ] {
+            let error = result.unwrap_err();
+            assert!(
+                matches!(error, Error::ProofNeedsRetiredEvents { log_start, .. } if log_start == cut),
+                "{error}"
+            );
+            assert!(error.to_string().contains("retired"), "{error}");
+        }
+    };
+    check(&store);
+    drop(store);
+    // As every later opener reads it from the manifest.
+    check(&Store::open(dir.path(), small_segments()).unwrap());
+    check(&Store::open_read_only(dir.path()).unwrap());
+    // Appends after the cut go on extending the same tree.
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    store
+        .append(
+            "s-0",
+            ExpectedVersion::Any,
+            &[common::event("s-0", 99, 0, 10)],
+        )
+        .unwrap();
+    let (new_size, new_root) = store.tree_size_and_root().unwrap();
+    store
+        .consistency_proof(size, new_size)
+        .unwrap()
+        .verify(&root, &new_root)
+        .unwrap();
+}
