@@ -58,12 +58,98 @@ pub enum Command {
     Truncate(TruncateArgs),
     /// Delete a stream for good: reading, appending to or recreating it fails from now on (a tombstone event in the log records it).
     DeleteStream(DeleteStreamArgs),
+    /// Create an Ed25519 key pair for signing checkpoints (the signer key in FILE, mode 0600; the verifier key in FILE.pub).
+    Keygen(KeygenArgs),
+    /// Sign a checkpoint (C2SP signed note: origin, tree size, Merkle root) of the store's log now.
+    Checkpoint(CheckpointArgs),
+    /// Print an inclusion or consistency proof of the store's Merkle tree as JSON.
+    #[command(subcommand)]
+    Prove(ProveCommand),
+    /// Check a proof against signed checkpoints and a verifier key, offline (no store): exit 0 when it holds, 4 when it does not.
+    CheckProof(CheckProofArgs),
     /// Publish events, in log order, to a NATS JetStream stream, exactly once across restarts (feature `nats`).
     #[cfg(feature = "nats")]
     Ship(ShipArgs),
     /// Rebuild a store from a JetStream stream filled by `ship` (feature `nats`).
     #[cfg(feature = "nats")]
     Receive(ReceiveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// The key's name: usually the log's origin (for example `example.com/log`).
+    #[arg(long)]
+    pub name: String,
+    /// Where to write the signer key (a secret, mode 0600); the verifier
+    /// key goes to the same path with `.pub` added. Neither may exist.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// The store directory (opened read-only).
+    pub dir: PathBuf,
+    /// The signer key file written by `keygen`.
+    #[arg(long, value_name = "KEYFILE")]
+    pub key: PathBuf,
+    /// The log's name in the checkpoint (for example `example.com/log`).
+    #[arg(long)]
+    pub origin: String,
+    /// Write the note to this file (replacing it) and print a JSON summary,
+    /// instead of printing the note.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProveCommand {
+    /// Prove that the event at a position is in the tree of a checkpoint (or the current tree).
+    Inclusion(ProveInclusionArgs),
+    /// Prove that the tree of a newer checkpoint extends the tree of an older one.
+    Consistency(ProveConsistencyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProveInclusionArgs {
+    /// The store directory (opened read-only).
+    pub dir: PathBuf,
+    /// The event's global position.
+    #[arg(long)]
+    pub position: u64,
+    /// A signed checkpoint of the store: the proof is for its tree size.
+    /// Without it, the current tree's.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProveConsistencyArgs {
+    /// The store directory (opened read-only).
+    pub dir: PathBuf,
+    /// The older signed checkpoint.
+    #[arg(long, value_name = "OLD_CHECKPOINT")]
+    pub from: PathBuf,
+    /// The newer signed checkpoint.
+    #[arg(long, value_name = "NEW_CHECKPOINT")]
+    pub to: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckProofArgs {
+    /// The proof JSON (from `prove`).
+    #[arg(long, value_name = "FILE")]
+    pub proof: PathBuf,
+    /// The signed checkpoint: of the inclusion proof's tree, or the newer
+    /// one of a consistency proof.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: PathBuf,
+    /// The older signed checkpoint: given, the proof is a consistency proof.
+    #[arg(long, value_name = "FILE")]
+    pub old_checkpoint: Option<PathBuf>,
+    /// The log's verifier key file (`keygen`'s FILE.pub).
+    #[arg(long, value_name = "PUBFILE")]
+    pub key: PathBuf,
 }
 
 /// Options of commands that open the store for writing.

@@ -12,6 +12,7 @@ mod failure;
 mod import;
 mod import_line;
 mod output;
+mod proofs;
 mod read;
 #[cfg(feature = "nats")]
 mod receive;
@@ -63,6 +64,10 @@ pub fn run() -> ExitCode {
         Command::Truncate(args) => stream_lifecycle::truncate(&args),
         Command::DeleteStream(args) => stream_lifecycle::delete(&args),
         Command::Erase(args) => erase::run(&args),
+        Command::Keygen(args) => proofs::keygen(&args),
+        Command::Checkpoint(args) => proofs::checkpoint(&args),
+        Command::Prove(args) => proofs::prove(&args),
+        Command::CheckProof(args) => proofs::check_proof(&args),
         #[cfg(feature = "nats")]
         Command::Ship(args) => ship::run(&args),
         #[cfg(feature = "nats")]
