@@ -1187,6 +1187,10 @@ fn a_failure_at_any_step_of_writing_an_index_file_loses_nothing() {
             while crashkit::segment_files(dir).len() <= SEALED_SEGMENTS {
                 append_batches(&store, &mut written, &mut rng, 5);
             }
+            // The indexer writes index files in the background: wait until
+            // it has written those of every segment sealed so far (under
+            // load it had not always reached the failing step yet).
+            let _ = store.index_rebuilds();
             let failed_path = hooks.failed.lock().unwrap().clone();
             let failed_path =
                 failed_path.unwrap_or_else(|| panic!("{context}: the step never ran"));
