@@ -508,3 +508,68 @@ fn verify_checks_a_signed_checkpoint_after_retirement_with_and_without_the_archi
         assert_eq!(report.summary.tree.unwrap().root, root);
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+    /// The cached frontiers of sealed segments never change an answer:
+    /// roots and proofs equal those computed from the frames on disk, in
+    /// whatever order the cache fills (a cold store, a warm one, after a
+    /// retirement, reopened).
+    #[test]
+    fn cached_roots_and_proofs_equal_those_of_the_frames_on_disk(
+        batches in proptest::collection::vec((1u64..6, 10usize..4000), 20..70),
+        queries in proptest::collection::vec((0u64..u64::MAX, 0u64..u64::MAX), 6),
+        retire_seed in 0u64..u64::MAX,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        for (batch, (count, size)) in batches.iter().enumerate() {
+            let events: Vec<_> = (0..*count)
+                .map(|i| common::event("s", batch as u64, i, *size))
+                .collect();
+            store.append("s", ExpectedVersion::Any, &events).unwrap();
+        }
+        let leaves = leaves_on_disk(dir.path());
+        let size = leaves.len() as u64;
+        let check = |store: &Store, from: u64| {
+            for &(a, b) in &queries {
+                let tree_size = from + a % (size - from + 1);
+                let expected = merkle::root(tree_size, leaves.as_slice()).unwrap();
+                assert_eq!(store.tree_root(tree_size).unwrap(), expected, "root of {tree_size}");
+                if tree_size > from {
+                    let position = from + b % (tree_size - from);
+                    let proof = store.inclusion_proof(position, tree_size).unwrap();
+                    assert_eq!(
+                        proof.hashes,
+                        merkle::inclusion_proof(position, tree_size, leaves.as_slice()).unwrap(),
+                        "inclusion of {position} in {tree_size}"
+                    );
+                    let old = from + b % (tree_size - from + 1);
+                    let proof = store.consistency_proof(old, tree_size).unwrap();
+                    assert_eq!(
+                        proof.hashes,
+                        merkle::consistency_proof(old, tree_size, leaves.as_slice()).unwrap(),
+                        "consistency {old} to {tree_size}"
+                    );
+                }
+            }
+            assert_eq!(
+                store.tree_size_and_root().unwrap(),
+                (size, merkle::root(size, leaves.as_slice()).unwrap())
+            );
+        };
+        check(&store, 0);
+        check(&store, 0);
+        drop(store);
+        let store = Store::open_read_only(dir.path()).unwrap();
+        check(&store, 0);
+        drop(store);
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        if let Ok(retired) =
+            store.retire_segments_before(retire_seed % size, &RetireOptions::default())
+        {
+            check(&store, retired.first_retained_position);
+        }
+    }
+}
