@@ -195,3 +195,123 @@ fn keygen_checkpoint_prove_and_check_proof() {
         run.stderr
     );
 }
+
+#[test]
+fn verify_against_a_signed_checkpoint() {
+    let work = tempfile::tempdir().unwrap();
+    let store_dir = work.path().join("store");
+    let file = |name: &str| work.path().join(name);
+    let key = file("log.key");
+    expect(0, &["keygen", "--name", ORIGIN, "--out", path(&key)]);
+    let pub_key = file("log.key.pub");
+    fill(&store_dir, 30);
+    let checkpoint = file("at-120.cp");
+    let signed = expect(
+        0,
+        &[
+            "checkpoint",
+            path(&store_dir),
+            "--key",
+            path(&key),
+            "--origin",
+            ORIGIN,
+            "--out",
+            path(&checkpoint),
+        ],
+    );
+    let verify = |code: i32, extra: &[&str]| {
+        let mut args = vec!["verify", path(&store_dir)];
+        args.extend_from_slice(extra);
+        expect(code, &args)
+    };
+    let with = |checkpoint: &Path, key: &Path| {
+        vec![
+            "--checkpoint".to_string(),
+            path(checkpoint).to_string(),
+            "--key".to_string(),
+            path(key).to_string(),
+        ]
+    };
+    let args = with(&checkpoint, &pub_key);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    // It matches; the summary states the tree of the whole log.
+    let run = verify(0, &[&args[..], &["--json"]].concat());
+    let report = &run.lines()[0];
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["checkpoint"]["matched"], true);
+    assert_eq!(report["tree_size"], 120);
+    assert_eq!(report["tree_root"], signed.lines()[0]["root"]);
+    let run = verify(0, &args);
+    assert!(run.stdout.contains("checkpoint: matched"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("tree 120 events, root "),
+        "{}",
+        run.stdout
+    );
+    // Without a checkpoint the tree is still in the summary.
+    let run = verify(0, &["--json"]);
+    assert_eq!(run.lines()[0]["tree_root"], signed.lines()[0]["root"]);
+    assert_eq!(run.lines()[0]["checkpoint"], serde_json::Value::Null);
+
+    // Another key: exit 4.
+    let other_key = file("other.key");
+    expect(0, &["keygen", "--name", ORIGIN, "--out", path(&other_key)]);
+    let other = with(&checkpoint, &file("other.key.pub"));
+    let run = verify(4, &other.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        run.stdout.contains("not signed by the key"),
+        "{}",
+        run.stdout
+    );
+    // A checkpoint of another history, signed by the same key: exit 4.
+    let other_store = work.path().join("other");
+    fill(&other_store, 30);
+    let other_cp = file("other.cp");
+    expect(
+        0,
+        &[
+            "checkpoint",
+            path(&other_store),
+            "--key",
+            path(&key),
+            "--origin",
+            ORIGIN,
+            "--out",
+            path(&other_cp),
+        ],
+    );
+    let other = with(&other_cp, &pub_key);
+    let run = verify(4, &other.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        run.stdout.contains("checkpoint: mismatch"),
+        "{}",
+        run.stdout
+    );
+    // Not a note, not a key, no key at all: bad input.
+    let garbage = file("garbage.cp");
+    std::fs::write(&garbage, "not a note\n").unwrap();
+    let bad = with(&garbage, &pub_key);
+    verify(1, &bad.iter().map(String::as_str).collect::<Vec<_>>());
+    let bad = with(&checkpoint, &garbage);
+    verify(1, &bad.iter().map(String::as_str).collect::<Vec<_>>());
+    verify(2, &["--checkpoint", path(&checkpoint)]);
+
+    // After a retirement into an archive: with and without --archive.
+    let archive = file("archive");
+    std::fs::create_dir(&archive).unwrap();
+    expect(
+        0,
+        &[
+            "retire",
+            path(&store_dir),
+            "--before-position",
+            "60",
+            "--archive",
+            path(&archive),
+            "--yes",
+        ],
+    );
+    verify(0, &args);
+    verify(0, &[&args[..], &["--archive", path(&archive)]].concat());
+}

@@ -8,7 +8,8 @@ mod common;
 use std::path::Path;
 
 use annals::proof::{self, ConsistencyProof, InclusionProof, merkle, note};
-use annals::{Error, ExpectedVersion, RetireOptions, Store};
+use annals::verify::{ProblemKind, TreeCheck};
+use annals::{Error, ExpectedVersion, RetireOptions, Store, VerifyOptions};
 use common::small_segments;
 
 const ORIGIN: &str = "example.com/annals-test";
@@ -337,4 +338,238 @@ fn retirement_keeps_the_root_and_the_proofs_of_kept_positions() {
         .unwrap()
         .verify(&root, &new_root)
         .unwrap();
+}
+
+/// Verifies the store in `dir` against a signed checkpoint.
+fn verify_against(
+    dir: &Path,
+    note: &str,
+    verifier: &str,
+    archive: Option<&Path>,
+) -> annals::VerifyReport {
+    let mut options = VerifyOptions::default().checkpoint(note, verifier);
+    if let Some(archive) = archive {
+        options = options.archive(archive);
+    }
+    annals::verify(dir, &options).unwrap()
+}
+
+#[test]
+fn verify_checks_the_log_against_a_signed_checkpoint() {
+    let (signer, verifier) = note::generate_key(ORIGIN).unwrap();
+    // A shared prefix of 40 events, then two histories that diverge.
+    let prefix = tempfile::tempdir().unwrap();
+    filled(prefix.path(), 10).close().unwrap();
+    let (ours, theirs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    common::copy_dir(prefix.path(), ours.path());
+    common::copy_dir(prefix.path(), theirs.path());
+    let store = Store::open(ours.path(), small_segments()).unwrap();
+    let at_40 = store.signed_checkpoint(ORIGIN, &signer).unwrap();
+    common::fill(&store, 5, 4, 3, 2000);
+    let at_60 = store.signed_checkpoint(ORIGIN, &signer).unwrap();
+    common::fill(&store, 5, 4, 3, 2000);
+    let (size, root) = store.tree_size_and_root().unwrap();
+    store.close().unwrap();
+    let store = Store::open(theirs.path(), small_segments()).unwrap();
+    common::fill(&store, 10, 4, 3, 1999);
+    let theirs_at_80 = store.signed_checkpoint(ORIGIN, &signer).unwrap();
+    store.close().unwrap();
+
+    // The signed history passes, at every checkpoint; the summary states
+    // the tree of the whole log, for any checkpoint of its size.
+    for (note, signed_size) in [(&at_40, 40), (&at_60, 60)] {
+        let report = verify_against(ours.path(), note, &verifier, None);
+        assert!(report.is_ok(), "{report}");
+        assert_eq!(
+            report.tree_check,
+            Some(TreeCheck::Matched { size: signed_size })
+        );
+        let tree = report.summary.tree.unwrap();
+        assert_eq!((tree.size, tree.root), (size, root));
+        assert!(
+            report.to_string().contains("checkpoint: matched"),
+            "{report}"
+        );
+    }
+    // The other history shares the first 40 events only: the checkpoint of
+    // 40 holds for it, the one of 60 (past the divergence) does not.
+    let report = verify_against(theirs.path(), &at_40, &verifier, None);
+    assert!(report.is_ok(), "{report}");
+    let report = verify_against(theirs.path(), &at_60, &verifier, None);
+    assert!(!report.is_ok());
+    assert!(
+        matches!(report.tree_check, Some(TreeCheck::Mismatch { size: 60, found, .. })
+            if found == Store::open_read_only(theirs.path()).unwrap().tree_root(60).unwrap()),
+        "{report}"
+    );
+    let problem = report
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::Checkpoint)
+        .unwrap();
+    assert_eq!(problem.position, Some(59));
+    assert!(problem.message.contains("not the one signed"), "{problem}");
+    // A checkpoint signed over a different history altogether.
+    let report = verify_against(ours.path(), &theirs_at_80, &verifier, None);
+    assert!(
+        matches!(
+            report.tree_check,
+            Some(TreeCheck::Mismatch { size: 80, .. })
+        ),
+        "{report}"
+    );
+    // A log with fewer events than signed: truncated.
+    let report = verify_against(prefix.path(), &at_60, &verifier, None);
+    assert_eq!(
+        report.tree_check,
+        Some(TreeCheck::LogTooShort {
+            size: 60,
+            log_size: 40
+        })
+    );
+    assert!(!report.is_ok());
+
+    // Another key, or a note changed after signing: not signed, fails.
+    let (_, other_verifier) = note::generate_key(ORIGIN).unwrap();
+    let report = verify_against(ours.path(), &at_60, &other_verifier, None);
+    assert!(
+        matches!(&report.tree_check, Some(TreeCheck::NotSigned { error }) if error.is_signature_failure()),
+        "{report}"
+    );
+    assert!(!report.is_ok());
+    let changed = at_60.replacen("\n60\n", "\n59\n", 1);
+    let report = verify_against(ours.path(), &changed, &verifier, None);
+    assert!(
+        matches!(report.tree_check, Some(TreeCheck::NotSigned { .. })),
+        "{report}"
+    );
+    // Not a note, not a key: the caller's error, before the log is read.
+    for (note, key) in [
+        ("not a note", verifier.as_str()),
+        (at_60.as_str(), "not a key"),
+    ] {
+        let result = annals::verify(ours.path(), &VerifyOptions::default().checkpoint(note, key));
+        assert!(
+            matches!(result, Err(Error::InvalidArgument(_))),
+            "{result:?}"
+        );
+    }
+}
+
+#[test]
+fn verify_checks_a_signed_checkpoint_after_retirement_with_and_without_the_archive() {
+    let (signer, verifier) = note::generate_key(ORIGIN).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = tempfile::tempdir().unwrap();
+    let store = filled(dir.path(), 10);
+    let at_40 = store.signed_checkpoint(ORIGIN, &signer).unwrap();
+    common::fill(&store, 30, 4, 3, 2000);
+    let at_160 = store.signed_checkpoint(ORIGIN, &signer).unwrap();
+    let (size, root) = store.tree_size_and_root().unwrap();
+    let retired = store
+        .retire_segments_before(
+            100,
+            &RetireOptions {
+                archive: Some(archive.path().to_path_buf()),
+                ..RetireOptions::default()
+            },
+        )
+        .unwrap();
+    let cut = retired.first_retained_position;
+    assert!(cut > 40, "the old checkpoint's events are retired: {cut}");
+    store.close().unwrap();
+
+    // Without the archive the tree continues from the frontier the
+    // manifest records at the cut: the newer checkpoint checks, the older
+    // one (inside the retired prefix) cannot be.
+    let report = verify_against(dir.path(), &at_160, &verifier, None);
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.tree_check, Some(TreeCheck::Matched { size: 160 }));
+    let tree = report.summary.tree.unwrap();
+    assert_eq!((tree.size, tree.root), (size, root));
+    let report = verify_against(dir.path(), &at_40, &verifier, None);
+    assert_eq!(
+        report.tree_check,
+        Some(TreeCheck::Unverifiable { size: 40 })
+    );
+    assert!(!report.is_ok());
+    assert!(report.to_string().contains("--archive"), "{report}");
+
+    // With the archive the tree is computed from genesis: both check, and
+    // the frontier recorded at the cut agrees with the archived events.
+    for (note, signed_size) in [(&at_40, 40), (&at_160, 160)] {
+        let report = verify_against(dir.path(), note, &verifier, Some(archive.path()));
+        assert!(report.is_ok(), "{report}");
+        assert!(report.retired.as_ref().unwrap().archive_checked);
+        assert_eq!(
+            report.tree_check,
+            Some(TreeCheck::Matched { size: signed_size })
+        );
+        assert_eq!(report.summary.tree.unwrap().root, root);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+    /// The cached frontiers of sealed segments never change an answer:
+    /// roots and proofs equal those computed from the frames on disk, in
+    /// whatever order the cache fills (a cold store, a warm one, after a
+    /// retirement, reopened).
+    #[test]
+    fn cached_roots_and_proofs_equal_those_of_the_frames_on_disk(
+        batches in proptest::collection::vec((1u64..6, 10usize..4000), 20..70),
+        queries in proptest::collection::vec((0u64..u64::MAX, 0u64..u64::MAX), 6),
+        retire_seed in 0u64..u64::MAX,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        for (batch, (count, size)) in batches.iter().enumerate() {
+            let events: Vec<_> = (0..*count)
+                .map(|i| common::event("s", batch as u64, i, *size))
+                .collect();
+            store.append("s", ExpectedVersion::Any, &events).unwrap();
+        }
+        let leaves = leaves_on_disk(dir.path());
+        let size = leaves.len() as u64;
+        let check = |store: &Store, from: u64| {
+            for &(a, b) in &queries {
+                let tree_size = from + a % (size - from + 1);
+                let expected = merkle::root(tree_size, leaves.as_slice()).unwrap();
+                assert_eq!(store.tree_root(tree_size).unwrap(), expected, "root of {tree_size}");
+                if tree_size > from {
+                    let position = from + b % (tree_size - from);
+                    let proof = store.inclusion_proof(position, tree_size).unwrap();
+                    assert_eq!(
+                        proof.hashes,
+                        merkle::inclusion_proof(position, tree_size, leaves.as_slice()).unwrap(),
+                        "inclusion of {position} in {tree_size}"
+                    );
+                    let old = from + b % (tree_size - from + 1);
+                    let proof = store.consistency_proof(old, tree_size).unwrap();
+                    assert_eq!(
+                        proof.hashes,
+                        merkle::consistency_proof(old, tree_size, leaves.as_slice()).unwrap(),
+                        "consistency {old} to {tree_size}"
+                    );
+                }
+            }
+            assert_eq!(
+                store.tree_size_and_root().unwrap(),
+                (size, merkle::root(size, leaves.as_slice()).unwrap())
+            );
+        };
+        check(&store, 0);
+        check(&store, 0);
+        drop(store);
+        let store = Store::open_read_only(dir.path()).unwrap();
+        check(&store, 0);
+        drop(store);
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        if let Ok(retired) =
+            store.retire_segments_before(retire_seed % size, &RetireOptions::default())
+        {
+            check(&store, retired.first_retained_position);
+        }
+    }
 }

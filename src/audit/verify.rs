@@ -35,6 +35,14 @@
 //! [`ExpectedHead`], that the chain recomputed from genesis reaches the
 //! expected digest.
 //!
+//! The same pass computes the Merkle tree over the events (RFC 9162, leaf
+//! `i` the frame of the event at position `i` as stored, `docs/proofs.md`):
+//! its size and root end up in the [`Summary`], and with a signed
+//! checkpoint ([`VerifyOptions::checkpoint`]) the root of the tree at the
+//! checkpoint's size must be the one it signs ([`TreeCheck`]). The tree
+//! starts at genesis, or, when the store was retired and no archive is
+//! given, from the frontier the retention manifest records at the cut.
+//!
 //! # Memory
 //! Constant in the size of the log, except for one map from stream id to the
 //! stream's last version, needed to check version continuity: about the
@@ -72,6 +80,8 @@ use crate::log::scan::{BatchSeen, Flow, Visitor};
 use crate::log::segment::Segment;
 use crate::log::verdict::{SegmentRole, Verdict};
 use crate::log::walk::LogWalk;
+use crate::proof::merkle::{self, Frontier, Hash};
+use crate::proof::note;
 
 pub use crate::log::scan::MAX_RESYNC_COMMIT_BODY_BYTES;
 
@@ -176,6 +186,18 @@ pub struct VerifyOptions {
     /// checked from genesis, and the cut the retention manifest records
     /// against it.
     pub archive: Option<PathBuf>,
+    /// A signed checkpoint the log must still match (see [`TreeCheck`]).
+    pub checkpoint: Option<SignedCheckpoint>,
+}
+
+/// A signed checkpoint to check the log against: the note's text and the
+/// text of the verifier key it must be signed by (`docs/proofs.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// The C2SP signed note.
+    pub note: String,
+    /// The verifier key (`<name>+<hash>+<base64>`).
+    pub verifier_key: String,
 }
 
 impl VerifyOptions {
@@ -183,6 +205,34 @@ impl VerifyOptions {
     /// that the whole history is checked from genesis.
     pub fn archive(mut self, archive: impl Into<PathBuf>) -> Self {
         self.archive = Some(archive.into());
+        self
+    }
+
+    /// Also checks the log against a signed checkpoint (a C2SP signed note,
+    /// `annals checkpoint`) and the text of the verifier key that signed it:
+    /// the tree over the log's first `size` events must have the root the
+    /// checkpoint signs (see [`TreeCheck`]).
+    ///
+    /// ```
+    /// use annals::{EventData, ExpectedVersion, Options, Store, VerifyOptions};
+    /// use annals::verify::TreeCheck;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path(), Options::default())?;
+    /// store.append("s", ExpectedVersion::Any, &[EventData::new("E", b"x".to_vec())])?;
+    /// let (signer, verifier) = annals::proof::note::generate_key("example.com/log")?;
+    /// let signed = store.signed_checkpoint("example.com/log", &signer)?;
+    /// store.close()?;
+    ///
+    /// let report = annals::verify(dir.path(), &VerifyOptions::default().checkpoint(signed, verifier))?;
+    /// assert_eq!(report.tree_check, Some(TreeCheck::Matched { size: 1 }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn checkpoint(mut self, note: impl Into<String>, verifier_key: impl Into<String>) -> Self {
+        self.checkpoint = Some(SignedCheckpoint {
+            note: note.into(),
+            verifier_key: verifier_key.into(),
+        });
         self
     }
 
@@ -245,6 +295,9 @@ pub enum ProblemKind {
     ExpectedHead,
     /// The store settings file (`annals.settings`) fails its checks.
     Settings,
+    /// The log does not match the signed checkpoint, or the checkpoint is
+    /// not signed by the key (see [`TreeCheck`]).
+    Checkpoint,
 }
 
 /// One problem found by [`verify`].
@@ -364,6 +417,103 @@ impl fmt::Display for HeadCheck {
     }
 }
 
+/// The outcome of checking a signed checkpoint
+/// ([`VerifyOptions::checkpoint`]). Only [`TreeCheck::Matched`] passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TreeCheck {
+    /// The tree over the log's first `size` events has the signed root.
+    Matched {
+        /// The checkpoint's tree size.
+        size: u64,
+    },
+    /// The tree over the log's first `size` events has another root than
+    /// the signed one: an event at or before position `size - 1` was
+    /// changed, removed, added or moved since the checkpoint was signed,
+    /// or this is not the log that was signed.
+    Mismatch {
+        /// The checkpoint's tree size.
+        size: u64,
+        /// The root the checkpoint signs.
+        signed: Hash,
+        /// The root computed from the log.
+        found: Hash,
+    },
+    /// The log has fewer events than the checkpoint signs: it was
+    /// truncated since.
+    LogTooShort {
+        /// The checkpoint's tree size.
+        size: u64,
+        /// The events in the log (retired ones count).
+        log_size: u64,
+    },
+    /// The tree at the checkpoint's size cannot be computed: its leaves
+    /// were retired and no archive was given, the retention manifest does
+    /// not record the tree at the cut (an earlier build's), or damage before
+    /// it keeps the events from being read in order. The problems say which.
+    Unverifiable {
+        /// The checkpoint's tree size.
+        size: u64,
+    },
+    /// The note is well formed but not signed by the key given (a bad
+    /// signature, or none by that key): it vouches for nothing.
+    NotSigned {
+        /// Why.
+        error: note::NoteError,
+    },
+}
+
+impl fmt::Display for TreeCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TreeCheck::Matched { size } => {
+                write!(
+                    f,
+                    "matched: the tree of the first {size} events has the signed root"
+                )
+            }
+            TreeCheck::Mismatch {
+                size,
+                signed,
+                found,
+            } => write!(
+                f,
+                "mismatch: the tree of the first {size} events has root {}, the checkpoint signs {}",
+                chain::to_hex(found),
+                chain::to_hex(signed)
+            ),
+            TreeCheck::LogTooShort { size, log_size } => write!(
+                f,
+                "log too short: the checkpoint signs {size} events, the log has {log_size}"
+            ),
+            TreeCheck::Unverifiable { size } => write!(
+                f,
+                "cannot be checked: the tree of the first {size} events cannot be computed"
+            ),
+            TreeCheck::NotSigned { error } => {
+                write!(f, "not signed by the key: {error}")
+            }
+        }
+    }
+}
+
+/// The Merkle tree over a verified log: its size (the next position,
+/// retired events count) and root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeHead {
+    /// The number of events in the tree.
+    pub size: u64,
+    /// Its root.
+    pub root: Hash,
+}
+
+impl TreeHead {
+    /// The root as 64 lower-case hexadecimal digits.
+    pub fn root_hex(&self) -> String {
+        chain::to_hex(&self.root)
+    }
+}
+
 /// Totals of what was verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -398,6 +548,11 @@ pub struct Summary {
     pub head: [u8; CHAIN_LEN],
     /// Position of the last event of the last batch.
     pub head_position: Option<u64>,
+    /// The Merkle tree over every event of the log, for comparison with
+    /// any signed checkpoint of its size. `None` when it cannot be computed:
+    /// damage keeps events from being read in order, or retired events
+    /// without an archive and without the tree recorded at the cut.
+    pub tree: Option<TreeHead>,
 }
 
 impl Summary {
@@ -435,6 +590,8 @@ pub struct VerifyReport {
     pub first_chain_break: Option<ChainBreak>,
     /// The outcome of the expected-head check, when one was asked for.
     pub head_check: Option<HeadCheck>,
+    /// The outcome of the signed-checkpoint check, when one was asked for.
+    pub tree_check: Option<TreeCheck>,
     /// The prefix of the log retired from the store, if any.
     pub retired: Option<RetiredPrefix>,
 }
@@ -464,13 +621,17 @@ impl RetiredPrefix {
 
 impl VerifyReport {
     /// True when no corruption was found (warnings allowed) and, when an
-    /// expected head was given, it matched.
+    /// expected head or a signed checkpoint was given, it matched.
     pub fn is_ok(&self) -> bool {
         self.corruption_count == 0
             && self
                 .head_check
                 .as_ref()
                 .is_none_or(|check| matches!(check, HeadCheck::Matched { .. }))
+            && self
+                .tree_check
+                .as_ref()
+                .is_none_or(|check| matches!(check, TreeCheck::Matched { .. }))
     }
 
     /// The listed problems of one severity.
@@ -504,6 +665,10 @@ impl fmt::Display for VerifyReport {
             Some(position) => writeln!(f, "head {}@{position}", s.head_hex())?,
             None => writeln!(f, "head {} (empty log)", s.head_hex())?,
         }
+        match &s.tree {
+            Some(tree) => writeln!(f, "tree {} events, root {}", tree.size, tree.root_hex())?,
+            None => writeln!(f, "tree cannot be computed")?,
+        }
         if let Some(retired) = &self.retired {
             let start = retired.first_retained_position;
             if retired.archive_checked {
@@ -525,6 +690,9 @@ impl fmt::Display for VerifyReport {
         }
         if let Some(check) = &self.head_check {
             writeln!(f, "expected head: {check}")?;
+        }
+        if let Some(check) = &self.tree_check {
+            writeln!(f, "checkpoint: {check}")?;
         }
         for problem in &self.problems {
             writeln!(f, "{problem}")?;
@@ -580,7 +748,28 @@ pub fn verify_with_progress(
         .iter()
         .map(|(_, path)| std::fs::symlink_metadata(path).map_or(0, |m| m.len()))
         .sum();
-    let mut verifier = Verifier::new(dir, options.expected_head, bytes_total, progress);
+    // Open the checkpoint before reading the log: input that is not a note
+    // or key is the caller's error; a note not signed by the key is a
+    // failed check, reported with the rest.
+    let checkpoint = match &options.checkpoint {
+        None => None,
+        Some(signed) => match note::open(&signed.note, &signed.verifier_key) {
+            Ok(checkpoint) => Some(Ok(checkpoint)),
+            Err(error) if error.is_signature_failure() => Some(Err(error)),
+            Err(error) => {
+                return Err(Error::InvalidArgument(format!(
+                    "the signed checkpoint to verify against: {error}"
+                )));
+            }
+        },
+    };
+    let mut verifier = Verifier::new(
+        dir,
+        options.expected_head,
+        checkpoint,
+        bytes_total,
+        progress,
+    );
     // The settings file is judged as every opener judges it.
     if let Err(Error::Corrupt(finding)) = crate::engine::settings::read(dir) {
         verifier.finding(*finding, Verdict::Refuse);
@@ -643,6 +832,13 @@ struct Verifier<'p> {
     /// The chain value the log starts from: genesis, or the one recorded
     /// at the cut.
     start_chain: [u8; CHAIN_LEN],
+    /// The Merkle tree over the events read so far (from genesis, or from
+    /// the frontier recorded at the cut). `None` once it cannot be
+    /// computed; `tree_lost` says why.
+    tree: Option<Frontier>,
+    tree_lost: Option<String>,
+    /// The signed checkpoint to check the tree against, opened.
+    checkpoint: Option<note::Checkpoint>,
 }
 
 impl Visitor for Verifier<'_> {
@@ -664,6 +860,35 @@ impl Visitor for Verifier<'_> {
         if from_archive {
             self.cut_to_check = Some(std::sync::Arc::clone(anchor));
         } else {
+            // The tree, too, continues from what the manifest recorded.
+            match &anchor.frontier {
+                Some(frontier) if frontier.size() == anchor.position => {
+                    self.tree = Some(frontier.clone());
+                }
+                _ => self.lose_tree(format!(
+                    "the retention manifest does not record the tree of the {} retired events \
+                     (a retirement by an earlier build): verify with the archive the segments \
+                     were retired into (--archive)",
+                    anchor.position
+                )),
+            }
+            if let Some(checkpoint) = &self.checkpoint
+                && checkpoint.size < anchor.position
+                && self.report.tree_check.is_none()
+            {
+                let size = checkpoint.size;
+                self.tree_unverifiable(
+                    size,
+                    format!(
+                        "the signed checkpoint of {size} events cannot be checked: its tree \
+                         ends in the retired prefix (the store keeps positions {} on): verify \
+                         with the archive the segments were retired into (--archive)",
+                        anchor.position
+                    ),
+                );
+            }
+            let dir = self.report.dir.clone();
+            self.check_tree(&dir, 0);
             // The manifest vouches for the chain value at the cut; the log
             // after it is recomputed from there.
             self.start_chain = anchor.chain;
@@ -724,6 +949,12 @@ impl Visitor for Verifier<'_> {
             // Bytes before this batch could not be read: the recomputed
             // chain carries on from the value the log stored there.
             self.chain_epoch = seen.chain_epoch;
+            self.lose_tree(format!(
+                "bytes before the batch at offset {} of {} could not be read, so the events \
+                 are not all read in order",
+                seen.batch.start,
+                seen.segment.path.display()
+            ));
             self.computed_from_genesis = false;
             if let Some(previous) = seen.previous_chain {
                 self.computed = previous;
@@ -740,6 +971,7 @@ impl Visitor for Verifier<'_> {
         }
         self.report_progress(seen.batch.end as u64);
         self.batch(seen.batch, seen.events, &seen.segment.path);
+        self.tree_batch(seen.batch, seen.events, &seen.segment.path);
     }
 
     fn finding(&mut self, finding: Finding, verdict: Verdict) -> Flow {
@@ -838,9 +1070,15 @@ impl<'p> Verifier<'p> {
     fn new(
         dir: &Path,
         expected_head: Option<ExpectedHead>,
+        checkpoint: Option<std::result::Result<note::Checkpoint, note::NoteError>>,
         bytes_total: u64,
         progress: &'p mut dyn FnMut(Progress),
     ) -> Verifier<'p> {
+        let (checkpoint, tree_check) = match checkpoint {
+            None => (None, None),
+            Some(Ok(checkpoint)) => (Some(checkpoint), None),
+            Some(Err(error)) => (None, Some(TreeCheck::NotSigned { error })),
+        };
         let mut verifier = Verifier {
             report: VerifyReport {
                 dir: dir.to_path_buf(),
@@ -859,6 +1097,7 @@ impl<'p> Verifier<'p> {
                     last_timestamp_ns: None,
                     head: GENESIS,
                     head_position: None,
+                    tree: None,
                 },
                 problems: Vec::new(),
                 problems_not_listed: 0,
@@ -866,6 +1105,7 @@ impl<'p> Verifier<'p> {
                 warning_count: 0,
                 first_chain_break: None,
                 head_check: None,
+                tree_check,
                 retired: None,
             },
             progress,
@@ -884,7 +1124,12 @@ impl<'p> Verifier<'p> {
             head_is_missing_marker: false,
             cut_to_check: None,
             start_chain: GENESIS,
+            tree: Some(Frontier::new()),
+            tree_lost: None,
+            checkpoint,
         };
+        // A checkpoint of the empty tree is decided before any event.
+        verifier.check_tree(dir, 0);
         if let Some(head) = expected_head
             && head.position.is_none()
             && head.digest == GENESIS
@@ -897,6 +1142,97 @@ impl<'p> Verifier<'p> {
             bytes_total,
         });
         verifier
+    }
+
+    /// Pushes the leaf of each of a batch's events into the tree: the hash
+    /// of its frame as stored, from its offset to the next frame's (the
+    /// next event's, or the commit record's).
+    fn tree_batch(&mut self, batch: &BatchRef<'_>, events: &[EventRef<'_>], path: &Path) {
+        for (index, event) in events.iter().enumerate() {
+            let Some(tree) = &mut self.tree else {
+                return;
+            };
+            let end = events
+                .get(index + 1)
+                .map_or(batch.commit_offset, |next| next.offset);
+            // The scanner vouches for these offsets; checked all the same,
+            // since they come from disk.
+            let frame = event
+                .offset
+                .checked_sub(batch.start)
+                .zip(end.checked_sub(batch.start))
+                .and_then(|(from, to)| batch.event_frames.get(from..to));
+            let position = event.event.position;
+            let pushed = match frame {
+                Some(frame) if position == tree.size() => {
+                    tree.push(merkle::leaf_hash(frame)).is_ok()
+                }
+                _ => false,
+            };
+            if !pushed {
+                let expected = tree.size();
+                self.lose_tree(format!(
+                    "the event at offset {} of {} has position {position}, where the tree \
+                     expected position {expected}",
+                    event.offset,
+                    path.display()
+                ));
+                return;
+            }
+            self.check_tree(path, batch.start as u64);
+        }
+    }
+
+    /// The tree can no longer be computed from here on, for the reason given.
+    fn lose_tree(&mut self, why: String) {
+        if self.tree.take().is_some() {
+            self.tree_lost = Some(why);
+        }
+    }
+
+    /// Decides the checkpoint check when the tree has just reached the
+    /// checkpoint's size (at `path`, `offset`, for the report).
+    fn check_tree(&mut self, path: &Path, offset: u64) {
+        if self.report.tree_check.is_some() {
+            return;
+        }
+        let (Some(checkpoint), Some(tree)) = (&self.checkpoint, &self.tree) else {
+            return;
+        };
+        if tree.size() != checkpoint.size {
+            return;
+        }
+        let (size, signed, found) = (checkpoint.size, checkpoint.root, tree.root());
+        if found == signed {
+            self.report.tree_check = Some(TreeCheck::Matched { size });
+            return;
+        }
+        let origin = checkpoint.origin.clone();
+        self.corrupt(
+            path,
+            ProblemKind::Checkpoint,
+            offset,
+            size.checked_sub(1),
+            format!(
+                "the log is not the one signed: the tree of its first {size} events has root {}, \
+                 but the checkpoint of {origin:?} signs {}: an event at or before position {} \
+                 was changed, removed, added or moved since it was signed",
+                chain::to_hex(&found),
+                chain::to_hex(&signed),
+                size.saturating_sub(1)
+            ),
+        );
+        self.report.tree_check = Some(TreeCheck::Mismatch {
+            size,
+            signed,
+            found,
+        });
+    }
+
+    fn tree_unverifiable(&mut self, size: u64, message: String) {
+        let dir = self.report.dir.clone();
+        self.corrupt(&dir, ProblemKind::Checkpoint, 0, None, message);
+        self.report.tree_check = Some(TreeCheck::Unverifiable { size });
     }
 
     fn report_progress(&mut self, offset_in_segment: u64) {
@@ -1102,6 +1438,18 @@ impl<'p> Verifier<'p> {
                 chain::to_hex(&cut.chain)
             ));
         }
+        if let (Some(recorded), Some(read)) = (&cut.frontier, &self.tree)
+            && recorded != read
+        {
+            disagreements.push(format!(
+                "the tree of the archived events has root {} over {} events, the manifest \
+                 records root {} over {}",
+                chain::to_hex(&read.root()),
+                read.size(),
+                chain::to_hex(&recorded.root()),
+                recorded.size()
+            ));
+        }
         let mut streams: Vec<_> = self
             .streams
             .iter()
@@ -1224,6 +1572,44 @@ impl<'p> Verifier<'p> {
 
     fn finish(mut self) -> VerifyReport {
         self.report.summary.streams = self.streams.len() as u64;
+        self.report.summary.tree = self.tree.as_ref().map(|tree| TreeHead {
+            size: tree.size(),
+            root: tree.root(),
+        });
+        if let Some(checkpoint) = &self.checkpoint
+            && self.report.tree_check.is_none()
+        {
+            let size = checkpoint.size;
+            match (&self.tree, &self.tree_lost) {
+                (Some(tree), _) => {
+                    // Every match or mismatch was decided when the tree
+                    // reached the checkpoint's size: it never did.
+                    let log_size = tree.size();
+                    let dir = self.report.dir.clone();
+                    self.corrupt(
+                        &dir,
+                        ProblemKind::Checkpoint,
+                        0,
+                        Some(size),
+                        format!(
+                            "log truncated: the signed checkpoint is of {size} events, but the \
+                             log has {log_size}: events signed before are gone"
+                        ),
+                    );
+                    self.report.tree_check = Some(TreeCheck::LogTooShort { size, log_size });
+                }
+                (None, lost) => {
+                    let why = lost.clone().unwrap_or_default();
+                    self.tree_unverifiable(
+                        size,
+                        format!(
+                            "the signed checkpoint of {size} events cannot be checked: the tree \
+                             cannot be computed: {why}"
+                        ),
+                    );
+                }
+            }
+        }
         if let Some(head) = self.expected_head
             && self.report.head_check.is_none()
         {

@@ -487,6 +487,14 @@ pub struct VerifyArgs {
     /// --archive`): the whole chain is then checked from genesis.
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
+    /// A signed checkpoint (`annals checkpoint`): the Merkle tree over the
+    /// log's first SIZE events must have the root it signs.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub checkpoint: Option<PathBuf>,
+    /// The verifier key file (`FILE.pub` of `annals keygen`) that must have
+    /// signed --checkpoint.
+    #[arg(long, value_name = "PUBFILE", requires = "checkpoint")]
+    pub key: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

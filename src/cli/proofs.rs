@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use annals::proof::{self, CheckError, NoteError, note};
+use annals::proof::{self, CheckError, note};
 use serde::Serialize;
 
 use super::args::{CheckProofArgs, CheckpointArgs, KeygenArgs, ProveCommand};
@@ -38,13 +38,13 @@ fn read_text(path: &Path, limit: u64, what: &str) -> Result<String, Failure> {
 }
 
 /// A key file's text: the key on its first line.
-fn read_key(path: &Path, what: &str) -> Result<String, Failure> {
+pub(super) fn read_key(path: &Path, what: &str) -> Result<String, Failure> {
     Ok(read_text(path, MAX_KEY_FILE_BYTES, what)?
         .trim_end()
         .to_string())
 }
 
-fn read_note(path: &Path, what: &str) -> Result<String, Failure> {
+pub(super) fn read_note(path: &Path, what: &str) -> Result<String, Failure> {
     read_text(path, note::MAX_NOTE_BYTES as u64, what)
 }
 
@@ -250,10 +250,7 @@ fn check_failure(error: CheckError) -> Failure {
         CheckError::Proof(_)
         | CheckError::SizeMismatch { .. }
         | CheckError::OriginMismatch { .. } => true,
-        CheckError::Checkpoint { error, .. } => matches!(
-            error,
-            NoteError::InvalidSignature { .. } | NoteError::NotSignedByKey { .. }
-        ),
+        CheckError::Checkpoint { error, .. } => error.is_signature_failure(),
         _ => false,
     };
     let message = error.to_string();

@@ -1,6 +1,9 @@
 //! `annals verify`: checks every header, footer, checksum, batch, position,
-//! stream version and the hash chain, without changing the store (see
-//! `annals::verify`). Exit 0 when all is well, 4 on any corruption.
+//! stream version and the hash chain, computes the Merkle tree, and checks
+//! it against a signed checkpoint when one is given, without changing the
+//! store (see `annals::verify`). Exit 0 when all is well, 4 on any
+//! corruption or a checkpoint that does not match or is not signed by the
+//! key; 1 for a key or checkpoint file that is not one.
 
 use super::args::VerifyArgs;
 use super::failure::{EXIT_CORRUPTION, Failure};
@@ -19,6 +22,11 @@ pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
     }
     if let Some(archive) = &args.archive {
         options = options.archive(archive);
+    }
+    if let (Some(checkpoint), Some(key)) = (&args.checkpoint, &args.key) {
+        let note = super::proofs::read_note(checkpoint, "checkpoint")?;
+        let key = super::proofs::read_key(key, "verifier key file")?;
+        options = options.checkpoint(note, key);
     }
     let bar = progress_bar_bytes(0, "verifying");
     let report = annals::verify::verify_with_progress(&args.dir, &options, &mut |progress| {
@@ -74,6 +82,16 @@ fn report_text(report: &annals::VerifyReport) -> String {
         Some(position) => text += &format!("head {}@{position}\n", s.head_hex()),
         None => text += &format!("head {} (empty log)\n", s.head_hex()),
     }
+    match &s.tree {
+        Some(tree) => {
+            text += &format!(
+                "tree {}, root {}\n",
+                count(tree.size, "event", "events"),
+                tree.root_hex()
+            )
+        }
+        None => text += "tree cannot be computed (see the problems)\n",
+    }
     if let Some(retired) = &report.retired {
         text += &format!(
             "positions 0..{} retired ({}): {}\n",
@@ -91,6 +109,9 @@ fn report_text(report: &annals::VerifyReport) -> String {
     }
     if let Some(check) = &report.head_check {
         text += &format!("expected head: {check}\n");
+    }
+    if let Some(check) = &report.tree_check {
+        text += &format!("checkpoint: {check}\n");
     }
     for problem in &report.problems {
         text += &format!("{problem}\n");
@@ -132,6 +153,12 @@ fn summary_json(report: &annals::VerifyReport) -> serde_json::Value {
         "head": s.head_hex(),
         "head_position": s.head_position,
         "expected_head": report.head_check.as_ref().map(|c| c.to_string()),
+        "tree_size": s.tree.map(|t| t.size),
+        "tree_root": s.tree.map(|t| t.root_hex()),
+        "checkpoint": report.tree_check.as_ref().map(|c| serde_json::json!({
+            "matched": matches!(c, annals::verify::TreeCheck::Matched { .. }),
+            "outcome": c.to_string(),
+        })),
         "retired": report.retired.as_ref().map(|r| serde_json::json!({
             "first_retained_position": r.first_retained_position,
             "retirements": r.retirements,

@@ -63,6 +63,9 @@ pub(crate) struct Engine {
     lock_file: Mutex<Option<File>>,
     /// Held by a retirement of segments: one at a time.
     retire_lock: Mutex<()>,
+    /// The tree's frontier at the end of each sealed segment, computed
+    /// when a root or proof first needs it (`tree.rs`).
+    tree_frontiers: tree::FrontierCache,
 }
 
 /// The index and the segments it points into, changed together.
@@ -141,6 +144,7 @@ impl Engine {
             follower: None,
             lock_file: Mutex::new(Some(lock_file)),
             retire_lock: Mutex::new(()),
+            tree_frontiers: tree::FrontierCache::default(),
             options,
         };
         // An erasure interrupted after its event and before its key was
@@ -188,6 +192,7 @@ impl Engine {
             follower: Some(Mutex::new(recovery::Follower::new(loaded.walk))),
             lock_file: Mutex::new(None),
             retire_lock: Mutex::new(()),
+            tree_frontiers: tree::FrontierCache::default(),
         };
         engine.subjects.read_erasures(&engine.read_state())?;
         Ok(engine)
@@ -222,6 +227,7 @@ impl Engine {
             follower: None,
             lock_file: Mutex::new(None),
             retire_lock: Mutex::new(()),
+            tree_frontiers: tree::FrontierCache::default(),
             options,
         })
     }

@@ -5,11 +5,15 @@
 //! from its offset to the next frame's), so a proof checks against what is
 //! on disk.
 //!
-//! Cost: nothing is cached, so [`LogTree::subtree_hash`] streams the frames
-//! of its range, O(end - start) frame reads and hashes in one pass and
-//! O(log n) memory. The root reads the whole kept log, and a proof reads
-//! about as much (its siblings cover the tree). Caching the roots of sealed
-//! segments' subtrees would make proofs O(log n) reads: future work.
+//! Cost: a range inside one segment is streamed, O(end - start) frame
+//! reads and hashes in one pass and O(log n) memory. A range across
+//! segments is answered from [`FrontierCache`], the tree's frontier at the
+//! end of each sealed segment, when it is a run of that frontier's perfect
+//! subtrees, and otherwise split as MTH splits it. So the root of any size
+//! costs O(log n) cache lookups and about one segment's leaves, and a proof
+//! a few segments' leaves at most (a sibling inside one segment is
+//! streamed), once the cache holds the frontiers: the first root or proof
+//! after open reads every sealed segment once to fill it.
 //!
 //! Positions below the log's start were retired: their leaves are gone.
 //! The retention manifest keeps the [`Frontier`] of the tree at the cut
@@ -18,13 +22,68 @@
 //! consistency proof from a size at or after the cut all need nothing else.
 //! Anything finer is [`Error::ProofNeedsRetiredEvents`].
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::proof::merkle::{self, Frontier, Hash, SubtreeSource};
 
 use super::Engine;
-use super::read_events::{log_start, published_segments, visit_event_frames};
+use super::read_events::{LogStart, log_start, published_segments, visit_event_frames};
+use crate::log::segment::Segment;
+
+/// The tree's frontier at the end of each sealed segment, by the segment's
+/// base position: what lets a root or a proof skip the leaves of whole
+/// segments. A sealed segment never changes, so neither does its frontier:
+/// each is computed once, when a root or proof first needs it, from the
+/// one before it (so the first call after open reads every sealed segment
+/// once), and checked against the segment's end position when used.
+///
+/// Memory: at most one frontier per kept sealed segment (those of retired
+/// segments are dropped when the next one is computed), each a size and
+/// one 32-byte hash per set bit of it: at most 64 hashes (2 KiB), about
+/// 10 to 20 for logs of thousands to millions of events.
+#[derive(Debug, Default)]
+pub(crate) struct FrontierCache {
+    frontiers: Mutex<HashMap<u64, Frontier>>,
+}
+
+/// What one [`LogTree::subtree_hash`] call sees of the log, taken under
+/// the state's lock once: the retired prefix and the kept segments.
+struct LogView {
+    log_start_position: u64,
+    /// The tree of the retired prefix, as the retention manifest records it.
+    frontier_at_cut: Option<Frontier>,
+    /// Every kept segment (the first starts at the cut), oldest first; all
+    /// but the last are sealed.
+    segments: Vec<SegmentSpan>,
+}
+
+struct SegmentSpan {
+    segment: Arc<Segment>,
+    /// The end of its published batches.
+    end_offset: usize,
+    base_position: u64,
+    end_position: u64,
+}
+
+impl LogView {
+    /// The sealed segments: every kept one but the newest (the writer
+    /// rolls to a new segment only after sealing the one before).
+    fn sealed(&self) -> &[SegmentSpan] {
+        &self.segments[..self.segments.len().saturating_sub(1)]
+    }
+
+    /// The ordinal of the segment holding `position`, if kept.
+    fn segment_of(&self, position: u64) -> Option<usize> {
+        let ordinal = self
+            .segments
+            .partition_point(|span| span.base_position <= position)
+            .checked_sub(1)?;
+        (position < self.segments[ordinal].end_position).then_some(ordinal)
+    }
+}
 
 /// The tree over an engine's log, as [`SubtreeSource`]. Each call takes
 /// the state's lock only to find its segments: the frames are read after
@@ -108,6 +167,31 @@ impl LogTree<'_> {
         self.engine.read_state().index.next_position()
     }
 
+    fn view(&self) -> LogView {
+        let state = self.engine.read_state();
+        // Retired segments keep their slots (and ordinals) in the state,
+        // without their bytes: only the kept ones are read.
+        let kept = state.index.retained_from();
+        let segments = published_segments(&state, kept)
+            .into_iter()
+            .zip(&state.index.segments[kept..])
+            .map(|((segment, end_offset), index)| SegmentSpan {
+                segment,
+                end_offset,
+                base_position: index.base_position,
+                end_position: index.end_position(),
+            })
+            .collect();
+        LogView {
+            log_start_position: state.index.start_position(),
+            frontier_at_cut: state
+                .index
+                .anchor()
+                .and_then(|anchor| anchor.frontier.clone()),
+            segments,
+        }
+    }
+
     /// The MTH of kept positions `start..end` (`start < end`), streamed from
     /// the segments in one pass.
     fn kept_subtree_hash(&self, start: u64, end: u64) -> Result<Hash> {
@@ -154,31 +238,105 @@ impl LogTree<'_> {
         Ok(frontier.root())
     }
 
-    /// The MTH of `start..end` where `start` is below the cut at
-    /// `log_start_position`: from the frontier of the retired prefix for the
-    /// part below the cut (only whole subtrees of it are known), from the
-    /// segments for the rest.
-    fn hash_across_cut(
-        &self,
-        start: u64,
-        end: u64,
-        log_start_position: u64,
-        frontier: Option<&Frontier>,
-    ) -> Result<Hash> {
-        if start >= log_start_position {
-            return self.kept_subtree_hash(start, end);
+    /// The MTH of `start..end` (`start < end`): from the frontier of the
+    /// retired prefix for the part below the cut (only whole subtrees of it
+    /// are known), from the cached frontiers of sealed segments where the
+    /// range is a run of their subtrees, from the segments' frames for the
+    /// rest.
+    fn range_hash(&self, start: u64, end: u64, view: &LogView) -> Result<Hash> {
+        let cut = view.log_start_position;
+        if end <= cut {
+            return view
+                .frontier_at_cut
+                .as_ref()
+                .and_then(|frontier| run_hash(frontier, start, end))
+                .ok_or_else(|| self.needs_retired(start, end, cut));
         }
-        if end <= log_start_position {
-            return frontier
-                .and_then(|frontier| retired_range_hash(frontier, start, end))
-                .ok_or_else(|| self.needs_retired(start, end, log_start_position));
+        if start >= cut {
+            // One segment's leaves are read at once; a single leaf (a
+            // receipt) never waits for the cache to fill.
+            let (first, last) = (view.segment_of(start), view.segment_of(end - 1));
+            if first.is_none() || first == last {
+                return self.kept_subtree_hash(start, end);
+            }
+            if let Some(hash) = self.cached_run_hash(start, end, view)? {
+                return Ok(hash);
+            }
         }
-        // The range straddles the cut: split it as MTH does, so that the
-        // part below the cut falls into the frontier's subtrees.
+        // Split as MTH does: the part below the cut falls into the
+        // frontier's subtrees, and each part across segments is cached or
+        // split again, until the parts lie inside single segments.
         let middle = start + merkle::split_point(end - start);
-        let left = self.hash_across_cut(start, middle, log_start_position, frontier)?;
-        let right = self.hash_across_cut(middle, end, log_start_position, frontier)?;
+        let left = self.range_hash(start, middle, view)?;
+        let right = self.range_hash(middle, end, view)?;
         Ok(merkle::node_hash(&left, &right))
+    }
+
+    /// The MTH of `start..end` when it is a run of perfect subtrees of the
+    /// frontier at the end of the first sealed segment ending at or after
+    /// `end` (the only one that can hold it: a later frontier has merged
+    /// the subtrees of this size); `None` when it is not, or when that
+    /// frontier cannot be computed (a retired prefix without a recorded
+    /// tree).
+    fn cached_run_hash(&self, start: u64, end: u64, view: &LogView) -> Result<Option<Hash>> {
+        let sealed = view.sealed();
+        let ordinal = sealed.partition_point(|span| span.end_position < end);
+        if ordinal == sealed.len() {
+            return Ok(None);
+        }
+        Ok(self
+            .sealed_frontier(ordinal, view)?
+            .and_then(|frontier| run_hash(&frontier, start, end)))
+    }
+
+    /// The frontier at the end of sealed segment `ordinal` of `view`, from
+    /// the cache, or computed from the nearest cached one before it (or the
+    /// tree at the cut, or the empty tree at genesis) and cached with those
+    /// in between. `None` when the kept log starts at a cut whose tree the
+    /// manifest does not record.
+    fn sealed_frontier(&self, ordinal: usize, view: &LogView) -> Result<Option<Frontier>> {
+        let sealed = view.sealed();
+        let mut cache = self
+            .engine
+            .tree_frontiers
+            .frontiers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // A frontier is used only for the segment it was computed for, as it
+        // is now: same base position, same end.
+        let cached = |cache: &HashMap<u64, Frontier>, span: &SegmentSpan| {
+            cache
+                .get(&span.base_position)
+                .filter(|frontier| frontier.size() == span.end_position)
+                .cloned()
+        };
+        if let Some(frontier) = cached(&cache, &sealed[ordinal]) {
+            return Ok(Some(frontier));
+        }
+        let mut next = ordinal;
+        let mut frontier = loop {
+            if next == 0 {
+                let start = sealed[0].base_position;
+                match (&view.frontier_at_cut, start) {
+                    (_, 0) => break Frontier::new(),
+                    (Some(at_cut), _) if at_cut.size() == start => break at_cut.clone(),
+                    _ => return Ok(None),
+                }
+            }
+            next -= 1;
+            if let Some(frontier) = cached(&cache, &sealed[next]) {
+                next += 1;
+                break frontier;
+            }
+        };
+        // The segments retired since were cached for nothing now: drop them
+        // (the bound is one frontier per kept sealed segment).
+        cache.retain(|base, _| *base >= view.log_start_position);
+        for span in &sealed[next..=ordinal] {
+            frontier = segment_frontier(frontier, span)?;
+            cache.insert(span.base_position, frontier.clone());
+        }
+        Ok(Some(frontier))
     }
 
     fn needs_retired(&self, start: u64, end: u64, log_start_position: u64) -> Error {
@@ -191,10 +349,50 @@ impl LogTree<'_> {
     }
 }
 
-/// The MTH of `start..end` (below the cut) from the frontier of the
-/// retired prefix: known when `start` and `end` are boundaries of its
-/// perfect subtrees (a run of whole subtrees), unknown inside one.
-fn retired_range_hash(frontier: &Frontier, start: u64, end: u64) -> Option<Hash> {
+/// `previous` (the tree up to the segment's first position) extended with
+/// every leaf of the segment.
+///
+/// # Errors
+/// [`Error::Corrupt`] when a frame no longer reads;
+/// [`Error::InvalidArgument`] when the segment does not hold the events
+/// its index counts.
+fn segment_frontier(previous: Frontier, span: &SegmentSpan) -> Result<Frontier> {
+    let mut frontier = previous;
+    if frontier.size() != span.base_position {
+        return Err(Error::InvalidArgument(format!(
+            "the tree before the segment at position {} has {} leaves",
+            span.base_position,
+            frontier.size()
+        )));
+    }
+    let mut full = false;
+    visit_event_frames(
+        [(&*span.segment, span.end_offset)],
+        &LogStart::segment_start(0),
+        |_, _, stored| {
+            full = frontier.push(merkle::leaf_hash(stored)).is_err();
+            Ok(if full {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        },
+    )?;
+    if full || frontier.size() != span.end_position {
+        return Err(Error::InvalidArgument(format!(
+            "the segment at position {} holds {} events, but its index counts {}",
+            span.base_position,
+            frontier.size().saturating_sub(span.base_position),
+            span.end_position - span.base_position
+        )));
+    }
+    Ok(frontier)
+}
+
+/// The MTH of `start..end` from a frontier: known when `start` and `end`
+/// are boundaries of its perfect subtrees (a run of whole subtrees),
+/// unknown inside one.
+fn run_hash(frontier: &Frontier, start: u64, end: u64) -> Option<Hash> {
     let subtrees = frontier.subtree_roots();
     let first = subtrees.iter().position(|s| s.start == start)?;
     let last = first + subtrees[first..].iter().position(|s| s.end == end)?;
@@ -220,15 +418,7 @@ impl SubtreeSource for LogTree<'_> {
         if start >= end {
             return Ok(merkle::empty_root());
         }
-        let (log_start_position, frontier) = {
-            let state = self.engine.read_state();
-            let frontier = state
-                .index
-                .anchor()
-                .and_then(|anchor| anchor.frontier.clone());
-            (state.index.start_position(), frontier)
-        };
-        self.hash_across_cut(start, end, log_start_position, frontier.as_ref())
+        self.range_hash(start, end, &self.view())
     }
 }
 
@@ -237,23 +427,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retired_ranges_are_whole_runs_of_frontier_subtrees() {
+    fn frontier_ranges_are_whole_runs_of_its_subtrees() {
         let leaves: Vec<Hash> = (0u8..13).map(|i| merkle::leaf_hash(&[i])).collect();
         let frontier = Frontier::from_source(13, leaves.as_slice()).unwrap();
         // 13 = 8 + 4 + 1.
         for (start, end) in [(0, 8), (8, 12), (12, 13), (0, 12), (8, 13), (0, 13)] {
             assert_eq!(
-                retired_range_hash(&frontier, start, end),
+                run_hash(&frontier, start, end),
                 Some(leaves.as_slice().subtree_hash(start, end).unwrap()),
                 "{start}..{end}"
             );
         }
         for (start, end) in [(0, 4), (4, 8), (9, 10), (8, 10), (1, 13), (0, 11)] {
-            assert_eq!(
-                retired_range_hash(&frontier, start, end),
-                None,
-                "{start}..{end}"
-            );
+            assert_eq!(run_hash(&frontier, start, end), None, "{start}..{end}");
         }
     }
 }

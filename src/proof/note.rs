@@ -185,6 +185,20 @@ impl fmt::Display for NoteError {
 
 impl std::error::Error for NoteError {}
 
+impl NoteError {
+    /// Whether the note is well formed but not signed by the key given (a
+    /// signature by it that does not verify, or none by it): the note does
+    /// not vouch for its checkpoint, as opposed to input that is not a note
+    /// or key at all. Callers report the first as a failed check, the
+    /// second as bad input.
+    pub fn is_signature_failure(&self) -> bool {
+        matches!(
+            self,
+            NoteError::InvalidSignature { .. } | NoteError::NotSignedByKey { .. }
+        )
+    }
+}
+
 /// A tlog checkpoint: the log's origin, its tree size and root hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {

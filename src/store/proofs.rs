@@ -2,8 +2,10 @@
 //! root, inclusion and consistency proofs, receipts and signed checkpoints.
 //! The tree is computed from the segments ([`crate::engine::tree`]): leaf
 //! `i` is [`leaf_hash`](crate::proof::leaf_hash) of the event at position
-//! `i`'s frame as stored. Nothing is cached yet, so the root and each proof
-//! read the kept log (O(events) frame reads; see `docs/compliance.md`).
+//! `i`'s frame as stored. The tree's frontier at the end of each sealed
+//! segment is cached in memory when first needed, so after the first call
+//! (which reads every sealed segment once) a root costs about one segment's
+//! leaves and a proof a few (see `docs/compliance.md`, "Cost").
 //! What an auditor does with the results needs no store: [`crate::proof`].
 
 use crate::error::{Error, Result};
@@ -26,8 +28,9 @@ pub struct Receipt {
 
 impl Store {
     /// The number of events in the log (its next position: retired events
-    /// count) and the Merkle tree root over them, now. Reads every kept
-    /// event.
+    /// count) and the Merkle tree root over them, now. Reads the active
+    /// segment's events, and, the first time, every sealed segment's once
+    /// (their frontiers are then cached).
     ///
     /// ```
     /// use annals::{EventData, ExpectedVersion, Store};
