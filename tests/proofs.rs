@@ -573,3 +573,40 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn verify_cannot_check_a_checkpoint_past_damage_and_says_why() {
+    let (signer, verifier) = note::generate_key(ORIGIN).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled(dir.path(), 30);
+    let note = store.signed_checkpoint(ORIGIN, &signer).unwrap();
+    store.close().unwrap();
+    // One byte of an event's body in the first (sealed) segment: that
+    // batch no longer reads, so the events after it cannot be placed in
+    // the tree.
+    let path = &common::segment_files(dir.path())[0];
+    let frame = common::frames(path)
+        .into_iter()
+        .filter(|f| f.kind == 1)
+        .nth(5)
+        .unwrap();
+    common::flip_byte(path, frame.offset + 20);
+    let report = verify_against(dir.path(), &note, &verifier, None);
+    assert!(!report.is_ok());
+    assert_eq!(report.summary.tree, None, "{report}");
+    assert_eq!(
+        report.tree_check,
+        Some(TreeCheck::Unverifiable { size: 120 }),
+        "{report}"
+    );
+    assert!(
+        report.to_string().contains("tree cannot be computed"),
+        "{report}"
+    );
+    let problem = report
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::Checkpoint)
+        .unwrap();
+    assert!(problem.message.contains("could not be read"), "{problem}");
+}
