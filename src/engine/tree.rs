@@ -68,6 +68,21 @@ struct SegmentSpan {
     end_position: u64,
 }
 
+/// The segments `ordinals` of `state`, shared so that they are read after
+/// the state's lock is released.
+fn spans(state: &super::State, ordinals: std::ops::Range<usize>) -> Vec<SegmentSpan> {
+    published_segments(state, ordinals.start)
+        .into_iter()
+        .zip(&state.index.segments[ordinals])
+        .map(|((segment, end_offset), index)| SegmentSpan {
+            segment,
+            end_offset,
+            base_position: index.base_position,
+            end_position: index.end_position(),
+        })
+        .collect()
+}
+
 impl LogView {
     /// The sealed segments: every kept one but the newest (the writer
     /// rolls to a new segment only after sealing the one before).
@@ -115,17 +130,8 @@ impl Engine {
         previous: Frontier,
         ordinals: std::ops::Range<usize>,
     ) -> Result<Frontier> {
-        let (segments, expected_start, expected_end) = {
-            let state = self.read_state();
-            let segments: Vec<_> = published_segments(&state, ordinals.start)
-                .into_iter()
-                .take(ordinals.len())
-                .collect();
-            let stats = &state.index.segments[ordinals.clone()];
-            let start = stats.first().map_or(previous.size(), |s| s.base_position);
-            let end = stats.last().map_or(previous.size(), |s| s.end_position());
-            (segments, start, end)
-        };
+        let spans = spans(&self.read_state(), ordinals);
+        let expected_start = spans.first().map_or(previous.size(), |s| s.base_position);
         if previous.size() != expected_start {
             return Err(Error::InvalidArgument(format!(
                 "the tree recorded at the last cut has {} leaves, but the segments to retire \
@@ -134,28 +140,8 @@ impl Engine {
             )));
         }
         let mut frontier = previous;
-        let mut full = false;
-        for (segment, end) in &segments {
-            visit_event_frames(
-                [(&**segment, *end)],
-                &super::read_events::LogStart::segment_start(0),
-                |_, _, stored| {
-                    full = frontier.push(merkle::leaf_hash(stored)).is_err();
-                    Ok(if full {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    })
-                },
-            )?;
-        }
-        if full || frontier.size() != expected_end {
-            return Err(Error::InvalidArgument(format!(
-                "the segments to retire hold {} events up to position {expected_end}, but {} \
-                 were read: nothing was retired",
-                expected_end - expected_start,
-                frontier.size() - expected_start
-            )));
+        for span in &spans {
+            frontier = segment_frontier(frontier, span)?;
         }
         Ok(frontier)
     }
@@ -171,17 +157,10 @@ impl LogTree<'_> {
         let state = self.engine.read_state();
         // Retired segments keep their slots (and ordinals) in the state,
         // without their bytes: only the kept ones are read.
-        let kept = state.index.retained_from();
-        let segments = published_segments(&state, kept)
-            .into_iter()
-            .zip(&state.index.segments[kept..])
-            .map(|((segment, end_offset), index)| SegmentSpan {
-                segment,
-                end_offset,
-                base_position: index.base_position,
-                end_position: index.end_position(),
-            })
-            .collect();
+        let segments = spans(
+            &state,
+            state.index.retained_from()..state.index.segments.len(),
+        );
         LogView {
             log_start_position: state.index.start_position(),
             frontier_at_cut: state
