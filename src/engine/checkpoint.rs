@@ -279,7 +279,7 @@ pub(crate) fn load(
         index.segments.push(segment_index);
     }
     if let Some(anchor) = &anchor {
-        index.mark_cut(anchor);
+        index.set_cut(anchor);
     }
     let count = u32::try_from(bindings.len()).map_err(|_| problem("too many segments".into()))?;
     let all_count =

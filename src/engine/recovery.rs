@@ -653,7 +653,7 @@ impl Follower {
                     log_start: anchor.position,
                 });
             };
-            index.set_anchor(Arc::clone(&anchor));
+            index.set_cut(&anchor);
             index.retire_before(keep_from);
             for (segment, walked) in segments[..keep_from]
                 .iter_mut()

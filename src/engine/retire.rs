@@ -336,7 +336,7 @@ impl Engine {
         // Committed: the in-memory state follows, then the files go.
         {
             let mut state = self.write_state();
-            state.index.set_anchor(anchor);
+            state.index.set_cut(&anchor);
             state.index.retire_before(keep_from);
             for ordinal in 0..keep_from {
                 if state.segments[ordinal].file_len() > 0 {

@@ -151,14 +151,11 @@ pub(crate) struct Index {
     /// the store was open (their slots stay, empty, so that ordinals held
     /// by the writer and durability do not move).
     retained_from: usize,
-    /// Whether the log was cut (segments retired, now or before this open):
-    /// a stream's events before its first kept one are gone.
-    cut: bool,
-    /// Timestamp of the last retired event (0 if none): the newest kept
-    /// segments may hold none.
-    cut_last_timestamp_ns: u64,
-    /// The cut the retention manifest records, once the log was cut: what
-    /// the log's retired events leave behind (metadata, erasures).
+    /// The cut the retention manifest records, once the log was cut
+    /// (segments retired, now or before this open): a stream's events
+    /// before its first kept one are gone, and what the retired events
+    /// leave behind (versions, metadata, erasures, the last timestamp) is
+    /// the anchor's.
     anchor: Option<std::sync::Arc<crate::log::retention::Anchor>>,
 }
 
@@ -174,8 +171,6 @@ impl Index {
             segments: Vec::new(),
             late_findings: LateFindings::default(),
             retained_from: 0,
-            cut: false,
-            cut_last_timestamp_ns: 0,
             anchor: None,
         }
     }
@@ -184,7 +179,7 @@ impl Index {
     /// retired events at its version there, with no segments listed.
     pub fn anchored(&mut self, anchor: &std::sync::Arc<crate::log::retention::Anchor>) {
         assert!(self.segments.is_empty(), "the cut comes before any segment");
-        self.mark_cut(anchor);
+        self.set_cut(anchor);
         self.streams.reserve(anchor.streams.len());
         for (name, &version) in &anchor.streams {
             self.note_if_metadata_stream(name);
@@ -198,11 +193,10 @@ impl Index {
         }
     }
 
-    /// Marks the log as cut where `anchor` says (open from scratch, or a
-    /// checkpoint loaded after a retirement).
-    pub fn mark_cut(&mut self, anchor: &std::sync::Arc<crate::log::retention::Anchor>) {
-        self.cut = true;
-        self.cut_last_timestamp_ns = anchor.last_timestamp_ns;
+    /// Marks the log as cut where `anchor` says (an open from scratch or
+    /// from a checkpoint after a retirement; a retirement made or followed
+    /// now, before [`Index::retire_before`]).
+    pub fn set_cut(&mut self, anchor: &std::sync::Arc<crate::log::retention::Anchor>) {
         self.anchor = Some(std::sync::Arc::clone(anchor));
     }
 
@@ -221,15 +215,11 @@ impl Index {
             .map(Vec::as_slice)
     }
 
-    /// Records a new cut (a retirement made now, or followed).
-    pub fn set_anchor(&mut self, anchor: std::sync::Arc<crate::log::retention::Anchor>) {
-        self.anchor = Some(anchor);
-    }
-
     /// Forgets the segments before ordinal `keep_from` (retired now): their
     /// contents leave the heap, the stream table stops listing them, and
     /// reads start at `keep_from`. The segments stay as empty slots.
     pub fn retire_before(&mut self, keep_from: usize) {
+        assert!(self.anchor.is_some(), "the cut is set first");
         assert!(
             keep_from >= self.retained_from && keep_from < self.segments.len(),
             "only sealed segments after those retired before can be retired"
@@ -253,20 +243,15 @@ impl Index {
             entry.segments = kept;
             entry.last_listed = last;
         }
-        let last_retired = &self.segments[keep_from - 1];
-        self.cut_last_timestamp_ns = self
-            .cut_last_timestamp_ns
-            .max(last_retired.last_timestamp_ns);
         for segment in &mut self.segments[self.retained_from..keep_from] {
             segment.contents = segment::Contents::Memory(Box::default());
         }
         self.retained_from = keep_from;
-        self.cut = true;
     }
 
     /// Timestamp of the last retired event (0 if none).
     pub fn cut_timestamp_ns(&self) -> u64 {
-        self.cut_last_timestamp_ns
+        self.anchor().map_or(0, |anchor| anchor.last_timestamp_ns)
     }
 
     /// Each stream's version before the segment `ordinal`, sorted by name:
@@ -423,9 +408,7 @@ impl Index {
             .iter()
             .rev()
             .find(|segment| segment.event_count > 0)
-            .map_or(self.cut_last_timestamp_ns, |segment| {
-                segment.last_timestamp_ns
-            })
+            .map_or(self.cut_timestamp_ns(), |segment| segment.last_timestamp_ns)
     }
 
     /// Position the next appended event will get.
@@ -541,7 +524,7 @@ impl Index {
         let ordinals: Vec<usize> = entry.segments(newest).collect();
         // Once the log was cut, a stream's events before its first kept one
         // are gone: reads start there.
-        if self.cut {
+        if self.anchor.is_some() {
             let first_kept = match ordinals.first() {
                 Some(&ordinal) => self.segments[ordinal]
                     .view()?
