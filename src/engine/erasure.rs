@@ -91,8 +91,9 @@ impl Subjects {
     /// Reads the events of `$erasures` not read yet.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] when an indexed record no longer decodes, or an
-    /// erasure event's data is not an erasure record.
+    /// [`Error::Corrupt`] when an indexed record no longer decodes;
+    /// [`Error::InvalidArgument`], naming the event's version and position,
+    /// when an event of `$erasures` is not an erasure record.
     pub fn read_erasures(&self, state: &State) -> Result<()> {
         let mut erased = self.erased.write().unwrap_or_else(|p| p.into_inner());
         // Erasure events before the cut were retired: the retention

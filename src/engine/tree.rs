@@ -339,7 +339,8 @@ fn segment_frontier(previous: Frontier, span: &SegmentSpan) -> Result<Frontier> 
     let mut frontier = previous;
     if frontier.size() != span.base_position {
         return Err(Error::InvalidArgument(format!(
-            "the tree before the segment at position {} has {} leaves",
+            "the tree before the segment {} (position {}) has {} leaves",
+            span.segment.path.display(),
             span.base_position,
             frontier.size()
         )));
@@ -359,7 +360,8 @@ fn segment_frontier(previous: Frontier, span: &SegmentSpan) -> Result<Frontier> 
     )?;
     if full || frontier.size() != span.end_position {
         return Err(Error::InvalidArgument(format!(
-            "the segment at position {} holds {} events, but its index counts {}",
+            "the segment {} (position {}) holds {} events, but its index counts {}",
+            span.segment.path.display(),
             span.base_position,
             frontier.size().saturating_sub(span.base_position),
             span.end_position - span.base_position
