@@ -30,6 +30,21 @@ fn segment_files(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Verify finds nothing wrong with the store in `dir`.
+#[track_caller]
+fn assert_verifies(dir: &Path) {
+    let report = verify(dir, &VerifyOptions::default()).unwrap();
+    assert!(report.is_ok(), "{report}");
+}
+
+/// Options that move the retired segments to `archive`.
+fn into_archive(archive: &Path) -> RetireOptions {
+    RetireOptions {
+        reason: "test".to_string(),
+        archive: Some(archive.to_path_buf()),
+    }
+}
+
 fn reason(text: &str) -> RetireOptions {
     RetireOptions {
         reason: text.to_string(),
@@ -103,10 +118,8 @@ fn retiring_removes_whole_sealed_segments_and_keeps_positions_and_versions() {
         .unwrap();
     assert_eq!(result.first_version, versions[0] + 1);
     assert_eq!(result.first_position, next);
-    // A stream whose every event was retired still has its version.
     store.close().unwrap();
-    let report = verify(dir.path(), &VerifyOptions::default()).unwrap();
-    assert!(report.is_ok(), "{report}");
+    assert_verifies(dir.path());
 }
 
 #[test]
@@ -160,11 +173,7 @@ fn a_stream_with_every_event_retired_keeps_its_version_across_reopen() {
         )
         .unwrap();
     store.close().unwrap();
-    assert!(
-        verify(dir.path(), &VerifyOptions::default())
-            .unwrap()
-            .is_ok()
-    );
+    assert_verifies(dir.path());
 }
 
 #[test]
@@ -348,10 +357,7 @@ fn retiring_twice_keeps_both_records_and_the_archive_holds_the_whole_history() {
     let dir = tempfile::tempdir().unwrap();
     let archive = tempfile::tempdir().unwrap();
     let store = filled(dir.path(), 90);
-    let options = RetireOptions {
-        reason: "seven years".to_string(),
-        archive: Some(archive.path().to_path_buf()),
-    };
+    let options = into_archive(archive.path());
     let first = store.retire_segments_before(80, &options).unwrap();
     let second = store.retire_segments_before(200, &options).unwrap();
     assert!(second.first_retained_position > first.first_retained_position);
@@ -362,11 +368,7 @@ fn retiring_twice_keeps_both_records_and_the_archive_holds_the_whole_history() {
         assert!(archive.path().join(name).exists());
     }
     store.close().unwrap();
-    assert!(
-        verify(dir.path(), &VerifyOptions::default())
-            .unwrap()
-            .is_ok()
-    );
+    assert_verifies(dir.path());
 }
 
 #[test]
@@ -374,10 +376,7 @@ fn verify_with_the_archive_checks_the_whole_chain_from_genesis_and_catches_tampe
     let dir = tempfile::tempdir().unwrap();
     let archive = tempfile::tempdir().unwrap();
     let store = filled(dir.path(), 60);
-    let options = RetireOptions {
-        reason: "audit".to_string(),
-        archive: Some(archive.path().to_path_buf()),
-    };
+    let options = into_archive(archive.path());
     let done = store.retire_segments_before(120, &options).unwrap();
     let head = ExpectedHead::from(store.chain_head());
     store.close().unwrap();
@@ -539,10 +538,7 @@ fn an_expected_head_in_the_retired_prefix_needs_the_archive() {
     let store = filled(dir.path(), 20);
     let old_head = ExpectedHead::from(store.chain_head());
     common::fill(&store, 60, 4, 5, 2000);
-    let options = RetireOptions {
-        reason: String::new(),
-        archive: Some(archive.path().to_path_buf()),
-    };
+    let options = into_archive(archive.path());
     let cut = store.active_segment_position();
     let done = store.retire_segments_before(cut, &options).unwrap();
     assert!(done.first_retained_position > old_head.position.unwrap());
