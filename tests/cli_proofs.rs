@@ -19,6 +19,23 @@ fn fill(dir: &Path, batches: u64) {
     store.close().unwrap();
 }
 
+/// `annals checkpoint STORE --key KEY --origin ORIGIN --out OUT`, which must succeed.
+fn sign_checkpoint(store: &Path, key: &Path, out: &Path) -> run::Run {
+    expect(
+        0,
+        &[
+            "checkpoint",
+            path(store),
+            "--key",
+            path(key),
+            "--origin",
+            ORIGIN,
+            "--out",
+            path(out),
+        ],
+    )
+}
+
 #[test]
 fn keygen_checkpoint_prove_and_check_proof() {
     let work = tempfile::tempdir().unwrap();
@@ -39,19 +56,7 @@ fn keygen_checkpoint_prove_and_check_proof() {
     // An old checkpoint, more events, a new one (printed).
     fill(&store_dir, 10);
     let old_cp = file("old.cp");
-    let run = expect(
-        0,
-        &[
-            "checkpoint",
-            path(&store_dir),
-            "--key",
-            path(&key),
-            "--origin",
-            ORIGIN,
-            "--out",
-            path(&old_cp),
-        ],
-    );
+    let run = sign_checkpoint(&store_dir, &key, &old_cp);
     assert_eq!(run.lines()[0]["tree_size"], 40);
     fill(&store_dir, 5);
     let run = expect(
@@ -164,19 +169,7 @@ fn keygen_checkpoint_prove_and_check_proof() {
     let other_store = work.path().join("other");
     fill(&other_store, 10);
     let other_cp = file("other.cp");
-    expect(
-        0,
-        &[
-            "checkpoint",
-            path(&other_store),
-            "--key",
-            path(&key),
-            "--origin",
-            ORIGIN,
-            "--out",
-            path(&other_cp),
-        ],
-    );
+    sign_checkpoint(&other_store, &key, &other_cp);
     let run = expect(
         4,
         &[
@@ -206,19 +199,7 @@ fn verify_against_a_signed_checkpoint() {
     let pub_key = file("log.key.pub");
     fill(&store_dir, 30);
     let checkpoint = file("at-120.cp");
-    let signed = expect(
-        0,
-        &[
-            "checkpoint",
-            path(&store_dir),
-            "--key",
-            path(&key),
-            "--origin",
-            ORIGIN,
-            "--out",
-            path(&checkpoint),
-        ],
-    );
+    let signed = sign_checkpoint(&store_dir, &key, &checkpoint);
     let verify = |code: i32, extra: &[&str]| {
         let mut args = vec!["verify", path(&store_dir)];
         args.extend_from_slice(extra);
@@ -268,19 +249,7 @@ fn verify_against_a_signed_checkpoint() {
     let other_store = work.path().join("other");
     fill(&other_store, 30);
     let other_cp = file("other.cp");
-    expect(
-        0,
-        &[
-            "checkpoint",
-            path(&other_store),
-            "--key",
-            path(&key),
-            "--origin",
-            ORIGIN,
-            "--out",
-            path(&other_cp),
-        ],
-    );
+    sign_checkpoint(&other_store, &key, &other_cp);
     let other = with(&other_cp, &pub_key);
     let run = verify(4, &other.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
