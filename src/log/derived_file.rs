@@ -31,11 +31,11 @@ pub(crate) fn is_derived_temp_name(name: &str) -> bool {
     })
 }
 
-/// Copies the file `source` to `dir/name` atomically and durably, as
-/// [`write_atomically`] writes (same steps, same hooks), streaming it
-/// rather than holding it in memory. Returns the SHA-256 of the bytes
-/// copied, read from the copy after it was synced, so that the caller can
-/// compare it with the source's.
+/// Copies the file `source` to `dir/name` atomically and durably, with the
+/// steps and hooks of [`write_atomically`], streaming it rather than
+/// holding it in memory. Returns the SHA-256 of the bytes copied, read from
+/// the copy after it was synced, so that the caller can compare it with
+/// the source's.
 ///
 /// # Errors
 /// As [`write_atomically`]; [`Error::Io`] when `source` cannot be read.
@@ -45,47 +45,14 @@ pub(crate) fn copy_atomically(
     name: &str,
     hooks: &Hooks,
 ) -> Result<[u8; 32]> {
-    let path = dir.join(name);
-    let temp = dir.join(format!("{name}{DERIVED_TEMP_SUFFIX}"));
-    let copied = (|| {
-        hooks
-            .before_derived_file_step(&temp, DerivedFileStep::Write)
-            .and_then(|()| {
-                let mut from = fs::File::open(source)?;
-                let mut to = OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&temp)?;
-                std::io::copy(&mut from, &mut to)?;
-                Ok(to)
-            })
-            .map_err(|e| Error::io("copying to", &temp, e))
-            .and_then(|file| {
-                hooks
-                    .before_derived_file_step(&temp, DerivedFileStep::Sync)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| Error::io("syncing copy", &temp, e))
-            })?;
-        let digest = sha256_of_file(&temp)?;
-        hooks
-            .before_derived_file_step(&path, DerivedFileStep::Rename)
-            .and_then(|()| fs::rename(&temp, &path))
-            .map_err(|e| Error::io("renaming copy", &path, e))?;
-        Ok(digest)
-    })();
-    let digest = match copied {
-        Ok(digest) => digest,
-        Err(error) => {
-            let _ = fs::remove_file(&temp);
-            return Err(error);
-        }
-    };
-    hooks
-        .before_derived_file_step(dir, DerivedFileStep::SyncDirectory)
-        .map_err(|e| Error::io("syncing directory", dir, e))?;
-    sync_dir(dir)?;
-    Ok(digest)
+    replace_atomically(
+        dir,
+        name,
+        hooks,
+        ["writing copy", "syncing copy", "renaming copy"],
+        |to| std::io::copy(&mut fs::File::open(source)?, to).map(drop),
+        sha256_of_file,
+    )
 }
 
 /// SHA-256 of a whole file, read in blocks.
@@ -121,9 +88,35 @@ pub(crate) fn sha256_of_file(path: &Path) -> Result<[u8; 32]> {
 /// [`Error::NoSpace`] when the disk is full; [`Error::Io`] for any other
 /// failure, naming the step and the file.
 pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8], hooks: &Hooks) -> Result<()> {
+    replace_atomically(
+        dir,
+        name,
+        hooks,
+        [
+            "writing derived file",
+            "syncing derived file",
+            "renaming derived file",
+        ],
+        |file| file.write_all(bytes),
+        |_| Ok(()),
+    )
+}
+
+/// The one procedure behind [`write_atomically`] and [`copy_atomically`]:
+/// `fill` writes the temporary file, which is synced, handed to `check`
+/// (whose answer is returned), renamed over `name`, and the directory
+/// synced; `actions` name the write, sync and rename steps in errors.
+fn replace_atomically<T>(
+    dir: &Path,
+    name: &str,
+    hooks: &Hooks,
+    actions: [&'static str; 3],
+    fill: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
+    check: impl FnOnce(&Path) -> Result<T>,
+) -> Result<T> {
     let path = dir.join(name);
     let temp = dir.join(format!("{name}{DERIVED_TEMP_SUFFIX}"));
-    let written = (|| {
+    let replaced = (|| {
         hooks
             .before_derived_file_step(&temp, DerivedFileStep::Write)
             .and_then(|()| {
@@ -132,29 +125,35 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8], hooks: &Hoo
                     .create(true)
                     .truncate(true)
                     .open(&temp)?;
-                file.write_all(bytes)?;
+                fill(&mut file)?;
                 Ok(file)
             })
-            .map_err(|e| Error::io("writing derived file", &temp, e))
+            .map_err(|e| Error::io(actions[0], &temp, e))
             .and_then(|file| {
                 hooks
                     .before_derived_file_step(&temp, DerivedFileStep::Sync)
                     .and_then(|()| file.sync_all())
-                    .map_err(|e| Error::io("syncing derived file", &temp, e))
+                    .map_err(|e| Error::io(actions[1], &temp, e))
             })?;
+        let checked = check(&temp)?;
         hooks
             .before_derived_file_step(&path, DerivedFileStep::Rename)
             .and_then(|()| fs::rename(&temp, &path))
-            .map_err(|e| Error::io("renaming derived file", &path, e))
+            .map_err(|e| Error::io(actions[2], &path, e))?;
+        Ok(checked)
     })();
-    if let Err(error) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(error);
-    }
+    let checked = match replaced {
+        Ok(checked) => checked,
+        Err(error) => {
+            let _ = fs::remove_file(&temp);
+            return Err(error);
+        }
+    };
     hooks
         .before_derived_file_step(dir, DerivedFileStep::SyncDirectory)
         .map_err(|e| Error::io("syncing directory", dir, e))?;
-    sync_dir(dir)
+    sync_dir(dir)?;
+    Ok(checked)
 }
 
 #[cfg(test)]
