@@ -151,14 +151,6 @@ impl FileKeys {
                 failed: None,
             }),
         };
-        if writable {
-            let temp = dir.join(format!("{KEY_FILE_NAME}.tmp"));
-            match fs::remove_file(&temp) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("removing the temporary key file", &temp, e)),
-            }
-        }
         {
             let mut state = files.state();
             files.load(&mut state)?;

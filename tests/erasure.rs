@@ -756,3 +756,27 @@ fn a_power_loss_after_every_sync_of_erasing_leaves_the_subject_present_or_erased
         "{outcomes:?}"
     );
 }
+
+#[test]
+fn a_stray_temporary_key_file_is_a_temporary_file_every_opener_judges_alike() {
+    let dir = store_with_two_keys();
+    let stray = dir.path().join(format!("{KEY_FILE}.tmp"));
+    fs::write(&stray, b"half a key file").unwrap();
+    let is_stray = |kind: &annals::FindingKind| *kind == annals::FindingKind::TemporaryFile;
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    let noted: Vec<_> = reader
+        .recovery_report()
+        .of_kind(is_stray)
+        .cloned()
+        .collect();
+    assert_eq!(noted.len(), 1, "{:?}", reader.recovery_report());
+    assert_eq!(noted[0].finding.path, stray);
+    assert_eq!(noted[0].action, annals::RecoveryAction::NotShown);
+    drop(reader);
+    let store = Store::open(dir.path(), options()).unwrap();
+    let removed: Vec<_> = store.recovery_report().of_kind(is_stray).cloned().collect();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].action, annals::RecoveryAction::Removed);
+    assert!(!stray.exists());
+    check_events(&store, false);
+}

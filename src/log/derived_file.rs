@@ -13,6 +13,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::format::checkpoint::CHECKPOINT_FILE_NAME;
 use crate::format::index_file::parse_index_file_name;
+use crate::format::key_file::KEY_FILE_NAME;
 use crate::format::retention::RETENTION_FILE_NAME;
 use crate::hooks::{DerivedFileStep, Hooks};
 
@@ -21,12 +22,15 @@ use super::directory::sync_dir;
 /// Suffix of a derived file being written.
 pub(crate) const DERIVED_TEMP_SUFFIX: &str = ".tmp";
 
-/// Whether `name` (without a directory) is the temporary file of a derived
-/// file being written: `<20 digits>.idx.tmp` or `index.checkpoint.tmp`.
+/// Whether `name` (without a directory) is the temporary file of a file
+/// annals writes atomically (this module): `<20 digits>.idx.tmp`,
+/// `index.checkpoint.tmp`, `annals.retention.tmp` or `annals.keys.tmp`.
+/// Every walk lists them as temporary files, which a writer's open removes.
 pub(crate) fn is_derived_temp_name(name: &str) -> bool {
     name.strip_suffix(DERIVED_TEMP_SUFFIX).is_some_and(|name| {
         name == CHECKPOINT_FILE_NAME
             || name == RETENTION_FILE_NAME
+            || name == KEY_FILE_NAME
             || parse_index_file_name(name).is_some()
     })
 }
