@@ -5,23 +5,10 @@ mod common;
 #[path = "common/run.rs"]
 mod run;
 
-use std::sync::RwLock;
-
 use annals::Store;
-use run::path;
-
-/// A child process forked while this process holds a store's writer lock
-/// holds it too until it execs: a store is open here only while no child
-/// is being started (write), children start under a read lock.
-static FORK: RwLock<()> = RwLock::new(());
-
-fn expect(code: i32, args: &[&str]) -> run::Run {
-    let _no_store_open = FORK.read().unwrap_or_else(|p| p.into_inner());
-    run::expect(code, args)
-}
+use run::{expect, path};
 
 fn filled(dir: &std::path::Path) -> u64 {
-    let _alone = FORK.write().unwrap_or_else(|p| p.into_inner());
     let store = Store::open(dir, common::small_segments()).unwrap();
     common::fill(&store, 60, 4, 5, 2000);
     let next = store.next_position();

@@ -25,14 +25,6 @@ const CUT: u64 = 150;
 /// The exit code of a child that died at its step.
 const DIED: i32 = 86;
 
-/// The tests run one at a time: a child forked while another test's store
-/// is open here would hold that store's writer lock until it execs.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn alone() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The store every run starts from, and what it holds.
 struct Template {
     _dir: tempfile::TempDir,
@@ -191,7 +183,6 @@ fn retire_crash_child_entry_point() {
 }
 
 fn killed_at_every_step(with_archive: bool) {
-    let _alone = alone();
     let template = template();
     // How many steps a whole retirement takes.
     let counting = tempfile::tempdir().unwrap();
@@ -249,7 +240,6 @@ fn a_process_killed_at_any_step_of_an_archiving_retirement_leaves_the_old_or_the
 
 #[test]
 fn a_power_loss_after_any_step_of_a_retirement_leaves_the_old_or_the_new_store() {
-    let _alone = alone();
     let template = template();
     for with_archive in [false, true] {
         let work = tempfile::tempdir().unwrap();

@@ -585,3 +585,32 @@ fn a_newest_segment_cut_inside_its_footer_is_restored_with_a_zero_footer() {
     store.close().unwrap();
     Store::open(dir.path(), options()).unwrap();
 }
+
+/// A child process started while a store is open holds a copy of its lock
+/// file's descriptor until it executes its program. Closing the store used
+/// to only close the file, so the lock stayed held through that copy and
+/// the store, opened again at that moment, answered `Locked` (parallel
+/// tests that spawn children hit it). Closing now unlocks explicitly.
+#[test]
+fn a_store_closed_while_a_child_is_starting_opens_again_at_once() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = annals::Store::open(dir.path(), annals::Options::default()).unwrap();
+    let mut command = std::process::Command::new("true");
+    // SAFETY: runs in the child between fork and exec; it only sleeps
+    // (nanosleep is async-signal-safe) and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            Ok(())
+        });
+    }
+    // `spawn` returns once the child executed its program: start it beside
+    // the close, so that the close falls between the fork and the exec.
+    let starting = std::thread::spawn(move || command.spawn().unwrap().wait().unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    store.close().unwrap();
+    let reopened = annals::Store::open(dir.path(), annals::Options::default());
+    starting.join().unwrap();
+    assert!(reopened.is_ok(), "{:?}", reopened.err());
+}

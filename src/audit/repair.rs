@@ -68,7 +68,7 @@ use crate::snapshot::SNAPSHOT_DIR_NAME;
 #[derive(Debug)]
 pub struct Repair {
     dir: PathBuf,
-    _lock: File,
+    _lock: crate::log::directory::WriterLock,
 }
 
 /// What a repair would do.

@@ -17,7 +17,7 @@ pub(crate) mod stream_metadata;
 pub(crate) mod tree;
 pub(crate) mod writer;
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -60,7 +60,7 @@ pub(crate) struct Engine {
     /// The writer lock, held until the store is closed. Not until the
     /// engine is dropped: a subscription keeps the engine alive beyond the
     /// store, and must not keep the lock.
-    lock_file: Mutex<Option<File>>,
+    lock_file: Mutex<Option<directory::WriterLock>>,
     /// Held by a retirement of segments: one at a time.
     retire_lock: Mutex<()>,
     /// The tree's frontier at the end of each sealed segment, computed

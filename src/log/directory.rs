@@ -98,8 +98,26 @@ pub(crate) fn writer_is_live(dir: &Path) -> bool {
     }
 }
 
+/// The writer lock of a store, held until dropped.
+///
+/// Dropping it unlocks explicitly before closing the file: a process this
+/// one starts holds a copy of every open descriptor until it executes its
+/// program, and a lock merely closed here would stay held through that
+/// copy, so that a store closed and opened again at that moment would look
+/// locked by another writer. An explicit unlock releases the lock whatever
+/// copies of the descriptor exist.
+#[derive(Debug)]
+pub(crate) struct WriterLock(File);
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        // Best effort: closing the file releases it too, once no copy is left.
+        let _ = self.0.unlock();
+    }
+}
+
 /// Takes the writer lock of `dir`.
-pub(crate) fn lock(dir: &Path) -> Result<File> {
+pub(crate) fn lock(dir: &Path) -> Result<WriterLock> {
     let path = dir.join(LOCK_FILE_NAME);
     let file = OpenOptions::new()
         .read(true)
@@ -108,31 +126,14 @@ pub(crate) fn lock(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .map_err(|e| Error::io("opening lock file", &path, e))?;
-    // A process this one starts (or any process it forks) holds a copy of
-    // every open descriptor, the lock file's of a store open right then
-    // included, until it executes its program: a lock released and taken
-    // again at that moment still looks held. So a held lock is tried again
-    // for a moment before it counts as another writer's.
-    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::Locked {
-                    dir: dir.to_path_buf(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("locking", &path, e)),
-        }
+    match file.try_lock() {
+        Ok(()) => Ok(WriterLock(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("locking", &path, e)),
     }
 }
-
-/// How long a writer's open waits for a lock that seems held before it
-/// answers [`Error::Locked`].
-pub(crate) const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Makes a directory's entries (new or renamed files) durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
