@@ -1,5 +1,5 @@
 //! annals against SQLite and the raw file limit, side by side in one run
-//! (issue 7; workloads 7 to 9 from issue 15). Nine workloads, each run
+//! (issue 7; workloads 7 to 10 from issue 15). Ten workloads, each run
 //! against up to three contenders:
 //!
 //! - **annals**;
@@ -18,10 +18,10 @@
 //! `Store::append` and the borrowed `Store::append_ref`; 8. owned reads
 //! (`read_all`, `read_stream`) in pages of 100, 1,000 and 100,000 events;
 //! 9. the iterator API, `Store::read(ReadRequest)`, over the log and every
-//! stream. Workloads 4, 5, 6, 8 and 9 read the stores workload 1 wrote.
-//! Issue 15 also asks for atomic appends to several streams: annals has no
-//! such call yet, so there is no workload for it. The cqrs-es client's cost
-//! per command is `benches/cqrs_client.rs`.
+//! stream; 10. atomic appends to two streams (`Store::append_multi`) against
+//! one SQLite transaction over both, beside annals' one-stream batch of the
+//! same size. Workloads 4, 5, 6, 8 and 9 read the stores workload 1 wrote.
+//! The cqrs-es client's cost per command is `benches/cqrs_client.rs`.
 //!
 //! This is a `harness = false` binary rather than a criterion bench: the
 //! workloads are single long runs (a million events), latency percentiles and
@@ -32,13 +32,13 @@
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
-//! | `ANNALS_BENCH_EVENTS` | 1000000 | events of workloads 1, 4 to 9 (7: at each batch size) |
-//! | `ANNALS_BENCH_STREAMS` | 1000 | streams of workloads 1 and 7 |
-//! | `ANNALS_BENCH_BATCH` | 10 | events per append in workload 1 |
+//! | `ANNALS_BENCH_EVENTS` | 1000000 | events of workloads 1, 4 to 10 (7: at each batch size) |
+//! | `ANNALS_BENCH_STREAMS` | 1000 | streams of workloads 1, 7 and 10 |
+//! | `ANNALS_BENCH_BATCH` | 10 | events per append in workloads 1 and 10 |
 //! | `ANNALS_BENCH_PAYLOAD` | 256 | payload bytes per event |
 //! | `ANNALS_BENCH_SYNC_OPS` | 2000 | durable appends per contender in workloads 2 and 3 |
 //! | `ANNALS_BENCH_THREADS` | 8 | threads of workload 3 |
-//! | `ANNALS_BENCH_REPEAT` | 3 | rounds of workloads 1, 3, 4, 5, 7, 8, 9 (the median is reported) |
+//! | `ANNALS_BENCH_REPEAT` | 3 | rounds of workloads 1, 3, 4, 5, 7, 8, 9, 10 (the median is reported) |
 //! | `ANNALS_BENCH_SEGMENT_BYTES` | 67108864 (annals' default) | segment size of workload 1's and 7's annals stores |
 //! | `ANNALS_BENCH_DIR` | the system temp dir | where the stores are created |
 //! | `ANNALS_BENCH_ONLY` | all | comma-separated workload numbers to run, e.g. `1,4,5` or `7,8,9` |
@@ -56,7 +56,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use annals::{
-    Durability, EventData, EventDataRef, ExpectedVersion, Options, ReadRequest, Store, Uuid,
+    Durability, EventData, EventDataRef, ExpectedVersion, MultiStreamAppend, Options, ReadRequest,
+    Store, Uuid,
 };
 use common::{env_number, median, payload};
 use rusqlite::{Connection, TransactionBehavior, params};
@@ -255,19 +256,36 @@ impl Sqlite {
         payloads: &[&[u8]],
         correlation_id: &str,
     ) -> Result<i64, SqlAppendError> {
+        let versions = self.append_to_streams(
+            &[(aggregate_id, expected_version, payloads)],
+            correlation_id,
+        )?;
+        Ok(versions[0])
+    }
+
+    /// One append to several streams: a transaction that checks every
+    /// stream's version, then inserts; each stream's new version.
+    fn append_to_streams(
+        &mut self,
+        writes: &[(&str, i64, &[&[u8]])],
+        correlation_id: &str,
+    ) -> Result<Vec<i64>, SqlAppendError> {
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let actual: i64 = transaction
-            .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = ?1")?
-            .query_row([aggregate_id], |row| row.get(0))?;
-        if actual != expected_version {
-            return Err(SqlAppendError::WrongExpectedVersion {
-                expected: expected_version,
-                actual,
-            });
-        }
-        {
+        let mut versions = Vec::with_capacity(writes.len());
+        for &(aggregate_id, expected_version, payloads) in writes {
+            let actual: i64 = transaction
+                .prepare_cached(
+                    "SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = ?1",
+                )?
+                .query_row([aggregate_id], |row| row.get(0))?;
+            if actual != expected_version {
+                return Err(SqlAppendError::WrongExpectedVersion {
+                    expected: expected_version,
+                    actual,
+                });
+            }
             let mut insert = transaction.prepare_cached(
                 "INSERT INTO events (event_id, aggregate_id, version, event_type, data, timestamp, correlation_id) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -284,9 +302,10 @@ impl Sqlite {
                     correlation_id,
                 ])?;
             }
+            versions.push(actual + payloads.len() as i64);
         }
         transaction.commit()?;
-        Ok(actual + payloads.len() as i64)
+        Ok(versions)
     }
 
     fn read_stream(&self, aggregate_id: &str) -> Vec<SqlEvent> {
@@ -1364,6 +1383,138 @@ fn workload_7(config: &Config, root: &Path, rows: &mut Vec<Row>) {
     }
 }
 
+/// Streams written by one append in workload 10.
+const MULTI_STREAMS: usize = 2;
+
+/// Workload 10 (issue 15): an atomic append to [`MULTI_STREAMS`] streams,
+/// `config.batch / MULTI_STREAMS` events each, with an expected version for
+/// every stream (annals' `append_multi` against one SQLite transaction that
+/// checks both versions), beside annals' one-stream batch of the same size
+/// in the same run.
+fn workload_10(config: &Config, root: &Path, rows: &mut Vec<Row>) {
+    let data = payload(config.payload);
+    let streams: Vec<String> = (0..config.streams).map(stream_name).collect();
+    assert!(
+        config.streams >= MULTI_STREAMS,
+        "workload 10 writes {MULTI_STREAMS} different streams per append"
+    );
+    let per_stream = (config.batch / MULTI_STREAMS).max(1);
+    let batch = per_stream * MULTI_STREAMS;
+    let appends = config.events / batch;
+    let events = (appends * batch) as f64;
+    log(format!(
+        "10. atomic append to {MULTI_STREAMS} streams, {per_stream} events each: {events} events, \
+         {} streams, {} rounds",
+        config.streams, config.repeat
+    ));
+    // Append `a` writes streams `a % n` and `(a + n / 2) % n`: different
+    // streams, each written as often as the others.
+    let pair = |a: usize| {
+        let n = streams.len();
+        [a % n, (a + n / 2) % n]
+    };
+    let path = |name: &str| root.join(format!("w10-{name}"));
+    let multi = || {
+        let options = Options::default()
+            .durability(Durability::None)
+            .segment_size_bytes(config.segment_bytes);
+        let store = Store::open(path("annals"), options).expect("opening annals");
+        let mut versions = vec![0u64; streams.len()];
+        let started = Instant::now();
+        for a in 0..appends {
+            let correlation = correlation_id(a);
+            let events: Vec<EventDataRef<'_>> = (0..per_stream)
+                .map(|_| EventDataRef::new(EVENT_TYPE, &data).with_correlation_id(&correlation))
+                .collect();
+            let [first, second] = pair(a);
+            let written = store
+                .append_multi(
+                    &MultiStreamAppend::new()
+                        .write_ref(
+                            &streams[first],
+                            ExpectedVersion::Exact(versions[first]),
+                            &events,
+                        )
+                        .write_ref(
+                            &streams[second],
+                            ExpectedVersion::Exact(versions[second]),
+                            &events,
+                        ),
+                )
+                .expect("annals append_multi");
+            versions[first] = written.streams[0].result.last_version;
+            versions[second] = written.streams[1].result.last_version;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        store.close().expect("closing annals");
+        remove(&path("annals"));
+        seconds
+    };
+    let one_stream = || {
+        let seconds = annals_batched(
+            config,
+            &path("annals-one"),
+            &data,
+            &streams,
+            batch,
+            AppendApi::Borrowed,
+        );
+        remove(&path("annals-one"));
+        seconds
+    };
+    let sqlite = || {
+        let mut sqlite = Sqlite::open(&path("sqlite.db"), "NORMAL");
+        let mut versions = vec![0i64; streams.len()];
+        let payloads: Vec<&[u8]> = vec![&data; per_stream];
+        let started = Instant::now();
+        for a in 0..appends {
+            let [first, second] = pair(a);
+            let written = sqlite
+                .append_to_streams(
+                    &[
+                        (&streams[first], versions[first], &payloads),
+                        (&streams[second], versions[second], &payloads),
+                    ],
+                    &correlation_id(a),
+                )
+                .expect("SQLite append");
+            versions[first] = written[0];
+            versions[second] = written[1];
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        drop(sqlite);
+        remove_sqlite(&path("sqlite.db"));
+        seconds
+    };
+    let seconds = rounds(
+        config.repeat,
+        [&multi, &one_stream, &sqlite],
+        [
+            "annals append_multi",
+            "annals one-stream append_ref",
+            "SQLite",
+        ],
+    );
+    let [multi, one_stream, sqlite] = seconds.map(|s| Value::Rate(events / s));
+    rows.push(Row {
+        workload: format!(
+            "10. atomic append to {MULTI_STREAMS} streams, {per_stream} events each, \
+             `append_multi` (no sync), events/s"
+        ),
+        annals: Some(multi),
+        sqlite: Some(sqlite),
+        raw: None,
+        ratios: vec![
+            format!("{:.1}× SQLite", advantage(multi, sqlite)),
+            format!(
+                "{:.2}× annals' one-stream batch of {batch}",
+                advantage(multi, one_stream)
+            ),
+        ],
+        target: "(reported)",
+    });
+}
+
 /// Owned reads in pages of 100, 1,000 and 100,000 events (issue 15): the
 /// whole log by position (`read_all`) and every stream by version
 /// (`read_stream`), each page a separate call, against SQLite's `LIMIT`
@@ -1648,6 +1799,9 @@ fn main() {
     }
     if config.runs(7) {
         workload_7(&config, root.path(), &mut rows);
+    }
+    if config.runs(10) {
+        workload_10(&config, root.path(), &mut rows);
     }
     println!("machine: {}", machine());
     println!("SQLite {} (bundled by rusqlite)", rusqlite::version());

@@ -532,6 +532,17 @@ fn event_location(error: Error, stream: &str, version: u64, position: u64) -> Er
     })
 }
 
+/// A condition on a stream that an append does not write: the append
+/// happens only if the stream's version matches `expected`
+/// ([`crate::MultiStreamAppend::require`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamCondition<'a> {
+    /// The stream checked.
+    pub stream: &'a str,
+    /// What its version must be.
+    pub expected: ExpectedVersion,
+}
+
 /// What a successful append wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendResult {

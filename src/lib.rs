@@ -86,7 +86,8 @@ pub use engine::recovery::{Recovered, RecoveryAction, RecoveryReport};
 pub use engine::retire::{RetireOptions, RetiredFile, Retirement};
 pub use error::{Error, Result};
 pub use event::{
-    AppendResult, EventData, EventDataRef, EventView, ExpectedVersion, RecordedEvent, Uuid,
+    AppendResult, EventData, EventDataRef, EventView, ExpectedVersion, RecordedEvent,
+    StreamCondition, Uuid,
 };
 pub use filter::Filter;
 pub use keys::{FileKeys, MemoryKeys, SubjectKey, SubjectKeys};
@@ -96,8 +97,9 @@ pub use log::verdict::{SegmentRole, Verdict};
 pub use options::{Durability, Limits, Options};
 pub use snapshot::{SNAPSHOT_DIR_NAME, Snapshot};
 pub use store::{
-    Direction, FOLLOW_POLL_MAX, READ_PAGE_EVENTS, Read, ReadRequest, Receipt,
-    SUBSCRIPTION_READ_AHEAD, StartAt, Store, Subscription,
+    Direction, FOLLOW_POLL_MAX, MultiAppendResult, MultiStreamAppend, READ_PAGE_EVENTS, Read,
+    ReadRequest, Receipt, SUBSCRIPTION_READ_AHEAD, StartAt, Store, StreamAppendResult,
+    Subscription,
 };
 pub use verify::{ExpectedHead, VerifyOptions, VerifyReport, verify};
 

@@ -10,6 +10,9 @@
 //!   segment header), the same content.
 //! - `tests/fixtures/v3-store/`: format version 3 (event bodies of 12
 //!   elements, the 12th the subject, nil here), the same content.
+//! - `tests/fixtures/v4-store/`: format version 4 (a batch may write
+//!   several streams), the same content followed by twelve batches of two
+//!   or three streams ([`multi_stream_batches`]).
 //!
 //! The events are a deterministic function of their batch number
 //! ([`fixture_batches`]); what was random when a store was written (event
@@ -22,11 +25,11 @@
 //! build can no longer read what an earlier one wrote. When the format
 //! changes, add a fixture for the new version beside these. A build writes
 //! only its own [`FORMAT_VERSION`], so only the newest fixture can be
-//! written by the current generator ([`regenerate_v3_fixture`]); the v1
-//! and v2 generators refuse. Run it only on purpose:
+//! written by the current generator ([`regenerate_v4_fixture`]); the v1,
+//! v2 and v3 generators refuse. Run it only on purpose:
 //!
 //! ```text
-//! ANNALS_REGENERATE_V3_FIXTURE=1 cargo test --test fixtures -- --ignored regenerate_v3_fixture
+//! ANNALS_REGENERATE_V4_FIXTURE=1 cargo test --test fixtures -- --ignored regenerate_v4_fixture
 //! ```
 //!
 //! Sealed segments are read-only on disk after the generator ran; git
@@ -76,6 +79,7 @@ struct Fixture {
 const V1: Fixture = Fixture { version: 1 };
 const V2: Fixture = Fixture { version: 2 };
 const V3: Fixture = Fixture { version: 3 };
+const V4: Fixture = Fixture { version: 4 };
 
 impl Fixture {
     fn name(self) -> String {
@@ -148,11 +152,66 @@ struct Deposit {
     note: String,
 }
 
-/// One append of the fixture.
+/// One append of the fixture: one stream, or (from version 4) several.
 struct FixtureBatch {
-    stream: &'static str,
+    writes: Vec<(&'static str, Vec<EventData>)>,
     command_id: Option<String>,
-    events: Vec<EventData>,
+}
+
+impl Fixture {
+    /// What the fixture's store holds: [`fixture_batches`], then from
+    /// version 4 on [`multi_stream_batches`].
+    fn batches(self) -> Vec<FixtureBatch> {
+        let mut batches = fixture_batches();
+        if self.version >= 4 {
+            batches.extend(multi_stream_batches());
+        }
+        batches
+    }
+}
+
+/// The batches of several streams of the v4 fixture (the same forever):
+/// two and three streams, new and existing ones, with and without command
+/// ids, after the content every fixture has.
+fn multi_stream_batches() -> Vec<FixtureBatch> {
+    let groups: [&[&'static str]; 4] = [
+        &["order-17", "account-1"],
+        &["shipment-α", "order-18", "audit"],
+        &["cart-9", "sensor-α"],
+        &["account-2", "shipment-α"],
+    ];
+    (0..12u64)
+        .map(|b| {
+            let streams = groups[(b % 4) as usize];
+            let writes = streams
+                .iter()
+                .enumerate()
+                .map(|(w, &stream)| {
+                    let count = 1 + (b + w as u64) % 3;
+                    let events = (0..count)
+                        .map(|j| {
+                            let json = format!(r#"{{"multi":{b},"write":{w},"event":{j}}}"#);
+                            let mut event = EventData::new("Moved", json.into_bytes())
+                                .with_id(Uuid::from_u128(
+                                    0xA11A_5400_0000_0000_0000_0000_0000_0000
+                                        | (u128::from(b) << 16)
+                                        | ((w as u128) << 8)
+                                        | u128::from(j),
+                                ))
+                                .with_correlation_id(format!("move-{b}"));
+                            event.content_type = Some("json".to_string());
+                            event
+                        })
+                        .collect();
+                    (stream, events)
+                })
+                .collect();
+            FixtureBatch {
+                writes,
+                command_id: (b % 3 == 0).then(|| format!("move-{b:04}")),
+            }
+        })
+        .collect()
 }
 
 /// The content of the fixture: the same on every build, forever. Covers
@@ -210,9 +269,8 @@ fn fixture_batches() -> Vec<FixtureBatch> {
                 })
                 .collect();
             FixtureBatch {
-                stream,
+                writes: vec![(stream, events)],
                 command_id: (b % 5 == 0).then(|| format!("cmd-{b:04}")),
-                events,
             }
         })
         .collect()
@@ -223,6 +281,8 @@ struct Manifest {
     segments: Vec<(String, u64, bool)>,
     events: Vec<ManifestEvent>,
     commands: Vec<(String, AppendResult)>,
+    /// The commands of batches of several streams: what each stream got.
+    multi_commands: Vec<(String, Vec<(String, AppendResult)>)>,
     streams: u64,
     head: ExpectedHead,
 }
@@ -298,6 +358,7 @@ fn parse_manifest(fixture: Fixture, text: &str) -> Manifest {
         segments: Vec::new(),
         events: Vec::new(),
         commands: Vec::new(),
+        multi_commands: Vec::new(),
         streams: 0,
         head: ExpectedHead::from(([0; 32], None)),
     };
@@ -335,6 +396,29 @@ fn parse_manifest(fixture: Fixture, text: &str) -> Manifest {
                     last_position: last_position.parse().unwrap(),
                 },
             )),
+            [
+                "multicommand",
+                id,
+                stream,
+                first_version,
+                last_version,
+                first_position,
+                last_position,
+            ] => {
+                let result = AppendResult {
+                    first_version: first_version.parse().unwrap(),
+                    last_version: last_version.parse().unwrap(),
+                    first_position: first_position.parse().unwrap(),
+                    last_position: last_position.parse().unwrap(),
+                };
+                let stream = stream.to_string();
+                match manifest.multi_commands.last_mut() {
+                    Some((last, streams)) if last == id => streams.push((stream, result)),
+                    _ => manifest
+                        .multi_commands
+                        .push((id.to_string(), vec![(stream, result)])),
+                }
+            }
             [
                 "event",
                 position,
@@ -492,16 +576,20 @@ fn assert_durable_marks(dir: &Path, names: &[String]) {
 
 /// The events the generator appends, as a reader sees them, with the
 /// timestamps the manifest recorded.
-fn expected_events(manifest: &Manifest) -> Vec<RecordedEvent> {
+fn expected_events(fixture: Fixture, manifest: &Manifest) -> Vec<RecordedEvent> {
     let mut versions = std::collections::HashMap::new();
     let mut out = Vec::new();
-    for batch in fixture_batches() {
-        for event in batch.events {
+    for batch in fixture.batches() {
+        for (stream, event) in batch
+            .writes
+            .into_iter()
+            .flat_map(|(stream, events)| events.into_iter().map(move |e| (stream, e)))
+        {
             let position = out.len() as u64;
-            let version = versions.entry(batch.stream).or_insert(0u64);
+            let version = versions.entry(stream).or_insert(0u64);
             *version += 1;
             out.push(RecordedEvent {
-                stream: batch.stream.to_string(),
+                stream: stream.to_string(),
                 version: *version,
                 position,
                 id: event.id.unwrap(),
@@ -525,7 +613,7 @@ fn reads_back_exactly_as_written(fixture: Fixture) {
     let dir = fixture.copy();
     let store = Store::open_read_only(dir.path()).unwrap();
     let all = store.read_all(0, usize::MAX).unwrap();
-    let expected = expected_events(&manifest);
+    let expected = expected_events(fixture, &manifest);
     assert_eq!(all.len(), expected.len());
     for (read, expected) in all.iter().zip(&expected) {
         assert_eq!(read, expected, "event at position {}", expected.position);
@@ -540,7 +628,10 @@ fn reads_back_exactly_as_written(fixture: Fixture) {
     );
     // Stream reads go through the index, not the log.
     assert_eq!(store.stream_count() as u64, manifest.streams);
-    for stream in STREAMS {
+    let mut streams: Vec<&str> = expected.iter().map(|e| e.stream.as_str()).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    for stream in streams {
         let of_stream: Vec<_> = expected
             .iter()
             .filter(|e| e.stream == stream)
@@ -613,6 +704,34 @@ fn opens_for_writing_and_remembers_its_command_ids(fixture: Fixture) {
             )
             .unwrap();
         assert_eq!(&again, result, "command {command_id}");
+    }
+    assert_eq!(
+        manifest.multi_commands.is_empty(),
+        fixture.version < 4,
+        "commands of several streams from version 4 on"
+    );
+    let ignored = [EventData::new("Ignored", b"x".to_vec())];
+    for (command_id, results) in &manifest.multi_commands {
+        // Repeated with the same streams: the original results.
+        let mut request = annals::MultiStreamAppend::new().command_id(command_id);
+        for (stream, _) in results {
+            request = request.write(stream, ExpectedVersion::NoStream, &ignored);
+        }
+        let again = store.append_multi(&request).unwrap();
+        let again: Vec<(String, AppendResult)> = again
+            .streams
+            .into_iter()
+            .map(|s| (s.stream, s.result))
+            .collect();
+        assert_eq!(&again, results, "command {command_id}");
+        // Not as one stream's: one result cannot stand for several.
+        let error = store
+            .append_idempotent(command_id, &results[0].0, ExpectedVersion::Any, &ignored)
+            .unwrap_err();
+        assert!(
+            matches!(error, annals::Error::InvalidArgument(_)),
+            "{error}"
+        );
     }
     assert_eq!(store.next_position(), before);
     let written = store
@@ -702,6 +821,53 @@ fn every_v3_fixture_segment_is_version_3_with_12_element_bodies() {
         assert!(seen > 0, "{name}");
     }
     assert_durable_marks(&V3.dir(), &names);
+}
+
+#[test]
+fn the_v4_fixture_reads_back_exactly_as_written() {
+    reads_back_exactly_as_written(V4);
+}
+
+#[test]
+fn the_v4_fixture_verifies_against_its_recorded_head() {
+    verifies_against_its_recorded_head(V4);
+}
+
+#[test]
+fn the_v4_fixture_opens_for_writing_and_remembers_its_command_ids() {
+    opens_for_writing_and_remembers_its_command_ids(V4);
+}
+
+/// Version 4 kept everything of version 3 and let a batch write several
+/// streams: the fixture's last batches do, so its newest segments hold
+/// batches of two and three runs.
+#[test]
+fn the_v4_fixture_holds_batches_of_several_streams() {
+    let names = V4.file_names();
+    let mut runs_seen = std::collections::BTreeSet::new();
+    for name in &names {
+        let bytes = fs::read(V4.dir().join(name)).unwrap();
+        let header = SegmentHeader::decode(&bytes).unwrap();
+        assert_eq!(header.format_version, 4, "{name}");
+        let data_end = bytes.len() - FOOTER_LEN;
+        let mut events = Vec::new();
+        let mut offset = SEGMENT_HEADER_LEN;
+        while let BatchRead::Batch(batch) = read_batch(
+            &bytes,
+            header.salt,
+            header.format_version,
+            offset,
+            data_end,
+            &mut events,
+        ) {
+            if !events.is_empty() {
+                runs_seen.insert(annals::format::scan::stream_runs(&events).count());
+            }
+            offset = batch.end;
+        }
+    }
+    assert_eq!(runs_seen.into_iter().collect::<Vec<_>>(), [1, 2, 3]);
+    assert_durable_marks(&V4.dir(), &names);
 }
 
 #[test]
@@ -882,7 +1048,7 @@ fn a_v1_store_continues_as_v2() {
     let check = |store: &Store| {
         let all = store.read_all(0, usize::MAX).unwrap();
         assert_eq!(all.len() as u64, total);
-        let expected = expected_events(&manifest);
+        let expected = expected_events(V1, &manifest);
         assert_eq!(all[..expected.len()], expected[..]);
         // Versions count on from the fixture's (account-1 is one of its streams).
         let mut versions = std::collections::HashMap::<&str, u64>::new();
@@ -941,12 +1107,19 @@ fn regenerate_v2_fixture() {
     regenerate(V2);
 }
 
-/// Writes the v3 fixture and its manifest. Run only on purpose (see the
-/// module docs): the result differs on every run (timestamps, salts, chain).
+/// Refuses: this build writes version 4 (see [`regenerate`]).
 #[test]
 #[ignore = "rewrites tests/fixtures/v3-store; set ANNALS_REGENERATE_V3_FIXTURE=1"]
 fn regenerate_v3_fixture() {
     regenerate(V3);
+}
+
+/// Writes the v4 fixture and its manifest. Run only on purpose (see the
+/// module docs): the result differs on every run (timestamps, salts, chain).
+#[test]
+#[ignore = "rewrites tests/fixtures/v4-store; set ANNALS_REGENERATE_V4_FIXTURE=1"]
+fn regenerate_v4_fixture() {
+    regenerate(V4);
 }
 
 /// Writes `fixture` (its store and its manifest) with this build, after
@@ -977,21 +1150,36 @@ fn regenerate(fixture: Fixture) {
         .durability(Durability::Always);
     let store = Store::open(&dir, options).unwrap();
     let mut commands = Vec::new();
-    for batch in fixture_batches() {
-        let expected = match store.stream_version(batch.stream) {
-            0 => ExpectedVersion::NoStream,
-            version => ExpectedVersion::Exact(version),
-        };
-        match &batch.command_id {
-            Some(id) => {
-                let result = store
-                    .append_idempotent(id, batch.stream, expected, &batch.events)
-                    .unwrap();
-                commands.push((id.clone(), result));
+    let mut multi_commands = Vec::new();
+    let expected = |stream| match store.stream_version(stream) {
+        0 => ExpectedVersion::NoStream,
+        version => ExpectedVersion::Exact(version),
+    };
+    for batch in fixture.batches() {
+        if let [(stream, events)] = batch.writes.as_slice() {
+            match &batch.command_id {
+                Some(id) => {
+                    let result = store
+                        .append_idempotent(id, stream, expected(stream), events)
+                        .unwrap();
+                    commands.push((id.clone(), result));
+                }
+                None => {
+                    store.append(stream, expected(stream), events).unwrap();
+                }
             }
-            None => {
-                store.append(batch.stream, expected, &batch.events).unwrap();
-            }
+            continue;
+        }
+        let mut request = annals::MultiStreamAppend::new();
+        for (stream, events) in &batch.writes {
+            request = request.write(stream, expected(stream), events);
+        }
+        if let Some(id) = &batch.command_id {
+            request = request.command_id(id);
+        }
+        let written = store.append_multi(&request).unwrap();
+        if let Some(id) = &batch.command_id {
+            multi_commands.push((id.clone(), written));
         }
     }
     let streams = store.stream_count();
@@ -1026,6 +1214,14 @@ fn regenerate(fixture: Fixture) {
         "# command ID FIRST_VERSION LAST_VERSION FIRST_POSITION LAST_POSITION"
     )
     .unwrap();
+    if fixture.version >= 4 {
+        writeln!(
+            text,
+            "# multicommand ID STREAM FIRST_VERSION LAST_VERSION FIRST_POSITION LAST_POSITION  \
+             (one line per stream of an append to several)"
+        )
+        .unwrap();
+    }
     writeln!(
         text,
         "# event POSITION STREAM VERSION TYPE TIMESTAMP_NS ID CORRELATION CAUSATION CONTENT_TYPE \
@@ -1057,6 +1253,21 @@ fn regenerate(fixture: Fixture) {
             result.first_version, result.last_version, result.first_position, result.last_position
         )
         .unwrap();
+    }
+    for (id, written) in &multi_commands {
+        for written in &written.streams {
+            let result = &written.result;
+            writeln!(
+                text,
+                "multicommand {id} {} {} {} {} {}",
+                written.stream,
+                result.first_version,
+                result.last_version,
+                result.first_position,
+                result.last_position
+            )
+            .unwrap();
+        }
     }
     for event in &events {
         writeln!(text, "{}", ManifestEvent::of(event).line()).unwrap();

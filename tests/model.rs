@@ -1,5 +1,6 @@
 //! Model-based test: random sequences of appends (every expected-version
-//! kind, with and without command ids), the four read paths, snapshots
+//! kind, with and without command ids; to one stream and atomically to
+//! several, with conditions on streams not written), the four read paths, snapshots
 //! (save and load), a subscription polled as the log grows (and resumed from
 //! its checkpoint after a reopen), and close + reopen, run against the store
 //! and against a plain in-memory model; every result must match. proptest
@@ -77,6 +78,14 @@ enum Op {
     LoadSnapshot {
         stream: u8,
     },
+    /// `append_multi`: the streams of `writes` (the first of each number
+    /// only: a stream is written once), then a condition on `condition`'s
+    /// stream unless it is written.
+    AppendMulti {
+        writes: Vec<(u8, Expected, Vec<NewEvent>)>,
+        condition: Option<(u8, Expected)>,
+        command: Option<u8>,
+    },
     /// Takes every event the subscription has so far, without waiting.
     PollSubscription,
     Reopen,
@@ -133,6 +142,32 @@ fn op_strategy() -> impl Strategy<Value = Op> {
                 events,
                 command,
             }),
+        4 => (
+            proptest::collection::vec(
+                (
+                    0..STREAMS,
+                    expected_strategy(),
+                    proptest::collection::vec(event_strategy(), 1..4),
+                ),
+                1..4,
+            ),
+            proptest::option::of((0..STREAMS, expected_strategy())),
+            proptest::option::weighted(0.3, 0u8..4),
+        )
+            .prop_map(|(mut writes, condition, command)| {
+                let mut seen = Vec::new();
+                writes.retain(|(stream, _, _)| {
+                    let new = !seen.contains(stream);
+                    seen.push(*stream);
+                    new
+                });
+                let condition = condition.filter(|(stream, _)| !seen.contains(stream));
+                Op::AppendMulti {
+                    writes,
+                    condition,
+                    command,
+                }
+            }),
         2 => (0..STREAMS, from_strategy(), max_strategy())
             .prop_map(|(stream, from, max)| Op::ReadStream { stream, from, max }),
         2 => (0..STREAMS, from_strategy(), max_strategy())
@@ -152,12 +187,89 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 struct Model {
     log: Vec<RecordedEvent>,
     commands: HashMap<String, AppendResult>,
+    /// Command ids of appends to several streams (their own names, so
+    /// that the two kinds never share one): the streams and results.
+    multi_commands: HashMap<String, Vec<(String, AppendResult)>>,
     next_id: u64,
+}
+
+/// What the model says an append to several streams returns.
+#[derive(Debug)]
+enum MultiOutcome {
+    Written(Vec<(String, AppendResult)>),
+    /// The first stream (write, then condition) whose version did not match.
+    Conflict(String, ExpectedVersion, u64),
+    /// The command id was used for other streams.
+    OtherStreams,
+}
+
+/// The model's own reading of an expected version (not the store's
+/// `ExpectedVersion::matches`, which is under test).
+fn model_matches(expected: ExpectedVersion, actual: u64) -> bool {
+    match expected {
+        ExpectedVersion::Any => true,
+        ExpectedVersion::NoStream => actual == 0,
+        ExpectedVersion::StreamExists => actual != 0,
+        ExpectedVersion::Exact(version) => version == actual,
+    }
 }
 
 impl Model {
     fn version(&self, stream: &str) -> u64 {
         self.log.iter().filter(|e| e.stream == stream).count() as u64
+    }
+
+    fn expected(&self, stream: &str, expected: Expected) -> ExpectedVersion {
+        match expected {
+            Expected::Any => ExpectedVersion::Any,
+            Expected::NoStream => ExpectedVersion::NoStream,
+            Expected::StreamExists => ExpectedVersion::StreamExists,
+            Expected::ExactNear(delta) => {
+                ExpectedVersion::Exact(self.version(stream).saturating_add_signed(i64::from(delta)))
+            }
+            Expected::Exact(n) => ExpectedVersion::Exact(n),
+        }
+    }
+
+    /// What an append to several streams must return, applied to the model.
+    fn append_multi(
+        &mut self,
+        writes: &[(String, ExpectedVersion, Vec<EventData>)],
+        condition: Option<&(String, ExpectedVersion)>,
+        command: Option<&str>,
+    ) -> MultiOutcome {
+        let streams: Vec<&str> = writes.iter().map(|(s, _, _)| s.as_str()).collect();
+        if let Some(results) = command.and_then(|c| self.multi_commands.get(c)) {
+            // `append_multi` repeats only with the same streams.
+            let recorded: Vec<&str> = results.iter().map(|(s, _)| s.as_str()).collect();
+            return if recorded == streams {
+                MultiOutcome::Written(results.clone())
+            } else {
+                MultiOutcome::OtherStreams
+            };
+        }
+        let checks = writes
+            .iter()
+            .map(|(stream, expected, _)| (stream, *expected))
+            .chain(condition.map(|(stream, expected)| (stream, *expected)));
+        for (stream, expected) in checks {
+            let actual = self.version(stream);
+            if !model_matches(expected, actual) {
+                return MultiOutcome::Conflict(stream.clone(), expected, actual);
+            }
+        }
+        let mut results = Vec::new();
+        for (stream, _, events) in writes {
+            let result = self
+                .append(stream, ExpectedVersion::Any, events, None)
+                .expect("any version matches");
+            results.push((stream.clone(), result));
+        }
+        if let Some(command) = command {
+            self.multi_commands
+                .insert(command.to_string(), results.clone());
+        }
+        MultiOutcome::Written(results)
     }
 
     fn stream(&self, stream: &str) -> Vec<&RecordedEvent> {
@@ -176,15 +288,7 @@ impl Model {
             return Ok(*result);
         }
         let actual = self.version(stream);
-        // The model's own reading of the expected versions (not the
-        // store's `ExpectedVersion::matches`, which is under test).
-        let matches = match expected {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => actual == 0,
-            ExpectedVersion::StreamExists => actual != 0,
-            ExpectedVersion::Exact(version) => version == actual,
-        };
-        if !matches {
+        if !model_matches(expected, actual) {
             return Err((expected, actual));
         }
         let first_position = self.log.len() as u64;
@@ -409,6 +513,67 @@ fn run(ops: &[Op], durability: Durability) -> Result<(), TestCaseError> {
                     .unwrap()
                     .map(|snap| (snap.version, snap.data));
                 prop_assert_eq!(got, snapshots.get(&name).cloned(), "{}", what);
+            }
+            Op::AppendMulti {
+                writes,
+                condition,
+                command,
+            } => {
+                let writes: Vec<(String, ExpectedVersion, Vec<EventData>)> = writes
+                    .iter()
+                    .map(|(stream, expected, events)| {
+                        let name = stream_name(*stream);
+                        let expected = model.expected(&name, *expected);
+                        (name, expected, make_events(events, &mut model))
+                    })
+                    .collect();
+                let condition = condition.map(|(stream, expected)| {
+                    let name = stream_name(stream);
+                    let expected = model.expected(&name, expected);
+                    (name, expected)
+                });
+                let command = command.map(|c| format!("multi-command-{c}"));
+                let mut request = annals::MultiStreamAppend::new();
+                for (stream, expected, events) in &writes {
+                    request = request.write(stream, *expected, events);
+                }
+                if let Some((stream, expected)) = &condition {
+                    request = request.require(stream, *expected);
+                }
+                if let Some(command) = &command {
+                    request = request.command_id(command);
+                }
+                let got = s.append_multi(&request);
+                let want = model.append_multi(&writes, condition.as_ref(), command.as_deref());
+                match (got, want) {
+                    (Ok(got), MultiOutcome::Written(want)) => {
+                        let got: Vec<(String, AppendResult)> = got
+                            .streams
+                            .into_iter()
+                            .map(|s| (s.stream, s.result))
+                            .collect();
+                        prop_assert_eq!(got, want, "{}", what);
+                    }
+                    (
+                        Err(Error::WrongExpectedVersion {
+                            stream,
+                            expected,
+                            actual,
+                        }),
+                        MultiOutcome::Conflict(want_stream, want_expected, want_actual),
+                    ) => {
+                        prop_assert_eq!(
+                            (stream, expected, actual),
+                            (want_stream, want_expected, want_actual),
+                            "{}",
+                            what
+                        );
+                    }
+                    (Err(Error::InvalidArgument(_)), MultiOutcome::OtherStreams) => {}
+                    (got, want) => {
+                        prop_assert!(false, "{}: store gave {:?}, model {:?}", what, got, want)
+                    }
+                }
             }
             Op::PollSubscription => {
                 let polled = subscription.as_mut().unwrap();

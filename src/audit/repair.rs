@@ -54,6 +54,7 @@ use crate::format::durable_mark::DURABLE_MARK_RANGE;
 use crate::format::footer::{self, SegmentFooter};
 use crate::format::frame::{self, FrameKind, FrameRead};
 use crate::format::header::SegmentHeader;
+use crate::format::scan::stream_ends;
 use crate::format::snapshot::{MAX_SNAPSHOT_BODY_LEN, SNAPSHOT_HEADER_LEN, decode_snapshot};
 use crate::format::{self as codec, CHAIN_LEN, FOOTER_LEN, FRAME_ALIGN, SEGMENT_HEADER_LEN};
 use crate::log::directory::{self, DirListing};
@@ -422,9 +423,8 @@ impl Visitor for CutFinder {
     }
 
     fn batch(&mut self, seen: &BatchSeen<'_, '_>) {
-        if let Some(last) = seen.events.last() {
-            self.versions
-                .insert(last.event.stream.to_string(), last.event.version);
+        for last in stream_ends(seen.events) {
+            self.versions.insert(last.stream.to_string(), last.version);
         }
         self.last_end = Some(seen.batch.end);
         if let Some(segment) = &mut self.segment {
@@ -691,11 +691,11 @@ impl Visitor for CountEvents {
     fn segment(&mut self, _ordinal: usize, _segment: &Arc<Segment>, _role: SegmentRole) {}
 
     fn batch(&mut self, seen: &BatchSeen<'_, '_>) {
+        for last in stream_ends(seen.events) {
+            self.versions
+                .insert(last.stream.to_string(), (last.version, seen.epoch));
+        }
         if let Some(last) = seen.events.last() {
-            self.versions.insert(
-                last.event.stream.to_string(),
-                (last.event.version, seen.epoch),
-            );
             self.next_position = last.event.position.saturating_add(1);
         }
     }

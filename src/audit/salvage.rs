@@ -44,6 +44,7 @@ use std::sync::Arc;
 use crate::engine::erasure::Subjects;
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
+use crate::format::scan::stream_ends;
 use crate::keys::FileKeys;
 use crate::log::directory;
 use crate::log::finding::Finding;
@@ -121,11 +122,13 @@ impl<F: FnMut(RecordedEvent) -> Result<()>> Visitor for Salvager<F> {
     fn segment(&mut self, _ordinal: usize, _segment: &Arc<Segment>, _role: SegmentRole) {}
 
     fn batch(&mut self, seen: &BatchSeen<'_, '_>) {
-        let Some(last) = seen.events.last() else {
+        if seen.events.is_empty() {
             return;
-        };
-        self.versions
-            .insert(last.event.stream.into(), (last.event.version, seen.epoch));
+        }
+        for last in stream_ends(seen.events) {
+            self.versions
+                .insert(last.stream.into(), (last.version, seen.epoch));
+        }
         if self.failed.is_some() {
             return;
         }

@@ -73,7 +73,7 @@ use crate::error::{Error, Result};
 use crate::format::CHAIN_LEN;
 use crate::format::chain::{self, GENESIS};
 use crate::format::footer::{FooterState, SegmentFooter};
-use crate::format::scan::{BatchRef, EventRef};
+use crate::format::scan::{BatchRef, EventRef, stream_ends};
 use crate::log::directory::{self, DirListing};
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::scan::{BatchSeen, Flow, Visitor};
@@ -1295,8 +1295,10 @@ impl<'p> Verifier<'p> {
         let (first_event, last_event) = (&first.event, &last.event);
         let first_position = first_event.position;
         let last_position = last_event.position;
-        self.streams
-            .insert(first_event.stream.into(), (last_event.version, self.epoch));
+        for last in stream_ends(events) {
+            self.streams
+                .insert(last.stream.into(), (last.version, self.epoch));
+        }
         self.chain(batch, first_position, last_position, path);
         let summary = &mut self.report.summary;
         summary.batches += 1;

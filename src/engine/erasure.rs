@@ -22,7 +22,7 @@ use crate::keys::{SubjectKeys, validate_subject};
 use crate::system_streams::{ERASURES_STREAM, SUBJECT_ERASED_EVENT_TYPE};
 
 use super::read_events::with_event_at;
-use super::writer::{AppendRequest, event_fields_bytes};
+use super::writer::{AppendRequest, StreamWrite, event_fields_bytes};
 use super::{Engine, State};
 
 /// The data of an erasure event (`$subject-erased` in `$erasures`),
@@ -252,12 +252,12 @@ impl Engine {
         })?;
         let events =
             [EventDataRef::new(SUBJECT_ERASED_EVENT_TYPE, &data).with_content_type("msgpack")];
-        let request = AppendRequest {
+        let write = StreamWrite {
             stream: ERASURES_STREAM,
             expected: ExpectedVersion::Any,
             events: &events,
-            command_id: None,
         };
+        let request = AppendRequest::one(&write, None);
         let fields_bytes = event_fields_bytes(ERASURES_STREAM, &events[0]);
         if fields_bytes > self.options.limits.max_event_bytes as u64 {
             return Err(Error::LimitExceeded {
@@ -273,8 +273,8 @@ impl Engine {
             self.durability.sync_through(self, end)?;
         }
         self.subjects
-            .note_erased(subject, appended.result.first_position);
+            .note_erased(subject, appended.results[0].first_position);
         self.subjects.keys.destroy(subject)?;
-        Ok(appended.result)
+        Ok(appended.results[0])
     }
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::footer::{FooterState, SegmentFooter};
 use crate::format::index_file::{IndexBinding, index_file_name, read_binding};
+use crate::format::scan::stream_runs;
 use crate::hooks::Hooks;
 use crate::index::{LateFindings, MappedIndex, MemoryIndex, SegmentIndex};
 use crate::log::derived_file;
@@ -285,9 +286,10 @@ impl Visitor for SegmentBuilder {
 
     fn batch(&mut self, seen: &BatchSeen<'_, '_>) {
         let batch = seen.batch;
-        if let Some(first) = seen.events.first() {
+        for run in stream_runs(seen.events) {
+            let first = &run[0].event;
             self.index
-                .add_events(first.event.stream, first.event.version, index_entries(seen));
+                .add_events(first.stream, first.version, index_entries(run));
         }
         self.index
             .end_batch(batch.end, batch.commit.chain, command_of(seen));

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::SEGMENT_HEADER_LEN;
+use crate::format::scan::{EventRef, stream_runs};
 use crate::hooks::Hooks;
 use crate::index::segment::Contents;
 use crate::index::{CommandRecord, Index};
@@ -246,15 +247,18 @@ impl Visitor for IndexBuilder<'_, '_> {
             self.index.end_batch(batch.end, batch.commit.chain, None);
             return;
         };
-        let first = &first.event;
-        // The scanner checked that the batch continues the log and that its
-        // events are consecutive versions and positions of one stream.
-        self.index.add_batch(
-            first.stream,
-            first.version,
-            first.position,
-            index_entries(seen),
-        );
+        debug_assert_eq!(first.event.position, self.index.next_position());
+        // The scanner checked that the batch continues the log and that
+        // each stream's run is consecutive versions and positions.
+        for run in stream_runs(seen.events) {
+            let first = &run[0].event;
+            self.index.add_batch(
+                first.stream,
+                first.version,
+                first.position,
+                index_entries(run),
+            );
+        }
         self.index
             .end_batch(batch.end, batch.commit.chain, command_of(seen));
     }
@@ -277,9 +281,9 @@ impl Visitor for IndexBuilder<'_, '_> {
 /// What the index records of each event of a batch: its frame offset,
 /// correlation id and timestamp.
 pub(crate) fn index_entries<'a>(
-    seen: &BatchSeen<'a, '_>,
+    run: &[EventRef<'a>],
 ) -> impl Iterator<Item = (u32, Option<&'a str>, u64)> {
-    seen.events.iter().map(|e| {
+    run.iter().map(|e| {
         (
             u32::try_from(e.offset).expect("segment offsets fit u32"),
             e.event.correlation_id,
@@ -288,7 +292,9 @@ pub(crate) fn index_entries<'a>(
     })
 }
 
-/// The command record of a batch with a command id.
+/// The command record of a batch with a command id. For a batch of several
+/// streams it names the first event's stream and version and counts every
+/// event of the batch (what the index files record, `docs/format.md`).
 pub(crate) fn command_of<'a>(seen: &BatchSeen<'a, '_>) -> Option<(&'a str, CommandRecord)> {
     let first = &seen.events.first()?.event;
     let id = seen.batch.commit.command_id?;

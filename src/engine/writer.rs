@@ -5,13 +5,17 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
-use crate::event::{AppendResult, EventDataRef, ExpectedVersion, Uuid};
+use crate::event::{AppendResult, EventDataRef, ExpectedVersion, StreamCondition, Uuid};
 use crate::format::batch::{encode_commit_frame, encode_event_frame};
 use crate::format::body::{CommitBody, EventBody};
 use crate::format::footer::{self, SegmentFooter};
 use crate::format::header::SegmentHeader;
+use crate::format::scan::MAX_EVENTS_PER_BATCH;
 use crate::format::sealed_data::SealedFor;
-use crate::format::{self, CHAIN_LEN, FORMAT_VERSION, SEGMENT_HEADER_LEN, SUBJECT_FORMAT_VERSION};
+use crate::format::{
+    self, CHAIN_LEN, FORMAT_VERSION, MULTI_STREAM_FORMAT_VERSION, SEGMENT_HEADER_LEN,
+    SUBJECT_FORMAT_VERSION,
+};
 use crate::index::CommandRecord;
 use crate::log::segment::{Sealed, Segment};
 use crate::options::Options;
@@ -44,22 +48,66 @@ pub(crate) struct Writer {
     /// (`None`: stored as given), sealed once so that encoding again after
     /// a roll writes the same bytes.
     sealed: Vec<Option<Vec<u8>>>,
+    /// The version of each stream the batch writes, before it, in the
+    /// order of the writes.
+    actual: Vec<u64>,
     /// Whether a batch was appended since the store was opened: a store
     /// that only read writes nothing at close.
     appended_since_open: bool,
 }
 
-/// What an append asks for, validated.
-pub(crate) struct AppendRequest<'a> {
+/// One stream's part of an append.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamWrite<'a> {
     pub stream: &'a str,
     pub expected: ExpectedVersion,
     pub events: &'a [EventDataRef<'a>],
+}
+
+/// What an append asks for, validated: one batch, written in the order of
+/// `writes` (one run of events per stream).
+pub(crate) struct AppendRequest<'a> {
+    /// At least one; no stream twice; more than one only in a segment of
+    /// [`MULTI_STREAM_FORMAT_VERSION`] or later.
+    pub writes: &'a [StreamWrite<'a>],
+    /// Version conditions on streams not written.
+    pub conditions: &'a [StreamCondition<'a>],
     pub command_id: Option<&'a str>,
+    /// Whether a repeat of a one-stream append may name another stream
+    /// and still get the original result: the rule of the one-stream
+    /// calls (`Store::append_idempotent`), kept for them; an append to
+    /// several streams names the streams of its result, so they must match.
+    pub repeat_names_any_stream: bool,
+}
+
+impl<'a> AppendRequest<'a> {
+    /// An append of `write` alone (the one-stream calls).
+    pub fn one(write: &'a StreamWrite<'a>, command_id: Option<&'a str>) -> AppendRequest<'a> {
+        AppendRequest {
+            writes: std::slice::from_ref(write),
+            conditions: &[],
+            command_id,
+            repeat_names_any_stream: true,
+        }
+    }
+
+    /// Every event of the batch with its stream, in log order.
+    pub fn events(&self) -> impl Iterator<Item = (&'a str, &'a EventDataRef<'a>)> + use<'a> {
+        self.writes
+            .iter()
+            .flat_map(|write| write.events.iter().map(move |event| (write.stream, event)))
+    }
+
+    /// Events in the batch.
+    pub fn event_count(&self) -> usize {
+        self.writes.iter().map(|write| write.events.len()).sum()
+    }
 }
 
 /// What an append did, for the caller to make durable.
 pub(crate) struct Appended {
-    pub result: AppendResult,
+    /// One per stream written, in the order of the writes.
+    pub results: Vec<AppendResult>,
     /// The log point right after the batch; `None` when nothing was written
     /// (an idempotent repeat).
     pub end: Option<(usize, usize)>,
@@ -84,6 +132,7 @@ impl Writer {
             ids: Vec::new(),
             timestamps: Vec::new(),
             sealed: Vec::new(),
+            actual: Vec::new(),
             appended_since_open: false,
         }
     }
@@ -98,59 +147,82 @@ impl Writer {
         fields_bytes: u64,
     ) -> Result<Appended> {
         engine.durability.check_poison()?;
-        let (actual, first_position, chain_head) = {
+        let (first_position, chain_head) = {
             let state = engine.read_state();
             if let Some(id) = request.command_id
                 && let Some(record) = state.index.command(id)?
             {
                 return Ok(Appended {
-                    result: command_result(&record),
+                    results: command_results(&state, id, &record, request)?,
                     end: None,
                 });
             }
-            // Checked under the writer mutex, as the tombstone is written
-            // under it: no append slips in after a deletion.
-            state.index.live_metadata(request.stream)?;
-            let actual = state.index.stream_version(request.stream);
-            if !request.expected.matches(actual) {
-                if let Some(result) = repeated_append(&state, request, actual)? {
-                    return Ok(Appended { result, end: None });
+            self.actual.clear();
+            for write in request.writes {
+                // Checked under the writer mutex, as the tombstone is written
+                // under it: no append slips in after a deletion.
+                state.index.live_metadata(write.stream)?;
+                let actual = state.index.stream_version(write.stream);
+                if !write.expected.matches(actual) {
+                    if let [_] = request.writes
+                        && let Some(result) = repeated_append(&state, write, actual)?
+                    {
+                        return Ok(Appended {
+                            results: vec![result],
+                            end: None,
+                        });
+                    }
+                    return Err(Error::WrongExpectedVersion {
+                        stream: write.stream.to_string(),
+                        expected: write.expected,
+                        actual,
+                    });
                 }
-                return Err(Error::WrongExpectedVersion {
-                    stream: request.stream.to_string(),
-                    expected: request.expected,
-                    actual,
-                });
+                self.actual.push(actual);
             }
-            (
-                actual,
-                state.index.next_position(),
-                state.index.chain_head(),
-            )
+            for condition in request.conditions {
+                let actual = state.index.stream_version(condition.stream);
+                if !condition.expected.matches(actual) {
+                    return Err(Error::WrongExpectedVersion {
+                        stream: condition.stream.to_string(),
+                        expected: condition.expected,
+                        actual,
+                    });
+                }
+            }
+            (state.index.next_position(), state.index.chain_head())
         };
         self.assign_ids_and_timestamps(request)?;
         self.seal_subjects_data(engine, request)?;
 
-        // An event with a subject needs a segment whose bodies can hold it
-        // (a store written by an older build continues its older segment
-        // for plain events only).
-        let needs_subject_layout = self.sealed.iter().any(Option::is_some)
-            && self.active.header.format_version < SUBJECT_FORMAT_VERSION;
-        if needs_subject_layout && !self.active_sealed {
+        // An event with a subject, or a batch of several streams, needs a
+        // segment of a format version that can hold it (a store written by
+        // an older build continues its older segment for what that version
+        // holds).
+        let mut needed_version = 0;
+        if self.sealed.iter().any(Option::is_some) {
+            needed_version = SUBJECT_FORMAT_VERSION;
+        }
+        if request.writes.len() > 1 {
+            needed_version = needed_version.max(MULTI_STREAM_FORMAT_VERSION);
+        }
+        let needs_newer_segment = self.active.header.format_version < needed_version;
+        if needs_newer_segment && !self.active_sealed {
             let segment_events = engine.read_state().index.segments[self.ordinal].event_count;
             if segment_events == 0 {
                 // Only a segment with events is sealed (its footer counts at
                 // least one); an older build left this one empty.
                 return Err(Error::InvalidArgument(format!(
                     "the active segment {} is of format version {} and holds no events, so \
-                     it cannot be sealed to start a version-{SUBJECT_FORMAT_VERSION} segment for \
-                     an event with a subject: append one event without a subject first",
+                     it cannot be sealed to start a version-{needed_version} segment for \
+                     this batch (an event with a subject, or several streams): append one \
+                     plain event to one stream first",
                     self.active.path.display(),
                     self.active.header.format_version
                 )));
             }
         }
-        if self.active_sealed || needs_subject_layout {
+        if self.active_sealed || needs_newer_segment {
             self.roll(engine, first_position, &chain_head)?;
         }
         // Refuse a batch that clearly fits nowhere before encoding it: its
@@ -164,7 +236,7 @@ impl Writer {
                 max: largest_room as u64,
             });
         }
-        let mut chain = self.encode(engine, request, actual, first_position, &chain_head)?;
+        let mut chain = self.encode(engine, request, first_position, &chain_head)?;
         if self.write_offset + self.buffer.len() > self.active.data_end() {
             // A batch never spans segments: it goes to the next one, which
             // must hold it. Decide before sealing anything. The next segment
@@ -189,7 +261,7 @@ impl Writer {
             // The salt and synced offset changed: encode again. The batch
             // still fits: only the commit record's `synced_offset` changes
             // size, and it becomes the header length, the smallest.
-            chain = self.encode(engine, request, actual, first_position, &chain_head)?;
+            chain = self.encode(engine, request, first_position, &chain_head)?;
         }
 
         let (offset, end) = self.publish_buffer();
@@ -197,30 +269,47 @@ impl Writer {
         let timestamp_ns = *self.timestamps.last().expect("a batch has events");
         self.last_timestamp_ns = timestamp_ns;
 
-        let event_count = request.events.len() as u64;
+        let event_count = request.event_count() as u64;
+        let mut results = Vec::with_capacity(request.writes.len());
         {
             let mut state = engine.write_state();
-            state.index.add_batch(
-                request.stream,
-                actual + 1,
-                first_position,
-                self.frame_offsets
-                    .iter()
-                    .zip(request.events)
-                    .zip(&self.timestamps)
-                    .map(|((frame_offset, event), &timestamp_ns)| {
-                        (
-                            u32::try_from(offset + frame_offset).expect("segment offsets fit u32"),
-                            event.correlation_id,
-                            timestamp_ns,
-                        )
-                    }),
-            );
-            // Only an idempotent append allocates a command record.
+            let mut batch_index = 0;
+            for (write, &actual) in request.writes.iter().zip(&self.actual) {
+                let count = write.events.len();
+                let run = batch_index..batch_index + count;
+                let run_position = first_position + batch_index as u64;
+                state.index.add_batch(
+                    write.stream,
+                    actual + 1,
+                    run_position,
+                    self.frame_offsets[run.clone()]
+                        .iter()
+                        .zip(write.events)
+                        .zip(&self.timestamps[run])
+                        .map(|((frame_offset, event), &timestamp_ns)| {
+                            (
+                                u32::try_from(offset + frame_offset)
+                                    .expect("segment offsets fit u32"),
+                                event.correlation_id,
+                                timestamp_ns,
+                            )
+                        }),
+                );
+                results.push(AppendResult {
+                    first_version: actual + 1,
+                    last_version: actual + count as u64,
+                    first_position: run_position,
+                    last_position: run_position + count as u64 - 1,
+                });
+                batch_index += count;
+            }
+            // Only an idempotent append allocates a command record. It
+            // names the batch's first stream and counts all its events
+            // (`command_results` reads the batch for the rest).
             let command = request.command_id.map(|id| {
                 let record = CommandRecord {
-                    stream: request.stream.into(),
-                    first_version: actual + 1,
+                    stream: request.writes[0].stream.into(),
+                    first_version: self.actual[0] + 1,
                     first_position,
                     event_count,
                 };
@@ -233,12 +322,7 @@ impl Writer {
         }
         engine.commits.committed(first_position + event_count);
         Ok(Appended {
-            result: AppendResult {
-                first_version: actual + 1,
-                last_version: actual + event_count,
-                first_position,
-                last_position: first_position + event_count - 1,
-            },
+            results,
             end: Some((self.ordinal, end)),
         })
     }
@@ -251,14 +335,13 @@ impl Writer {
         self.timestamps.clear();
         let now = now_ns();
         let mut previous = self.last_timestamp_ns;
-        for (i, event) in request.events.iter().enumerate() {
+        for (i, (stream, event)) in request.events().enumerate() {
             self.ids.push(event.id.unwrap_or_else(Uuid::now_v7));
             let timestamp = match event.timestamp_ns {
                 Some(given) if given < previous => {
                     return Err(Error::InvalidArgument(format!(
-                        "event {i} of the batch for stream {:?} gives timestamp {given} ns, earlier \
-                         than the previous event's {previous} ns: timestamps never decrease",
-                        request.stream
+                        "event {i} of the batch (stream {stream:?}) gives timestamp {given} ns, \
+                         earlier than the previous event's {previous} ns: timestamps never decrease"
                     )));
                 }
                 Some(given) => given,
@@ -275,14 +358,14 @@ impl Writer {
     /// batch's ids (the sealed data is bound to its event).
     fn seal_subjects_data(&mut self, engine: &Engine, request: &AppendRequest<'_>) -> Result<()> {
         self.sealed.clear();
-        for (event, id) in request.events.iter().zip(&self.ids) {
+        for ((stream, event), id) in request.events().zip(&self.ids) {
             let sealed = match event.subject {
                 None => None,
                 Some(subject) => {
                     let mut out = Vec::new();
                     let sealed_for = SealedFor {
                         id: *id.as_bytes(),
-                        stream: request.stream,
+                        stream,
                         subject,
                     };
                     engine.subjects.seal(&mut out, &sealed_for, event.data)?;
@@ -299,7 +382,6 @@ impl Writer {
         &mut self,
         engine: &Engine,
         request: &AppendRequest<'_>,
-        actual: u64,
         first_position: u64,
         chain_head: &[u8; CHAIN_LEN],
     ) -> Result<[u8; CHAIN_LEN]> {
@@ -308,10 +390,15 @@ impl Writer {
         let max_event_bytes = engine.options.limits.max_event_bytes;
         self.buffer.clear();
         self.frame_offsets.clear();
-        for (i, event) in request.events.iter().enumerate() {
+        let versions = request
+            .writes
+            .iter()
+            .zip(&self.actual)
+            .flat_map(|(write, &actual)| (actual + 1..).take(write.events.len()));
+        for (i, ((stream, event), version)) in request.events().zip(versions).enumerate() {
             let body = EventBody {
-                stream: request.stream,
-                version: actual + 1 + i as u64,
+                stream,
+                version,
                 position: first_position + i as u64,
                 id: *self.ids[i].as_bytes(),
                 event_type: event.event_type,
@@ -343,7 +430,7 @@ impl Writer {
         let commit = CommitBody {
             chain: [0u8; CHAIN_LEN],
             first_position,
-            event_count: request.events.len() as u64,
+            event_count: request.event_count() as u64,
             synced_offset: synced_offset as u64,
             command_id: request.command_id,
         };
@@ -527,7 +614,7 @@ impl Writer {
 /// stream's events `n+1..` was already written: return what it wrote.
 fn repeated_append(
     state: &State,
-    request: &AppendRequest<'_>,
+    request: &StreamWrite<'_>,
     actual: u64,
 ) -> Result<Option<AppendResult>> {
     let expected = match request.expected {
@@ -566,13 +653,86 @@ fn repeated_append(
     }))
 }
 
-fn command_result(record: &CommandRecord) -> AppendResult {
-    AppendResult {
-        first_version: record.first_version,
-        last_version: record.first_version + record.event_count - 1,
-        first_position: record.first_position,
-        last_position: record.first_position + record.event_count - 1,
+/// What the append with `command_id` wrote (`record`), for a repeat of it:
+/// one result per stream, read from its batch in the log.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `request` names other streams than the
+/// recorded append wrote (a command id names one append: reusing it for
+/// another must not pass as a repeat), except under the one-stream calls'
+/// rule ([`AppendRequest::repeat_names_any_stream`]);
+/// [`Error::Corrupt`] when the batch no longer reads.
+fn command_results(
+    state: &State,
+    command_id: &str,
+    record: &CommandRecord,
+    request: &AppendRequest<'_>,
+) -> Result<Vec<AppendResult>> {
+    let mut streams: Vec<(Box<str>, AppendResult)> = Vec::new();
+    let locations = state.index.stream_locations(
+        &record.stream,
+        record.first_version,
+        record.first_version + 1,
+    )?;
+    let first = locations.first().copied().ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "command id {command_id:?} names an append whose events were retired"
+        ))
+    })?;
+    // From an index file: validated there against the segment, but a
+    // count past any batch's would read past it, so it is checked again.
+    let count = u32::try_from(record.event_count)
+        .ok()
+        .filter(|&count| count >= 1 && count as usize <= MAX_EVENTS_PER_BATCH)
+        .ok_or_else(|| {
+            Error::found(
+                &state.segments[first.segment()].path,
+                first.offset() as u64,
+                Some(record.first_position),
+                crate::log::finding::FindingKind::ChangedAfterOpen {
+                    detail: format!(
+                        "the index records {} events for command id {command_id:?}",
+                        record.event_count
+                    ),
+                },
+            )
+        })?;
+    let run = crate::index::Run { first, count };
+    super::read_events::visit_run(state, &run, |event| match streams.last_mut() {
+        Some((stream, result)) if **stream == *event.stream => {
+            result.last_version = event.version;
+            result.last_position = event.position;
+        }
+        _ => streams.push((
+            event.stream.into(),
+            AppendResult {
+                first_version: event.version,
+                last_version: event.version,
+                first_position: event.position,
+                last_position: event.position,
+            },
+        )),
+    })?;
+    let same_streams = streams.len() == request.writes.len()
+        && streams
+            .iter()
+            .zip(request.writes)
+            .all(|((stream, _), write)| **stream == *write.stream);
+    // A repeat of a one-stream append by a one-stream call keeps the rule
+    // it always had: the original result, whatever stream the repeat
+    // names (the command id alone names the append). One result cannot
+    // stand for several, and a result that names its streams must name
+    // the recorded ones.
+    let any_stream = request.repeat_names_any_stream && streams.len() == 1;
+    if !same_streams && !any_stream {
+        let names = |names: Vec<&str>| format!("{names:?}");
+        return Err(Error::InvalidArgument(format!(
+            "command id {command_id:?} was used by an append to {}, not to {}",
+            names(streams.iter().map(|(stream, _)| &**stream).collect()),
+            names(request.writes.iter().map(|write| write.stream).collect()),
+        )));
     }
+    Ok(streams.into_iter().map(|(_, result)| result).collect())
 }
 
 /// Bytes of an event's id and variable-length fields (and of its stream

@@ -33,8 +33,9 @@ pub mod stream_metadata;
 /// The format version new segments are written with, and the newest this
 /// build reads. Version 2 added the durable mark to the segment header
 /// (`durable_mark`); version 3 added the subject to event bodies
-/// ([`SUBJECT_FORMAT_VERSION`]). Versions 1 and 2 are still read.
-pub const FORMAT_VERSION: u16 = 3;
+/// ([`SUBJECT_FORMAT_VERSION`]); version 4 lets one batch write several
+/// streams ([`MULTI_STREAM_FORMAT_VERSION`]). Versions 1 to 3 are still read.
+pub const FORMAT_VERSION: u16 = 4;
 
 /// The first format version whose event bodies hold a subject (12 elements
 /// instead of 11; [`body::event_array_len`]). An event with a subject is
@@ -42,6 +43,15 @@ pub const FORMAT_VERSION: u16 = 3;
 /// predates it refuses such a segment by its header version instead of
 /// misreading its bodies as damage.
 pub const SUBJECT_FORMAT_VERSION: u16 = 3;
+
+/// The first format version in which one batch may hold events of several
+/// streams (an atomic append to several streams): one run of consecutive
+/// versions per stream, no stream twice ([`scan::read_batch`]). A batch of
+/// several streams is only ever written to a segment of this version or
+/// later, so a build that predates it refuses the segment by its header
+/// version instead of refusing the batch as damage; and in an older
+/// segment such a batch is damage.
+pub const MULTI_STREAM_FORMAT_VERSION: u16 = 4;
 
 /// Bytes of the fixed segment header at offset 0 of every segment.
 pub const SEGMENT_HEADER_LEN: usize = 128;

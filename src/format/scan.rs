@@ -4,11 +4,17 @@
 
 use super::body::{self, BodyError, COMMIT_CHAIN_PREFIX_LEN, CommitBody, EventBody};
 use super::frame::{self, FrameError, FrameKind, FrameRead};
-use super::{FRAME_ALIGN, SEGMENT_HEADER_LEN};
+use super::{FRAME_ALIGN, MULTI_STREAM_FORMAT_VERSION, SEGMENT_HEADER_LEN};
 
 /// The most events one batch may hold, whatever the configured limit. Bounds
 /// the memory a scanner spends on one batch read from disk.
 pub const MAX_EVENTS_PER_BATCH: usize = 100_000;
+
+/// The most streams one batch may write (from format version
+/// [`MULTI_STREAM_FORMAT_VERSION`]). Bounds the work of checking that no
+/// stream has two runs in a batch read from disk, and what one atomic
+/// append may lock up.
+pub const MAX_STREAMS_PER_BATCH: usize = 1_000;
 
 /// One event of a batch, borrowed from the segment bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +98,11 @@ pub fn read_batch<'a>(
     events: &mut Vec<EventRef<'a>>,
 ) -> BatchRead<'a> {
     events.clear();
+    // The first event of each stream's run once there are two or more
+    // (from version 4 a batch may write several streams), to check that no
+    // stream has two runs. Empty, and so not allocated, for a batch of one
+    // stream.
+    let mut run_starts: Vec<usize> = Vec::new();
     let mut offset = start;
     loop {
         let frame = match frame::read_frame(bytes, salt, offset, data_end) {
@@ -112,19 +123,35 @@ pub fn read_batch<'a>(
                     Ok(event) => event,
                     Err(error) => return invalid(offset, BatchError::Body(error)),
                 };
-                if let Some(previous) = events.last() {
-                    let problem = if event.stream != previous.event.stream {
-                        Some("events of one batch belong to different streams")
-                    } else if Some(event.version) != previous.event.version.checked_add(1) {
-                        Some("event versions within the batch are not consecutive")
-                    } else if Some(event.position) != previous.event.position.checked_add(1) {
+                let problem = match events.last() {
+                    None => None,
+                    Some(previous)
+                        if Some(event.position) != previous.event.position.checked_add(1) =>
+                    {
                         Some("event positions within the batch are not consecutive")
-                    } else {
-                        None
-                    };
-                    if let Some(problem) = problem {
-                        return invalid(offset, BatchError::Inconsistent(problem));
                     }
+                    Some(previous) if event.stream == previous.event.stream => {
+                        (Some(event.version) != previous.event.version.checked_add(1))
+                            .then_some("event versions within the batch are not consecutive")
+                    }
+                    Some(_) if format_version < MULTI_STREAM_FORMAT_VERSION => {
+                        Some("events of one batch belong to different streams")
+                    }
+                    Some(_) if run_starts.len().max(1) >= MAX_STREAMS_PER_BATCH => {
+                        Some("the batch writes more streams than a batch may")
+                    }
+                    Some(_) => None,
+                };
+                if let Some(problem) = problem {
+                    return invalid(offset, BatchError::Inconsistent(problem));
+                }
+                if let Some(previous) = events.last()
+                    && previous.event.stream != event.stream
+                {
+                    if run_starts.is_empty() {
+                        run_starts.push(0);
+                    }
+                    run_starts.push(events.len());
                 }
                 events.push(EventRef { offset, event });
                 offset = frame.next_offset;
@@ -141,6 +168,8 @@ pub fn read_batch<'a>(
                     Some("commit synced_offset is outside the data before the batch")
                 } else if commit.event_count != events.len() as u64 {
                     Some("commit event_count differs from the events in the batch")
+                } else if stream_has_two_runs(events, &mut run_starts) {
+                    Some("a stream has two runs of events in the batch")
                 } else {
                     match events.first() {
                         // A commit alone is a sync marker (written on close).
@@ -165,6 +194,34 @@ pub fn read_batch<'a>(
             }
         }
     }
+}
+
+/// Whether two of the runs starting at `run_starts` (indexes into
+/// `events`) belong to the same stream. Sorts `run_starts` by stream:
+/// O(r log r) for r runs, at most [`MAX_STREAMS_PER_BATCH`].
+fn stream_has_two_runs(events: &[EventRef<'_>], run_starts: &mut [usize]) -> bool {
+    if run_starts.len() < 2 {
+        return false;
+    }
+    run_starts.sort_unstable_by_key(|&i| events[i].event.stream);
+    run_starts
+        .windows(2)
+        .any(|pair| events[pair[0]].event.stream == events[pair[1]].event.stream)
+}
+
+/// The events of a valid batch split into its streams' runs, in log order:
+/// one run in a batch of one stream; from format version
+/// [`MULTI_STREAM_FORMAT_VERSION`], one per stream written ([`read_batch`]
+/// checked that each run is consecutive versions and that no stream has
+/// two). The one place that says how a batch's events group by stream.
+pub fn stream_runs<'e, 'a>(events: &'e [EventRef<'a>]) -> impl Iterator<Item = &'e [EventRef<'a>]> {
+    events.chunk_by(|a, b| a.event.stream == b.event.stream)
+}
+
+/// The last event of each stream's run in a valid batch ([`stream_runs`]):
+/// each stream's version after the batch.
+pub fn stream_ends<'e, 'a>(events: &'e [EventRef<'a>]) -> impl Iterator<Item = &'e EventBody<'a>> {
+    stream_runs(events).map(|run| &run[run.len() - 1].event)
 }
 
 fn invalid<'a>(at: usize, error: BatchError) -> BatchRead<'a> {
@@ -289,6 +346,113 @@ mod tests {
         }
         out.resize(out.len() + extra, 0);
         out
+    }
+
+    /// A segment-like buffer holding one batch whose events belong to
+    /// `streams` (one event each, version 1), in that order.
+    fn one_batch_of(streams: &[String]) -> Vec<u8> {
+        let mut out = vec![0u8; SEGMENT_HEADER_LEN];
+        for (position, stream) in streams.iter().enumerate() {
+            let event = EventBody {
+                stream,
+                version: 1,
+                position: position as u64,
+                id: [0; 16],
+                event_type: "t",
+                timestamp_ns: 1,
+                correlation_id: None,
+                causation_id: None,
+                content_type: None,
+                metadata: b"",
+                data: b"",
+                subject: None,
+            };
+            encode_event_frame(&mut out, SALT, FORMAT_VERSION, &event);
+        }
+        let commit = CommitBody {
+            chain: [0; CHAIN_LEN],
+            first_position: 0,
+            event_count: streams.len() as u64,
+            synced_offset: SEGMENT_HEADER_LEN as u64,
+            command_id: None,
+        };
+        encode_commit_frame(&mut out, SALT, SEGMENT_HEADER_LEN, &chain::GENESIS, &commit);
+        out
+    }
+
+    fn read_first(bytes: &[u8], format_version: u16) -> BatchRead<'_> {
+        let mut events = Vec::new();
+        read_batch(
+            bytes,
+            SALT,
+            format_version,
+            SEGMENT_HEADER_LEN,
+            bytes.len(),
+            &mut events,
+        )
+    }
+
+    #[test]
+    fn a_batch_writes_at_most_max_streams_per_batch_streams() {
+        let names = |count: usize| (0..count).map(|i| format!("s-{i}")).collect::<Vec<_>>();
+        let most = one_batch_of(&names(MAX_STREAMS_PER_BATCH));
+        assert!(matches!(
+            read_first(&most, FORMAT_VERSION),
+            BatchRead::Batch(_)
+        ));
+        let more = one_batch_of(&names(MAX_STREAMS_PER_BATCH + 1));
+        assert!(matches!(
+            read_first(&more, FORMAT_VERSION),
+            BatchRead::Invalid {
+                error: BatchError::Inconsistent("the batch writes more streams than a batch may"),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn several_streams_in_one_batch_need_version_4_and_one_run_each() {
+        let streams = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let two = one_batch_of(&streams(&["a", "b"]));
+        assert!(matches!(
+            read_first(&two, MULTI_STREAM_FORMAT_VERSION),
+            BatchRead::Batch(_)
+        ));
+        assert!(matches!(
+            read_first(&two, MULTI_STREAM_FORMAT_VERSION - 1),
+            BatchRead::Invalid {
+                error: BatchError::Inconsistent("events of one batch belong to different streams"),
+                ..
+            }
+        ));
+        // "a" again, after "b": a second run of it (and version 1 twice).
+        let twice = one_batch_of(&streams(&["a", "b", "c", "a"]));
+        assert!(matches!(
+            read_first(&twice, FORMAT_VERSION),
+            BatchRead::Invalid {
+                error: BatchError::Inconsistent("a stream has two runs of events in the batch"),
+                ..
+            }
+        ));
+        let mut events = Vec::new();
+        let BatchRead::Batch(_) = read_batch(
+            &two,
+            SALT,
+            FORMAT_VERSION,
+            SEGMENT_HEADER_LEN,
+            two.len(),
+            &mut events,
+        ) else {
+            panic!("valid");
+        };
+        let runs: Vec<Vec<&str>> = stream_runs(&events)
+            .map(|run| run.iter().map(|e| e.event.stream).collect())
+            .collect();
+        assert_eq!(runs, [["a"], ["b"]]);
+        let ends: Vec<(&str, u64)> = stream_ends(&events)
+            .map(|e| (e.stream, e.version))
+            .collect();
+        assert_eq!(ends, [("a", 1), ("b", 1)]);
     }
 
     fn read_all(bytes: &[u8]) -> (usize, BatchRead<'_>) {

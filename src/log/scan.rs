@@ -426,25 +426,15 @@ fn out_of_sequence(
             ),
         });
     }
-    let version = event.version;
-    let known = visitor
-        .stream_version(event.stream)
-        .or_else(|| cursor.version_at_cut(event.stream));
-    let problem = match known {
-        Some((previous, seen_in)) if seen_in == cursor.epoch => (Some(version)
-            != previous.checked_add(1))
-        .then(|| format!("jumps from version {previous} to {version}")),
-        // Seen before a gap: events may be missing in between.
-        Some((previous, _)) => {
-            (version <= previous).then(|| format!("goes back from version {previous} to {version}"))
+    // Each stream's run continues that stream (read_batch checked that a
+    // run is consecutive and that no stream has two).
+    for run in batches::stream_runs(events) {
+        let event = &run[0].event;
+        if let Some(problem) = stream_continuation(cursor, visitor, event) {
+            return Some(FindingKind::OutOfSequence {
+                detail: format!("stream {:?} {problem}", event.stream),
+            });
         }
-        None => (cursor.epoch == 0 && version != 1)
-            .then(|| format!("starts at version {version}, not 1")),
-    };
-    if let Some(problem) = problem {
-        return Some(FindingKind::OutOfSequence {
-            detail: format!("stream {:?} {problem}", event.stream),
-        });
     }
     let mut previous = cursor.last_timestamp_ns;
     for event in events {
@@ -463,6 +453,31 @@ fn out_of_sequence(
         previous = Some(timestamp);
     }
     None
+}
+
+/// Whether `event`, the first of its stream's run in a batch, continues
+/// what the walk saw of that stream; `None` when it does, else what is
+/// wrong.
+fn stream_continuation(
+    cursor: &Cursor,
+    visitor: &dyn Visitor,
+    event: &crate::format::body::EventBody<'_>,
+) -> Option<String> {
+    let version = event.version;
+    let known = visitor
+        .stream_version(event.stream)
+        .or_else(|| cursor.version_at_cut(event.stream));
+    match known {
+        Some((previous, seen_in)) if seen_in == cursor.epoch => (Some(version)
+            != previous.checked_add(1))
+        .then(|| format!("jumps from version {previous} to {version}")),
+        // Seen before a gap: events may be missing in between.
+        Some((previous, _)) => {
+            (version <= previous).then(|| format!("goes back from version {previous} to {version}"))
+        }
+        None => (cursor.epoch == 0 && version != 1)
+            .then(|| format!("starts at version {version}, not 1")),
+    }
 }
 
 /// Judges what follows the last complete batch (at `end`) of the newest

@@ -1,5 +1,6 @@
 //! The public store: opening, appending, reading, syncing, closing.
 
+mod multi_append;
 mod proofs;
 mod query;
 mod read;
@@ -13,15 +14,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::engine::Engine;
-use crate::engine::writer::{AppendRequest, event_fields_bytes};
+use crate::engine::writer::{AppendRequest, StreamWrite, event_fields_bytes};
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, EventDataRef, ExpectedVersion};
+use crate::format::scan::MAX_STREAMS_PER_BATCH;
 use crate::options::{Durability as DurabilityMode, Options};
 use crate::system_streams::is_system_stream;
 
 use crate::engine::durability::PeriodicSyncer;
 use crate::engine::indexer::Indexer;
 use crate::engine::recovery::RecoveryReport;
+pub use multi_append::{MultiAppendResult, MultiStreamAppend, StreamAppendResult};
 pub use proofs::Receipt;
 pub use read_iter::{Direction, READ_PAGE_EVENTS, Read, ReadRequest, StartAt};
 pub use subscription::{FOLLOW_POLL_MAX, SUBSCRIPTION_READ_AHEAD, Subscription};
@@ -188,12 +191,12 @@ impl Store {
         expected: ExpectedVersion,
         events: &[EventDataRef<'_>],
     ) -> Result<AppendResult> {
-        self.append_request(&AppendRequest {
+        let write = StreamWrite {
             stream,
             expected,
             events,
-            command_id: None,
-        })
+        };
+        self.append_request(&AppendRequest::one(&write, None))
     }
 
     /// Like [`Store::append`], but idempotent on `command_id`: if an append
@@ -237,21 +240,32 @@ impl Store {
         expected: ExpectedVersion,
         events: &[EventDataRef<'_>],
     ) -> Result<AppendResult> {
-        self.append_request(&AppendRequest {
+        let write = StreamWrite {
             stream,
             expected,
             events,
-            command_id: Some(command_id),
-        })
+        };
+        self.append_request(&AppendRequest::one(&write, Some(command_id)))
     }
 
     fn append_request(&self, request: &AppendRequest<'_>) -> Result<AppendResult> {
+        let mut results = self.append_to_streams(request)?;
+        Ok(results.swap_remove(0))
+    }
+
+    /// Appends `request` as one batch, refusing system streams; one result
+    /// per stream written, in the order of its writes.
+    fn append_to_streams(&self, request: &AppendRequest<'_>) -> Result<Vec<AppendResult>> {
         // Only the public calls refuse system streams: the store writes
         // them itself through the engine (truncation, deletion), and a
         // replica copies them (`append_replicated`).
-        if is_system_stream(request.stream) {
+        if let Some(write) = request
+            .writes
+            .iter()
+            .find(|write| is_system_stream(write.stream))
+        {
             return Err(Error::ReservedStream {
-                stream: request.stream.to_string(),
+                stream: write.stream.to_string(),
             });
         }
         self.append_any_stream(request)
@@ -269,15 +283,16 @@ impl Store {
         events: &[EventData],
     ) -> Result<AppendResult> {
         let events: Vec<EventDataRef<'_>> = events.iter().map(EventData::as_ref).collect();
-        self.append_any_stream(&AppendRequest {
+        let write = StreamWrite {
             stream,
             expected,
             events: &events,
-            command_id: None,
-        })
+        };
+        let mut results = self.append_any_stream(&AppendRequest::one(&write, None))?;
+        Ok(results.swap_remove(0))
     }
 
-    fn append_any_stream(&self, request: &AppendRequest<'_>) -> Result<AppendResult> {
+    fn append_any_stream(&self, request: &AppendRequest<'_>) -> Result<Vec<AppendResult>> {
         let engine = &*self.engine;
         let Some(writer) = &engine.writer else {
             return Err(Error::ReadOnly {
@@ -292,7 +307,7 @@ impl Store {
         if let (Some(end), DurabilityMode::Always) = (appended.end, engine.options.durability) {
             engine.durability.sync_through(engine, end)?;
         }
-        Ok(appended.result)
+        Ok(appended.results)
     }
 
     /// Makes everything appended so far durable, whatever the durability mode.
@@ -488,25 +503,55 @@ fn validate(options: &Options, request: &AppendRequest<'_>) -> Result<u64> {
             max: max as u64,
         })
     };
-    if request.stream.is_empty() {
-        return Err(Error::InvalidArgument("the stream id is empty".into()));
+    if request.writes.is_empty() {
+        return Err(Error::InvalidArgument(
+            "an append needs at least one stream to write".into(),
+        ));
     }
     if let Some(error) = too_long(
-        "Limits::max_stream_id_bytes",
-        request.stream.len(),
-        limits.max_stream_id_bytes,
+        "streams of one append (MAX_STREAMS_PER_BATCH), written or checked",
+        request.writes.len() + request.conditions.len(),
+        MAX_STREAMS_PER_BATCH,
     ) {
         return Err(error);
     }
-    if request.events.is_empty() {
+    let named = request
+        .writes
+        .iter()
+        .map(|write| write.stream)
+        .chain(request.conditions.iter().map(|condition| condition.stream));
+    for stream in named.clone() {
+        if stream.is_empty() {
+            return Err(Error::InvalidArgument("the stream id is empty".into()));
+        }
+        if let Some(error) = too_long(
+            "Limits::max_stream_id_bytes",
+            stream.len(),
+            limits.max_stream_id_bytes,
+        ) {
+            return Err(error);
+        }
+    }
+    if request.writes.len() + request.conditions.len() > 1 {
+        let mut streams: Vec<&str> = named.collect();
+        streams.sort_unstable();
+        if let Some(pair) = streams.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(Error::InvalidArgument(format!(
+                "stream {:?} is named twice in one append (each stream is written or \
+                 checked once)",
+                pair[0]
+            )));
+        }
+    }
+    if let Some(write) = request.writes.iter().find(|write| write.events.is_empty()) {
         return Err(Error::InvalidArgument(format!(
             "an append to stream {:?} needs at least one event",
-            request.stream
+            write.stream
         )));
     }
     if let Some(error) = too_long(
         "Limits::max_batch_events",
-        request.events.len(),
+        request.event_count(),
         limits.max_batch_events,
     ) {
         return Err(error);
@@ -524,7 +569,7 @@ fn validate(options: &Options, request: &AppendRequest<'_>) -> Result<u64> {
         }
     }
     let mut batch_fields_bytes = request.command_id.map_or(0, |id| id.len() as u64);
-    for (i, event) in request.events.iter().enumerate() {
+    for (i, (stream, event)) in request.events().enumerate() {
         if event.event_type.is_empty() {
             return Err(Error::InvalidArgument(format!(
                 "event {i} of the batch has an empty event type"
@@ -543,7 +588,7 @@ fn validate(options: &Options, request: &AppendRequest<'_>) -> Result<u64> {
         // All of the event's fields, not only data and metadata: the
         // encoder relies on every field being within this limit (at most
         // `Limits::MAX_EVENT_BYTES`, far below a u32 length).
-        let fields_bytes = event_fields_bytes(request.stream, event);
+        let fields_bytes = event_fields_bytes(stream, event);
         if fields_bytes > limits.max_event_bytes as u64 {
             return Err(Error::LimitExceeded {
                 limit: "Limits::max_event_bytes (stream id, type, ids, content type, metadata and data)",

@@ -5,7 +5,7 @@
 //! appends are in the index (`Index::live_metadata`); this file writes it.
 
 use crate::codec::{Codec, MessagePack};
-use crate::engine::writer::AppendRequest;
+use crate::engine::writer::{AppendRequest, StreamWrite};
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventDataRef, ExpectedVersion};
 use crate::format::stream_metadata::{self, StreamMetadata};
@@ -184,20 +184,20 @@ impl Store {
                 content_type: Some(MessagePack::CONTENT_TYPE),
                 ..EventDataRef::new(METADATA_EVENT_TYPE, &data)
             }];
-            let request = AppendRequest {
+            let write = StreamWrite {
                 stream: &metadata_stream,
                 // The mutex held since `change` looked makes this exact.
                 expected: ExpectedVersion::Any,
                 events: &events,
-                command_id: None,
             };
+            let request = AppendRequest::one(&write, None);
             let fields_bytes = validate(&engine.options, &request)?;
             writer.append(engine, &request, fields_bytes)?
         };
         if let (Some(end), DurabilityMode::Always) = (appended.end, engine.options.durability) {
             engine.durability.sync_through(engine, end)?;
         }
-        Ok(appended.result)
+        Ok(appended.results[0])
     }
 }
 
@@ -221,12 +221,12 @@ mod tests {
     fn append_as_the_store(store: &Store, stream: &str, event_type: &str, data: &[u8]) {
         let engine = &*store.engine;
         let events = [EventDataRef::new(event_type, data)];
-        let request = AppendRequest {
+        let write = StreamWrite {
             stream,
             expected: ExpectedVersion::Any,
             events: &events,
-            command_id: None,
         };
+        let request = AppendRequest::one(&write, None);
         let fields_bytes = validate(&engine.options, &request).unwrap();
         let mut writer = engine.writer.as_ref().unwrap().lock().unwrap();
         writer.append(engine, &request, fields_bytes).unwrap();
