@@ -821,6 +821,7 @@ pub(crate) fn verify_with_archive(
 /// [`Error::InvalidArgument`] when the archive holds no segment, or for a
 /// checkpoint or key that is not one; the archive's error when it cannot
 /// be listed.
+#[cfg_attr(not(feature = "object-storage"), allow(dead_code))]
 pub(crate) fn verify_archive_alone(
     label: &Path,
     archive: Arc<dyn ArchivedSegments>,

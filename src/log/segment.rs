@@ -225,6 +225,7 @@ impl Segment {
     /// As [`Segment::open`]: [`Error::Corrupt`] with
     /// [`FindingKind::InvalidHeader`] or [`FindingKind::WrongFileSize`];
     /// [`Error::Io`] when the memory cannot be mapped.
+    #[cfg_attr(not(feature = "object-storage"), allow(dead_code))]
     pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Segment> {
         let len = bytes.len() as u64;
         let mut header_bytes = [0u8; SEGMENT_HEADER_LEN];

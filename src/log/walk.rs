@@ -94,6 +94,7 @@ impl LogWalk {
     ///
     /// # Errors
     /// When the archive cannot be listed.
+    #[cfg_attr(not(feature = "object-storage"), allow(dead_code))]
     pub fn walk_archive(&mut self, visitor: &mut dyn Visitor) -> Result<WalkEnd> {
         let archive = Arc::clone(
             self.archive
