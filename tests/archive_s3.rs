@@ -17,15 +17,6 @@ use annals::hooks::{DerivedFileStep, Hooks, StorageHooks};
 use annals::verify::ProblemKind;
 use annals::{Error, RetireOptions, Store, VerifyOptions};
 
-/// A store of several sealed segments and an active one.
-fn filled(dir: &Path) -> u64 {
-    let store = Store::open(dir, common::small_segments()).unwrap();
-    common::fill(&store, 60, 4, 5, 2000);
-    let sealed = store.active_segment_position();
-    store.close().unwrap();
-    sealed
-}
-
 fn sealed_count(dir: &Path) -> usize {
     common::segment_files(dir).len() - 1
 }
@@ -50,7 +41,7 @@ fn push_uploads_every_sealed_segment_once_and_a_rerun_nothing() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    filled(dir.path());
+    common::filled_with_sealed_segments(dir.path());
     let first = push(dir.path(), &target);
     assert_eq!(first.uploaded.len(), sealed_count(dir.path()));
     assert!(first.already_archived.is_empty());
@@ -70,7 +61,7 @@ fn push_uploads_every_sealed_segment_once_and_a_rerun_nothing() {
 #[test]
 fn file_targets_work_too() {
     let dir = tempfile::tempdir().unwrap();
-    filled(dir.path());
+    common::filled_with_sealed_segments(dir.path());
     let archive_dir = tempfile::tempdir().unwrap();
     let target: ArchiveTarget = format!("file://{}/nested", archive_dir.path().display())
         .parse()
@@ -115,7 +106,7 @@ fn a_push_interrupted_at_every_step_then_rerun_holds_every_segment_once() {
         return;
     };
     let template = tempfile::tempdir().unwrap();
-    filled(template.path());
+    common::filled_with_sealed_segments(template.path());
     let sealed = sealed_count(template.path());
     let mut fail_at = 0;
     loop {
@@ -155,7 +146,7 @@ fn a_tampered_segment_object_is_caught_by_verify_with_its_name() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    filled(dir.path());
+    common::filled_with_sealed_segments(dir.path());
     push(dir.path(), &target);
     let name = "00000000000000000000.seg";
     let mut bytes = std::fs::read(dir.path().join(name)).unwrap();
@@ -204,7 +195,7 @@ fn object_lock_retention_is_set_and_a_delete_is_refused() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    filled(dir.path());
+    common::filled_with_sealed_segments(dir.path());
     // 2031-01-01T00:00:00Z
     let lock = ObjectLock {
         retain_until_ns: 1_924_992_000 * 1_000_000_000,
@@ -246,7 +237,7 @@ fn pull_restores_a_directory_that_opens_read_only_and_verifies() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sealed_end = filled(dir.path());
+    let sealed_end = common::filled_with_sealed_segments(dir.path());
     push(dir.path(), &target);
     let restored = tempfile::tempdir().unwrap();
     let to = restored.path().join("restored");
@@ -267,7 +258,7 @@ fn retirement_requiring_the_archive_refuses_a_missing_or_different_segment() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sealed_end = filled(dir.path());
+    let sealed_end = common::filled_with_sealed_segments(dir.path());
     let files = common::segment_files(dir.path());
     let store = Store::open(dir.path(), common::small_segments()).unwrap();
     let options = RetireOptions {
@@ -319,7 +310,7 @@ fn an_unknown_bucket_is_a_clear_error() {
     };
     s3::set_env(&endpoint);
     let dir = tempfile::tempdir().unwrap();
-    filled(dir.path());
+    common::filled_with_sealed_segments(dir.path());
     let target: ArchiveTarget = "s3://annals-no-such-bucket/x".parse().unwrap();
     let error =
         archive::push(dir.path(), &target, &PushOptions::default(), &mut |_| {}).unwrap_err();
@@ -333,7 +324,7 @@ fn an_unknown_bucket_is_a_clear_error() {
 #[test]
 fn a_damaged_progress_file_is_ignored_and_the_archive_compared() {
     let dir = tempfile::tempdir().unwrap();
-    filled(dir.path());
+    common::filled_with_sealed_segments(dir.path());
     let archive_dir = tempfile::tempdir().unwrap();
     let target: ArchiveTarget = format!("file://{}", archive_dir.path().display())
         .parse()

@@ -46,14 +46,6 @@ fn expect(code: i32, endpoint: &str, args: &[&str]) -> Run {
     run
 }
 
-fn filled(dir: &Path) -> u64 {
-    let store = Store::open(dir, common::small_segments()).unwrap();
-    common::fill(&store, 60, 4, 5, 2000);
-    let sealed = store.active_segment_position();
-    store.close().unwrap();
-    sealed
-}
-
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -68,7 +60,7 @@ fn push_verify_pull_and_retire_through_the_command_line() {
     s3::create_bucket(e, &bucket, true);
     let url = format!("s3://{bucket}/p");
     let dir = tempfile::tempdir().unwrap();
-    let sealed_end = filled(dir.path());
+    let sealed_end = common::filled_with_sealed_segments(dir.path());
     let sealed = common::segment_files(dir.path()).len() - 1;
 
     let run = expect(
@@ -156,7 +148,7 @@ fn retire_requiring_an_archive_without_the_segments_is_refused() {
     let bucket = s3::unique_bucket("cli-retire");
     s3::create_bucket(e, &bucket, false);
     let dir = tempfile::tempdir().unwrap();
-    let sealed_end = filled(dir.path());
+    let sealed_end = common::filled_with_sealed_segments(dir.path());
     let files = common::segment_files(dir.path());
     let run = expect(
         1,
@@ -185,7 +177,7 @@ fn a_tampered_archive_fails_verify_with_exit_code_4() {
     s3::create_bucket(e, &bucket, false);
     let url = format!("s3://{bucket}/p");
     let dir = tempfile::tempdir().unwrap();
-    filled(dir.path());
+    common::filled_with_sealed_segments(dir.path());
     expect(0, e, &["archive", "push", path(dir.path()), "--to", &url]);
     let name = common::segment_files(dir.path())[1]
         .file_name()
@@ -213,7 +205,7 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
     };
     let e = endpoint.as_str();
     let dir = tempfile::tempdir().unwrap();
-    filled(dir.path());
+    common::filled_with_sealed_segments(dir.path());
     let d = path(dir.path());
     // A bad URL.
     let run = expect(1, e, &["archive", "push", d, "--to", "ftp://x/y"]);
