@@ -179,6 +179,30 @@ pub enum Error {
         /// What went wrong.
         detail: &'static str,
     },
+    /// An archive in object storage (`crate::archive`, feature
+    /// `object-storage`) could not be reached, refused a request, or does
+    /// not hold what was asked for (a missing bucket, wrong credentials, a
+    /// bad target URL).
+    Archive {
+        /// The archive's URL (`s3://BUCKET/PREFIX`, `file:///DIR`).
+        target: String,
+        /// The object concerned (its name within the target), if any.
+        object: Option<String>,
+        /// What happened and what to do.
+        detail: String,
+    },
+    /// An archive holds, under a name it would write or must read, an
+    /// object that differs from the segment or record it must be (its
+    /// SHA-256 or length): objects are never overwritten, so nothing was
+    /// changed there.
+    ArchiveMismatch {
+        /// The archive's URL.
+        target: String,
+        /// The object's name within the target.
+        object: String,
+        /// How it differs.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -390,6 +414,23 @@ impl fmt::Display for Error {
                 f,
                 "the data of the event at position {position}, sealed for subject \
                  {subject:?}, cannot be opened: {detail}"
+            ),
+            Error::Archive {
+                target,
+                object,
+                detail,
+            } => match object {
+                Some(object) => write!(f, "archive {target}, object {object}: {detail}"),
+                None => write!(f, "archive {target}: {detail}"),
+            },
+            Error::ArchiveMismatch {
+                target,
+                object,
+                detail,
+            } => write!(
+                f,
+                "archive {target} holds a different object {object}: {detail}; it was not \
+                 overwritten (archived objects never are): find out who wrote it"
             ),
         }
     }

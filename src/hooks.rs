@@ -52,6 +52,14 @@ pub trait StorageHooks: Send + Sync {
     fn before_remove_file(&self, _path: &Path) -> io::Result<()> {
         Ok(())
     }
+
+    /// Called before each request of an archive push that changes the
+    /// archive (`crate::archive`): putting the object `object` (its name
+    /// within the target). An error fails that request as the object store
+    /// would.
+    fn before_archive_put(&self, _object: &str) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The steps of writing a derived file atomically, in order.
@@ -118,6 +126,13 @@ impl Hooks {
 }
 
 impl Hooks {
+    #[cfg_attr(not(feature = "object-storage"), allow(dead_code))]
+    pub(crate) fn before_archive_put(&self, object: &str) -> io::Result<()> {
+        self.0
+            .as_ref()
+            .map_or(Ok(()), |h| h.before_archive_put(object))
+    }
+
     pub(crate) fn before_remove_file(&self, path: &Path) -> io::Result<()> {
         self.0
             .as_ref()

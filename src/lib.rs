@@ -47,6 +47,8 @@
 // (`audit`: verify), the engine (writer, durability, recovery, follower),
 // the index, the log on disk (`log`: segment files, directory, scanner), and
 // the pure on-disk codec (`format`). Each calls only layers below it.
+#[cfg(feature = "object-storage")]
+pub mod archive;
 mod audit;
 pub mod codec;
 #[cfg(feature = "cqrs-es")]
@@ -76,6 +78,7 @@ pub mod ship;
 mod snapshot;
 mod store;
 pub mod system_streams;
+pub mod timestamp;
 
 pub use audit::repair::{
     Cut, LostEvents, Repair, RepairPlan, RewriteFooter, StaleSnapshot, ZeroFrom,

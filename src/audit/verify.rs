@@ -68,12 +68,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::CHAIN_LEN;
 use crate::format::chain::{self, GENESIS};
 use crate::format::footer::{FooterState, SegmentFooter};
 use crate::format::scan::{BatchRef, EventRef, stream_ends};
+use crate::log::archived::{ArchivedSegments, DirectoryArchive};
 use crate::log::directory::{self, DirListing};
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::scan::{BatchSeen, Flow, Visitor};
@@ -298,6 +300,9 @@ pub enum ProblemKind {
     /// The log does not match the signed checkpoint, or the checkpoint is
     /// not signed by the key (see [`TreeCheck`]).
     Checkpoint,
+    /// An archived segment differs from what the archive records of it
+    /// (its SHA-256 or length), or a record has no segment.
+    Archive,
 }
 
 /// One problem found by [`verify`].
@@ -735,7 +740,30 @@ pub fn verify_with_progress(
     options: &VerifyOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<VerifyReport> {
-    let dir = dir.as_ref();
+    let archive = match &options.archive {
+        Some(archive) => {
+            directory::check_store_dir(archive)?;
+            let archive: Arc<dyn ArchivedSegments> =
+                Arc::new(DirectoryArchive::new(archive, &Default::default()));
+            Some(archive)
+        }
+        None => None,
+    };
+    verify_with_archive(dir.as_ref(), options, archive, progress)
+}
+
+/// [`verify_with_progress`] of a store whose retired segments are read
+/// from `archive` (when given; `options.archive` is then not looked at).
+///
+/// # Errors
+/// As [`verify`]; [`Error::InvalidArgument`] when an archive is given for
+/// a store that retired nothing.
+pub(crate) fn verify_with_archive(
+    dir: &Path,
+    options: &VerifyOptions,
+    archive: Option<Arc<dyn ArchivedSegments>>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<VerifyReport> {
     directory::check_store_dir(dir)?;
     let DirListing { segments, .. } = directory::list_segments(dir)?;
     if segments.is_empty() {
@@ -748,21 +776,7 @@ pub fn verify_with_progress(
         .iter()
         .map(|(_, path)| std::fs::symlink_metadata(path).map_or(0, |m| m.len()))
         .sum();
-    // Open the checkpoint before reading the log: input that is not a note
-    // or key is the caller's error; a note not signed by the key is a
-    // failed check, reported with the rest.
-    let checkpoint = match &options.checkpoint {
-        None => None,
-        Some(signed) => match note::open(&signed.note, &signed.verifier_key) {
-            Ok(checkpoint) => Some(Ok(checkpoint)),
-            Err(error) if error.is_signature_failure() => Some(Err(error)),
-            Err(error) => {
-                return Err(Error::InvalidArgument(format!(
-                    "the signed checkpoint to verify against: {error}"
-                )));
-            }
-        },
-    };
+    let checkpoint = open_checkpoint(options)?;
     let mut verifier = Verifier::new(
         dir,
         options.expected_head,
@@ -782,18 +796,76 @@ pub fn verify_with_progress(
         SegmentRole::Newest
     };
     let mut walk = LogWalk::new(dir, newest_role, &Default::default());
-    if let Some(archive) = &options.archive {
-        directory::check_store_dir(archive)?;
-        walk = walk.with_archive(archive);
+    if let Some(archive) = &archive {
+        walk = walk.with_archive(Arc::clone(archive));
     }
     walk.walk_all(&mut verifier)?;
-    if options.archive.is_some() && verifier.report.retired.is_none() {
+    if archive.is_some() && verifier.report.retired.is_none() {
         return Err(Error::InvalidArgument(format!(
             "{} has no retired segments (no retention manifest): an archive is not needed",
             dir.display()
         )));
     }
+    if let Some(archive) = &archive {
+        verifier.archive_problems(archive.as_ref());
+    }
     Ok(verifier.finish())
+}
+
+/// Verifies the segments of an archive alone, named `label` in the report:
+/// from genesis, each a sealed segment, with the same walk and checks as a
+/// store's (see the module docs), plus whatever the archive found about
+/// its copies ([`ProblemKind::Archive`]).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the archive holds no segment, or for a
+/// checkpoint or key that is not one; the archive's error when it cannot
+/// be listed.
+#[cfg_attr(not(feature = "object-storage"), allow(dead_code))]
+pub(crate) fn verify_archive_alone(
+    label: &Path,
+    archive: Arc<dyn ArchivedSegments>,
+    bytes_total: u64,
+    options: &VerifyOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<VerifyReport> {
+    let checkpoint = open_checkpoint(options)?;
+    let mut verifier = Verifier::new(
+        label,
+        options.expected_head,
+        checkpoint,
+        bytes_total,
+        progress,
+    );
+    let mut walk = LogWalk::new(label, SegmentRole::Sealed, &Default::default())
+        .with_archive(Arc::clone(&archive));
+    walk.walk_archive(&mut verifier)?;
+    if verifier.report.summary.segments == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds no archived segment: nothing to verify",
+            label.display()
+        )));
+    }
+    verifier.archive_problems(archive.as_ref());
+    Ok(verifier.finish())
+}
+
+/// Opens the signed checkpoint of `options`, before the log is read:
+/// input that is not a note or key is the caller's error; a note not
+/// signed by the key is a failed check, reported with the rest.
+fn open_checkpoint(
+    options: &VerifyOptions,
+) -> Result<Option<std::result::Result<note::Checkpoint, note::NoteError>>> {
+    match &options.checkpoint {
+        None => Ok(None),
+        Some(signed) => match note::open(&signed.note, &signed.verifier_key) {
+            Ok(checkpoint) => Ok(Some(Ok(checkpoint))),
+            Err(error) if error.is_signature_failure() => Ok(Some(Err(error))),
+            Err(error) => Err(Error::InvalidArgument(format!(
+                "the signed checkpoint to verify against: {error}"
+            ))),
+        },
+    }
 }
 
 /// The running state of one verification: a visitor of the log's walk.
@@ -1147,6 +1219,20 @@ impl<'p> Verifier<'p> {
     /// Pushes the leaf of each of a batch's events into the tree: the hash
     /// of its frame as stored, from its offset to the next frame's (the
     /// next event's, or the commit record's).
+    /// Reports what the archive found about its copies, as corruption.
+    fn archive_problems(&mut self, archive: &dyn ArchivedSegments) {
+        for problem in archive.take_problems() {
+            self.problem(
+                Severity::Corruption,
+                ProblemKind::Archive,
+                &problem.path,
+                0,
+                None,
+                problem.message,
+            );
+        }
+    }
+
     fn tree_batch(&mut self, batch: &BatchRef<'_>, events: &[EventRef<'_>], path: &Path) {
         for (index, event) in events.iter().enumerate() {
             let Some(tree) = &mut self.tree else {

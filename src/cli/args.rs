@@ -73,6 +73,52 @@ pub enum Command {
     /// Rebuild a store from a JetStream stream filled by `ship` (feature `nats`).
     #[cfg(feature = "nats")]
     Receive(ReceiveArgs),
+    /// Archive sealed segments to object storage, write-once, or restore them (feature `object-storage`).
+    #[cfg(feature = "object-storage")]
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
+}
+
+#[cfg(feature = "object-storage")]
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Upload every sealed segment not yet archived, oldest first, with create-only puts (safe to interrupt and rerun).
+    Push(ArchivePushArgs),
+    /// Restore the archived segments into a directory that annals opens read-only.
+    Pull(ArchivePullArgs),
+}
+
+#[cfg(feature = "object-storage")]
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("retain").args(["retain_until", "retain_years"])))]
+pub struct ArchivePushArgs {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// The archive: `s3://BUCKET/PREFIX` (credentials and endpoint from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ENDPOINT_URL, AWS_ALLOW_HTTP) or `file:///DIR`.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Object lock retention (COMPLIANCE mode) until this time
+    /// (`YYYY-MM-DDTHH:MM:SSZ`, UTC); the bucket must have object lock enabled.
+    #[arg(long, value_name = "TIME")]
+    pub retain_until: Option<String>,
+    /// Object lock retention (COMPLIANCE mode) for this many years of 365.25 days from now.
+    #[arg(long, value_name = "N")]
+    pub retain_years: Option<u32>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "object-storage")]
+#[derive(Debug, Args)]
+pub struct ArchivePullArgs {
+    /// The archive: `s3://BUCKET/PREFIX` or `file:///DIR`.
+    pub from: String,
+    /// The directory to restore the segments into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -476,7 +522,8 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The store directory.
+    /// The store directory, or (feature `object-storage`) an archive URL
+    /// (`s3://BUCKET/PREFIX`, `file:///DIR`) to verify alone, from genesis.
     pub dir: PathBuf,
     /// A head digest recorded earlier (`HEX` or `HEX@POSITION`, as verify
     /// and stats print it): the log must still contain, unchanged,
@@ -484,8 +531,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "HEX[@POSITION]")]
     pub expect_head: Option<String>,
     /// A directory holding the segments retired from the store (`retire
-    /// --archive`): the whole chain is then checked from genesis.
-    #[arg(long, value_name = "DIR")]
+    /// --archive`), or (feature `object-storage`) an archive URL: the whole
+    /// chain is then checked from genesis.
+    #[arg(long, value_name = "DIR|URL")]
     pub archive: Option<PathBuf>,
     /// A signed checkpoint (`annals checkpoint`): the Merkle tree over the
     /// log's first SIZE events must have the root it signs.
@@ -519,6 +567,12 @@ pub struct RetireArgs {
     /// checks the whole history.
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
+    /// Retire only segments that the archive at this URL holds, unchanged
+    /// (each read back and its SHA-256 compared first; feature
+    /// `object-storage`). The retention manifest records the URL.
+    #[cfg(feature = "object-storage")]
+    #[arg(long, value_name = "URL", conflicts_with = "archive")]
+    pub require_archived: Option<String>,
     /// Why, recorded in the store's retention manifest.
     #[arg(long, default_value = "")]
     pub reason: String,

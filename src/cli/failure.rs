@@ -61,7 +61,7 @@ impl Failure {
 pub fn exit_code(error: &annals::Error) -> u8 {
     match error {
         annals::Error::WrongExpectedVersion { .. } => EXIT_WRONG_EXPECTED_VERSION,
-        annals::Error::Corrupt { .. } => EXIT_CORRUPTION,
+        annals::Error::Corrupt { .. } | annals::Error::ArchiveMismatch { .. } => EXIT_CORRUPTION,
         annals::Error::Locked { .. } => EXIT_LOCKED,
         annals::Error::StreamDeleted { .. } => EXIT_STREAM_DELETED,
         annals::Error::UnknownSubject { .. } | annals::Error::SubjectErased { .. } => EXIT_SUBJECT,

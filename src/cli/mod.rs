@@ -2,6 +2,8 @@
 //! the one place where failures become exit codes.
 
 mod append;
+#[cfg(feature = "object-storage")]
+mod archive;
 mod args;
 mod bench;
 mod bench_import;
@@ -72,6 +74,8 @@ pub fn run() -> ExitCode {
         Command::Ship(args) => ship::run(&args),
         #[cfg(feature = "nats")]
         Command::Receive(args) => receive::run(&args),
+        #[cfg(feature = "object-storage")]
+        Command::Archive(command) => archive::run(&command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

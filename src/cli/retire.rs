@@ -35,7 +35,7 @@ pub fn run(args: &RetireArgs) -> Result<(), Failure> {
             reason: args.reason.clone(),
             archive: args.archive.clone(),
         };
-        store.retire_segments_before(before, &options)?
+        retire(&store, before, &options, args)?
     } else {
         store.retirement_plan(before)?
     };
@@ -48,6 +48,34 @@ pub fn run(args: &RetireArgs) -> Result<(), Failure> {
         out.text(&text(&args.dir, &retirement))?;
     }
     out.flush()
+}
+
+#[cfg(feature = "object-storage")]
+fn retire(
+    store: &annals::Store,
+    before: u64,
+    options: &RetireOptions,
+    args: &RetireArgs,
+) -> Result<Retirement, Failure> {
+    match &args.require_archived {
+        Some(url) => {
+            let target: annals::archive::ArchiveTarget = url.parse()?;
+            Ok(annals::archive::retire_archived(
+                store, before, options, &target,
+            )?)
+        }
+        None => Ok(store.retire_segments_before(before, options)?),
+    }
+}
+
+#[cfg(not(feature = "object-storage"))]
+fn retire(
+    store: &annals::Store,
+    before: u64,
+    options: &RetireOptions,
+    _args: &RetireArgs,
+) -> Result<Retirement, Failure> {
+    Ok(store.retire_segments_before(before, options)?)
 }
 
 fn text(dir: &std::path::Path, retirement: &Retirement) -> String {

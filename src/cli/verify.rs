@@ -11,7 +11,15 @@ use super::output::{Output, count, progress_bar_bytes};
 use super::timestamp::rfc3339_nanos;
 
 pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
-    super::store_dir::check_store_to_read(&args.dir)?;
+    let archive_url = |path: &std::path::Path| {
+        path.to_str()
+            .filter(|text| annals_archive_url(text))
+            .map(str::to_string)
+    };
+    let dir_url = archive_url(&args.dir);
+    if dir_url.is_none() {
+        super::store_dir::check_store_to_read(&args.dir)?;
+    }
     let mut options = annals::VerifyOptions::default();
     if let Some(head) = &args.expect_head {
         let head: annals::ExpectedHead = head.parse().map_err(|e: annals::Error| Failure {
@@ -20,7 +28,8 @@ pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
         })?;
         options = options.expect_head(head);
     }
-    if let Some(archive) = &args.archive {
+    let archive = args.archive.as_deref().and_then(archive_url);
+    if let (Some(archive), None) = (&args.archive, &archive) {
         options = options.archive(archive);
     }
     if let (Some(checkpoint), Some(key)) = (&args.checkpoint, &args.key) {
@@ -29,10 +38,16 @@ pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
         options = options.checkpoint(note, key);
     }
     let bar = progress_bar_bytes(0, "verifying");
-    let report = annals::verify::verify_with_progress(&args.dir, &options, &mut |progress| {
+    let mut progress = |progress: annals::verify::Progress| {
         bar.set_length(progress.bytes_total);
         bar.set_position(progress.bytes_done);
-    })?;
+    };
+    let report = match (dir_url, archive) {
+        (None, None) => annals::verify::verify_with_progress(&args.dir, &options, &mut progress)?,
+        (dir_url, archive) => {
+            verify_archived(&args.dir, dir_url, archive, &options, &mut progress)?
+        }
+    };
     bar.finish_and_clear();
     let mut out = Output::stdout();
     if args.json {
@@ -49,6 +64,54 @@ pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
             message: String::new(),
         })
     }
+}
+
+/// Whether `text` names an archive rather than a directory.
+#[cfg(feature = "object-storage")]
+fn annals_archive_url(text: &str) -> bool {
+    annals::archive::ArchiveTarget::is_url(text)
+}
+
+#[cfg(not(feature = "object-storage"))]
+fn annals_archive_url(_text: &str) -> bool {
+    false
+}
+
+/// Verifies an archive alone (`dir_url`), or a store with its retired
+/// segments in an archive (`archive`).
+#[cfg(feature = "object-storage")]
+fn verify_archived(
+    dir: &std::path::Path,
+    dir_url: Option<String>,
+    archive: Option<String>,
+    options: &annals::VerifyOptions,
+    progress: &mut dyn FnMut(annals::verify::Progress),
+) -> Result<annals::VerifyReport, Failure> {
+    use annals::archive::{ArchiveTarget, verify_archive, verify_with_archive};
+    if let Some(url) = dir_url {
+        if archive.is_some() {
+            return Err(Failure {
+                code: super::failure::EXIT_USAGE,
+                message: "--archive is for a store directory, not an archive URL".into(),
+            });
+        }
+        let target: ArchiveTarget = url.parse()?;
+        return Ok(verify_archive(&target, options, progress)?);
+    }
+    let target: ArchiveTarget = archive.unwrap_or_default().parse()?;
+    super::store_dir::check_store_to_read(dir)?;
+    Ok(verify_with_archive(dir, &target, options, progress)?)
+}
+
+#[cfg(not(feature = "object-storage"))]
+fn verify_archived(
+    _dir: &std::path::Path,
+    _dir_url: Option<String>,
+    _archive: Option<String>,
+    _options: &annals::VerifyOptions,
+    _progress: &mut dyn FnMut(annals::verify::Progress),
+) -> Result<annals::VerifyReport, Failure> {
+    unreachable!("archive URLs are recognized only with the feature object-storage")
 }
 
 /// The report as text: what was checked, the head, every problem with its

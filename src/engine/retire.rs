@@ -184,6 +184,25 @@ impl Engine {
         before_position: u64,
         options: &RetireOptions,
     ) -> Result<Retirement> {
+        self.retire_checked(before_position, options, None, &|_| Ok(()))
+    }
+
+    /// [`Engine::retire`], calling `check` with the segments to retire
+    /// (their names, lengths and SHA-256 as the manifest will record them)
+    /// after they are planned and copied, and before anything is
+    /// committed: an error from it leaves the store as it was. `archived_in`
+    /// is recorded in the manifest as where they were archived (when
+    /// `options.archive` is not given), for an archive the check vouches for.
+    ///
+    /// # Errors
+    /// As [`Engine::retire`], and `check`'s.
+    pub(crate) fn retire_checked(
+        &self,
+        before_position: u64,
+        options: &RetireOptions,
+        archived_in: Option<&str>,
+        check: &dyn Fn(&[RetiredSegment]) -> Result<()>,
+    ) -> Result<Retirement> {
         if options.reason.len() > MAX_RETENTION_REASON_BYTES {
             return Err(Error::LimitExceeded {
                 limit: "MAX_RETENTION_REASON_BYTES",
@@ -238,6 +257,7 @@ impl Engine {
                 sha256: chain::to_hex(&sha256),
             });
         }
+        check(&retired)?;
         // The manifest: the commit point.
         let (mut records, first_event, frontier_before) = match retention::read_anchor(&self.dir)? {
             Some(anchor) => (
@@ -304,7 +324,8 @@ impl Engine {
             archive: options
                 .archive
                 .as_ref()
-                .map(|a| a.to_string_lossy().into_owned()),
+                .map(|a| a.to_string_lossy().into_owned())
+                .or_else(|| archived_in.map(str::to_string)),
             segments: retired,
         });
         // Erasures made before the cut: an erasure outlives its event.

@@ -115,6 +115,12 @@ pub(crate) fn le_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
+/// Name of the archive push's progress file in the store directory
+/// (`annals.archive`, `docs/archiving.md`): derived data, written by
+/// `annals archive push` (feature `object-storage`); named here so that
+/// every build recognizes its temporary file.
+pub const ARCHIVE_PROGRESS_FILE_NAME: &str = "annals.archive";
+
 /// The file name of the segment whose first event has `base_position`:
 /// twenty zero-padded decimal digits, so that names sort like positions.
 pub fn segment_file_name(base_position: u64) -> String {

@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::format::ARCHIVE_PROGRESS_FILE_NAME;
 use crate::format::checkpoint::CHECKPOINT_FILE_NAME;
 use crate::format::index_file::parse_index_file_name;
 use crate::format::key_file::KEY_FILE_NAME;
@@ -24,13 +25,15 @@ pub(crate) const DERIVED_TEMP_SUFFIX: &str = ".tmp";
 
 /// Whether `name` (without a directory) is the temporary file of a file
 /// annals writes atomically (this module): `<20 digits>.idx.tmp`,
-/// `index.checkpoint.tmp`, `annals.retention.tmp` or `annals.keys.tmp`.
+/// `index.checkpoint.tmp`, `annals.retention.tmp`, `annals.keys.tmp` or
+/// `annals.archive.tmp`.
 /// Every walk lists them as temporary files, which a writer's open removes.
 pub(crate) fn is_derived_temp_name(name: &str) -> bool {
     name.strip_suffix(DERIVED_TEMP_SUFFIX).is_some_and(|name| {
         name == CHECKPOINT_FILE_NAME
             || name == RETENTION_FILE_NAME
             || name == KEY_FILE_NAME
+            || name == ARCHIVE_PROGRESS_FILE_NAME
             || parse_index_file_name(name).is_some()
     })
 }
@@ -270,5 +273,6 @@ mod tests {
         assert!(!is_derived_temp_name("0.idx.tmp"));
         assert!(!is_derived_temp_name("index.checkpoint"));
         assert!(!is_derived_temp_name("annals.settings.tmp"));
+        assert!(is_derived_temp_name("annals.archive.tmp"));
     }
 }

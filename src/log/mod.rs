@@ -2,6 +2,7 @@
 //! lock) and, above the pure codec of [`crate::format`], the one scanner and
 //! decision table that every reader of the log uses.
 
+pub(crate) mod archived;
 pub(crate) mod derived_file;
 pub(crate) mod directory;
 pub mod finding;

@@ -186,47 +186,11 @@ impl Segment {
         }
         let len = metadata.len();
         let mut header_bytes = [0u8; SEGMENT_HEADER_LEN];
-        if len < SEGMENT_HEADER_LEN as u64 {
-            return Err(Error::found(
-                path,
-                len,
-                None,
-                FindingKind::InvalidHeader {
-                    detail: format!("the file is only {len} bytes, shorter than a header"),
-                },
-            ));
+        if len >= SEGMENT_HEADER_LEN as u64 {
+            file.read_exact_at(&mut header_bytes, 0)
+                .map_err(|e| Error::io("reading segment header", path, e))?;
         }
-        file.read_exact_at(&mut header_bytes, 0)
-            .map_err(|e| Error::io("reading segment header", path, e))?;
-        let header = SegmentHeader::decode(&header_bytes).map_err(|e| {
-            Error::found(
-                path,
-                0,
-                None,
-                FindingKind::InvalidHeader {
-                    detail: e.to_string(),
-                },
-            )
-        })?;
-        let size = header.segment_size_bytes;
-        if len > size || (writable && len < size) {
-            return Err(Error::found(
-                path,
-                len.min(size),
-                None,
-                FindingKind::WrongFileSize {
-                    len,
-                    expected: size,
-                },
-            ));
-        }
-        // A short file maps whole 8-byte words only, so that every frame
-        // position of the mapping can be read as a word.
-        let map_len = if len < size {
-            (len as usize) & !(format::FRAME_ALIGN - 1)
-        } else {
-            size as usize
-        };
+        let (header, map_len) = check_header(path, &header_bytes, len, writable)?;
         let map = if writable {
             MmapRaw::map_raw(&file)
         } else {
@@ -244,6 +208,47 @@ impl Segment {
             writable,
             hooks: hooks.clone(),
             file: Some(file),
+            file_len: len,
+            mark: Mutex::new(MarkWriter {
+                sequence: mark_sequence,
+                sealed: false,
+            }),
+        })
+    }
+
+    /// A segment from bytes read elsewhere (an object in an archive),
+    /// judged by the same header and size rules as [`Segment::open`] of a
+    /// read-only file of that length, held in anonymous memory. `path`
+    /// names where the bytes came from in findings.
+    ///
+    /// # Errors
+    /// As [`Segment::open`]: [`Error::Corrupt`] with
+    /// [`FindingKind::InvalidHeader`] or [`FindingKind::WrongFileSize`];
+    /// [`Error::Io`] when the memory cannot be mapped.
+    #[cfg_attr(not(feature = "object-storage"), allow(dead_code))]
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Segment> {
+        let len = bytes.len() as u64;
+        let mut header_bytes = [0u8; SEGMENT_HEADER_LEN];
+        if let Some(header) = bytes.get(..SEGMENT_HEADER_LEN) {
+            header_bytes.copy_from_slice(header);
+        }
+        let (header, map_len) = check_header(path, &header_bytes, len, false)?;
+        let mut map = memmap2::MmapMut::map_anon(map_len.max(1))
+            .map_err(|e| Error::io("allocating memory for a segment", path, e))?;
+        map[..map_len].copy_from_slice(&bytes[..map_len]);
+        let mark_sequence =
+            DurableMark::current(&header_bytes, header.salt).map_or(0, |mark| mark.sequence);
+        let map = MmapRaw::from(
+            map.make_read_only()
+                .map_err(|e| Error::io("protecting the memory of a segment", path, e))?,
+        );
+        Ok(Segment {
+            path: path.to_path_buf(),
+            header,
+            map,
+            writable: false,
+            hooks: Hooks::default(),
+            file: None,
             file_len: len,
             mark: Mutex::new(MarkWriter {
                 sequence: mark_sequence,
@@ -590,6 +595,58 @@ struct MarkWriter {
     sequence: u32,
     /// Set by the seal: no mark is written after it.
     sealed: bool,
+}
+
+/// The one rule for a segment's header and length, whatever holds its
+/// bytes: `header_bytes` are its first bytes (zero where the file is
+/// shorter), `len` its length. Returns the header and how many bytes to map:
+/// a file shorter than its header says maps whole 8-byte words only (so
+/// that every frame position can be read as a word); a writable open
+/// requires the full size; a longer one is refused.
+fn check_header(
+    path: &Path,
+    header_bytes: &[u8; SEGMENT_HEADER_LEN],
+    len: u64,
+    writable: bool,
+) -> Result<(SegmentHeader, usize)> {
+    if len < SEGMENT_HEADER_LEN as u64 {
+        return Err(Error::found(
+            path,
+            len,
+            None,
+            FindingKind::InvalidHeader {
+                detail: format!("the file is only {len} bytes, shorter than a header"),
+            },
+        ));
+    }
+    let header = SegmentHeader::decode(header_bytes).map_err(|e| {
+        Error::found(
+            path,
+            0,
+            None,
+            FindingKind::InvalidHeader {
+                detail: e.to_string(),
+            },
+        )
+    })?;
+    let size = header.segment_size_bytes;
+    if len > size || (writable && len < size) {
+        return Err(Error::found(
+            path,
+            len.min(size),
+            None,
+            FindingKind::WrongFileSize {
+                len,
+                expected: size,
+            },
+        ));
+    }
+    let map_len = if len < size {
+        (len as usize) & !(format::FRAME_ALIGN - 1)
+    } else {
+        size as usize
+    };
+    Ok((header, map_len))
 }
 
 /// Makes a segment file writable by its owner again (a sealed segment is

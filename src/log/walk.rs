@@ -24,6 +24,7 @@ use crate::format::footer::{FooterState, SegmentFooter};
 use crate::format::{self};
 use crate::hooks::Hooks;
 
+use super::archived::ArchivedSegments;
 use super::directory::{self, DirListing};
 use super::finding::FindingKind;
 use super::retention;
@@ -46,9 +47,11 @@ pub(crate) struct LogWalk {
     pub cursor: Cursor,
     /// Totals of the newest segment, so far.
     tally: Option<Tally>,
-    /// A directory holding the segments retired from the store: a walk
-    /// from scratch reads those before the cut from there, from genesis.
-    archive: Option<PathBuf>,
+    /// Where the segments retired from the store are kept: a walk from
+    /// scratch reads those before the cut from there, from genesis.
+    archive: Option<Arc<dyn ArchivedSegments>>,
+    /// Segments before this position are read from `archive`.
+    archived_before: u64,
 }
 
 /// How a walk ended.
@@ -74,14 +77,37 @@ impl LogWalk {
             cursor: Cursor::start(0, GENESIS),
             tally: None,
             archive: None,
+            archived_before: 0,
         }
     }
 
     /// The same walk, reading the segments retired from the store from
     /// `archive` (`verify --archive`): the whole history from genesis.
-    pub fn with_archive(mut self, archive: &Path) -> LogWalk {
-        self.archive = Some(archive.to_path_buf());
+    pub fn with_archive(mut self, archive: Arc<dyn ArchivedSegments>) -> LogWalk {
+        self.archive = Some(archive);
         self
+    }
+
+    /// Walks every segment of the archive alone (none of the directory),
+    /// in log order, from genesis. An archive holds sealed segments only:
+    /// each is judged as a sealed segment, the last one too.
+    ///
+    /// # Errors
+    /// When the archive cannot be listed.
+    #[cfg_attr(not(feature = "object-storage"), allow(dead_code))]
+    pub fn walk_archive(&mut self, visitor: &mut dyn Visitor) -> Result<WalkEnd> {
+        let archive = Arc::clone(
+            self.archive
+                .as_ref()
+                .expect("walk_archive needs a walk with an archive"),
+        );
+        self.archived_before = u64::MAX;
+        for (base, path) in archive.list()? {
+            if self.walk_segment(base, &path, false, visitor)? == WalkEnd::Stopped {
+                return Ok(WalkEnd::Stopped);
+            }
+        }
+        Ok(WalkEnd::Done)
     }
 
     /// The store directory walked.
@@ -123,6 +149,7 @@ impl LogWalk {
             cursor,
             tally: last_tally,
             archive: None,
+            archived_before: 0,
         }
     }
 
@@ -246,7 +273,8 @@ impl LogWalk {
         }
         if let Some(archive) = &self.archive {
             // From genesis: the archived segments before the cut first.
-            let archived = directory::list_segments(archive)?.segments;
+            let archived = archive.list()?;
+            self.archived_before = anchor.position;
             let (mut history, _) = split_at_cut(archived, &anchor);
             history.append(&mut kept);
             kept = history;
@@ -349,7 +377,11 @@ impl LogWalk {
         newest: bool,
         visitor: &mut dyn Visitor,
     ) -> Result<WalkEnd> {
-        let segment = match Segment::open(path, false, &self.hooks) {
+        let opened = match &self.archive {
+            Some(archive) if base < self.archived_before => archive.open(base, path),
+            _ => Segment::open(path, false, &self.hooks),
+        };
+        let segment = match opened {
             Ok(segment) => Arc::new(segment),
             Err(error) => {
                 let (offset, kind) = match error {

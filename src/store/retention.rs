@@ -51,6 +51,21 @@ impl Store {
         self.engine.retire(before_position, options)
     }
 
+    /// [`Store::retire_segments_before`], calling `check` with the segments
+    /// to retire before anything is committed (see
+    /// [`crate::engine::Engine::retire_checked`]).
+    #[cfg_attr(not(feature = "object-storage"), allow(dead_code))]
+    pub(crate) fn retire_segments_checked(
+        &self,
+        before_position: u64,
+        options: &RetireOptions,
+        archived_in: Option<&str>,
+        check: &dyn Fn(&[crate::format::retention::RetiredSegment]) -> Result<()>,
+    ) -> Result<Retirement> {
+        self.engine
+            .retire_checked(before_position, options, archived_in, check)
+    }
+
     /// What [`Store::retire_segments_before`] would retire, changing nothing.
     ///
     /// # Errors

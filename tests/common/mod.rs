@@ -42,6 +42,16 @@ pub fn fill(
     written
 }
 
+/// A store in `dir` of several sealed segments (small ones) and an active
+/// one; returns where the active segment starts.
+pub fn filled_with_sealed_segments(dir: &Path) -> u64 {
+    let store = Store::open(dir, small_segments()).unwrap();
+    fill(&store, 60, 4, 5, 2000);
+    let sealed = store.active_segment_position();
+    store.close().unwrap();
+    sealed
+}
+
 /// Every event of the store, in log order.
 pub fn all_events(store: &Store) -> Vec<RecordedEvent> {
     store.read_all(0, usize::MAX).unwrap()
