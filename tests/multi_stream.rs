@@ -607,3 +607,121 @@ fn control_finding_kinds_are_what_the_format_names() {
         "{error}"
     );
 }
+
+const CRASH_CHILD_DIR_ENV: &str = "ANNALS_MULTI_STREAM_CRASH_DIR";
+
+/// The streams and event counts of batch `b` of the crash test: two
+/// streams that differ from batch to batch, one to four events each.
+fn crash_batch(b: u64) -> [(String, usize); 2] {
+    [
+        (format!("a-{}", b % 3), 1 + (b % 3) as usize),
+        (format!("b-{}", b % 5), 1 + (b % 4) as usize),
+    ]
+}
+
+fn crash_event(b: u64, write: usize, index: usize) -> EventData {
+    let mut data = format!("batch {b} write {write} event {index};").into_bytes();
+    data.resize(300, b'.');
+    EventData::new("Moved", data)
+}
+
+/// In the child: appends batches of two streams until it is killed. In a
+/// normal test run: does nothing.
+#[test]
+fn multi_stream_crash_child_entry_point() {
+    let Ok(dir) = std::env::var(CRASH_CHILD_DIR_ENV) else {
+        return;
+    };
+    let store = Store::open(&dir, small_segments()).unwrap();
+    for b in 0.. {
+        let writes = crash_batch(b);
+        let events: Vec<Vec<EventData>> = writes
+            .iter()
+            .enumerate()
+            .map(|(w, (_, count))| (0..*count).map(|i| crash_event(b, w, i)).collect())
+            .collect();
+        let mut request = MultiStreamAppend::new();
+        for ((stream, _), events) in writes.iter().zip(&events) {
+            request = request.write(stream, ExpectedVersion::Any, events);
+        }
+        store.append_multi(&request).unwrap();
+    }
+}
+
+/// A process killed at a random moment while appending batches of two
+/// streams leaves whole batches only: every batch in the log has all of
+/// its events in both streams, in order, and the batches are a prefix of
+/// what was appended.
+#[test]
+fn a_killed_writer_leaves_whole_multi_stream_batches_only() {
+    let mut rng = 0x5EED_u64;
+    for round in 0..6 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "multi_stream_crash_child_entry_point",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CRASH_CHILD_DIR_ENV, dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Until it has rolled to a second segment (or a few seconds), then
+        // a random moment later.
+        let started = std::time::Instant::now();
+        while segment_files(dir.path()).len() < 2 && started.elapsed().as_secs() < 20 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(std::time::Duration::from_micros((rng >> 33) % 20_000));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let report = verify(dir.path(), &VerifyOptions::default()).unwrap();
+        assert!(report.is_ok(), "round {round}: {report}");
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        let log = all_events(&store);
+        assert!(!log.is_empty(), "round {round}: the child appended");
+        let mut at = 0;
+        let mut b = 0;
+        while at < log.len() {
+            for (w, (stream, count)) in crash_batch(b).iter().enumerate() {
+                for i in 0..*count {
+                    let event = log.get(at).unwrap_or_else(|| {
+                        panic!("round {round}: batch {b} is cut after {at} events")
+                    });
+                    let want = crash_event(b, w, i);
+                    assert_eq!(
+                        (&event.stream, &event.data),
+                        (stream, &want.data),
+                        "round {round}: position {at}"
+                    );
+                    at += 1;
+                }
+            }
+            b += 1;
+        }
+        // Every stream's versions count its events.
+        for b in 0..b.min(15) {
+            for (stream, _) in crash_batch(b) {
+                let events = store.read_stream(&stream, 1, usize::MAX).unwrap();
+                let versions: Vec<u64> = events.iter().map(|e| e.version).collect();
+                assert_eq!(versions, (1..=events.len() as u64).collect::<Vec<_>>());
+                assert_eq!(store.stream_version(&stream), events.len() as u64);
+            }
+        }
+        // The store goes on.
+        store
+            .append_multi(
+                &MultiStreamAppend::new()
+                    .write("a-0", ExpectedVersion::StreamExists, &events("z", 1))
+                    .write("after", ExpectedVersion::NoStream, &events("z", 1)),
+            )
+            .unwrap();
+    }
+}

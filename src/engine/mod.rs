@@ -9,6 +9,7 @@ pub(crate) mod durability;
 pub(crate) mod erasure;
 pub(crate) mod index_files;
 pub(crate) mod indexer;
+pub(crate) mod prefault;
 pub(crate) mod read_events;
 pub(crate) mod recovery;
 pub(crate) mod retire;
@@ -122,7 +123,10 @@ impl Engine {
         active
             .sync(0, crate::format::SEGMENT_HEADER_LEN)
             .map_err(|e| Error::io("syncing the durable mark of", &active.path, e))?;
-        let writer = Writer::new(active, ordinal, false, end, index.last_timestamp_ns());
+        let mut writer = Writer::new(active, ordinal, false, end, index.last_timestamp_ns());
+        if options.durability != crate::options::Durability::Always {
+            writer.start_prefaulting();
+        }
         let snapshots = SnapshotStore::open(&dir, true)?;
         let mut state = State { index, segments };
         stream_metadata::learn(&mut state);

@@ -20,6 +20,7 @@ use crate::index::CommandRecord;
 use crate::log::segment::{Sealed, Segment};
 use crate::options::Options;
 
+use super::prefault::Prefaulter;
 use super::read_events::with_event_at;
 use super::{Engine, State};
 
@@ -54,6 +55,10 @@ pub(crate) struct Writer {
     /// Whether a batch was appended since the store was opened: a store
     /// that only read writes nothing at close.
     appended_since_open: bool,
+    /// Populates the pages just ahead of `write_offset` on another thread
+    /// ([`Writer::start_prefaulting`]); `None`: the writer takes the page
+    /// faults itself.
+    prefaulter: Option<Prefaulter>,
 }
 
 /// One stream's part of an append.
@@ -134,6 +139,25 @@ impl Writer {
             sealed: Vec::new(),
             actual: Vec::new(),
             appended_since_open: false,
+            prefaulter: None,
+        }
+    }
+
+    /// Starts populating the active segment's pages ahead of the writes
+    /// on a background thread (`engine::prefault`). For stores that do not
+    /// sync after every batch: one that does would write the populated
+    /// zero pages ahead with each sync. Without a thread (it could not be
+    /// spawned), appends go on as before.
+    pub fn start_prefaulting(&mut self) {
+        self.prefaulter = Prefaulter::start().ok();
+        self.prefault_ahead();
+    }
+
+    fn prefault_ahead(&mut self) {
+        if let Some(prefaulter) = &mut self.prefaulter
+            && !self.active_sealed
+        {
+            prefaulter.ahead(&self.active, self.write_offset);
         }
     }
 
@@ -266,6 +290,7 @@ impl Writer {
 
         let (offset, end) = self.publish_buffer();
         self.appended_since_open = true;
+        self.prefault_ahead();
         let timestamp_ns = *self.timestamps.last().expect("a batch has events");
         self.last_timestamp_ns = timestamp_ns;
 
@@ -597,6 +622,7 @@ impl Writer {
         self.ordinal = ordinal;
         self.active_sealed = false;
         self.write_offset = SEGMENT_HEADER_LEN;
+        self.prefault_ahead();
         // The old segment was synced whole, the new header before its rename.
         engine
             .durability

@@ -444,6 +444,32 @@ impl Segment {
         };
     }
 
+    /// Populates the pages of `from..to` for writing
+    /// (`MADV_POPULATE_WRITE`), taking their page faults now, without
+    /// changing a byte: see `engine::prefault`. Safe beside readers and the
+    /// writer: the kernel faults pages in, it writes nothing to them.
+    ///
+    /// # Errors
+    /// As `madvise`: `InvalidInput` when the kernel does not know the
+    /// advice (before Linux 5.14).
+    pub fn populate_for_writing(&self, from: usize, to: usize) -> io::Result<()> {
+        assert!(self.writable, "populating a read-only segment mapping");
+        assert!(
+            from <= to && to <= self.len(),
+            "populating {from}..{to} of a mapping of {} bytes",
+            self.len()
+        );
+        #[cfg(target_os = "linux")]
+        {
+            self.map
+                .advise_range(memmap2::Advice::PopulateWrite, from, to - from)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Err(io::ErrorKind::InvalidInput.into())
+        }
+    }
+
     /// Stores the 8-byte header word of a frame at `offset` with release
     /// ordering: a reader that loads it with acquire ordering sees every byte
     /// written before.
