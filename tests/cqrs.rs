@@ -172,8 +172,11 @@ fn opening_outside_a_tokio_runtime_is_an_error() {
         Poll::Ready(Ok(_)) => panic!("opened outside a runtime"),
         Poll::Pending => panic!("waiting outside a runtime"),
     }
-    // The repository's calls too.
-    let repository = AnnalsEventRepository::new(memory_store());
+    // The repository's calls too, on a store of files (a store in memory
+    // is called directly: it does no I/O).
+    let files = tempfile::tempdir().unwrap();
+    let repository =
+        AnnalsEventRepository::new(annals::Store::open(files.path(), Options::default()).unwrap());
     let load = repository.get_events::<BankAccount>("ada");
     let mut load = std::pin::pin!(load);
     match load.as_mut().poll(&mut Context::from_waker(Waker::noop())) {

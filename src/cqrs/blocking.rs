@@ -1,9 +1,38 @@
 //! Running store calls on tokio's blocking pool, so that file I/O, syncs
-//! and lock waits never stall the runtime's worker threads.
+//! and lock waits never stall the runtime's worker threads; except on a
+//! store in memory, whose calls do no I/O and are run where they are
+//! awaited ([`run_on_store`]).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::error::Error;
+use crate::store::Store;
+
+/// Runs `work` on `store`: on tokio's blocking pool ([`run_blocking`]) for
+/// a store of files, directly for a store in memory
+/// ([`Store::in_memory`]). A call on a store in memory does no file I/O
+/// and never waits for a sync; it takes microseconds, less than handing it
+/// to the blocking pool and waking the task again costs (two thread
+/// switches: profiled in `docs/benchmarks.md`, "The cqrs-es client").
+///
+/// # Errors
+/// As [`run_blocking`].
+pub(crate) async fn run_on_store<T, F>(
+    action: &'static str,
+    store: &Arc<Store>,
+    work: F,
+) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> Result<T, Error> + Send + 'static,
+{
+    if store.is_in_memory() {
+        return work(store);
+    }
+    let shared = Arc::clone(store);
+    run_blocking(action, store.dir(), move || work(&shared)).await
+}
 
 /// Runs `work` on tokio's blocking pool and waits for it.
 ///

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::store::Store;
 
 use super::AnnalsEventRepository;
-use super::blocking::run_blocking;
+use super::blocking::run_on_store;
 use super::envelope::POSITION_METADATA_KEY;
 use super::mapping::stream_id;
 
@@ -88,8 +88,7 @@ impl<A: Aggregate> WithPositions<A> {
         let first = u64::try_from(events.first()?.sequence).ok()?;
         let count = events.len();
         let stream = stream_id(A::TYPE, aggregate_id).ok()?;
-        let store = Arc::clone(&self.store);
-        let positions = run_blocking("reading event positions in", self.store.dir(), move || {
+        let positions = run_on_store("reading event positions in", &self.store, move |store| {
             let mut positions = Vec::with_capacity(count);
             store.scan_stream(&stream, first, |event| {
                 positions.push((event.version, event.position));

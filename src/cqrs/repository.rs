@@ -18,7 +18,7 @@ use crate::event::{EventData, ExpectedVersion};
 use crate::options::Options;
 use crate::store::Store;
 
-use super::blocking::run_blocking;
+use super::blocking::{run_blocking, run_on_store};
 use super::mapping::{self, persistence_error, stream_id};
 use super::replay::{ReplayCursor, ReplaySource};
 
@@ -130,18 +130,16 @@ impl AnnalsEventRepository {
         self.skipped_snapshot_saves.load(Ordering::Relaxed)
     }
 
-    /// Runs `read_or_write` with the store on tokio's blocking pool.
+    /// Runs `read_or_write` with the store on tokio's blocking pool (or
+    /// directly, for a store in memory: [`run_on_store`]).
     async fn blocking<T, F>(&self, read_or_write: F) -> Result<T, PersistenceError>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, Error> + Send + 'static,
     {
-        let store = Arc::clone(&self.store);
-        run_blocking("using the store", self.store.dir(), move || {
-            read_or_write(&store)
-        })
-        .await
-        .map_err(persistence_error)
+        run_on_store("using the store", &self.store, read_or_write)
+            .await
+            .map_err(persistence_error)
     }
 
     /// The events of one aggregate from sequence `from_sequence` on.

@@ -202,6 +202,11 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Whether the segments live in anonymous memory.
+    pub fn is_in_memory(&self) -> bool {
+        self.in_memory
+    }
+
     /// A store whose one segment lives in anonymous memory.
     pub fn in_memory(options: Options) -> Result<Engine> {
         options.validate()?;

@@ -473,6 +473,12 @@ impl Store {
         &self.engine.dir
     }
 
+    /// Whether the store lives in memory ([`Store::in_memory`]): no files,
+    /// no syncs.
+    pub fn is_in_memory(&self) -> bool {
+        self.engine.is_in_memory()
+    }
+
     /// Whether the store was opened read-only.
     pub fn is_read_only(&self) -> bool {
         self.engine.is_read_only()
