@@ -24,8 +24,9 @@
 //! [`AnnalsEventRepository`] once and pass clones of it to [`annals_cqrs`],
 //! [`annals_snapshot_cqrs`] or [`annals_aggregate_cqrs`].
 //!
-//! Store calls run on tokio's blocking pool (`spawn_blocking`), never on the
-//! runtime's worker threads.
+//! Calls on a store of files run on tokio's blocking pool
+//! (`spawn_blocking`), never on the runtime's worker threads; calls on a
+//! store in memory, which do no I/O, run where they are awaited.
 //!
 //! # Mapping
 //!
