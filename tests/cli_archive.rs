@@ -19,14 +19,22 @@ struct Run {
 
 /// Runs `annals` with the S3 environment of `endpoint` (less `without`).
 fn annals(endpoint: &str, without: &[&str], args: &[&str]) -> Run {
+    let env = s3::env(endpoint)
+        .into_iter()
+        .map(|(name, value)| (name, (!without.contains(&name)).then_some(value)))
+        .collect::<Vec<_>>();
+    annals_with_env(&env, args)
+}
+
+/// Runs `annals` with each variable of `env` set to its value, or removed.
+fn annals_with_env(env: &[(&str, Option<String>)], args: &[&str]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_annals"));
     command.args(args);
-    for (name, value) in s3::env(endpoint) {
-        if !without.contains(&name) {
-            command.env(name, value);
-        } else {
-            command.env_remove(name);
-        }
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
     }
     let output = command.output().unwrap();
     Run {
@@ -292,4 +300,50 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
         ],
     );
     assert!(run.stderr.contains("object lock"), "{}", run.stderr);
+}
+
+#[test]
+fn credentials_the_server_does_not_know_are_refused_with_exit_code_1() {
+    // A server of its own that checks signatures (the shared one accepts
+    // any credentials): it knows no access key at all, so the made-up
+    // ones below are refused before the bucket is even looked up.
+    let Some(server) = s3::CheckingServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    common::filled_with_sealed_segments(dir.path());
+    let restore = tempfile::tempdir().unwrap();
+    let url = "s3://annals-credentials/p";
+    let env: Vec<(&str, Option<String>)> = s3::env(&server.endpoint)
+        .into_iter()
+        .map(|(name, value)| match name {
+            "AWS_ACCESS_KEY_ID" => (name, Some("AKIAMADEUPFORTHETEST".to_string())),
+            "AWS_SECRET_ACCESS_KEY" => (name, Some("not-the-secret".to_string())),
+            _ => (name, Some(value)),
+        })
+        .collect();
+    for args in [
+        vec!["archive", "push", path(dir.path()), "--to", url],
+        vec!["verify", url],
+        vec!["archive", "pull", url, "--to", path(restore.path())],
+    ] {
+        let run = annals_with_env(&env, &args);
+        assert_eq!(run.code, 1, "annals {args:?}: {}", run.stderr);
+        for said in [
+            url,
+            "refused",
+            "the server does not accept the credentials",
+            "InvalidAccessKeyId",
+            "AWS_ACCESS_KEY_ID",
+        ] {
+            assert!(run.stderr.contains(said), "annals {args:?}: {}", run.stderr);
+        }
+        assert!(run.stdout.is_empty(), "annals {args:?}: {}", run.stdout);
+    }
+    // Nothing was written to the store by the refused push.
+    assert!(
+        !dir.path()
+            .join(annals::format::ARCHIVE_PROGRESS_FILE_NAME)
+            .exists()
+    );
 }

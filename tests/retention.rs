@@ -643,3 +643,37 @@ fn an_erasure_outlives_the_segment_recording_it() {
         "reopened without the checkpoint",
     );
 }
+
+#[test]
+fn verify_with_a_directory_archive_compares_each_copy_with_the_manifests_sha256() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = tempfile::tempdir().unwrap();
+    let store = filled(dir.path(), 60);
+    let done = store
+        .retire_segments_before(120, &into_archive(archive.path()))
+        .unwrap();
+    store.close().unwrap();
+    let with_archive = VerifyOptions::default().archive(archive.path());
+    assert!(verify(dir.path(), &with_archive).unwrap().is_ok());
+
+    // A byte changed in the slack between a copy's data and its footer: no
+    // batch, checksum or chain covers it, only the SHA-256 the manifest
+    // recorded of the file at retirement.
+    let name = done.segments[0].path.file_name().unwrap().to_owned();
+    let copy = archive.path().join(&name);
+    let slack = 128 + common::footer_data_len(&copy) + 10;
+    assert!(slack < std::fs::metadata(&copy).unwrap().len() - 128);
+    common::flip_byte(&copy, slack);
+    let report = verify(dir.path(), &with_archive).unwrap();
+    assert!(!report.is_ok(), "{report}");
+    let problem = report
+        .problems
+        .iter()
+        .find(|p| p.kind == annals::verify::ProblemKind::Archive)
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(problem.path, copy, "{report}");
+    assert!(problem.message.contains("SHA-256"), "{report}");
+    assert!(problem.message.contains("retention manifest"), "{report}");
+    common::flip_byte(&copy, slack);
+    assert!(verify(dir.path(), &with_archive).unwrap().is_ok());
+}

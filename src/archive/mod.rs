@@ -57,9 +57,4 @@ pub use push::{PushOptions, PushProgress, PushReport, PushedSegment, push};
 pub use remote::{PullReport, pull, retire_archived, verify_archive, verify_with_archive};
 pub use target::{ArchiveTarget, ObjectLock};
 
-/// SHA-256 of `bytes`, lower-case hex: how segments are identified in an
-/// archive and in the retention manifest.
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    crate::format::chain::to_hex(&sha2::Sha256::digest(bytes).into())
-}
+use crate::log::archived::sha256_hex;

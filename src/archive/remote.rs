@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::format::retention::RetiredSegment;
 use crate::format::{MAX_SEGMENT_SIZE_BYTES, parse_segment_file_name};
 use crate::hooks::Hooks;
-use crate::log::archived::{ArchiveProblem, ArchivedSegments};
+use crate::log::archived::{ArchiveProblem, ArchivedSegments, copy_differs};
 use crate::log::segment::Segment;
 use crate::log::{derived_file, directory};
 use crate::verify::{Progress, VerifyOptions, VerifyReport};
@@ -123,19 +123,11 @@ impl ArchivedSegments for ObjectArchive {
         // its bytes as any segment's.
         match self.record(name) {
             Ok(Some(record)) => {
-                let sha256 = super::sha256_hex(&bytes);
-                if sha256 != record.sha256 || bytes.len() as u64 != record.file_len {
-                    self.problem(
-                        path.to_path_buf(),
-                        format!(
-                            "{} bytes with SHA-256 {sha256}; its record {} says {} bytes with \
-                             SHA-256 {}: the object was changed after it was archived",
-                            bytes.len(),
-                            layout::record_object(name),
-                            record.file_len,
-                            record.sha256
-                        ),
-                    );
+                let record_name = format!("its record {}", layout::record_object(name));
+                if let Some(message) =
+                    copy_differs(&bytes, record.file_len, &record.sha256, &record_name)
+                {
+                    self.problem(path.to_path_buf(), message);
                 }
             }
             Ok(None) => self.problem(

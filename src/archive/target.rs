@@ -370,6 +370,9 @@ impl Connection {
     }
 
     fn request_error(&self, object: Option<&str>, action: &str, e: object_store::Error) -> Error {
+        if let Some(refusal) = Refusal::of(&e) {
+            return self.target.error(object, refusal.explain(action));
+        }
         let advice = match &e {
             object_store::Error::NotFound { .. } => {
                 "; check that the bucket exists and the credentials may use it"
@@ -383,6 +386,81 @@ impl Connection {
         self.target
             .error(object, format!("{action} failed: {e}{advice}"))
     }
+}
+
+/// S3 error codes saying that the credentials themselves were refused
+/// (unknown key, wrong secret, an expired or invalid session token), as
+/// opposed to credentials that may not do what was asked (`AccessDenied`).
+const CREDENTIALS_REFUSED_CODES: [&str; 5] = [
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+];
+
+/// A request the server refused as unauthenticated or forbidden (HTTP 401
+/// or 403), with the S3 error code and message of its answer, if any.
+struct Refusal {
+    status: u16,
+    code: Option<String>,
+    message: Option<String>,
+}
+
+impl Refusal {
+    /// The refusal `e` carries, if it is one. object_store reports a
+    /// refused get or put as `PermissionDenied` / `Unauthenticated`, but a
+    /// refused list as a generic error, and keeps the answer's status and
+    /// body in private types: its text, with its sources', is all there is
+    /// to read them from.
+    fn of(e: &object_store::Error) -> Option<Refusal> {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(error) = source {
+            text.push_str(&format!(": {error}"));
+            source = error.source();
+        }
+        let status = match e {
+            object_store::Error::PermissionDenied { .. } => 403,
+            object_store::Error::Unauthenticated { .. } => 401,
+            _ if text.contains("status code: 403") => 403,
+            _ if text.contains("status code: 401") => 401,
+            _ => return None,
+        };
+        Some(Refusal {
+            status,
+            code: xml_element(&text, "Code"),
+            message: xml_element(&text, "Message"),
+        })
+    }
+
+    /// What to say of it: whether the credentials were refused or only
+    /// may not do this, what the server said, and what to check.
+    fn explain(&self, action: &str) -> String {
+        let code = self.code.as_deref().unwrap_or("no error code");
+        let said = match &self.message {
+            Some(message) => format!("HTTP {}, {code}: {message}", self.status),
+            None => format!("HTTP {}, {code}", self.status),
+        };
+        if CREDENTIALS_REFUSED_CODES.contains(&code) || self.status == 401 {
+            format!(
+                "{action} refused: the server does not accept the credentials ({said}); check \
+                 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN"
+            )
+        } else {
+            format!(
+                "{action} refused: access denied ({said}); the credentials were accepted but \
+                 may not use this bucket or prefix"
+            )
+        }
+    }
+}
+
+/// The text of the first `<name>` element of an S3 error answer.
+fn xml_element(body: &str, name: &str) -> Option<String> {
+    let (_, rest) = body.split_once(&format!("<{name}>"))?;
+    let (text, _) = rest.split_once(&format!("</{name}>"))?;
+    Some(text.to_string())
 }
 
 /// An S3 client for `bucket` from the environment (AWS_ACCESS_KEY_ID,

@@ -743,8 +743,22 @@ pub fn verify_with_progress(
     let archive = match &options.archive {
         Some(archive) => {
             directory::check_store_dir(archive)?;
-            let archive: Arc<dyn ArchivedSegments> =
-                Arc::new(DirectoryArchive::new(archive, &Default::default()));
+            // What the manifest recorded of each retired segment, to
+            // compare the copies with; a damaged manifest is the walk's
+            // finding, not an error here.
+            let retired: Vec<_> = crate::log::retention::read_anchor(dir.as_ref())
+                .ok()
+                .flatten()
+                .map(|anchor| {
+                    let records = &anchor.manifest.records;
+                    records.iter().flat_map(|r| r.segments.clone()).collect()
+                })
+                .unwrap_or_default();
+            let archive: Arc<dyn ArchivedSegments> = Arc::new(DirectoryArchive::new(
+                archive,
+                &Default::default(),
+                &retired,
+            ));
             Some(archive)
         }
         None => None,

@@ -2,8 +2,9 @@
 //! `.ci/run` starts and names in ANNALS_TEST_S3_ENDPOINT. Under CI
 //! (CI=true) a missing endpoint fails the test; elsewhere the test is
 //! skipped with a message. Buckets are made per test (unique names), with
-//! a plain HTTP request: object_store cannot create buckets, and moto
-//! does not check signatures (any credentials do, "testing" here).
+//! a plain HTTP request: object_store cannot create buckets, and this
+//! moto does not check signatures (any credentials do, "testing" here).
+//! [`CheckingServer`] is a second one, of a test's own, that does.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -172,4 +173,76 @@ pub fn keys(endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
         .collect();
     keys.sort();
     keys
+}
+
+/// A second moto server of the test's own that checks credentials
+/// (`INITIAL_NO_AUTH_ACTION_COUNT=0`: it knows no access key, so every
+/// signed request is refused with 403 InvalidAccessKeyId). Started from
+/// the `moto_server` that `.ci/run` names in ANNALS_TEST_MOTO_SERVER, on a
+/// free loopback port, in a temporary directory; stopped (its process
+/// only, by its pid) when dropped.
+pub struct CheckingServer {
+    child: std::process::Child,
+    pub endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+/// How long a started moto server may take to answer.
+const SERVER_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl CheckingServer {
+    /// Starts one, or `None` (after saying so) when the test is to be
+    /// skipped: no ANNALS_TEST_MOTO_SERVER outside CI.
+    pub fn start() -> Option<CheckingServer> {
+        let program = match std::env::var("ANNALS_TEST_MOTO_SERVER") {
+            Ok(program) if !program.is_empty() => program,
+            _ => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "ANNALS_TEST_MOTO_SERVER is not set: .ci/run sets it"
+                );
+                eprintln!("skipped: ANNALS_TEST_MOTO_SERVER is not set (see .ci/run)");
+                return None;
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // A free port: the one the system hands out, released just before.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = std::process::Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "0")
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+        let server = CheckingServer {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let started = std::time::Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < SERVER_START_TIMEOUT,
+                "{program} did not start on port {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(server)
+    }
+}
+
+impl Drop for CheckingServer {
+    fn drop(&mut self) {
+        // Child::kill sends SIGKILL to this child's pid, and nothing else.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
