@@ -27,6 +27,7 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::format::tree_record::TreeRecord;
 use crate::proof::merkle::{self, Frontier, Hash, SubtreeSource};
 
 use super::Engine;
@@ -53,6 +54,8 @@ pub(crate) struct FrontierCache {
 /// the state's lock once: the retired prefix and the kept segments.
 struct LogView {
     log_start_position: u64,
+    /// The state's ordinal of the first kept segment.
+    first_ordinal: usize,
     /// The tree of the retired prefix, as the retention manifest records it.
     frontier_at_cut: Option<Frontier>,
     /// Every kept segment (the first starts at the cut), oldest first; all
@@ -157,12 +160,11 @@ impl LogTree<'_> {
         let state = self.engine.read_state();
         // Retired segments keep their slots (and ordinals) in the state,
         // without their bytes: only the kept ones are read.
-        let segments = spans(
-            &state,
-            state.index.retained_from()..state.index.segments.len(),
-        );
+        let first_ordinal = state.index.retained_from();
+        let segments = spans(&state, first_ordinal..state.index.segments.len());
         LogView {
             log_start_position: state.index.start_position(),
+            first_ordinal,
             frontier_at_cut: state
                 .index
                 .anchor()
@@ -318,6 +320,32 @@ impl LogTree<'_> {
         Ok(Some(frontier))
     }
 
+    /// The tree at the start and at the end of the sealed segment
+    /// `ordinal` (of the state), the end computed from its leaves and cached
+    /// unless cached already; `None` when the segment is not a kept sealed
+    /// one, or the tree at the cut is not known.
+    ///
+    /// # Errors
+    /// As [`frontier_after`].
+    pub(crate) fn sealed_record(&self, ordinal: usize) -> Result<Option<TreeRecord>> {
+        let view = self.view();
+        let Some(kept) = ordinal.checked_sub(view.first_ordinal) else {
+            return Ok(None);
+        };
+        if kept >= view.sealed().len() {
+            return Ok(None);
+        }
+        let Some(end) = self.sealed_frontier(kept, &view)? else {
+            return Ok(None);
+        };
+        let start = match kept.checked_sub(1) {
+            Some(previous) => self.sealed_frontier(previous, &view)?,
+            None if view.segments[0].base_position == 0 => Some(Frontier::new()),
+            None => view.frontier_at_cut.clone(),
+        };
+        Ok(start.map(|start| TreeRecord::new(start, end)))
+    }
+
     fn needs_retired(&self, start: u64, end: u64, log_start_position: u64) -> Error {
         Error::ProofNeedsRetiredEvents {
             dir: self.engine.dir.clone(),
@@ -332,22 +360,44 @@ impl LogTree<'_> {
 /// every leaf of the segment.
 ///
 /// # Errors
-/// [`Error::Corrupt`] when a frame no longer reads;
-/// [`Error::InvalidArgument`] when the segment does not hold the events
-/// its index counts.
+/// As [`frontier_after`].
 fn segment_frontier(previous: Frontier, span: &SegmentSpan) -> Result<Frontier> {
+    frontier_after(
+        previous,
+        &span.segment,
+        span.end_offset,
+        span.base_position,
+        span.end_position,
+    )
+}
+
+/// `previous` (the tree of the positions before `segment`, which starts at
+/// `base_position`) extended with every leaf of the segment up to
+/// `end_offset`, where position `end_position` would start: one pass over
+/// its frames, one SHA-256 of each event's stored bytes.
+///
+/// # Errors
+/// [`Error::Corrupt`] when a frame no longer reads;
+/// [`Error::InvalidArgument`] when `previous` does not end at the segment's
+/// start, or the segment does not hold the events its index counts.
+pub(crate) fn frontier_after(
+    previous: Frontier,
+    segment: &Segment,
+    end_offset: usize,
+    base_position: u64,
+    end_position: u64,
+) -> Result<Frontier> {
     let mut frontier = previous;
-    if frontier.size() != span.base_position {
+    if frontier.size() != base_position {
         return Err(Error::InvalidArgument(format!(
-            "the tree before the segment {} (position {}) has {} leaves",
-            span.segment.path.display(),
-            span.base_position,
+            "the tree before the segment {} (position {base_position}) has {} leaves",
+            segment.path.display(),
             frontier.size()
         )));
     }
     let mut full = false;
     visit_event_frames(
-        [(&*span.segment, span.end_offset)],
+        [(segment, end_offset)],
         &LogStart::segment_start(0),
         |_, _, stored| {
             full = frontier.push(merkle::leaf_hash(stored)).is_err();
@@ -358,16 +408,144 @@ fn segment_frontier(previous: Frontier, span: &SegmentSpan) -> Result<Frontier> 
             })
         },
     )?;
-    if full || frontier.size() != span.end_position {
+    if full || frontier.size() != end_position {
         return Err(Error::InvalidArgument(format!(
-            "the segment {} (position {}) holds {} events, but its index counts {}",
-            span.segment.path.display(),
-            span.base_position,
-            frontier.size().saturating_sub(span.base_position),
-            span.end_position - span.base_position
+            "the segment {} (position {base_position}) holds {} events, but its index counts {}",
+            segment.path.display(),
+            frontier.size().saturating_sub(base_position),
+            end_position - base_position
         )));
     }
     Ok(frontier)
+}
+
+/// The tree at the end of each sealed segment, followed segment by segment
+/// in log order as an open (or a seal) installs their index files: what
+/// the tree sections of index files are checked against and written with,
+/// and what seeds the [`FrontierCache`] after open.
+///
+/// The rule for an index file's tree section: it is used when its start
+/// frontier is the tree known at the segment's start; a file recording
+/// another start, or none while the start is known, does not match its
+/// segment (a finding of kind `IndexFile`, rebuilt like any stale index
+/// file). When the start is not known (a reader that did not compute the
+/// segment before, whose index file was unusable), the section is taken as
+/// it is: derived data, bound to its segment by the header, and checked
+/// against the leaves by `verify`.
+#[derive(Debug, Clone)]
+pub(crate) struct TreeChain {
+    /// The tree at the end of the segments followed so far, when known.
+    running: Option<Frontier>,
+    /// The tree at the end of each sealed segment followed, by base position.
+    pub learned: Vec<(u64, Frontier)>,
+    /// The next segment's record, computed already (a seal).
+    computed: Option<TreeRecord>,
+}
+
+impl TreeChain {
+    /// The chain of a log that starts at genesis.
+    pub fn genesis() -> TreeChain {
+        TreeChain {
+            running: Some(Frontier::new()),
+            learned: Vec::new(),
+            computed: None,
+        }
+    }
+
+    /// The chain of a log that starts at a retirement's cut: the tree the
+    /// manifest records there, if it does.
+    pub fn anchored(anchor: &crate::log::retention::Anchor) -> TreeChain {
+        TreeChain {
+            running: anchor
+                .frontier
+                .clone()
+                .filter(|frontier| frontier.size() == anchor.position),
+            learned: Vec::new(),
+            computed: None,
+        }
+    }
+
+    /// The chain from a segment whose start is `start` (`None`: not known).
+    pub fn starting_at(start: Option<Frontier>) -> TreeChain {
+        TreeChain {
+            running: start,
+            learned: Vec::new(),
+            computed: None,
+        }
+    }
+
+    /// The chain of one segment whose record is computed already (a seal);
+    /// `None`: the tree at its start is not known.
+    pub fn computed(record: Option<TreeRecord>) -> TreeChain {
+        TreeChain {
+            running: record.as_ref().map(|r| r.start.clone()),
+            learned: Vec::new(),
+            computed: record,
+        }
+    }
+
+    /// Why an index file whose tree section is `found` does not match the
+    /// next segment; `None` when it does.
+    pub fn mismatch(&self, found: Option<&TreeRecord>) -> Option<String> {
+        let expected = self.running.as_ref()?;
+        match found {
+            None => Some("stale: it records no Merkle tree".to_string()),
+            Some(record) if record.start != *expected => Some(
+                "stale: its Merkle tree at the segment's start differs from the tree at the end                  of the segment before"
+                    .to_string(),
+            ),
+            Some(_) => None,
+        }
+    }
+
+    /// The tree section to write for the next segment, computed from its
+    /// leaves (one pass over its frames); `None` when its start is not known.
+    ///
+    /// # Errors
+    /// As [`frontier_after`].
+    pub fn record_for(
+        &self,
+        segment: &Segment,
+        index: &crate::index::SegmentIndex,
+    ) -> Result<Option<TreeRecord>> {
+        let Some(start) = &self.running else {
+            return Ok(None);
+        };
+        if let Some(record) = self.computed.as_ref().filter(|r| r.start == *start) {
+            return Ok(Some(record.clone()));
+        }
+        let end = frontier_after(
+            start.clone(),
+            segment,
+            index.end_offset,
+            index.base_position,
+            index.end_position(),
+        )?;
+        Ok(Some(TreeRecord::new(start.clone(), end)))
+    }
+
+    /// Follows the segment starting at `base_position`, whose index file
+    /// (when one is used) records `record`.
+    pub fn followed(&mut self, base_position: u64, record: Option<&TreeRecord>) {
+        self.running = match record {
+            Some(record) if self.running.as_ref().is_none_or(|r| *r == record.start) => {
+                Some(record.end.clone())
+            }
+            _ => None,
+        };
+        if let Some(end) = &self.running {
+            self.learned.push((base_position, end.clone()));
+        }
+    }
+}
+
+impl FrontierCache {
+    /// Seeds the cache with the tree at the end of sealed segments, by
+    /// base position (what an open learned from index files).
+    pub(crate) fn seed(&self, learned: Vec<(u64, Frontier)>) {
+        let mut cache = self.frontiers.lock().unwrap_or_else(|p| p.into_inner());
+        cache.extend(learned);
+    }
 }
 
 /// The MTH of `start..end` from a frontier: known when `start` and `end`

@@ -8,15 +8,17 @@
 //! ```text
 //! offset size field
 //!      0    8 magic              "ANNALIDX"
-//!      8    4 version            u32 (1)
-//!     12    4 header_len         u32 (256)
+//!      8    4 version            u32 (2)
+//!     12    4 header_len         u32 (320)
 //!     16    8 file_len           u64, bytes of the whole file
 //!     24   96 binding            see below
-//!    120  128 section table      8 entries of {offset u64, len u64}, in file order:
+//!    120  144 section table      9 entries of {offset u64, len u64}, in file order:
 //!                                streams, commands, bloom, correlations,
-//!                                sparse offsets, sparse timestamps, offsets, strings
-//!    248    4 body_crc           CRC-32 of bytes 256..file_len
-//!    252    4 header_crc         CRC-32 of bytes 0..252
+//!                                sparse offsets, sparse timestamps, offsets, strings,
+//!                                tree
+//!    264   48 reserved           zero
+//!    312    4 body_crc           CRC-32 of bytes 320..file_len
+//!    316    4 header_crc         CRC-32 of bytes 0..316
 //!
 //! binding (96 bytes, also used by the checkpoint)
 //!      0    8 base_position      u64
@@ -35,11 +37,17 @@
 //! multiple of 8 after the previous one (the bloom filter at the next
 //! multiple of 64), zero padding between; the file ends at the end of the
 //! last section, rounded up to 8. `docs/format.md` describes each section.
+//!
+//! Version 1 (a 256-byte header with 8 sections, no tree) is not read:
+//! index files are derived data, so a version-1 file is rebuilt from its
+//! segment like any other file that does not match (a writer's open writes
+//! it anew; a reader keeps the index in memory).
 
 use std::cmp::Ordering;
 use std::fmt;
 use std::ops::Range;
 
+use super::tree_record::TreeRecord;
 use super::{
     CHAIN_LEN, FOOTER_LEN, FRAME_ALIGN, MAX_SEGMENT_SIZE_BYTES, SEGMENT_HEADER_LEN, le_u32, le_u64,
 };
@@ -48,13 +56,13 @@ use super::{
 pub const INDEX_FILE_MAGIC: [u8; 8] = *b"ANNALIDX";
 
 /// The index file version this build writes and reads.
-pub const INDEX_FILE_VERSION: u32 = 1;
+pub const INDEX_FILE_VERSION: u32 = 2;
 
 /// One event in this many of a segment has its offset and timestamp recorded.
 pub const SPARSE_STRIDE: u64 = 16;
 
 /// Bytes of the fixed header of an index file.
-pub const INDEX_HEADER_LEN: usize = 256;
+pub const INDEX_HEADER_LEN: usize = 320;
 
 /// Bytes of an encoded [`IndexBinding`].
 pub const BINDING_LEN: usize = 96;
@@ -79,9 +87,13 @@ pub const BLOOM_PROBES: u32 = 4;
 
 const BINDING_AT: usize = 24;
 const SECTIONS_AT: usize = BINDING_AT + BINDING_LEN;
-const SECTION_COUNT: usize = 8;
+const SECTION_COUNT: usize = 9;
 const SECTION_ENTRY_LEN: usize = 16;
-const BODY_CRC_AT: usize = SECTIONS_AT + SECTION_COUNT * SECTION_ENTRY_LEN;
+/// Zero bytes between the section table and the checksums, for sections
+/// to come (three more entries).
+const RESERVED_AT: usize = SECTIONS_AT + SECTION_COUNT * SECTION_ENTRY_LEN;
+const RESERVED_LEN: usize = 48;
+const BODY_CRC_AT: usize = RESERVED_AT + RESERVED_LEN;
 const HEADER_CRC_AT: usize = BODY_CRC_AT + 4;
 const _: () = assert!(HEADER_CRC_AT + 4 == INDEX_HEADER_LEN);
 const _: () = assert!(INDEX_HEADER_LEN.is_multiple_of(BLOOM_BLOCK_LEN));
@@ -96,9 +108,10 @@ const SPARSE_OFFSETS: usize = 4;
 const SPARSE_TIMESTAMPS: usize = 5;
 const OFFSETS: usize = 6;
 const STRINGS: usize = 7;
+const TREE: usize = 8;
 
 /// Alignment of each section's start.
-const SECTION_ALIGN: [usize; SECTION_COUNT] = [8, 8, BLOOM_BLOCK_LEN, 8, 8, 8, 8, 8];
+const SECTION_ALIGN: [usize; SECTION_COUNT] = [8, 8, BLOOM_BLOCK_LEN, 8, 8, 8, 8, 8, 8];
 
 /// Size of one element of each section: its length is a multiple of it.
 const SECTION_ELEMENT_LEN: [usize; SECTION_COUNT] = [
@@ -109,6 +122,7 @@ const SECTION_ELEMENT_LEN: [usize; SECTION_COUNT] = [
     4,
     8,
     4,
+    1,
     1,
 ];
 
@@ -122,6 +136,7 @@ pub const SECTION_NAMES: [&str; SECTION_COUNT] = [
     "sparse timestamps",
     "offsets",
     "strings",
+    "tree",
 ];
 
 /// The file name of the index of the segment whose first event has
@@ -264,6 +279,9 @@ pub struct IndexContents<'a> {
     pub commands: Vec<CommandEntry<'a>>,
     /// Runs of events carrying a correlation id, in log order.
     pub correlations: Vec<CorrelationRun>,
+    /// The Merkle tree at the segment's start and at the end described, if
+    /// known ([`TreeRecord`]).
+    pub tree: Option<&'a TreeRecord>,
 }
 
 /// A stream's events in one segment: consecutive versions from
@@ -563,6 +581,14 @@ pub fn encode(contents: &IndexContents<'_>) -> Vec<u8> {
         .collect();
     let strings = strings.bytes;
     to_u32(strings.len(), "bytes of strings");
+    let tree = contents.tree.map(TreeRecord::encode).unwrap_or_default();
+    if let Some(record) = contents.tree {
+        assert!(
+            record.start.size() == binding.base_position
+                && record.end.size() == binding.base_position + binding.event_count,
+            "the tree record does not span the binding's positions"
+        );
+    }
 
     let sections: [&[u8]; SECTION_COUNT] = [
         &stream_table,
@@ -573,6 +599,7 @@ pub fn encode(contents: &IndexContents<'_>) -> Vec<u8> {
         &sparse_timestamps,
         &offsets,
         &strings,
+        &tree,
     ];
     let mut out = vec![0u8; INDEX_HEADER_LEN];
     for (i, section) in sections.iter().enumerate() {
@@ -698,7 +725,19 @@ fn read_header(bytes: &[u8]) -> Result<Header, IndexFileError> {
         ));
     }
     if le_u32(bytes, 12) != INDEX_HEADER_LEN as u32 {
-        return Err(IndexFileError::new(12, "index file header_len is not 256"));
+        return Err(IndexFileError::new(
+            12,
+            format!("index file header_len is not {INDEX_HEADER_LEN}"),
+        ));
+    }
+    if bytes[RESERVED_AT..RESERVED_AT + RESERVED_LEN]
+        .iter()
+        .any(|&b| b != 0)
+    {
+        return Err(IndexFileError::new(
+            RESERVED_AT as u64,
+            "index file reserved header bytes are not zero",
+        ));
     }
     let file_len = le_u64(bytes, 16);
     if file_len != bytes.len() as u64 {
@@ -750,6 +789,33 @@ fn read_header(bytes: &[u8]) -> Result<Header, IndexFileError> {
     Ok(Header { binding, sections })
 }
 
+/// Reads the tree section of an index file without checking the rest of
+/// its body: the header as [`read_binding`] does, then the section with its
+/// own checksum and against the binding's extent. `None` when the file
+/// records no tree. O(the section), at most a few KiB.
+///
+/// # Errors
+/// What is wrong with the header or the section, and where.
+pub fn read_tree(bytes: &[u8]) -> Result<(IndexBinding, Option<TreeRecord>), IndexFileError> {
+    let header = read_header(bytes)?;
+    let binding = header.binding;
+    let section = header.sections[TREE].clone();
+    let tree = decode_tree(&bytes[section.clone()], &binding, section.start)?;
+    Ok((binding, tree))
+}
+
+/// The tree section at file offset `at`, checked against `binding`.
+fn decode_tree(
+    bytes: &[u8],
+    binding: &IndexBinding,
+    at: usize,
+) -> Result<Option<TreeRecord>, IndexFileError> {
+    // The binding's positions do not overflow (IndexBinding::decode).
+    let end_position = binding.base_position + binding.event_count;
+    TreeRecord::decode(bytes, binding.base_position, end_position)
+        .map_err(|e| IndexFileError::new((at + e.offset) as u64, e.to_string()))
+}
+
 /// Reads the binding of an index file in O(1): checks the magic, version,
 /// header checksum and that the section table fits `bytes.len()`, but not
 /// the sections. To bind a file to a segment on open without reading it all.
@@ -773,6 +839,8 @@ pub struct IndexFile<'a> {
     sparse_timestamps: U64s<'a>,
     offsets: U32s<'a>,
     strings: &'a [u8],
+    /// The tree section, checked by parse ([`IndexFile::tree`]).
+    tree: &'a [u8],
 }
 
 /// One decoded stream table entry (offsets as stored).
@@ -851,8 +919,10 @@ impl<'a> IndexFile<'a> {
             sparse_timestamps: U64s(section(SPARSE_TIMESTAMPS)),
             offsets: U32s(section(OFFSETS)),
             strings: section(STRINGS),
+            tree: section(TREE),
         };
         file.check(&header.sections)?;
+        decode_tree(file.tree, &file.binding, header.sections[TREE].start)?;
         Ok(file)
     }
 
@@ -1022,6 +1092,13 @@ impl<'a> IndexFile<'a> {
         self.binding
     }
 
+    /// The Merkle tree at the segment's start and at the end described, if
+    /// the file records it. Decoded anew at each call (a few KiB at most).
+    pub fn tree(&self) -> Option<TreeRecord> {
+        // Parse checked the section: decoding it again cannot fail.
+        decode_tree(self.tree, &self.binding, 0).ok().flatten()
+    }
+
     /// Number of streams with events in the segment.
     pub fn stream_count(&self) -> usize {
         self.streams.len() / STREAM_ENTRY_LEN
@@ -1189,6 +1266,18 @@ mod tests {
         sparse_timestamps: Vec<u64>,
         commands: Vec<(String, String, u64, u64, u64)>,
         correlations: Vec<CorrelationRun>,
+        tree: Option<TreeRecord>,
+    }
+
+    /// The tree of `size` made-up leaves.
+    fn frontier(size: u64) -> crate::proof::merkle::Frontier {
+        let mut frontier = crate::proof::merkle::Frontier::new();
+        for i in 0..size {
+            frontier
+                .push(crate::proof::merkle::leaf_hash(&i.to_le_bytes()))
+                .unwrap();
+        }
+        frontier
     }
 
     impl Owned {
@@ -1218,6 +1307,7 @@ mod tests {
                     })
                     .collect(),
                 correlations: self.correlations.clone(),
+                tree: self.tree.as_ref(),
             }
         }
     }
@@ -1288,6 +1378,10 @@ mod tests {
                 })
                 .collect(),
             correlations,
+            tree: Some(TreeRecord::new(
+                frontier(1000),
+                frontier(1000 + events.len() as u64),
+            )),
         }
     }
 
@@ -1313,6 +1407,7 @@ mod tests {
     /// Every lookup of `file` answers as `owned` says.
     fn assert_answers(file: &IndexFile<'_>, owned: &Owned) {
         assert_eq!(file.binding(), owned.binding);
+        assert_eq!(file.tree(), owned.tree);
         assert_eq!(file.stream_count(), owned.streams.len());
         for (name, first_version, offsets) in &owned.streams {
             let events = file.stream(name).expect("stream present");
@@ -1447,6 +1542,9 @@ mod tests {
                 .sum()
         };
         let mut owned = sample();
+        // The tree section is the same size whatever the streams (it
+        // depends on the positions only): left out here.
+        owned.tree = None;
         let base = sections_len(&encode(&owned.contents()));
         let last = owned.binding.data_end as u32;
         owned
