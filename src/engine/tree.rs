@@ -234,13 +234,17 @@ impl LogTree<'_> {
                 .ok_or_else(|| self.needs_retired(start, end, cut));
         }
         if start >= cut {
-            // One segment's leaves are read at once; a single leaf (a
-            // receipt) never waits for the cache to fill.
+            // One segment's leaves are read at once, unless the frontier
+            // at the end of a sealed segment (cached already: a single
+            // leaf, a receipt, never waits for the cache to fill) answers.
             let (first, last) = (view.segment_of(start), view.segment_of(end - 1));
             if first.is_none() || first == last {
+                if let Some(hash) = self.cached_run_hash(start, end, view, false)? {
+                    return Ok(hash);
+                }
                 return self.kept_subtree_hash(start, end);
             }
-            if let Some(hash) = self.cached_run_hash(start, end, view)? {
+            if let Some(hash) = self.cached_run_hash(start, end, view, true)? {
                 return Ok(hash);
             }
         }
@@ -258,16 +262,36 @@ impl LogTree<'_> {
     /// `end` (the only one that can hold it: a later frontier has merged
     /// the subtrees of this size); `None` when it is not, or when that
     /// frontier cannot be computed (a retired prefix without a recorded
-    /// tree).
-    fn cached_run_hash(&self, start: u64, end: u64, view: &LogView) -> Result<Option<Hash>> {
+    /// tree) or, unless `compute`, is not cached.
+    fn cached_run_hash(
+        &self,
+        start: u64,
+        end: u64,
+        view: &LogView,
+        compute: bool,
+    ) -> Result<Option<Hash>> {
         let sealed = view.sealed();
         let ordinal = sealed.partition_point(|span| span.end_position < end);
         if ordinal == sealed.len() {
             return Ok(None);
         }
-        Ok(self
-            .sealed_frontier(ordinal, view)?
-            .and_then(|frontier| run_hash(&frontier, start, end)))
+        let frontier = if compute {
+            self.sealed_frontier(ordinal, view)?
+        } else {
+            self.cached_frontier(&sealed[ordinal])
+        };
+        Ok(frontier.and_then(|frontier| run_hash(&frontier, start, end)))
+    }
+
+    /// The frontier at the end of a sealed segment, if cached.
+    fn cached_frontier(&self, span: &SegmentSpan) -> Option<Frontier> {
+        let cache = self
+            .engine
+            .tree_frontiers
+            .frontiers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        cached_in(&cache, span)
     }
 
     /// The frontier at the end of sealed segment `ordinal` of `view`, from
@@ -283,14 +307,7 @@ impl LogTree<'_> {
             .frontiers
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        // A frontier is used only for the segment it was computed for, as it
-        // is now: same base position, same end.
-        let cached = |cache: &HashMap<u64, Frontier>, span: &SegmentSpan| {
-            cache
-                .get(&span.base_position)
-                .filter(|frontier| frontier.size() == span.end_position)
-                .cloned()
-        };
+        let cached = cached_in;
         if let Some(frontier) = cached(&cache, &sealed[ordinal]) {
             return Ok(Some(frontier));
         }
@@ -354,6 +371,16 @@ impl LogTree<'_> {
             log_start: log_start_position,
         }
     }
+}
+
+/// The frontier `cache` holds for the sealed segment `span`. A frontier is
+/// used only for the segment it was computed for, as it is now: same base
+/// position, same end.
+fn cached_in(cache: &HashMap<u64, Frontier>, span: &SegmentSpan) -> Option<Frontier> {
+    cache
+        .get(&span.base_position)
+        .filter(|frontier| frontier.size() == span.end_position)
+        .cloned()
 }
 
 /// `previous` (the tree up to the segment's first position) extended with
