@@ -668,3 +668,83 @@ fn a_root_after_reopen_reads_no_sealed_segment() {
         drop(store);
     }
 }
+
+/// Rewrites the tree section of the index file at `path` with the last
+/// hash of its end frontier changed, every checksum made right again: a
+/// record that only a recomputation from the leaves can find wrong.
+/// Returns the forged end root.
+fn forge_index_tree_end(path: &Path) -> merkle::Hash {
+    let mut bytes = std::fs::read(path).unwrap();
+    let word = |bytes: &[u8], at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    // The ninth entry of the section table at 120: the tree section.
+    let (at, len) = (word(&bytes, 248) as usize, word(&bytes, 256) as usize);
+    assert!(len > 56, "the file records a tree");
+    let section = &mut bytes[at..at + len];
+    let (start_size, end_size) = (word(section, 8), word(section, 16));
+    let end_hashes = 56 + 32 * start_size.count_ones() as usize;
+    section[len - 1] ^= 1;
+    let mut encoded = end_size.to_le_bytes().to_vec();
+    encoded.extend_from_slice(&section[end_hashes..]);
+    let root = merkle::Frontier::decode(&encoded).unwrap().root();
+    section[24..56].copy_from_slice(&root);
+    let crc = crc32fast::hash(&section[8..]);
+    section[0..4].copy_from_slice(&crc.to_le_bytes());
+    let body_crc = crc32fast::hash(&bytes[320..]);
+    bytes[312..316].copy_from_slice(&body_crc.to_le_bytes());
+    let header_crc = crc32fast::hash(&bytes[..316]);
+    bytes[316..320].copy_from_slice(&header_crc.to_le_bytes());
+    std::fs::write(path, bytes).unwrap();
+    root
+}
+
+#[test]
+fn verify_checks_each_index_file_tree_against_the_events() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(filled(dir.path(), 40));
+    let index_files: Vec<_> = common::segment_files(dir.path())
+        .iter()
+        .map(|segment| segment.with_extension("idx"))
+        .filter(|idx| idx.exists())
+        .collect();
+    assert!(index_files.len() >= 3, "{index_files:?}");
+    let report = annals::verify::verify(dir.path(), &VerifyOptions::default()).unwrap();
+    assert!(report.problems.is_empty(), "{report}");
+
+    forge_index_tree_end(&index_files[1]);
+    let report = annals::verify::verify(dir.path(), &VerifyOptions::default()).unwrap();
+    let found: Vec<_> = report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.path.clone()))
+        .collect();
+    // The forged file, named; and the next one, whose tree no longer
+    // starts where the forged one ends, is not blamed: its start is the
+    // tree computed from the events.
+    assert_eq!(
+        found,
+        [(ProblemKind::IndexFile, index_files[1].clone())],
+        "{report}"
+    );
+    assert_eq!(report.corruption_count, 0, "derived data: a warning");
+    assert!(
+        report.problems[0].message.contains("differs from the tree"),
+        "{report}"
+    );
+
+    // An open follows the recorded chain: the next file does not continue
+    // the forged one, and is reported like any stale index file.
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    let reported: Vec<_> = reader
+        .recovery_report()
+        .items
+        .iter()
+        .map(|item| item.finding.path.clone())
+        .collect();
+    assert_eq!(reported, [index_files[2].clone()]);
+    drop(reader);
+
+    // Rebuilding the index rewrites every file from the log: clean again.
+    drop(Store::open(dir.path(), small_segments().rebuild_index(true)).unwrap());
+    let report = annals::verify::verify(dir.path(), &VerifyOptions::default()).unwrap();
+    assert!(report.problems.is_empty(), "{report}");
+}

@@ -298,6 +298,10 @@ pub enum ProblemKind {
     /// The log does not match the signed checkpoint, or the checkpoint is
     /// not signed by the key (see [`TreeCheck`]).
     Checkpoint,
+    /// An index file (derived data) does not match its segment: its Merkle
+    /// tree differs from the one computed over the events, or it cannot be
+    /// read. The next writer's open writes it anew.
+    IndexFile,
 }
 
 /// One problem found by [`verify`].
@@ -839,6 +843,9 @@ struct Verifier<'p> {
     tree_lost: Option<String>,
     /// The signed checkpoint to check the tree against, opened.
     checkpoint: Option<note::Checkpoint>,
+    /// The segment being read and the tree at its start, to check its
+    /// index file's tree once its end is reached (`index_tree`).
+    segment_tree_start: Option<(std::sync::Arc<Segment>, Option<Frontier>)>,
 }
 
 impl Visitor for Verifier<'_> {
@@ -922,6 +929,8 @@ impl Visitor for Verifier<'_> {
     }
 
     fn segment(&mut self, _ordinal: usize, segment: &std::sync::Arc<Segment>, _role: SegmentRole) {
+        self.check_index_tree();
+        self.segment_tree_start = Some((std::sync::Arc::clone(segment), self.tree.clone()));
         if let Some(cut) = self
             .cut_to_check
             .take_if(|cut| cut.position <= segment.header.base_position)
@@ -1062,6 +1071,7 @@ fn problem_kind(kind: &FindingKind) -> ProblemKind {
         K::TornTail { .. } | K::ShortFile { .. } => ProblemKind::TornTail,
         K::TemporaryFile => ProblemKind::StrayFile,
         K::InvalidSettings { .. } => ProblemKind::Settings,
+        K::IndexFile { .. } => ProblemKind::IndexFile,
         _ => ProblemKind::Record,
     }
 }
@@ -1127,6 +1137,7 @@ impl<'p> Verifier<'p> {
             tree: Some(Frontier::new()),
             tree_lost: None,
             checkpoint,
+            segment_tree_start: None,
         };
         // A checkpoint of the empty tree is decided before any event.
         verifier.check_tree(dir, 0);
@@ -1570,7 +1581,25 @@ impl<'p> Verifier<'p> {
         }
     }
 
+    /// Checks the index file of the segment just read against the tree
+    /// computed over its events (`index_tree`).
+    fn check_index_tree(&mut self) {
+        let Some((segment, start)) = self.segment_tree_start.take() else {
+            return;
+        };
+        let Some(dir) = segment.path.parent() else {
+            return;
+        };
+        if let Some(finding) =
+            super::index_tree::check(dir, &segment, start.as_ref(), self.tree.as_ref())
+        {
+            let verdict = crate::log::verdict::verdict(&finding.kind, SegmentRole::Sealed);
+            self.finding(finding, verdict);
+        }
+    }
+
     fn finish(mut self) -> VerifyReport {
+        self.check_index_tree();
         self.report.summary.streams = self.streams.len() as u64;
         self.report.summary.tree = self.tree.as_ref().map(|tree| TreeHead {
             size: tree.size(),
