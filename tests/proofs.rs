@@ -748,3 +748,65 @@ fn verify_checks_each_index_file_tree_against_the_events() {
     let report = annals::verify::verify(dir.path(), &VerifyOptions::default()).unwrap();
     assert!(report.problems.is_empty(), "{report}");
 }
+
+/// Issue 19: an append returns receipts; a client keeps them and later,
+/// holding only a signed checkpoint and the public key, checks that its
+/// events are in the log, after the store was reopened and its segments
+/// sealed. A receipt for another event, or a checkpoint before the event,
+/// does not check.
+#[test]
+fn append_receipts_prove_inclusion_against_a_later_signed_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    let (signer, verifier) = note::generate_key(ORIGIN).unwrap();
+    let early_note = store.signed_checkpoint(ORIGIN, &signer).unwrap();
+    let mut kept = Vec::new();
+    for round in 0..60u64 {
+        let events: Vec<annals::EventData> = (0..1 + round % 4)
+            .map(|i| annals::EventData::new("Deposited", vec![(round + i) as u8; 1500]))
+            .collect();
+        let (result, receipts) = store
+            .append_with_receipts(&format!("account-{}", round % 3), ExpectedVersion::Any, &events)
+            .unwrap();
+        assert_eq!(receipts.len(), events.len());
+        assert_eq!(receipts[0].position, result.first_position);
+        for receipt in &receipts {
+            assert_eq!(*receipt, store.receipt(receipt.position).unwrap());
+        }
+        kept.extend(receipts);
+    }
+    drop(store);
+    assert!(common::segment_files(dir.path()).len() >= 3);
+    let leaves = leaves_on_disk(dir.path());
+    for receipt in &kept {
+        assert_eq!(receipt.leaf_hash, leaves[receipt.position as usize]);
+    }
+
+    let store = Store::open_read_only(dir.path()).unwrap();
+    let note_text = store.signed_checkpoint(ORIGIN, &signer).unwrap();
+    let size = note::open(&note_text, &verifier).unwrap().size;
+    for receipt in &kept {
+        let proof = store.inclusion_proof(receipt.position, size).unwrap();
+        let json = serde_json::to_string(&proof).unwrap();
+        let checked = proof::check_inclusion(&json, &note_text, &verifier).unwrap();
+        assert_eq!(checked.proof.leaf_hash, receipt.leaf_hash);
+    }
+    // The receipt of one event is not the leaf of another.
+    let proof = store.inclusion_proof(kept[5].position, size).unwrap();
+    let forged = InclusionProof {
+        leaf_hash: kept[6].leaf_hash,
+        ..proof
+    };
+    let json = serde_json::to_string(&forged).unwrap();
+    assert!(proof::check_inclusion(&json, &note_text, &verifier).is_err());
+    // A checkpoint signed before the events cannot include them.
+    assert!(store.inclusion_proof(kept[0].position, 0).is_err());
+    assert_eq!(note::open(&early_note, &verifier).unwrap().size, 0);
+    // Receipts of a range in one pass; bad ranges are refused.
+    assert_eq!(store.receipts(3, 9).unwrap(), kept[3..9].to_vec());
+    assert!(matches!(store.receipts(9, 9), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        store.receipts(0, size + 1),
+        Err(Error::InvalidArgument(_))
+    ));
+}

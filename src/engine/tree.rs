@@ -176,6 +176,28 @@ impl LogTree<'_> {
     /// The MTH of kept positions `start..end` (`start < end`), streamed from
     /// the segments in one pass.
     fn kept_subtree_hash(&self, start: u64, end: u64) -> Result<Hash> {
+        let mut frontier = Frontier::new();
+        self.visit_kept_leaves(start, end, |leaf| {
+            // At most `end - start` < 2^64 pushes: the frontier cannot be full.
+            let _ = frontier.push(leaf);
+        })?;
+        Ok(frontier.root())
+    }
+
+    /// The leaf hashes of kept positions `start..end` (`start < end`), read
+    /// in one pass: what receipts of a batch need.
+    ///
+    /// # Errors
+    /// As [`SubtreeSource::subtree_hash`].
+    pub(crate) fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>> {
+        let mut leaves = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
+        self.visit_kept_leaves(start, end, |leaf| leaves.push(leaf))?;
+        Ok(leaves)
+    }
+
+    /// Calls `f` with the leaf hash of each kept position `start..end`
+    /// (`start < end`), in order, streamed from the segments.
+    fn visit_kept_leaves(&self, start: u64, end: u64, mut f: impl FnMut(Hash)) -> Result<()> {
         let (first, segments) = {
             let state = self.engine.read_state();
             let log_start_position = state.index.start_position();
@@ -197,26 +219,25 @@ impl LogTree<'_> {
             let segments = published_segments(&state, first.ordinal);
             (first, segments)
         };
-        let mut frontier = Frontier::new();
         let wanted = end - start;
+        let mut seen = 0u64;
         let frames = segments.iter().map(|(segment, end)| (&**segment, *end));
         visit_event_frames(frames, &first, |_, _, stored| {
-            // At most `wanted` < 2^64 pushes: the frontier cannot be full.
-            let _ = frontier.push(merkle::leaf_hash(stored));
-            Ok(if frontier.size() == wanted {
+            f(merkle::leaf_hash(stored));
+            seen += 1;
+            Ok(if seen == wanted {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             })
         })?;
-        if frontier.size() != wanted {
+        if seen != wanted {
             // The index counted these events, so the segments hold them.
             return Err(Error::InvalidArgument(format!(
-                "the log ended after {} of the {wanted} events {start}..{end}",
-                frontier.size()
+                "the log ended after {seen} of the {wanted} events {start}..{end}"
             )));
         }
-        Ok(frontier.root())
+        Ok(())
     }
 
     /// The MTH of `start..end` (`start < end`): from the frontier of the

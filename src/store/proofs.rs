@@ -13,6 +13,7 @@ use crate::proof::merkle::{self, Hash, ProveError, SubtreeSource};
 use crate::proof::{Checkpoint, ConsistencyProof, InclusionProof, note};
 
 use super::Store;
+use crate::{AppendResult, EventData, ExpectedVersion};
 
 /// What a client keeps after an append to prove later that its event is in
 /// the log: the event's position and leaf hash. Ask
@@ -140,6 +141,69 @@ impl Store {
             new_size,
             hashes,
         })
+    }
+
+    /// Appends `events` to `stream` as [`Store::append`] does, and returns
+    /// with the result a [`Receipt`] for each event appended, to keep and
+    /// prove later with [`Store::inclusion_proof`]. The receipts are computed
+    /// from the frames as written, in one pass over the batch after the
+    /// append (one SHA-256 of each event's stored bytes): [`Store::append`]
+    /// itself hashes nothing.
+    ///
+    /// ```
+    /// use annals::{EventData, ExpectedVersion, Store, proof::note};
+    /// let store = Store::in_memory(Default::default())?;
+    /// let (result, receipts) = store.append_with_receipts(
+    ///     "account-1",
+    ///     ExpectedVersion::NoStream,
+    ///     &[EventData::new("Opened", b"{}".to_vec()), EventData::new("Deposited", b"{}".to_vec())],
+    /// )?;
+    /// assert_eq!(receipts[1].position, result.last_position);
+    /// // Later: a signed checkpoint, and the proof that the event is in it.
+    /// let (signer, verifier) = note::generate_key("example.com/log")?;
+    /// let checkpoint = note::open(&store.signed_checkpoint("example.com/log", &signer)?, &verifier)?;
+    /// let proof = store.inclusion_proof(receipts[1].position, checkpoint.size)?;
+    /// assert_eq!(proof.leaf_hash, receipts[1].leaf_hash);
+    /// proof.verify(&checkpoint.root)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::append`] (then nothing was appended); after the append,
+    /// as [`Store::receipt`] (the events were appended: their receipts can
+    /// be asked for again by position).
+    pub fn append_with_receipts(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventData],
+    ) -> Result<(AppendResult, Vec<Receipt>)> {
+        let result = self.append(stream, expected, events)?;
+        let receipts = self.receipts(result.first_position, result.last_position + 1)?;
+        Ok((result, receipts))
+    }
+
+    /// The receipts of the events at positions `start..end`, read in one
+    /// pass.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless `start < end <=` the log's size;
+    /// [`Error::ProofNeedsRetiredEvents`] for retired positions;
+    /// [`Error::Corrupt`] when a frame no longer reads.
+    pub fn receipts(&self, start: u64, end: u64) -> Result<Vec<Receipt>> {
+        if start >= end {
+            return Err(Error::InvalidArgument(format!(
+                "no receipts for the empty range of positions {start}..{end}"
+            )));
+        }
+        let leaves = self.engine.tree().leaf_hashes(start, end)?;
+        Ok((start..end)
+            .zip(leaves)
+            .map(|(position, leaf_hash)| Receipt {
+                position,
+                leaf_hash,
+            })
+            .collect())
     }
 
     /// The receipt of the event at `position`: its leaf hash, to keep and
