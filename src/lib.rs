@@ -96,7 +96,7 @@ pub use log::verdict::{SegmentRole, Verdict};
 pub use options::{Durability, Limits, Options};
 pub use snapshot::{SNAPSHOT_DIR_NAME, Snapshot};
 pub use store::{
-    Direction, FOLLOW_POLL_MAX, READ_PAGE_EVENTS, Read, ReadRequest, Receipt,
+    Direction, FOLLOW_POLL_MAX, ProofOptions, READ_PAGE_EVENTS, Read, ReadRequest, Receipt,
     SUBSCRIPTION_READ_AHEAD, StartAt, Store, Subscription,
 };
 pub use verify::{ExpectedHead, VerifyOptions, VerifyReport, verify};

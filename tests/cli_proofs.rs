@@ -284,3 +284,83 @@ fn verify_against_a_signed_checkpoint() {
     verify(0, &args);
     verify(0, &[&args[..], &["--archive", path(&archive)]].concat());
 }
+
+/// `prove inclusion|consistency --archive DIR`: proofs that need retired
+/// events read them from the archive the segments were retired into;
+/// without it, the command fails (exit 1) saying to give the archive.
+#[test]
+fn prove_across_a_retired_prefix_with_the_archive() {
+    let work = tempfile::tempdir().unwrap();
+    let file = |name: &str| work.path().join(name);
+    let store_dir = file("store");
+    let key = file("log.key");
+    expect(0, &["keygen", "--name", ORIGIN, "--out", path(&key)]);
+    let pub_key = file("log.key.pub");
+    fill(&store_dir, 10);
+    // An odd size: not a boundary of the subtrees kept at the cut.
+    let store = Store::open(&store_dir, common::small_segments()).unwrap();
+    common::fill(&store, 1, 1, 1, 10);
+    store.close().unwrap();
+    let old_cp = file("old.cp");
+    sign_checkpoint(&store_dir, &key, &old_cp);
+    fill(&store_dir, 20);
+    let new_cp = file("new.cp");
+    sign_checkpoint(&store_dir, &key, &new_cp);
+    let archive = file("archive");
+    std::fs::create_dir(&archive).unwrap();
+    expect(
+        0,
+        &[
+            "retire",
+            path(&store_dir),
+            "--before-position",
+            "80",
+            "--archive",
+            path(&archive),
+            "--yes",
+        ],
+    );
+
+    let inclusion = [
+        "prove",
+        "inclusion",
+        path(&store_dir),
+        "--position",
+        "3",
+        "--checkpoint",
+        path(&old_cp),
+    ];
+    let consistency = [
+        "prove",
+        "consistency",
+        path(&store_dir),
+        "--from",
+        path(&old_cp),
+        "--to",
+        path(&new_cp),
+    ];
+    for args in [&inclusion[..], &consistency[..]] {
+        let run = expect(1, args);
+        assert!(run.stderr.contains("--archive"), "{}", run.stderr);
+    }
+    for (args, old) in [(&inclusion[..], None), (&consistency[..], Some(&old_cp))] {
+        let run = expect(0, &[args, &["--archive", path(&archive)]].concat());
+        let proof_file = file("proof.json");
+        std::fs::write(&proof_file, run.stdout.as_bytes()).unwrap();
+        let checkpoint = if old.is_some() { &new_cp } else { &old_cp };
+        let mut check = vec![
+            "check-proof",
+            "--proof",
+            path(&proof_file),
+            "--checkpoint",
+            path(checkpoint),
+            "--key",
+            path(&pub_key),
+        ];
+        if let Some(old) = old {
+            check.extend(["--old-checkpoint", path(old)]);
+        }
+        let run = expect(0, &check);
+        assert_eq!(run.lines()[0]["holds"], true);
+    }
+}

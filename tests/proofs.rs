@@ -766,7 +766,11 @@ fn append_receipts_prove_inclusion_against_a_later_signed_checkpoint() {
             .map(|i| annals::EventData::new("Deposited", vec![(round + i) as u8; 1500]))
             .collect();
         let (result, receipts) = store
-            .append_with_receipts(&format!("account-{}", round % 3), ExpectedVersion::Any, &events)
+            .append_with_receipts(
+                &format!("account-{}", round % 3),
+                ExpectedVersion::Any,
+                &events,
+            )
             .unwrap();
         assert_eq!(receipts.len(), events.len());
         assert_eq!(receipts[0].position, result.first_position);
@@ -804,9 +808,145 @@ fn append_receipts_prove_inclusion_against_a_later_signed_checkpoint() {
     assert_eq!(note::open(&early_note, &verifier).unwrap().size, 0);
     // Receipts of a range in one pass; bad ranges are refused.
     assert_eq!(store.receipts(3, 9).unwrap(), kept[3..9].to_vec());
-    assert!(matches!(store.receipts(9, 9), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        store.receipts(9, 9),
+        Err(Error::InvalidArgument(_))
+    ));
     assert!(matches!(
         store.receipts(0, size + 1),
         Err(Error::InvalidArgument(_))
     ));
+}
+
+/// Issue 19: proofs across a retired prefix. Without the archive, an
+/// inclusion proof of a retired position, a consistency proof from a
+/// checkpoint older than the cut and a root inside the retired prefix fail
+/// with a clear error; with the archive the segments were retired into,
+/// each is the proof over the whole history and checks against the signed
+/// checkpoints, after two retirements into the same archive, through every
+/// opener. An archive that does not match the manifest is refused.
+#[test]
+fn proofs_across_a_retired_prefix_read_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = tempfile::tempdir().unwrap();
+    let (signer, verifier) = note::generate_key(ORIGIN).unwrap();
+    let store = filled(dir.path(), 20);
+    // An odd size: not the boundary of a subtree the cut's frontier keeps.
+    store
+        .append(
+            "s-0",
+            ExpectedVersion::Any,
+            &[common::event("s-0", 0, 9, 10)],
+        )
+        .unwrap();
+    let old_note = store.signed_checkpoint(ORIGIN, &signer).unwrap();
+    let old_size = note::open(&old_note, &verifier).unwrap().size;
+    common::fill(&store, 20, 4, 3, 2000);
+    let leaves = leaves_on_disk(dir.path());
+    let new_note = store.signed_checkpoint(ORIGIN, &signer).unwrap();
+    let size = note::open(&new_note, &verifier).unwrap().size;
+    let options = RetireOptions {
+        archive: Some(archive.path().to_path_buf()),
+        ..RetireOptions::default()
+    };
+    store.retire_segments_before(40, &options).unwrap();
+    let cut = store
+        .retire_segments_before(100, &options)
+        .unwrap()
+        .first_retained_position;
+    assert!(
+        cut > old_size,
+        "the old checkpoint is inside the retired prefix"
+    );
+    let with_archive = annals::ProofOptions::default().archive(archive.path());
+
+    let check = |store: &Store| {
+        // Without the archive: the clear error.
+        for result in [
+            store.inclusion_proof(2, size).map(|_| ()),
+            store.consistency_proof(old_size, size).map(|_| ()),
+            store.tree_root(old_size).map(|_| ()),
+        ] {
+            let error = result.unwrap_err();
+            assert!(
+                matches!(error, Error::ProofNeedsRetiredEvents { log_start, .. } if log_start == cut),
+                "{error}"
+            );
+            assert!(error.to_string().contains("--archive"), "{error}");
+        }
+        // With it: every retired position, in the old and the new tree.
+        for position in (0..cut).step_by(7).chain([cut - 1]) {
+            for (note_text, tree_size) in [(&new_note, size), (&old_note, old_size)] {
+                if position >= tree_size {
+                    continue;
+                }
+                let proof = store
+                    .inclusion_proof_with(position, tree_size, &with_archive)
+                    .unwrap();
+                assert_eq!(proof.leaf_hash, leaves[position as usize]);
+                let json = serde_json::to_string(&proof).unwrap();
+                proof::check_inclusion(&json, note_text, &verifier).unwrap();
+            }
+        }
+        // A kept position in the old tree (its size is inside the prefix).
+        assert!(old_size > 0);
+        let proof = store
+            .consistency_proof_with(old_size, size, &with_archive)
+            .unwrap();
+        let json = serde_json::to_string(&proof).unwrap();
+        proof::check_consistency(&json, &old_note, &new_note, &verifier).unwrap();
+        assert_eq!(
+            proof.hashes,
+            merkle::consistency_proof(old_size, size, leaves.as_slice()).unwrap()
+        );
+        assert_eq!(
+            store.tree_root_with(old_size, &with_archive).unwrap(),
+            note::open(&old_note, &verifier).unwrap().root
+        );
+        // The archive is not needed where the store answers alone.
+        assert_eq!(
+            store
+                .inclusion_proof_with(size - 1, size, &with_archive)
+                .unwrap(),
+            store.inclusion_proof(size - 1, size).unwrap()
+        );
+    };
+    check(&store);
+    drop(store);
+    check(&Store::open_read_only(dir.path()).unwrap());
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    check(&store);
+
+    // An archive missing a segment, or holding another file under its
+    // name, is refused, naming what is wrong.
+    let archived = common::segment_files(archive.path());
+    assert!(archived.len() >= 2);
+    let moved = archive.path().join("moved");
+    std::fs::rename(&archived[1], &moved).unwrap();
+    let error = store
+        .inclusion_proof_with(0, size, &with_archive)
+        .unwrap_err();
+    assert!(matches!(error, Error::ProofArchive { .. }), "{error}");
+    std::fs::rename(&moved, &archived[1]).unwrap();
+    let mut other = std::fs::read(&archived[0]).unwrap();
+    other.truncate(other.len() - 1);
+    std::fs::write(&archived[0], &other).unwrap();
+    let error = store
+        .inclusion_proof_with(0, size, &with_archive)
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::ProofArchive { .. } | Error::Corrupt(_) | Error::Io { .. }
+        ),
+        "{error}"
+    );
+    let error = store
+        .inclusion_proof_with(
+            0,
+            size,
+            &annals::ProofOptions::default().archive(dir.path().join("nowhere")),
+        )
+        .unwrap_err();
+    assert!(matches!(error, Error::ProofArchive { .. }), "{error}");
 }

@@ -31,8 +31,8 @@ use crate::log::walk::{LogWalk, durable_mark_problem};
 
 use super::State;
 use super::index_files::{self, Installed};
-use super::tree::TreeChain;
 use super::recovery::Recovered;
+use super::tree::TreeChain;
 use super::writer::now_ns;
 
 /// The checkpoint of `state` covering its segments up to `through`: sealed
@@ -274,7 +274,10 @@ pub(crate) fn load(
                         None => Installed::NotWritten(why, None),
                     };
                     let (mapped, recovered) = installed.into_parts(dir, binding.base_position);
-                    tree.followed(binding.base_position, mapped.as_ref().and_then(|m| m.tree()));
+                    tree.followed(
+                        binding.base_position,
+                        mapped.as_ref().and_then(|m| m.tree()),
+                    );
                     if let Some(mapped) = mapped {
                         segment_index.contents = Contents::File(Box::new(mapped));
                     }

@@ -15,6 +15,7 @@ pub(crate) mod retire;
 pub(crate) mod settings;
 pub(crate) mod stream_metadata;
 pub(crate) mod tree;
+pub(crate) mod tree_archive;
 pub(crate) mod writer;
 
 use std::fs;
@@ -361,7 +362,7 @@ impl Engine {
                 checkpoint::prefix_binding(&state.segments[newest], active).and_then(|binding| {
                     active
                         .memory()
-                                // The active segment's prefix records no tree: it
+                        // The active segment's prefix records no tree: it
                         // is read back only to continue its index.
                         .map(|memory| (binding, memory.encode(binding, None)))
                 })

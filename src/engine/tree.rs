@@ -59,10 +59,14 @@ struct LogView {
     /// The tree of the retired prefix, as the retention manifest records it.
     frontier_at_cut: Option<Frontier>,
     /// Every kept segment (the first starts at the cut), oldest first; all
-    /// but the last are sealed.
+    /// but the last are sealed. Read from an archive, the archived segments
+    /// come first, and the log starts at the first of them.
     segments: Vec<SegmentSpan>,
+    /// How many of `segments` were read from an archive (no index).
+    archived: usize,
 }
 
+#[derive(Clone)]
 struct SegmentSpan {
     segment: Arc<Segment>,
     /// The end of its published batches.
@@ -109,12 +113,50 @@ impl LogView {
 /// hold up appends.
 pub(crate) struct LogTree<'e> {
     engine: &'e Engine,
+    /// The segments of the retired prefix, read from an archive.
+    archived: Vec<SegmentSpan>,
 }
 
 impl Engine {
     /// The Merkle tree over the log.
     pub(crate) fn tree(&self) -> LogTree<'_> {
-        LogTree { engine: self }
+        LogTree {
+            engine: self,
+            archived: Vec::new(),
+        }
+    }
+
+    /// The Merkle tree over the log, with the leaves of its retired prefix
+    /// read from `archive` ([`tree_archive`](super::tree_archive)) where
+    /// the frontier kept at the cut does not answer. Without a retired
+    /// prefix, the archive is not read.
+    ///
+    /// # Errors
+    /// As [`super::tree_archive::archived_segments`].
+    pub(crate) fn tree_with_archive(&self, archive: &std::path::Path) -> Result<LogTree<'_>> {
+        // Copied out of the lock (the manifest is small): the archive's
+        // files are opened after it is released.
+        let anchor = self
+            .read_state()
+            .index
+            .anchor()
+            .map(|a| (a.position, a.manifest.clone()));
+        let Some((cut, manifest)) = anchor else {
+            return Ok(self.tree());
+        };
+        let archived = super::tree_archive::archived_segments(archive, cut, &manifest)?
+            .into_iter()
+            .map(|a| SegmentSpan {
+                segment: a.segment,
+                end_offset: a.end_offset,
+                base_position: a.base_position,
+                end_position: a.end_position,
+            })
+            .collect();
+        Ok(LogTree {
+            engine: self,
+            archived,
+        })
     }
 }
 
@@ -161,15 +203,29 @@ impl LogTree<'_> {
         // Retired segments keep their slots (and ordinals) in the state,
         // without their bytes: only the kept ones are read.
         let first_ordinal = state.index.retained_from();
-        let segments = spans(&state, first_ordinal..state.index.segments.len());
-        LogView {
-            log_start_position: state.index.start_position(),
-            first_ordinal,
-            frontier_at_cut: state
-                .index
-                .anchor()
-                .and_then(|anchor| anchor.frontier.clone()),
-            segments,
+        let kept = spans(&state, first_ordinal..state.index.segments.len());
+        let frontier_at_cut = state
+            .index
+            .anchor()
+            .and_then(|anchor| anchor.frontier.clone());
+        match self.archived.first() {
+            // The archive reaches the cut (checked when it was read): the
+            // log starts at its first segment, where the tree is known only
+            // at genesis.
+            Some(first) => LogView {
+                log_start_position: first.base_position,
+                first_ordinal,
+                frontier_at_cut: (first.base_position == 0).then(Frontier::new),
+                archived: self.archived.len(),
+                segments: self.archived.iter().cloned().chain(kept).collect(),
+            },
+            None => LogView {
+                log_start_position: state.index.start_position(),
+                first_ordinal,
+                frontier_at_cut,
+                archived: 0,
+                segments: kept,
+            },
         }
     }
 
@@ -262,6 +318,9 @@ impl LogTree<'_> {
             if first.is_none() || first == last {
                 if let Some(hash) = self.cached_run_hash(start, end, view, false)? {
                     return Ok(hash);
+                }
+                if let Some(archived) = first.filter(|&ordinal| ordinal < view.archived) {
+                    return archived_subtree_hash(&view.segments[archived], start, end);
                 }
                 return self.kept_subtree_hash(start, end);
             }
@@ -392,6 +451,36 @@ impl LogTree<'_> {
             log_start: log_start_position,
         }
     }
+}
+
+/// The MTH of positions `start..end` (`start < end`) of the archived
+/// segment `span`: its frames read from its start (it has no index).
+///
+/// # Errors
+/// [`Error::Corrupt`] when a frame does not read.
+fn archived_subtree_hash(span: &SegmentSpan, start: u64, end: u64) -> Result<Hash> {
+    let mut frontier = Frontier::new();
+    let wanted = end - start;
+    visit_event_frames(
+        [(&*span.segment, span.end_offset)],
+        &LogStart::skipping(0, start - span.base_position),
+        |_, _, stored| {
+            // At most `wanted` pushes: the frontier cannot be full.
+            let _ = frontier.push(merkle::leaf_hash(stored));
+            Ok(if frontier.size() == wanted {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        },
+    )?;
+    if frontier.size() != wanted {
+        return Err(Error::InvalidArgument(format!(
+            "the archived segment {} holds fewer events than its footer counts",
+            span.segment.path.display()
+        )));
+    }
+    Ok(frontier.root())
 }
 
 /// The frontier `cache` holds for the sealed segment `span`. A frontier is

@@ -150,7 +150,10 @@ impl TreeRecord {
         };
         let root: Hash = bytes[24..56].try_into().unwrap_or_default();
         if end.root() != root {
-            return error(24, "end_root is not the root of the end frontier".to_string());
+            return error(
+                24,
+                "end_root is not the root of the end frontier".to_string(),
+            );
         }
         Ok(Some(TreeRecord { start, end }))
     }

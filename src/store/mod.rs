@@ -22,7 +22,7 @@ use crate::system_streams::is_system_stream;
 use crate::engine::durability::PeriodicSyncer;
 use crate::engine::indexer::Indexer;
 use crate::engine::recovery::RecoveryReport;
-pub use proofs::Receipt;
+pub use proofs::{ProofOptions, Receipt};
 pub use read_iter::{Direction, READ_PAGE_EVENTS, Read, ReadRequest, StartAt};
 pub use subscription::{FOLLOW_POLL_MAX, SUBSCRIPTION_READ_AHEAD, Subscription};
 

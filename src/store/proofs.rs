@@ -12,7 +12,10 @@ use crate::error::{Error, Result};
 use crate::proof::merkle::{self, Hash, ProveError, SubtreeSource};
 use crate::proof::{Checkpoint, ConsistencyProof, InclusionProof, note};
 
+use std::path::PathBuf;
+
 use super::Store;
+use crate::engine::tree::LogTree;
 use crate::{AppendResult, EventData, ExpectedVersion};
 
 /// What a client keeps after an append to prove later that its event is in
@@ -27,7 +30,44 @@ pub struct Receipt {
     pub leaf_hash: Hash,
 }
 
+/// Where a proof may read what the store no longer holds: the leaves of
+/// retired events.
+///
+/// Without an archive, a root or a proof needs of the retired prefix only
+/// whole subtrees of the tree at the cut, which the retention manifest
+/// keeps: the root of any size at or after the cut, inclusion proofs of
+/// kept positions and consistency proofs from a size at or after the cut.
+/// The rest (an inclusion proof of a retired position, a consistency proof
+/// from a checkpoint older than the cut, a root of a size inside the
+/// retired prefix) reads the retired segments from the archive they were
+/// retired into, and fails with [`Error::ProofNeedsRetiredEvents`] without it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProofOptions {
+    /// The local directory the retired segments were archived into
+    /// ([`crate::RetireOptions::archive`]): segment files named as in the
+    /// store, each matching what the retention manifest lists.
+    pub archive: Option<PathBuf>,
+}
+
+impl ProofOptions {
+    /// Reads the retired segments from `archive` when a proof needs them.
+    pub fn archive(mut self, archive: impl Into<PathBuf>) -> Self {
+        self.archive = Some(archive.into());
+        self
+    }
+}
+
 impl Store {
+    /// The tree over the log, reading retired leaves from the archive
+    /// `options` names, if any.
+    fn tree_with(&self, options: &ProofOptions) -> Result<LogTree<'_>> {
+        match &options.archive {
+            Some(archive) => self.engine.tree_with_archive(archive),
+            None => Ok(self.engine.tree()),
+        }
+    }
+
     /// The number of events in the log (its next position: retired events
     /// count) and the Merkle tree root over them, now. Reads the active
     /// segment's events, and, the first time, every sealed segment's once
@@ -62,7 +102,18 @@ impl Store {
     /// prefix that is not a boundary of the subtrees kept at the cut; as
     /// [`Store::tree_size_and_root`].
     pub fn tree_root(&self, size: u64) -> Result<Hash> {
-        let tree = self.engine.tree();
+        self.tree_root_with(size, &ProofOptions::default())
+    }
+
+    /// [`Store::tree_root`], reading retired leaves from the archive
+    /// `options` names when the size is inside the retired prefix.
+    ///
+    /// # Errors
+    /// As [`Store::tree_root`]; [`Error::ProofArchive`] when the archive
+    /// does not hold the retired segments as the retention manifest lists
+    /// them.
+    pub fn tree_root_with(&self, size: u64, options: &ProofOptions) -> Result<Hash> {
+        let tree = self.tree_with(options)?;
         check_size(size, tree.size(), "tree size")?;
         merkle::root(size, &tree)
     }
@@ -89,7 +140,24 @@ impl Store {
     /// log's size; [`Error::ProofNeedsRetiredEvents`] for a retired
     /// position; as [`Store::tree_size_and_root`].
     pub fn inclusion_proof(&self, position: u64, tree_size: u64) -> Result<InclusionProof> {
-        let tree = self.engine.tree();
+        self.inclusion_proof_with(position, tree_size, &ProofOptions::default())
+    }
+
+    /// [`Store::inclusion_proof`], reading retired leaves from the archive
+    /// `options` names: the proof of a retired position, or of a kept one
+    /// in a tree size inside the retired prefix.
+    ///
+    /// # Errors
+    /// As [`Store::inclusion_proof`]; [`Error::ProofArchive`] when the
+    /// archive does not hold the retired segments as the retention
+    /// manifest lists them.
+    pub fn inclusion_proof_with(
+        &self,
+        position: u64,
+        tree_size: u64,
+        options: &ProofOptions,
+    ) -> Result<InclusionProof> {
+        let tree = self.tree_with(options)?;
         check_size(tree_size, tree.size(), "tree size")?;
         if position >= tree_size {
             return Err(Error::InvalidArgument(format!(
@@ -97,7 +165,7 @@ impl Store {
                  (positions 0..{tree_size})"
             )));
         }
-        let leaf_hash = self.receipt(position)?.leaf_hash;
+        let leaf_hash = tree.leaf_hash(position)?;
         let hashes = merkle::inclusion_proof(position, tree_size, &tree).map_err(prove_error)?;
         Ok(InclusionProof {
             leaf_index: position,
@@ -128,7 +196,24 @@ impl Store {
     /// retired leaves (an old size inside the retired prefix); as
     /// [`Store::tree_size_and_root`].
     pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<ConsistencyProof> {
-        let tree = self.engine.tree();
+        self.consistency_proof_with(old_size, new_size, &ProofOptions::default())
+    }
+
+    /// [`Store::consistency_proof`], reading retired leaves from the
+    /// archive `options` names: the proof from a checkpoint older than the
+    /// retention cut.
+    ///
+    /// # Errors
+    /// As [`Store::consistency_proof`]; [`Error::ProofArchive`] when the
+    /// archive does not hold the retired segments as the retention
+    /// manifest lists them.
+    pub fn consistency_proof_with(
+        &self,
+        old_size: u64,
+        new_size: u64,
+        options: &ProofOptions,
+    ) -> Result<ConsistencyProof> {
+        let tree = self.tree_with(options)?;
         check_size(new_size, tree.size(), "new tree size")?;
         if old_size > new_size {
             return Err(Error::InvalidArgument(format!(
