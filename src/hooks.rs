@@ -52,6 +52,14 @@ pub trait StorageHooks: Send + Sync {
     fn before_remove_file(&self, _path: &Path) -> io::Result<()> {
         Ok(())
     }
+
+    /// Whether a seal hashes the sealed segment's events to record the
+    /// Merkle tree in its index file (the default). `false` only to
+    /// measure what that costs the writer (`benches/tree.rs`): the index
+    /// files then record no tree, and the next writer's open rewrites them.
+    fn record_tree_at_seal(&self) -> bool {
+        true
+    }
 }
 
 /// The steps of writing a derived file atomically, in order.
@@ -122,6 +130,10 @@ impl Hooks {
         self.0
             .as_ref()
             .map_or(Ok(()), |h| h.before_remove_file(path))
+    }
+
+    pub(crate) fn record_tree_at_seal(&self) -> bool {
+        self.0.as_ref().is_none_or(|h| h.record_tree_at_seal())
     }
 }
 

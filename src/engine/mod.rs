@@ -65,8 +65,8 @@ pub(crate) struct Engine {
     lock_file: Mutex<Option<directory::WriterLock>>,
     /// Held by a retirement of segments: one at a time.
     retire_lock: Mutex<()>,
-    /// The tree's frontier at the end of each sealed segment, computed
-    /// when a root or proof first needs it (`tree.rs`).
+    /// The tree's frontier at the end of each sealed segment: learned from
+    /// index files on open, added at each seal (`tree.rs`).
     tree_frontiers: tree::FrontierCache,
 }
 
@@ -301,11 +301,15 @@ impl Engine {
         // The tree at the segment's start (cached when the segment before
         // was sealed, or learned from its index file on open) and end: its
         // leaves are hashed here, off the append path and before the lock.
-        let tree = match self.tree().sealed_record(ordinal) {
-            Ok(record) => TreeChain::computed(record),
-            // Its frames were read when it was written or opened: this is
-            // damage since, which the index file cannot record.
-            Err(_) => TreeChain::starting_at(None),
+        let tree = if !self.options.hooks.record_tree_at_seal() {
+            TreeChain::starting_at(None)
+        } else {
+            match self.tree().sealed_record(ordinal) {
+                Ok(record) => TreeChain::computed(record),
+                // Its frames were read when it was written or opened: this
+                // is damage since, which the index file cannot record.
+                Err(_) => TreeChain::starting_at(None),
+            }
         };
         // Encoded under the read lock: the segment's contents no longer
         // change, and readers go on meanwhile.

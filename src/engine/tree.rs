@@ -1,5 +1,5 @@
-//! The Merkle tree over the log (issue 19, `docs/proofs.md`), computed from
-//! the segments rather than stored in them: leaf `i` is
+//! The Merkle tree over the log (issue 19, `docs/proofs.md`), derived from
+//! the segments: leaf `i` is
 //! [`leaf_hash`](crate::proof::merkle::leaf_hash) of the event at position
 //! `i`'s frame exactly as stored (its 12-byte header, body and zero padding,
 //! from its offset to the next frame's), so a proof checks against what is
@@ -9,18 +9,22 @@
 //! reads and hashes in one pass and O(log n) memory. A range across
 //! segments is answered from [`FrontierCache`], the tree's frontier at the
 //! end of each sealed segment, when it is a run of that frontier's perfect
-//! subtrees, and otherwise split as MTH splits it. So the root of any size
-//! costs O(log n) cache lookups and about one segment's leaves, and a proof
-//! a few segments' leaves at most (a sibling inside one segment is
-//! streamed), once the cache holds the frontiers: the first root or proof
-//! after open reads every sealed segment once to fill it.
+//! subtrees, and otherwise split as MTH splits it. The cache starts with
+//! what the index files record ([`TreeChain`], `docs/format.md`, "The tree
+//! section"), and a seal adds its segment's; so a root costs O(log n) cache
+//! lookups and at most one segment's leaves, and a proof a few segments'
+//! (a sibling inside one segment is streamed). Only a store whose index
+//! files do not record the tree (an older build's, before its first
+//! writable open) reads every sealed segment once to fill it.
 //!
-//! Positions below the log's start were retired: their leaves are gone.
-//! The retention manifest keeps the [`Frontier`] of the tree at the cut
-//! (its perfect subtree roots), which answers any range made of those
-//! subtrees: the root, the inclusion proof of a kept position, and a
-//! consistency proof from a size at or after the cut all need nothing else.
-//! Anything finer is [`Error::ProofNeedsRetiredEvents`].
+//! Positions below the log's start were retired: their leaves are gone
+//! from the store. The retention manifest keeps the [`Frontier`] of the
+//! tree at the cut (its perfect subtree roots), which answers any range
+//! made of those subtrees: the root, the inclusion proof of a kept
+//! position, and a consistency proof from a size at or after the cut all
+//! need nothing else. Anything finer reads the archived segments when an
+//! archive is given ([`Engine::tree_with_archive`]), and is
+//! [`Error::ProofNeedsRetiredEvents`] otherwise.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -37,12 +41,14 @@ use crate::log::segment::Segment;
 /// The tree's frontier at the end of each sealed segment, by the segment's
 /// base position: what lets a root or a proof skip the leaves of whole
 /// segments. A sealed segment never changes, so neither does its frontier:
-/// each is computed once, when a root or proof first needs it, from the
-/// one before it (so the first call after open reads every sealed segment
-/// once), and checked against the segment's end position when used.
+/// each is learned from the segment's index file on open, added when the
+/// segment is sealed, or else computed once, when a root or proof first
+/// needs it, from the one before it; it is checked against the segment's
+/// end position when used.
 ///
 /// Memory: at most one frontier per kept sealed segment (those of retired
-/// segments are dropped when the next one is computed), each a size and
+/// or archived segments are dropped when the next one is computed, unless
+/// the proof computing it reads an archive), each a size and
 /// one 32-byte hash per set bit of it: at most 64 hashes (2 KiB), about
 /// 10 to 20 for logs of thousands to millions of events.
 #[derive(Debug, Default)]

@@ -822,6 +822,8 @@ fn decode_tree(
 ///
 /// # Errors
 /// What is wrong with the header, and where.
+// Opens read the tree section too (read_tree); tools and tests use this.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn read_binding(bytes: &[u8]) -> Result<IndexBinding, IndexFileError> {
     read_header(bytes).map(|header| header.binding)
 }
@@ -1094,6 +1096,8 @@ impl<'a> IndexFile<'a> {
 
     /// The Merkle tree at the segment's start and at the end described, if
     /// the file records it. Decoded anew at each call (a few KiB at most).
+    // Opens read the section with read_tree; tools and tests use this.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn tree(&self) -> Option<TreeRecord> {
         // Parse checked the section: decoding it again cannot fail.
         decode_tree(self.tree, &self.binding, 0).ok().flatten()

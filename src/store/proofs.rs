@@ -1,11 +1,11 @@
 //! Proofs through the store (issue 19): the Merkle tree over the log, its
 //! root, inclusion and consistency proofs, receipts and signed checkpoints.
-//! The tree is computed from the segments ([`crate::engine::tree`]): leaf
+//! The tree is derived from the segments ([`crate::engine::tree`]): leaf
 //! `i` is [`leaf_hash`](crate::proof::leaf_hash) of the event at position
 //! `i`'s frame as stored. The tree's frontier at the end of each sealed
-//! segment is cached in memory when first needed, so after the first call
-//! (which reads every sealed segment once) a root costs about one segment's
-//! leaves and a proof a few (see `docs/compliance.md`, "Cost").
+//! segment is recorded in its index file and kept in memory after open, so
+//! a root costs at most one segment's leaves and a proof a few (see
+//! `docs/proofs.md`, "The tree of a store").
 //! What an auditor does with the results needs no store: [`crate::proof`].
 
 use crate::error::{Error, Result};
@@ -70,8 +70,9 @@ impl Store {
 
     /// The number of events in the log (its next position: retired events
     /// count) and the Merkle tree root over them, now. Reads the active
-    /// segment's events, and, the first time, every sealed segment's once
-    /// (their frontiers are then cached).
+    /// segment's events; the tree at the end of each sealed segment is
+    /// recorded in its index file (a store whose index files predate it
+    /// reads each sealed segment once, the first time).
     ///
     /// ```
     /// use annals::{EventData, ExpectedVersion, Store};
