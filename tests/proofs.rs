@@ -991,3 +991,86 @@ fn old_stores_gain_the_tree_on_their_first_writable_open() {
         assert_eq!(reader.tree_size_and_root().unwrap(), expected, "{fixture}");
     }
 }
+
+/// Every position of every small tree, through a store whose segments
+/// hold 7 events each (so the subtrees cross segments at every level), and
+/// every consistency pair among them: each proof is the one computed from
+/// the leaves on disk, and checks against the roots.
+#[test]
+fn every_position_and_every_pair_of_small_trees_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    common::fill(&store, 40, 1, 3, 8000);
+    drop(store);
+    assert!(common::segment_files(dir.path()).len() >= 5);
+    let leaves = leaves_on_disk(dir.path());
+    let store = Store::open_read_only(dir.path()).unwrap();
+    let roots: Vec<_> = (0..=40u64)
+        .map(|size| merkle::root(size, leaves.as_slice()).unwrap())
+        .collect();
+    for size in 1..=40u64 {
+        assert_eq!(store.tree_root(size).unwrap(), roots[size as usize]);
+        for position in 0..size {
+            let proof = store.inclusion_proof(position, size).unwrap();
+            assert_eq!(
+                proof.hashes,
+                merkle::inclusion_proof(position, size, leaves.as_slice()).unwrap(),
+                "{position} in {size}"
+            );
+            proof.verify(&roots[size as usize]).unwrap();
+        }
+        for old in 0..=size {
+            let proof = store.consistency_proof(old, size).unwrap();
+            assert_eq!(
+                proof.hashes,
+                merkle::consistency_proof(old, size, leaves.as_slice()).unwrap(),
+                "{old} to {size}"
+            );
+            proof
+                .verify(&roots[old as usize], &roots[size as usize])
+                .unwrap();
+        }
+    }
+}
+
+/// Random positions and sizes of a larger store on disk, after reopening
+/// (the frontiers come from the index files): the proofs are the ones
+/// computed from the leaves on disk.
+#[test]
+fn random_positions_of_a_larger_store_on_disk_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    common::fill(&store, 500, 5, 7, 200);
+    drop(store);
+    let leaves = leaves_on_disk(dir.path());
+    let size = leaves.len() as u64;
+    assert_eq!(size, 2500);
+    assert!(common::segment_files(dir.path()).len() >= 10);
+    let store = Store::open_read_only(dir.path()).unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    for _ in 0..24 {
+        let tree_size = 1 + next(size);
+        let position = next(tree_size);
+        let old = next(tree_size + 1);
+        assert_eq!(
+            store.inclusion_proof(position, tree_size).unwrap().hashes,
+            merkle::inclusion_proof(position, tree_size, leaves.as_slice()).unwrap(),
+            "{position} in {tree_size}"
+        );
+        assert_eq!(
+            store.consistency_proof(old, tree_size).unwrap().hashes,
+            merkle::consistency_proof(old, tree_size, leaves.as_slice()).unwrap(),
+            "{old} to {tree_size}"
+        );
+        assert_eq!(
+            store.tree_root(tree_size).unwrap(),
+            merkle::root(tree_size, leaves.as_slice()).unwrap()
+        );
+    }
+}
