@@ -1074,3 +1074,89 @@ fn random_positions_of_a_larger_store_on_disk_after_reopen() {
         );
     }
 }
+
+/// Flips one body byte of the `index`-th event frame of the segment at
+/// `path`.
+fn damage_event(path: &Path, index: usize) {
+    let frame = common::frames(path)
+        .into_iter()
+        .filter(|f| f.kind == 1)
+        .nth(index)
+        .unwrap();
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[(frame.offset + 20) as usize] ^= 0x20;
+    let mut permissions = std::fs::metadata(path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(path, permissions).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Proofs inside a sealed segment use its index file's tiles (the roots of
+/// each aligned run of 256 events): an inclusion or consistency proof of a
+/// position reads only the events of its own tile, not the segment. Shown
+/// by damaging an event of another tile of the same segment after close:
+/// the proofs that do not need that event's leaf still come out right
+/// (equal to those computed from the leaves before the damage); without
+/// tiles they would read it and fail.
+#[test]
+fn proofs_inside_a_sealed_segment_read_only_their_tile() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = small_segments().segment_size_bytes(1 << 20);
+    let store = Store::open(dir.path(), options).unwrap();
+    common::fill(&store, 2000, 10, 5, 40);
+    drop(store);
+    let segments = common::segment_files(dir.path());
+    assert!(segments.len() >= 2);
+    let leaves = leaves_on_disk(dir.path());
+    let size = leaves.len() as u64;
+    let in_first = common::frames(&segments[0])
+        .iter()
+        .filter(|f| f.kind == 1)
+        .count() as u64;
+    assert!(in_first > 8 * 256, "{in_first} events in the first segment");
+    let (position, damaged) = (300u64, 5 * 256 + 17);
+    let inclusion = merkle::inclusion_proof(position, size, leaves.as_slice()).unwrap();
+    let consistency = merkle::consistency_proof(position + 1, size, leaves.as_slice()).unwrap();
+    damage_event(&segments[0], damaged);
+
+    let store = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(
+        store.inclusion_proof(position, size).unwrap().hashes,
+        inclusion
+    );
+    assert_eq!(
+        store.consistency_proof(position + 1, size).unwrap().hashes,
+        consistency
+    );
+    // The damage is there: a proof that needs that leaf reads it.
+    assert!(matches!(
+        store.inclusion_proof(damaged as u64, size),
+        Err(Error::Corrupt(_))
+    ));
+    drop(store);
+
+    // A forged tile with every checksum right (the event's damage undone,
+    // the same byte flipped back): verify names the file.
+    damage_event(&segments[0], damaged);
+    let index_file = segments[0].with_extension("idx");
+    let mut bytes = std::fs::read(&index_file).unwrap();
+    let word = |bytes: &[u8], at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    // The tenth entry of the section table at 120: the tiles.
+    let (at, len) = (word(&bytes, 264) as usize, word(&bytes, 272) as usize);
+    assert!(len >= 8 * 32, "{len} bytes of tiles");
+    bytes[at + 40] ^= 1;
+    let body_crc = crc32fast::hash(&bytes[320..]);
+    bytes[312..316].copy_from_slice(&body_crc.to_le_bytes());
+    let header_crc = crc32fast::hash(&bytes[..316]);
+    bytes[316..320].copy_from_slice(&header_crc.to_le_bytes());
+    std::fs::write(&index_file, bytes).unwrap();
+    let report = annals::verify::verify(dir.path(), &VerifyOptions::default()).unwrap();
+    let found: Vec<_> = report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.path.clone()))
+        .collect();
+    assert_eq!(found, [(ProblemKind::IndexFile, index_file)], "{report}");
+    assert!(report.problems[0].message.contains("tiles"), "{report}");
+}

@@ -14,22 +14,24 @@ use std::path::Path;
 
 use crate::format::chain::to_hex;
 use crate::format::footer::{FooterState, SegmentFooter};
-use crate::format::index_file::{index_file_name, read_tree};
+use crate::format::index_file::{IndexFile, index_file_name, read_tree};
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::segment::Segment;
-use crate::proof::merkle::Frontier;
+use crate::proof::merkle::{Frontier, Hash};
 
-/// The finding about the tree section of the index file of `segment` (in
-/// `dir`), given the tree `verify` computed at the segment's start and end
-/// (`None`: not computed, nothing to compare). `None` when there is
-/// nothing to report: the segment is not sealed, its index file is absent
-/// (an open writes it; not a finding of the log), or the file records the
-/// tree computed.
+/// The finding about the tree section and tiles of the index file of
+/// `segment` (in `dir`), given the tree `verify` computed at the segment's
+/// start and end (`None`: not computed, nothing to compare) and the roots
+/// of its tiles (computed with the end). `None` when there is nothing to
+/// report: the segment is not sealed, its index file is absent (an open
+/// writes it; not a finding of the log), or the file records the tree
+/// computed.
 pub(crate) fn check(
     dir: &Path,
     segment: &Segment,
     start: Option<&Frontier>,
     end: Option<&Frontier>,
+    tiles: &[Hash],
 ) -> Option<Finding> {
     let sealed = segment
         .footer_bytes()
@@ -62,15 +64,32 @@ pub(crate) fn check(
     if let Some(problem) = chain.mismatch(record.as_ref()) {
         return Some(finding(problem));
     }
-    match (record, end) {
-        (Some(record), Some(end)) if record.end != *end => Some(finding(format!(
+    let (Some(record), Some(end)) = (record, end) else {
+        return None;
+    };
+    if record.end != *end {
+        return Some(finding(format!(
             "its Merkle tree at the segment's end ({} leaves, root {}) differs from the tree \
              of the segment's events ({} leaves, root {})",
             record.end.size(),
             to_hex(&record.end.root()),
             end.size(),
             to_hex(&end.root())
-        ))),
-        _ => None,
+        )));
     }
+    // The tiles are read from the whole file, checked as its first use
+    // would check it (a file failing that is rebuilt on first use).
+    let file = match IndexFile::parse(&bytes) {
+        Ok(file) => file,
+        Err(error) => return Some(finding(error.to_string())),
+    };
+    let (_, recorded) = file.tiles();
+    if !recorded.is_empty() && recorded != tiles.concat() {
+        return Some(finding(
+            "its tiles (the roots of the runs of 256 events it records) differ from those of \
+             the segment's events"
+                .to_string(),
+        ));
+    }
+    None
 }

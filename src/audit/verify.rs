@@ -74,6 +74,7 @@ use crate::format::CHAIN_LEN;
 use crate::format::chain::{self, GENESIS};
 use crate::format::footer::{FooterState, SegmentFooter};
 use crate::format::scan::{BatchRef, EventRef};
+use crate::format::tree_record::{TILE_HEIGHT, TILE_LEAVES};
 use crate::log::directory::{self, DirListing};
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::scan::{BatchSeen, Flow, Visitor};
@@ -846,6 +847,9 @@ struct Verifier<'p> {
     /// The segment being read and the tree at its start, to check its
     /// index file's tree once its end is reached (`index_tree`).
     segment_tree_start: Option<(std::sync::Arc<Segment>, Option<Frontier>)>,
+    /// The segment's base position, and the roots of its tiles computed so far.
+    segment_base: u64,
+    segment_tiles: Vec<merkle::Hash>,
 }
 
 impl Visitor for Verifier<'_> {
@@ -931,6 +935,8 @@ impl Visitor for Verifier<'_> {
     fn segment(&mut self, _ordinal: usize, segment: &std::sync::Arc<Segment>, _role: SegmentRole) {
         self.check_index_tree();
         self.segment_tree_start = Some((std::sync::Arc::clone(segment), self.tree.clone()));
+        self.segment_base = segment.header.base_position;
+        self.segment_tiles.clear();
         if let Some(cut) = self
             .cut_to_check
             .take_if(|cut| cut.position <= segment.header.base_position)
@@ -1138,6 +1144,8 @@ impl<'p> Verifier<'p> {
             tree_lost: None,
             checkpoint,
             segment_tree_start: None,
+            segment_base: 0,
+            segment_tiles: Vec::new(),
         };
         // A checkpoint of the empty tree is decided before any event.
         verifier.check_tree(dir, 0);
@@ -1174,10 +1182,18 @@ impl<'p> Verifier<'p> {
                 .zip(end.checked_sub(batch.start))
                 .and_then(|(from, to)| batch.event_frames.get(from..to));
             let position = event.event.position;
+            // The roots of the tiles of this segment, as its index file
+            // should record them (`index_tree`).
+            let tiles = &mut self.segment_tiles;
+            let tile_inside = position + 1 >= self.segment_base + TILE_LEAVES;
             let pushed = match frame {
-                Some(frame) if position == tree.size() => {
-                    tree.push(merkle::leaf_hash(frame)).is_ok()
-                }
+                Some(frame) if position == tree.size() => tree
+                    .push_reporting(merkle::leaf_hash(frame), |height, hash| {
+                        if height == TILE_HEIGHT && tile_inside {
+                            tiles.push(*hash);
+                        }
+                    })
+                    .is_ok(),
                 _ => false,
             };
             if !pushed {
@@ -1590,9 +1606,13 @@ impl<'p> Verifier<'p> {
         let Some(dir) = segment.path.parent() else {
             return;
         };
-        if let Some(finding) =
-            super::index_tree::check(dir, &segment, start.as_ref(), self.tree.as_ref())
-        {
+        if let Some(finding) = super::index_tree::check(
+            dir,
+            &segment,
+            start.as_ref(),
+            self.tree.as_ref(),
+            &self.segment_tiles,
+        ) {
             let verdict = crate::log::verdict::verdict(&finding.kind, SegmentRole::Sealed);
             self.finding(finding, verdict);
         }

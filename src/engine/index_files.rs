@@ -107,7 +107,7 @@ fn describe_mismatch(found: &IndexBinding, expected: &IndexBinding) -> String {
 }
 
 /// Writes the index file of a sealed segment, bound to `binding`, with the
-/// tree section `tree`.
+/// tree section and tiles `tree`.
 ///
 /// # Errors
 /// As [`derived_file::write_atomically`].
@@ -115,10 +115,13 @@ pub(crate) fn write(
     dir: &Path,
     memory: &MemoryIndex,
     binding: &IndexBinding,
-    tree: Option<&TreeRecord>,
+    tree: Option<&(TreeRecord, Vec<crate::proof::merkle::Hash>)>,
     hooks: &Hooks,
 ) -> Result<()> {
-    let bytes = memory.encode(*binding, tree);
+    let bytes = match tree {
+        Some((record, tiles)) => memory.encode(*binding, Some(record), tiles),
+        None => memory.encode(*binding, None, &[]),
+    };
     derived_file::write_atomically(dir, &index_file_name(binding.base_position), &bytes, hooks)
 }
 

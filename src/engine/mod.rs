@@ -368,7 +368,7 @@ impl Engine {
                         .memory()
                         // The active segment's prefix records no tree: it
                         // is read back only to continue its index.
-                        .map(|memory| (binding, memory.encode(binding, None)))
+                        .map(|memory| (binding, memory.encode(binding, None, &[])))
                 })
             } else {
                 None

@@ -26,16 +26,18 @@
 //! archive is given ([`Engine::tree_with_archive`]), and is
 //! [`Error::ProofNeedsRetiredEvents`] otherwise.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::format::tree_record::TreeRecord;
+use crate::format::tree_record::{TILE_HEIGHT, TILE_LEAVES, TreeRecord};
 use crate::proof::merkle::{self, Frontier, Hash, SubtreeSource};
 
 use super::Engine;
 use super::read_events::{LogStart, log_start, published_segments, visit_event_frames};
+use crate::index::segment::ContentsView;
 use crate::log::segment::Segment;
 
 /// The tree's frontier at the end of each sealed segment, by the segment's
@@ -121,6 +123,16 @@ pub(crate) struct LogTree<'e> {
     engine: &'e Engine,
     /// The segments of the retired prefix, read from an archive.
     archived: Vec<SegmentSpan>,
+    /// The tiles of the sealed segment read last (by its base position):
+    /// a proof asks for several ranges of the same segment.
+    tiles: RefCell<Option<(u64, Option<Arc<Tiles>>)>>,
+}
+
+/// The tiles an index file records: the roots of the aligned runs of
+/// [`TILE_LEAVES`] leaves inside its segment, from tile `first` on.
+struct Tiles {
+    first: u64,
+    hashes: Vec<Hash>,
 }
 
 impl Engine {
@@ -129,6 +141,7 @@ impl Engine {
         LogTree {
             engine: self,
             archived: Vec::new(),
+            tiles: RefCell::default(),
         }
     }
 
@@ -162,6 +175,7 @@ impl Engine {
         Ok(LogTree {
             engine: self,
             archived,
+            tiles: RefCell::default(),
         })
     }
 }
@@ -328,6 +342,13 @@ impl LogTree<'_> {
                 if let Some(archived) = first.filter(|&ordinal| ordinal < view.archived) {
                     return archived_subtree_hash(&view.segments[archived], start, end);
                 }
+                if let Some(sealed) = first.filter(|&ordinal| ordinal < view.sealed().len()) {
+                    let state_ordinal = view.first_ordinal + (sealed - view.archived);
+                    let base = view.segments[sealed].base_position;
+                    if let Some(tiles) = self.tiles_of(state_ordinal, base) {
+                        return self.tiled_hash(start, end, &tiles);
+                    }
+                }
                 return self.kept_subtree_hash(start, end);
             }
             if let Some(hash) = self.cached_run_hash(start, end, view, true)? {
@@ -340,6 +361,64 @@ impl LogTree<'_> {
         let middle = start + merkle::split_point(end - start);
         let left = self.range_hash(start, middle, view)?;
         let right = self.range_hash(middle, end, view)?;
+        Ok(merkle::node_hash(&left, &right))
+    }
+
+    /// The tiles the index file of the sealed segment `ordinal` (of the
+    /// state, starting at `base_position`) records, if any; copied out
+    /// under the state's lock (at most one hash per 256 events).
+    fn tiles_of(&self, ordinal: usize, base_position: u64) -> Option<Arc<Tiles>> {
+        if let Some((base, tiles)) = &*self.tiles.borrow()
+            && *base == base_position
+        {
+            return tiles.clone();
+        }
+        let tiles = {
+            let state = self.engine.read_state();
+            let index = state.index.segments.get(ordinal)?;
+            if index.base_position != base_position {
+                return None;
+            }
+            match index.view() {
+                Ok(ContentsView::File(file)) => {
+                    let (first, bytes) = file.tiles();
+                    let (hashes, _) = bytes.as_chunks::<{ merkle::HASH_LEN }>();
+                    (!hashes.is_empty()).then(|| {
+                        Arc::new(Tiles {
+                            first,
+                            hashes: hashes.to_vec(),
+                        })
+                    })
+                }
+                // In memory (no file), or a file that failed its check:
+                // the leaves are read.
+                _ => None,
+            }
+        };
+        *self.tiles.borrow_mut() = Some((base_position, tiles.clone()));
+        tiles
+    }
+
+    /// The MTH of `start..end` (`start < end`, inside one sealed segment)
+    /// from its tiles where the range is a run of them, from its leaves for
+    /// ranges of at most [`TILE_LEAVES`]: split as MTH splits it.
+    fn tiled_hash(&self, start: u64, end: u64, tiles: &Tiles) -> Result<Hash> {
+        let len = end - start;
+        if len >= TILE_LEAVES && len.is_power_of_two() && start.is_multiple_of(len) {
+            let (first, last) = (start / TILE_LEAVES, end / TILE_LEAVES);
+            let recorded = tiles.first..tiles.first + tiles.hashes.len() as u64;
+            if recorded.start <= first && last <= recorded.end {
+                let from = usize::try_from(first - tiles.first).unwrap_or(usize::MAX);
+                let to = usize::try_from(last - tiles.first).unwrap_or(usize::MAX);
+                return Ok(perfect_root(&tiles.hashes[from..to]));
+            }
+        }
+        if len <= TILE_LEAVES {
+            return self.kept_subtree_hash(start, end);
+        }
+        let middle = start + merkle::split_point(len);
+        let left = self.tiled_hash(start, middle, tiles)?;
+        let right = self.tiled_hash(middle, end, tiles)?;
         Ok(merkle::node_hash(&left, &right))
     }
 
@@ -424,29 +503,44 @@ impl LogTree<'_> {
     }
 
     /// The tree at the start and at the end of the sealed segment
-    /// `ordinal` (of the state), the end computed from its leaves and cached
-    /// unless cached already; `None` when the segment is not a kept sealed
-    /// one, or the tree at the cut is not known.
+    /// `ordinal` (of the state) and its tiles, the end computed from its
+    /// leaves (one pass) and cached; `None` when the segment is not a kept
+    /// sealed one, or the tree at its start is not known. A seal's work.
     ///
     /// # Errors
     /// As [`frontier_after`].
-    pub(crate) fn sealed_record(&self, ordinal: usize) -> Result<Option<TreeRecord>> {
+    pub(crate) fn sealed_record(&self, ordinal: usize) -> Result<Option<(TreeRecord, Vec<Hash>)>> {
         let view = self.view();
         let Some(kept) = ordinal.checked_sub(view.first_ordinal) else {
             return Ok(None);
         };
-        if kept >= view.sealed().len() {
-            return Ok(None);
-        }
-        let Some(end) = self.sealed_frontier(kept, &view)? else {
+        let Some(span) = view.sealed().get(kept) else {
             return Ok(None);
         };
         let start = match kept.checked_sub(1) {
             Some(previous) => self.sealed_frontier(previous, &view)?,
-            None if view.segments[0].base_position == 0 => Some(Frontier::new()),
-            None => view.frontier_at_cut.clone(),
+            None if span.base_position == 0 => Some(Frontier::new()),
+            None => view
+                .frontier_at_cut
+                .clone()
+                .filter(|frontier| frontier.size() == span.base_position),
         };
-        Ok(start.map(|start| TreeRecord::new(start, end)))
+        let Some(start) = start else {
+            return Ok(None);
+        };
+        let mut tiles = Vec::new();
+        let end = frontier_after(
+            start.clone(),
+            &span.segment,
+            span.end_offset,
+            span.base_position,
+            span.end_position,
+            Some(&mut tiles),
+        )?;
+        self.engine
+            .tree_frontiers
+            .seed(vec![(span.base_position, end.clone())]);
+        Ok(Some((TreeRecord::new(start, end), tiles)))
     }
 
     fn needs_retired(&self, start: u64, end: u64, log_start_position: u64) -> Error {
@@ -511,6 +605,7 @@ fn segment_frontier(previous: Frontier, span: &SegmentSpan) -> Result<Frontier> 
         span.end_offset,
         span.base_position,
         span.end_position,
+        None,
     )
 }
 
@@ -529,6 +624,7 @@ pub(crate) fn frontier_after(
     end_offset: usize,
     base_position: u64,
     end_position: u64,
+    mut tiles: Option<&mut Vec<Hash>>,
 ) -> Result<Frontier> {
     let mut frontier = previous;
     if frontier.size() != base_position {
@@ -543,7 +639,19 @@ pub(crate) fn frontier_after(
         [(segment, end_offset)],
         &LogStart::segment_start(0),
         |_, _, stored| {
-            full = frontier.push(merkle::leaf_hash(stored)).is_err();
+            // A node of TILE_HEIGHT formed by this push covers the last
+            // TILE_LEAVES leaves: a tile when they are all this segment's.
+            let tile_inside = frontier.size() + 1 >= base_position + TILE_LEAVES;
+            full = frontier
+                .push_reporting(merkle::leaf_hash(stored), |height, hash| {
+                    if height == TILE_HEIGHT
+                        && tile_inside
+                        && let Some(tiles) = tiles.as_deref_mut()
+                    {
+                        tiles.push(*hash);
+                    }
+                })
+                .is_err();
             Ok(if full {
                 ControlFlow::Break(())
             } else {
@@ -581,8 +689,8 @@ pub(crate) struct TreeChain {
     running: Option<Frontier>,
     /// The tree at the end of each sealed segment followed, by base position.
     pub learned: Vec<(u64, Frontier)>,
-    /// The next segment's record, computed already (a seal).
-    computed: Option<TreeRecord>,
+    /// The next segment's record and tiles, computed already (a seal).
+    computed: Option<(TreeRecord, Vec<Hash>)>,
 }
 
 impl TreeChain {
@@ -617,11 +725,11 @@ impl TreeChain {
         }
     }
 
-    /// The chain of one segment whose record is computed already (a seal);
-    /// `None`: the tree at its start is not known.
-    pub fn computed(record: Option<TreeRecord>) -> TreeChain {
+    /// The chain of one segment whose record and tiles are computed
+    /// already (a seal); `None`: the tree at its start is not known.
+    pub fn computed(record: Option<(TreeRecord, Vec<Hash>)>) -> TreeChain {
         TreeChain {
-            running: record.as_ref().map(|r| r.start.clone()),
+            running: record.as_ref().map(|(r, _)| r.start.clone()),
             learned: Vec::new(),
             computed: record,
         }
@@ -641,8 +749,9 @@ impl TreeChain {
         }
     }
 
-    /// The tree section to write for the next segment, computed from its
-    /// leaves (one pass over its frames); `None` when its start is not known.
+    /// The tree section and tiles to write for the next segment, computed
+    /// from its leaves (one pass over its frames); `None` when its start is
+    /// not known.
     ///
     /// # Errors
     /// As [`frontier_after`].
@@ -650,21 +759,23 @@ impl TreeChain {
         &self,
         segment: &Segment,
         index: &crate::index::SegmentIndex,
-    ) -> Result<Option<TreeRecord>> {
+    ) -> Result<Option<(TreeRecord, Vec<Hash>)>> {
         let Some(start) = &self.running else {
             return Ok(None);
         };
-        if let Some(record) = self.computed.as_ref().filter(|r| r.start == *start) {
-            return Ok(Some(record.clone()));
+        if let Some(computed) = self.computed.as_ref().filter(|(r, _)| r.start == *start) {
+            return Ok(Some(computed.clone()));
         }
+        let mut tiles = Vec::new();
         let end = frontier_after(
             start.clone(),
             segment,
             index.end_offset,
             index.base_position,
             index.end_position(),
+            Some(&mut tiles),
         )?;
-        Ok(Some(TreeRecord::new(start.clone(), end)))
+        Ok(Some((TreeRecord::new(start.clone(), end), tiles)))
     }
 
     /// Follows the segment starting at `base_position`, whose index file
@@ -689,6 +800,23 @@ impl FrontierCache {
         let mut cache = self.frontiers.lock().unwrap_or_else(|p| p.into_inner());
         cache.extend(learned);
     }
+}
+
+/// The root of a perfect tree whose leaves (a power of two many, at
+/// least one) are the subtree roots `roots`, in order.
+fn perfect_root(roots: &[Hash]) -> Hash {
+    assert!(
+        roots.len().is_power_of_two(),
+        "a perfect subtree has a power of two of tiles"
+    );
+    let mut level = roots.to_vec();
+    while level.len() > 1 {
+        level = level
+            .chunks_exact(2)
+            .map(|pair| merkle::node_hash(&pair[0], &pair[1]))
+            .collect();
+    }
+    level[0]
 }
 
 /// The MTH of `start..end` from a frontier: known when `start` and `end`

@@ -12,11 +12,11 @@
 //!     12    4 header_len         u32 (320)
 //!     16    8 file_len           u64, bytes of the whole file
 //!     24   96 binding            see below
-//!    120  144 section table      9 entries of {offset u64, len u64}, in file order:
+//!    120  160 section table      10 entries of {offset u64, len u64}, in file order:
 //!                                streams, commands, bloom, correlations,
 //!                                sparse offsets, sparse timestamps, offsets, strings,
-//!                                tree
-//!    264   48 reserved           zero
+//!                                tree, tiles
+//!    280   32 reserved           zero
 //!    312    4 body_crc           CRC-32 of bytes 320..file_len
 //!    316    4 header_crc         CRC-32 of bytes 0..316
 //!
@@ -47,10 +47,11 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::ops::Range;
 
-use super::tree_record::TreeRecord;
+use super::tree_record::{TreeRecord, tile_range};
 use super::{
     CHAIN_LEN, FOOTER_LEN, FRAME_ALIGN, MAX_SEGMENT_SIZE_BYTES, SEGMENT_HEADER_LEN, le_u32, le_u64,
 };
+use crate::proof::merkle::{HASH_LEN, Hash};
 
 /// Magic bytes that open an index file.
 pub const INDEX_FILE_MAGIC: [u8; 8] = *b"ANNALIDX";
@@ -87,12 +88,12 @@ pub const BLOOM_PROBES: u32 = 4;
 
 const BINDING_AT: usize = 24;
 const SECTIONS_AT: usize = BINDING_AT + BINDING_LEN;
-const SECTION_COUNT: usize = 9;
+const SECTION_COUNT: usize = 10;
 const SECTION_ENTRY_LEN: usize = 16;
 /// Zero bytes between the section table and the checksums, for sections
-/// to come (three more entries).
+/// to come (two more entries).
 const RESERVED_AT: usize = SECTIONS_AT + SECTION_COUNT * SECTION_ENTRY_LEN;
-const RESERVED_LEN: usize = 48;
+const RESERVED_LEN: usize = 32;
 const BODY_CRC_AT: usize = RESERVED_AT + RESERVED_LEN;
 const HEADER_CRC_AT: usize = BODY_CRC_AT + 4;
 const _: () = assert!(HEADER_CRC_AT + 4 == INDEX_HEADER_LEN);
@@ -109,9 +110,10 @@ const SPARSE_TIMESTAMPS: usize = 5;
 const OFFSETS: usize = 6;
 const STRINGS: usize = 7;
 const TREE: usize = 8;
+const TILES: usize = 9;
 
 /// Alignment of each section's start.
-const SECTION_ALIGN: [usize; SECTION_COUNT] = [8, 8, BLOOM_BLOCK_LEN, 8, 8, 8, 8, 8, 8];
+const SECTION_ALIGN: [usize; SECTION_COUNT] = [8, 8, BLOOM_BLOCK_LEN, 8, 8, 8, 8, 8, 8, 8];
 
 /// Size of one element of each section: its length is a multiple of it.
 const SECTION_ELEMENT_LEN: [usize; SECTION_COUNT] = [
@@ -124,6 +126,7 @@ const SECTION_ELEMENT_LEN: [usize; SECTION_COUNT] = [
     4,
     1,
     1,
+    HASH_LEN,
 ];
 
 /// The sections' names, in file order (for messages and tools).
@@ -137,6 +140,7 @@ pub const SECTION_NAMES: [&str; SECTION_COUNT] = [
     "offsets",
     "strings",
     "tree",
+    "tiles",
 ];
 
 /// The file name of the index of the segment whose first event has
@@ -282,6 +286,9 @@ pub struct IndexContents<'a> {
     /// The Merkle tree at the segment's start and at the end described, if
     /// known ([`TreeRecord`]).
     pub tree: Option<&'a TreeRecord>,
+    /// The roots of the tiles wholly inside the segment ([`tile_range`]),
+    /// in order; empty when not recorded (always without `tree`).
+    pub tiles: &'a [Hash],
 }
 
 /// A stream's events in one segment: consecutive versions from
@@ -589,6 +596,12 @@ pub fn encode(contents: &IndexContents<'_>) -> Vec<u8> {
             "the tree record does not span the binding's positions"
         );
     }
+    assert!(
+        contents.tiles.is_empty()
+            || (contents.tree.is_some() && contents.tiles.len() as u64 == tile_count(binding)),
+        "tiles recorded without a tree, or not one per tile of the segment"
+    );
+    let tiles: Vec<u8> = contents.tiles.concat();
 
     let sections: [&[u8]; SECTION_COUNT] = [
         &stream_table,
@@ -600,6 +613,7 @@ pub fn encode(contents: &IndexContents<'_>) -> Vec<u8> {
         &offsets,
         &strings,
         &tree,
+        &tiles,
     ];
     let mut out = vec![0u8; INDEX_HEADER_LEN];
     for (i, section) in sections.iter().enumerate() {
@@ -804,6 +818,15 @@ pub fn read_tree(bytes: &[u8]) -> Result<(IndexBinding, Option<TreeRecord>), Ind
     Ok((binding, tree))
 }
 
+/// The number of tiles wholly inside the positions `binding` describes.
+fn tile_count(binding: &IndexBinding) -> u64 {
+    let range = tile_range(
+        binding.base_position,
+        binding.base_position + binding.event_count,
+    );
+    range.end - range.start
+}
+
 /// The tree section at file offset `at`, checked against `binding`.
 fn decode_tree(
     bytes: &[u8],
@@ -843,6 +866,8 @@ pub struct IndexFile<'a> {
     strings: &'a [u8],
     /// The tree section, checked by parse ([`IndexFile::tree`]).
     tree: &'a [u8],
+    /// The tiles section: empty, or one hash per tile.
+    tiles: &'a [u8],
 }
 
 /// One decoded stream table entry (offsets as stored).
@@ -922,9 +947,21 @@ impl<'a> IndexFile<'a> {
             offsets: U32s(section(OFFSETS)),
             strings: section(STRINGS),
             tree: section(TREE),
+            tiles: section(TILES),
         };
         file.check(&header.sections)?;
         decode_tree(file.tree, &file.binding, header.sections[TREE].start)?;
+        let tiles = file.tiles.len() as u64 / HASH_LEN as u64;
+        if tiles != 0 && (file.tree.is_empty() || tiles != tile_count(&file.binding)) {
+            return Err(IndexFileError::new(
+                header.sections[TILES].start as u64,
+                format!(
+                    "index file has {tiles} tiles; a segment of its positions has {} (and \
+                     records them only with its tree)",
+                    tile_count(&file.binding)
+                ),
+            ));
+        }
         Ok(file)
     }
 
@@ -1092,6 +1129,16 @@ impl<'a> IndexFile<'a> {
     /// The segment bytes this file describes.
     pub fn binding(&self) -> IndexBinding {
         self.binding
+    }
+
+    /// The roots of the tiles wholly inside the segment, if recorded: the
+    /// index of the first ([`tile_range`]) and the hashes, in order.
+    pub fn tiles(&self) -> (u64, &'a [u8]) {
+        let range = tile_range(
+            self.binding.base_position,
+            self.binding.base_position + self.binding.event_count,
+        );
+        (range.start, self.tiles)
     }
 
     /// The Merkle tree at the segment's start and at the end described, if
@@ -1271,6 +1318,7 @@ mod tests {
         commands: Vec<(String, String, u64, u64, u64)>,
         correlations: Vec<CorrelationRun>,
         tree: Option<TreeRecord>,
+        tiles: Vec<Hash>,
     }
 
     /// The tree of `size` made-up leaves.
@@ -1312,6 +1360,7 @@ mod tests {
                     .collect(),
                 correlations: self.correlations.clone(),
                 tree: self.tree.as_ref(),
+                tiles: &self.tiles,
             }
         }
     }
@@ -1386,6 +1435,10 @@ mod tests {
                 frontier(1000),
                 frontier(1000 + events.len() as u64),
             )),
+            // Made-up roots: the file does not check them against leaves.
+            tiles: tile_range(1000, 1000 + events.len() as u64)
+                .map(|j| crate::proof::merkle::leaf_hash(&j.to_le_bytes()))
+                .collect(),
         }
     }
 
@@ -1412,6 +1465,7 @@ mod tests {
     fn assert_answers(file: &IndexFile<'_>, owned: &Owned) {
         assert_eq!(file.binding(), owned.binding);
         assert_eq!(file.tree(), owned.tree);
+        assert_eq!(file.tiles().1, owned.tiles.concat());
         assert_eq!(file.stream_count(), owned.streams.len());
         for (name, first_version, offsets) in &owned.streams {
             let events = file.stream(name).expect("stream present");
@@ -1527,6 +1581,35 @@ mod tests {
     }
 
     #[test]
+    fn tiles_round_trip_and_must_be_one_per_tile_with_a_tree() {
+        let names = vec!["s".to_string()];
+        let events: Vec<(usize, Option<u8>)> = vec![(0, None); 600];
+        let owned = build(&events, &names, &[1], &BTreeMap::new(), true);
+        // Positions 1000..1600 hold the tiles of 1024..1280 and 1280..1536.
+        assert_eq!(owned.tiles.len(), 2);
+        let bytes = encode(&owned.contents());
+        let file = IndexFile::parse(&bytes).unwrap();
+        assert_answers(&file, &owned);
+        assert_eq!(file.tiles().0, 4);
+        // Without tiles: valid too (a rewrite after damage keeps none).
+        let mut none = owned.clone();
+        none.tiles.clear();
+        let bytes = encode(&none.contents());
+        assert_eq!(IndexFile::parse(&bytes).unwrap().tiles().1.len(), 0);
+        // One tile too few, its length fixed up: refused.
+        let mut bytes = encode(&owned.contents());
+        let entry = SECTIONS_AT + TILES * SECTION_ENTRY_LEN;
+        let len = le_u64(&bytes, entry + 8);
+        bytes[entry + 8..entry + 16].copy_from_slice(&(len - 32).to_le_bytes());
+        let file_len = bytes.len() - 32;
+        bytes.truncate(file_len);
+        bytes[16..24].copy_from_slice(&(file_len as u64).to_le_bytes());
+        reseal(&mut bytes);
+        let error = IndexFile::parse(&bytes).unwrap_err();
+        assert!(error.detail.contains("tiles"), "{error}");
+    }
+
+    #[test]
     fn an_empty_prefix_round_trips() {
         let owned = build(&[], &["s".to_string()], &[1], &BTreeMap::new(), false);
         let bytes = encode(&owned.contents());
@@ -1546,9 +1629,10 @@ mod tests {
                 .sum()
         };
         let mut owned = sample();
-        // The tree section is the same size whatever the streams (it
-        // depends on the positions only): left out here.
+        // The tree and tiles sections are the same size whatever the
+        // streams (they depend on the positions only): left out here.
         owned.tree = None;
+        owned.tiles.clear();
         let base = sections_len(&encode(&owned.contents()));
         let last = owned.binding.data_end as u32;
         owned

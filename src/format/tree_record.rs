@@ -34,6 +34,24 @@ use super::{le_u32, le_u64};
 /// Bytes of the tree section before the frontiers' hashes.
 pub const TREE_RECORD_FIXED_LEN: usize = 56;
 
+/// The height of the subtrees an index file records in its tiles section:
+/// each aligned run of `2^TILE_HEIGHT` leaves inside the segment has its
+/// root there, so that a proof reads fewer than `TILE_LEAVES` leaves per
+/// subtree it needs from a sealed segment.
+pub const TILE_HEIGHT: u32 = 8;
+
+/// Leaves under one tile: `2^TILE_HEIGHT`.
+pub const TILE_LEAVES: u64 = 1 << TILE_HEIGHT;
+
+/// The tiles of a segment holding positions `base_position..end_position`:
+/// tile `j` covers leaves `j * TILE_LEAVES..(j + 1) * TILE_LEAVES`, and a
+/// segment records those wholly inside it, in order.
+pub fn tile_range(base_position: u64, end_position: u64) -> std::ops::Range<u64> {
+    let first = base_position.div_ceil(TILE_LEAVES);
+    let end = end_position / TILE_LEAVES;
+    first..end.max(first)
+}
+
 /// The tree at a segment's start and end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeRecord {

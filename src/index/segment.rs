@@ -59,8 +59,13 @@ pub(crate) struct MemoryIndex {
 
 impl MemoryIndex {
     /// The index file describing these contents, bound to `binding`, with
-    /// the Merkle tree at the segment's start and end if known.
-    pub fn encode(&self, binding: IndexBinding, tree: Option<&TreeRecord>) -> Vec<u8> {
+    /// the Merkle tree at the segment's start and end and its tiles if known.
+    pub fn encode(
+        &self,
+        binding: IndexBinding,
+        tree: Option<&TreeRecord>,
+        tiles: &[crate::proof::merkle::Hash],
+    ) -> Vec<u8> {
         let streams = self
             .streams
             .iter()
@@ -101,6 +106,7 @@ impl MemoryIndex {
             commands,
             correlations,
             tree,
+            tiles,
         })
     }
 
@@ -313,7 +319,8 @@ impl MappedIndex {
                     crate::log::derived_file::write_atomically(
                         dir,
                         &name.to_string_lossy(),
-                        &rebuilt.encode(self.binding, self.tree.as_ref()),
+                        // The tiles are not kept: a proof reads the leaves instead.
+                        &rebuilt.encode(self.binding, self.tree.as_ref(), &[]),
                         hooks,
                     )
                 });
