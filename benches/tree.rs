@@ -306,7 +306,7 @@ fn run(config: &Config, segment_bytes: u64) {
         cold_root / warm_root
     );
     println!(
-        "| `tree_root(random size)`, warm | {} | {:.2}× the first root after open |",
+        "| `tree_root(random size)`, warm | {} | {:.4}× the first root after open |",
         show(warm_sized_root),
         warm_sized_root / cold_root
     );

@@ -614,18 +614,27 @@ fn verify_cannot_check_a_checkpoint_past_damage_and_says_why() {
 /// Flips one byte of the body of the first event of `path` (a sealed
 /// segment): any read of that event's frame fails its checksum.
 fn damage_first_event(path: &Path) {
-    let frame = common::frames(path)
-        .into_iter()
-        .find(|f| f.kind == 1)
-        .unwrap();
-    let mut bytes = std::fs::read(path).unwrap();
-    let at = (frame.offset + 20) as usize;
-    bytes[at] ^= 0x20;
-    let mut permissions = std::fs::metadata(path).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    permissions.set_readonly(false);
-    std::fs::set_permissions(path, permissions).unwrap();
-    std::fs::write(path, bytes).unwrap();
+    damage_event(path, 0);
+}
+
+/// Makes both checksums of an index file (`docs/format.md`: the body's at
+/// 312, the header's at 316) right again after a change.
+fn reseal_index_file(bytes: &mut [u8]) {
+    let body_crc = crc32fast::hash(&bytes[320..]);
+    bytes[312..316].copy_from_slice(&body_crc.to_le_bytes());
+    let header_crc = crc32fast::hash(&bytes[..316]);
+    bytes[316..320].copy_from_slice(&header_crc.to_le_bytes());
+}
+
+/// Verifies the store in `dir`: the report, and each problem's kind and file.
+fn verify_problems(dir: &Path) -> (annals::VerifyReport, Vec<(ProblemKind, std::path::PathBuf)>) {
+    let report = annals::verify::verify(dir, &VerifyOptions::default()).unwrap();
+    let found = report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.path.clone()))
+        .collect();
+    (report, found)
 }
 
 /// Regression (issue 19): the tree at the end of each sealed segment was
@@ -689,10 +698,7 @@ fn forge_index_tree_end(path: &Path) -> merkle::Hash {
     section[24..56].copy_from_slice(&root);
     let crc = crc32fast::hash(&section[8..]);
     section[0..4].copy_from_slice(&crc.to_le_bytes());
-    let body_crc = crc32fast::hash(&bytes[320..]);
-    bytes[312..316].copy_from_slice(&body_crc.to_le_bytes());
-    let header_crc = crc32fast::hash(&bytes[..316]);
-    bytes[316..320].copy_from_slice(&header_crc.to_le_bytes());
+    reseal_index_file(&mut bytes);
     std::fs::write(path, bytes).unwrap();
     root
 }
@@ -711,12 +717,7 @@ fn verify_checks_each_index_file_tree_against_the_events() {
     assert!(report.problems.is_empty(), "{report}");
 
     forge_index_tree_end(&index_files[1]);
-    let report = annals::verify::verify(dir.path(), &VerifyOptions::default()).unwrap();
-    let found: Vec<_> = report
-        .problems
-        .iter()
-        .map(|p| (p.kind, p.path.clone()))
-        .collect();
+    let (report, found) = verify_problems(dir.path());
     // The forged file, named; and the next one, whose tree no longer
     // starts where the forged one ends, is not blamed: its start is the
     // tree computed from the events.
@@ -1146,17 +1147,9 @@ fn proofs_inside_a_sealed_segment_read_only_their_tile() {
     let (at, len) = (word(&bytes, 264) as usize, word(&bytes, 272) as usize);
     assert!(len >= 8 * 32, "{len} bytes of tiles");
     bytes[at + 40] ^= 1;
-    let body_crc = crc32fast::hash(&bytes[320..]);
-    bytes[312..316].copy_from_slice(&body_crc.to_le_bytes());
-    let header_crc = crc32fast::hash(&bytes[..316]);
-    bytes[316..320].copy_from_slice(&header_crc.to_le_bytes());
+    reseal_index_file(&mut bytes);
     std::fs::write(&index_file, bytes).unwrap();
-    let report = annals::verify::verify(dir.path(), &VerifyOptions::default()).unwrap();
-    let found: Vec<_> = report
-        .problems
-        .iter()
-        .map(|p| (p.kind, p.path.clone()))
-        .collect();
+    let (report, found) = verify_problems(dir.path());
     assert_eq!(found, [(ProblemKind::IndexFile, index_file)], "{report}");
     assert!(report.problems[0].message.contains("tiles"), "{report}");
 }

@@ -11,11 +11,15 @@
 //! end of each sealed segment, when it is a run of that frontier's perfect
 //! subtrees, and otherwise split as MTH splits it. The cache starts with
 //! what the index files record ([`TreeChain`], `docs/format.md`, "The tree
-//! section"), and a seal adds its segment's; so a root costs O(log n) cache
-//! lookups and at most one segment's leaves, and a proof a few segments'
-//! (a sibling inside one segment is streamed). Only a store whose index
-//! files do not record the tree (an older build's, before its first
-//! writable open) reads every sealed segment once to fill it.
+//! section"), and a seal adds its segment's. Inside a sealed segment, the
+//! roots of its aligned runs of 256 leaves ("tiles", recorded in its index
+//! file) answer whole runs of them; only runs of at most 256 leaves are
+//! read. So a root or a proof costs O(log n) cached hashes, at most s/256
+//! tile roots per sealed segment of s events, fewer than 256 leaves of each
+//! sealed segment it needs, and the active segment's leaves when it is
+//! about the current tree. Only a store whose index files do not record the
+//! tree (an older build's, before its first writable open) reads every
+//! sealed segment once to fill the cache.
 //!
 //! Positions below the log's start were retired: their leaves are gone
 //! from the store. The retention manifest keeps the [`Frontier`] of the

@@ -3,9 +3,10 @@
 //! The tree is derived from the segments ([`crate::engine::tree`]): leaf
 //! `i` is [`leaf_hash`](crate::proof::leaf_hash) of the event at position
 //! `i`'s frame as stored. The tree's frontier at the end of each sealed
-//! segment is recorded in its index file and kept in memory after open, so
-//! a root costs at most one segment's leaves and a proof a few (see
-//! `docs/proofs.md`, "The tree of a store").
+//! segment is recorded in its index file and kept in memory after open,
+//! with the roots of its aligned runs of 256 events, so a root or a proof
+//! reads fewer than 256 events of each sealed segment it needs, and the
+//! active segment's (see `docs/proofs.md`, "The tree of a store").
 //! What an auditor does with the results needs no store: [`crate::proof`].
 
 use crate::error::{Error, Result};
