@@ -1,32 +1,32 @@
 //! The cost of the Merkle tree over the log (issue 19), as ratios measured
 //! in one run.
 //!
-//! The writer never hashes a leaf: the tree is computed from the stored
-//! frames when a root or a proof is asked for, so batched append
-//! throughput is unchanged by design and is not measured here (the build's
-//! rate is printed only to show the store was built the usual way). What is
-//! measured, on one store of N events, opened read-only afresh for each
-//! cold figure:
-//!
-//! - **root, cold**: the first `Store::tree_size_and_root` after open, which
-//!   reads every sealed segment once to fill the cache of frontiers
-//!   (`engine::tree::FrontierCache`); **warm**: the next calls, which read
-//!   the active segment's leaves only; and `tree_root(size)` of random sizes.
-//! - **proofs**: an inclusion proof of a random position and a consistency
-//!   proof from a random size, both to the current size, warm; and the first
+//! - **The writer's cost**: a seal hashes the sealed segment's events (on
+//!   the indexer thread, off the append path) to record the tree at its
+//!   end in its index file. Batched append throughput, closing included
+//!   (so the background hashing is counted), with and without that
+//!   (`StorageHooks::record_tree_at_seal`), taking turns.
+//! - **Root after open**: the first `Store::tree_size_and_root` after a
+//!   read-only open, on the store whose index files record the tree (the
+//!   frontier cache starts full: only the active segment's leaves are read)
+//!   and on the same log whose index files do not (as before: every sealed
+//!   segment is read once to fill the cache).
+//! - **warm roots and proofs**: the next calls, `tree_root(size)` of random
+//!   sizes, an inclusion proof of a random position and a consistency
+//!   proof from a random size, both to the current size; and the first
 //!   inclusion proof after open (cold).
 //! - **verify** with and without a signed checkpoint (`annals::verify`,
 //!   `VerifyOptions::checkpoint`), taking turns. `verify` computes the tree
-//!   in its one pass either way (for the summary's root), so the difference
-//!   is the checkpoint's signature check; the cold root beside it is what
-//!   that tree pass alone costs.
+//!   in its one pass either way (for the summary's root, and to check the
+//!   index files' trees), so the difference is the checkpoint's signature
+//!   check.
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
 //! | `ANNALS_TREE_EVENTS` | 1000000 | events in the store |
 //! | `ANNALS_TREE_PAYLOAD` | 100 | payload bytes per event |
 //! | `ANNALS_TREE_SEGMENT_BYTES` | 67108864,8388608 | segment sizes, comma-separated: one store each |
-//! | `ANNALS_TREE_REPEAT` | 5 | rounds of each cold measurement and of verify (median) |
+//! | `ANNALS_TREE_REPEAT` | 5 | rounds of each build, cold measurement and verify (median) |
 //! | `ANNALS_TREE_SAMPLE` | 200 | warm roots and proofs per kind (median) |
 //! | `ANNALS_BENCH_DIR` | the system temp dir | where the stores are created (and removed) |
 //!
@@ -38,6 +38,9 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use annals::hooks::{Hooks, StorageHooks};
 use annals::{Durability, EventData, ExpectedVersion, Options, Store, VerifyOptions};
 use common::{env_number, median, number, payload};
 
@@ -117,12 +120,26 @@ fn show(seconds: f64) -> String {
     }
 }
 
+/// Hooks that turn off recording the tree at each seal.
+struct NoTreeAtSeal;
+
+impl StorageHooks for NoTreeAtSeal {
+    fn record_tree_at_seal(&self) -> bool {
+        false
+    }
+}
+
 /// Builds the store: `events` events in batches of 10, round robin over
-/// 1000 streams, no syncs. Returns the append rate, events per second.
-fn build(dir: &Path, config: &Config, segment_bytes: u64) -> f64 {
-    let options = Options::default()
+/// 1000 streams, no syncs, the tree recorded at each seal or not. Returns
+/// the append rate, events per second, closing included (a close waits
+/// for the index files of sealed segments, and so for their hashing).
+fn build(dir: &Path, config: &Config, segment_bytes: u64, record_tree: bool) -> f64 {
+    let mut options = Options::default()
         .segment_size_bytes(segment_bytes)
         .durability(Durability::None);
+    if !record_tree {
+        options.hooks = Hooks::new(Arc::new(NoTreeAtSeal));
+    }
     let store = Store::open(dir, options).expect("creating the bench store");
     let data = payload(config.payload);
     let batches = config.events / BATCH;
@@ -137,8 +154,8 @@ fn build(dir: &Path, config: &Config, segment_bytes: u64) -> f64 {
                 .expect("append");
         }
         store.flush().expect("flush");
+        store.close().expect("close");
     });
-    store.close().expect("close");
     (batches * BATCH) as f64 / took
 }
 
@@ -150,12 +167,36 @@ fn run(config: &Config, segment_bytes: u64) {
     let dir = config
         .dir
         .join(format!("annals-tree-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let treeless = config
+        .dir
+        .join(format!("annals-tree-bench-{}-treeless", std::process::id()));
     eprintln!(
-        "building {} events, segments of {segment_bytes} bytes…",
-        config.events
+        "building {} events, segments of {segment_bytes} bytes, with and without the tree, {} rounds…",
+        config.events, config.repeat
     );
-    let append_rate = build(&dir, config, segment_bytes);
+    let mut rate_with = Vec::new();
+    let mut rate_without = Vec::new();
+    for _ in 0..config.repeat {
+        for (record_tree, rates, dir) in [
+            (true, &mut rate_with, &dir),
+            (false, &mut rate_without, &treeless),
+        ] {
+            let _ = std::fs::remove_dir_all(dir);
+            rates.push(build(dir, config, segment_bytes, record_tree));
+        }
+    }
+    let rate_with = median(rate_with);
+    let rate_without = median(rate_without);
+    // The same log, its index files without the tree, opened afresh for
+    // each round: the root reads every sealed segment, as before.
+    let mut cold_root_treeless = Vec::new();
+    for _ in 0..config.repeat {
+        let store = open(&treeless);
+        cold_root_treeless.push(seconds(|| {
+            black_box(store.tree_size_and_root().expect("root"));
+        }));
+    }
+    let _ = std::fs::remove_dir_all(&treeless);
     let segments = std::fs::read_dir(&dir)
         .map(|entries| {
             entries
@@ -229,6 +270,7 @@ fn run(config: &Config, segment_bytes: u64) {
     let _ = std::fs::remove_dir_all(&dir);
 
     let cold_root = median(cold_root);
+    let cold_root_treeless = median(cold_root_treeless);
     let cold_inclusion = median(cold_inclusion);
     let verify_plain = median(verify_plain);
     let verify_checkpoint = median(verify_checkpoint);
@@ -238,42 +280,50 @@ fn run(config: &Config, segment_bytes: u64) {
         config.payload
     );
     println!();
-    println!(
-        "built at {:.2} M events/s (batches of {BATCH}, {STREAMS} streams; the writer hashes no leaf)",
-        append_rate / 1e6
-    );
-    println!();
     println!("| measurement | median | ratio (same run) |");
     println!("| --- | --- | --- |");
     println!(
-        "| `tree_size_and_root`, cold (first call after open: fills the frontier cache) | {} | {:.2} M events/s |",
-        show(cold_root),
-        size as f64 / cold_root / 1e6
+        "| batched appends, tree recorded at each seal (the default) | {:.2} M events/s | **{:.3}× the rate without** |",
+        rate_with / 1e6,
+        rate_with / rate_without
     );
     println!(
-        "| `tree_size_and_root`, warm | {} | **{:.1}× faster than cold** |",
+        "| batched appends, no tree recorded | {:.2} M events/s | 1 |",
+        rate_without / 1e6
+    );
+    println!(
+        "| `tree_size_and_root`, first call after open, index files without the tree (before) | {} | 1 |",
+        show(cold_root_treeless)
+    );
+    println!(
+        "| `tree_size_and_root`, first call after open, index files with the tree | {} | **{:.1}× faster than before** |",
+        show(cold_root),
+        cold_root_treeless / cold_root
+    );
+    println!(
+        "| `tree_size_and_root`, warm | {} | {:.1}× faster than the first call |",
         show(warm_root),
         cold_root / warm_root
     );
     println!(
-        "| `tree_root(random size)`, warm | {} | {:.1}× faster than a cold root |",
+        "| `tree_root(random size)`, warm | {} | {:.4}× the first root after open |",
         show(warm_sized_root),
-        cold_root / warm_sized_root
+        warm_sized_root / cold_root
     );
     println!(
-        "| inclusion proof of a random position, cold (first call after open) | {} | {:.2}× a cold root |",
+        "| inclusion proof of a random position, cold (first call after open) | {} | {:.2}× the first root after open |",
         show(cold_inclusion),
         cold_inclusion / cold_root
     );
     println!(
-        "| inclusion proof of a random position, warm | {} | {:.1}× faster than a cold root |",
+        "| inclusion proof of a random position, warm | {} | {:.2}× the first root after open |",
         show(inclusion),
-        cold_root / inclusion
+        inclusion / cold_root
     );
     println!(
-        "| consistency proof from a random size, warm | {} | {:.1}× faster than a cold root |",
+        "| consistency proof from a random size, warm | {} | {:.2}× the first root after open |",
         show(consistency),
-        cold_root / consistency
+        consistency / cold_root
     );
     println!(
         "| `verify` (tree computed in its pass) | {} | 1 |",
@@ -285,8 +335,8 @@ fn run(config: &Config, segment_bytes: u64) {
         verify_checkpoint / verify_plain
     );
     println!(
-        "| the tree pass alone (a cold root) against `verify` | | {:.2}× verify |",
-        cold_root / verify_plain
+        "| the tree pass alone (first root, index files without the tree) against `verify` | | {:.2}× verify |",
+        cold_root_treeless / verify_plain
     );
 }
 

@@ -105,6 +105,17 @@ pub enum Error {
         /// Where the log starts now.
         log_start: u64,
     },
+    /// An archive directory given for a proof across the retired prefix
+    /// ([`crate::ProofOptions::archive`]) does not hold the retired
+    /// segments the retention manifest lists, as it lists them.
+    ProofArchive {
+        /// The archive directory.
+        archive: PathBuf,
+        /// The segment file concerned (its name), if one.
+        file: Option<String>,
+        /// What is wrong.
+        detail: String,
+    },
     /// The stream was deleted ([`crate::Store::delete_stream`]): it can be
     /// neither read nor appended to, ever again.
     StreamDeleted {
@@ -352,9 +363,25 @@ impl fmt::Display for Error {
                 "the proof needs the hashes of events {start}..{end} of the store {}, which were \
                  retired (the log starts at position {log_start}) and whose subtree the \
                  retention manifest does not keep; prove a kept position or a tree size of at \
-                 least {log_start}, or compute this proof from the archived segments",
+                 least {log_start}, or give the archive directory the segments were retired \
+                 into (ProofOptions::archive, `annals prove ... --archive DIR`)",
                 dir.display()
             ),
+            Error::ProofArchive {
+                archive,
+                file,
+                detail,
+            } => {
+                write!(f, "the archive {}", archive.display())?;
+                if let Some(file) = file {
+                    write!(f, " ({file})")?;
+                }
+                write!(
+                    f,
+                    " cannot serve the retired events for the proof: {detail}; give the \
+                     directory the segments were retired into, with its files unchanged"
+                )
+            }
             Error::StreamDeleted { stream } => write!(
                 f,
                 "stream {stream:?} was deleted: it cannot be read, appended to or created \

@@ -60,6 +60,14 @@ pub trait StorageHooks: Send + Sync {
     fn before_archive_put(&self, _object: &str) -> io::Result<()> {
         Ok(())
     }
+
+    /// Whether a seal hashes the sealed segment's events to record the
+    /// Merkle tree in its index file (the default). `false` only to
+    /// measure what that costs the writer (`benches/tree.rs`): the index
+    /// files then record no tree, and the next writer's open rewrites them.
+    fn record_tree_at_seal(&self) -> bool {
+        true
+    }
 }
 
 /// The steps of writing a derived file atomically, in order.
@@ -137,6 +145,10 @@ impl Hooks {
         self.0
             .as_ref()
             .map_or(Ok(()), |h| h.before_remove_file(path))
+    }
+
+    pub(crate) fn record_tree_at_seal(&self) -> bool {
+        self.0.as_ref().is_none_or(|h| h.record_tree_at_seal())
     }
 }
 

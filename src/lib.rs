@@ -100,9 +100,9 @@ pub use log::verdict::{SegmentRole, Verdict};
 pub use options::{Durability, Limits, Options};
 pub use snapshot::{SNAPSHOT_DIR_NAME, Snapshot};
 pub use store::{
-    Direction, FOLLOW_POLL_MAX, MultiAppendResult, MultiStreamAppend, READ_PAGE_EVENTS, Read,
-    ReadRequest, Receipt, SUBSCRIPTION_READ_AHEAD, StartAt, Store, StreamAppendResult,
-    Subscription,
+    Direction, FOLLOW_POLL_MAX, MultiAppendResult, MultiStreamAppend, ProofOptions,
+    READ_PAGE_EVENTS, Read, ReadRequest, Receipt, SUBSCRIPTION_READ_AHEAD, StartAt, Store,
+    StreamAppendResult, Subscription,
 };
 pub use verify::{ExpectedHead, VerifyOptions, VerifyReport, verify};
 

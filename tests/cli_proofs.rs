@@ -36,6 +36,37 @@ fn sign_checkpoint(store: &Path, key: &Path, out: &Path) -> run::Run {
     )
 }
 
+/// `annals prove consistency STORE --from OLD --to NEW`.
+fn consistency_args<'a>(store: &'a Path, old: &'a Path, new: &'a Path) -> [&'a str; 7] {
+    [
+        "prove",
+        "consistency",
+        path(store),
+        "--from",
+        path(old),
+        "--to",
+        path(new),
+    ]
+}
+
+/// `annals retire STORE --before-position POSITION --archive ARCHIVE
+/// --yes` into a new directory `archive`, which must succeed.
+fn retire_into(store: &Path, position: &str, archive: &Path) {
+    std::fs::create_dir(archive).unwrap();
+    expect(
+        0,
+        &[
+            "retire",
+            path(store),
+            "--before-position",
+            position,
+            "--archive",
+            path(archive),
+            "--yes",
+        ],
+    );
+}
+
 #[test]
 fn keygen_checkpoint_prove_and_check_proof() {
     let work = tempfile::tempdir().unwrap();
@@ -126,18 +157,7 @@ fn keygen_checkpoint_prove_and_check_proof() {
     assert_eq!(run.lines()[0]["tree_size"], 60);
 
     // Consistency from the old checkpoint to the new one.
-    let run = expect(
-        0,
-        &[
-            "prove",
-            "consistency",
-            path(&store_dir),
-            "--from",
-            path(&old_cp),
-            "--to",
-            path(&new_cp),
-        ],
-    );
+    let run = expect(0, &consistency_args(&store_dir, &old_cp, &new_cp));
     let consistency = file("consistency.json");
     std::fs::write(&consistency, run.stdout.as_bytes()).unwrap();
     let run = check(&consistency, &new_cp, Some(&old_cp), &pub_key, 0);
@@ -268,19 +288,67 @@ fn verify_against_a_signed_checkpoint() {
 
     // After a retirement into an archive: with and without --archive.
     let archive = file("archive");
-    std::fs::create_dir(&archive).unwrap();
-    expect(
-        0,
-        &[
-            "retire",
-            path(&store_dir),
-            "--before-position",
-            "60",
-            "--archive",
-            path(&archive),
-            "--yes",
-        ],
-    );
+    retire_into(&store_dir, "60", &archive);
     verify(0, &args);
     verify(0, &[&args[..], &["--archive", path(&archive)]].concat());
+}
+
+/// `prove inclusion|consistency --archive DIR`: proofs that need retired
+/// events read them from the archive the segments were retired into;
+/// without it, the command fails (exit 1) saying to give the archive.
+#[test]
+fn prove_across_a_retired_prefix_with_the_archive() {
+    let work = tempfile::tempdir().unwrap();
+    let file = |name: &str| work.path().join(name);
+    let store_dir = file("store");
+    let key = file("log.key");
+    expect(0, &["keygen", "--name", ORIGIN, "--out", path(&key)]);
+    let pub_key = file("log.key.pub");
+    fill(&store_dir, 10);
+    // An odd size: not a boundary of the subtrees kept at the cut.
+    let store = Store::open(&store_dir, common::small_segments()).unwrap();
+    common::fill(&store, 1, 1, 1, 10);
+    store.close().unwrap();
+    let old_cp = file("old.cp");
+    sign_checkpoint(&store_dir, &key, &old_cp);
+    fill(&store_dir, 20);
+    let new_cp = file("new.cp");
+    sign_checkpoint(&store_dir, &key, &new_cp);
+    let archive = file("archive");
+    retire_into(&store_dir, "80", &archive);
+
+    let inclusion = [
+        "prove",
+        "inclusion",
+        path(&store_dir),
+        "--position",
+        "3",
+        "--checkpoint",
+        path(&old_cp),
+    ];
+    let consistency = consistency_args(&store_dir, &old_cp, &new_cp);
+    for args in [&inclusion[..], &consistency[..]] {
+        let run = expect(1, args);
+        assert!(run.stderr.contains("--archive"), "{}", run.stderr);
+    }
+    for (args, old) in [(&inclusion[..], None), (&consistency[..], Some(&old_cp))] {
+        let run = expect(0, &[args, &["--archive", path(&archive)]].concat());
+        let proof_file = file("proof.json");
+        std::fs::write(&proof_file, run.stdout.as_bytes()).unwrap();
+        let checkpoint = if old.is_some() { &new_cp } else { &old_cp };
+        let mut check = vec![
+            "check-proof",
+            "--proof",
+            path(&proof_file),
+            "--checkpoint",
+            path(checkpoint),
+            "--key",
+            path(&pub_key),
+        ];
+        if let Some(old) = old {
+            check.extend(["--old-checkpoint", path(old)]);
+        }
+        let run = expect(0, &check);
+        assert_eq!(run.lines()[0]["holds"], true);
+    }
 }

@@ -3,6 +3,7 @@
 //! every opener accepts. They sit above the log's scanner and directory
 //! walk, never beside the store reaching into its internals.
 
+mod index_tree;
 pub mod repair;
 pub mod salvage;
 pub mod verify;

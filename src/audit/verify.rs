@@ -75,6 +75,7 @@ use crate::format::CHAIN_LEN;
 use crate::format::chain::{self, GENESIS};
 use crate::format::footer::{FooterState, SegmentFooter};
 use crate::format::scan::{BatchRef, EventRef, stream_ends};
+use crate::format::tree_record::{TILE_HEIGHT, TILE_LEAVES};
 use crate::log::archived::{ArchivedSegments, DirectoryArchive};
 use crate::log::directory::{self, DirListing};
 use crate::log::finding::{Finding, FindingKind};
@@ -303,6 +304,10 @@ pub enum ProblemKind {
     /// An archived segment differs from what the archive records of it
     /// (its SHA-256 or length), or a record has no segment.
     Archive,
+    /// An index file (derived data) does not match its segment: its Merkle
+    /// tree differs from the one computed over the events, or it cannot be
+    /// read. The next writer's open writes it anew.
+    IndexFile,
 }
 
 /// One problem found by [`verify`].
@@ -925,6 +930,12 @@ struct Verifier<'p> {
     tree_lost: Option<String>,
     /// The signed checkpoint to check the tree against, opened.
     checkpoint: Option<note::Checkpoint>,
+    /// The segment being read and the tree at its start, to check its
+    /// index file's tree once its end is reached (`index_tree`).
+    segment_tree_start: Option<(std::sync::Arc<Segment>, Option<Frontier>)>,
+    /// The segment's base position, and the roots of its tiles computed so far.
+    segment_base: u64,
+    segment_tiles: Vec<merkle::Hash>,
 }
 
 impl Visitor for Verifier<'_> {
@@ -1008,6 +1019,10 @@ impl Visitor for Verifier<'_> {
     }
 
     fn segment(&mut self, _ordinal: usize, segment: &std::sync::Arc<Segment>, _role: SegmentRole) {
+        self.check_index_tree();
+        self.segment_tree_start = Some((std::sync::Arc::clone(segment), self.tree.clone()));
+        self.segment_base = segment.header.base_position;
+        self.segment_tiles.clear();
         if let Some(cut) = self
             .cut_to_check
             .take_if(|cut| cut.position <= segment.header.base_position)
@@ -1148,6 +1163,7 @@ fn problem_kind(kind: &FindingKind) -> ProblemKind {
         K::TornTail { .. } | K::ShortFile { .. } => ProblemKind::TornTail,
         K::TemporaryFile => ProblemKind::StrayFile,
         K::InvalidSettings { .. } => ProblemKind::Settings,
+        K::IndexFile { .. } => ProblemKind::IndexFile,
         _ => ProblemKind::Record,
     }
 }
@@ -1213,6 +1229,9 @@ impl<'p> Verifier<'p> {
             tree: Some(Frontier::new()),
             tree_lost: None,
             checkpoint,
+            segment_tree_start: None,
+            segment_base: 0,
+            segment_tiles: Vec::new(),
         };
         // A checkpoint of the empty tree is decided before any event.
         verifier.check_tree(dir, 0);
@@ -1263,10 +1282,18 @@ impl<'p> Verifier<'p> {
                 .zip(end.checked_sub(batch.start))
                 .and_then(|(from, to)| batch.event_frames.get(from..to));
             let position = event.event.position;
+            // The roots of the tiles of this segment, as its index file
+            // should record them (`index_tree`).
+            let tiles = &mut self.segment_tiles;
+            let tile_inside = position + 1 >= self.segment_base + TILE_LEAVES;
             let pushed = match frame {
-                Some(frame) if position == tree.size() => {
-                    tree.push(merkle::leaf_hash(frame)).is_ok()
-                }
+                Some(frame) if position == tree.size() => tree
+                    .push_reporting(merkle::leaf_hash(frame), |height, hash| {
+                        if height == TILE_HEIGHT && tile_inside {
+                            tiles.push(*hash);
+                        }
+                    })
+                    .is_ok(),
                 _ => false,
             };
             if !pushed {
@@ -1672,7 +1699,29 @@ impl<'p> Verifier<'p> {
         }
     }
 
+    /// Checks the index file of the segment just read against the tree
+    /// computed over its events (`index_tree`).
+    fn check_index_tree(&mut self) {
+        let Some((segment, start)) = self.segment_tree_start.take() else {
+            return;
+        };
+        let Some(dir) = segment.path.parent() else {
+            return;
+        };
+        if let Some(finding) = super::index_tree::check(
+            dir,
+            &segment,
+            start.as_ref(),
+            self.tree.as_ref(),
+            &self.segment_tiles,
+        ) {
+            let verdict = crate::log::verdict::verdict(&finding.kind, SegmentRole::Sealed);
+            self.finding(finding, verdict);
+        }
+    }
+
     fn finish(mut self) -> VerifyReport {
+        self.check_index_tree();
         self.report.summary.streams = self.streams.len() as u64;
         self.report.summary.tree = self.tree.as_ref().map(|tree| TreeHead {
             size: tree.size(),

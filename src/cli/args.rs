@@ -167,6 +167,11 @@ pub struct ProveInclusionArgs {
     /// Without it, the current tree's.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
+    /// The directory the store's retired segments were archived into
+    /// (`retire --archive`): read when the proof needs retired events (a
+    /// retired position, or a checkpoint older than the retention cut).
+    #[arg(long, value_name = "DIR")]
+    pub archive: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +184,11 @@ pub struct ProveConsistencyArgs {
     /// The newer signed checkpoint.
     #[arg(long, value_name = "NEW_CHECKPOINT")]
     pub to: PathBuf,
+    /// The directory the store's retired segments were archived into
+    /// (`retire --archive`): read when the older checkpoint is older than
+    /// the retention cut.
+    #[arg(long, value_name = "DIR")]
+    pub archive: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use annals::ProofOptions;
 use annals::proof::{self, CheckError, note};
 use serde::Serialize;
 
@@ -152,9 +153,10 @@ fn checkpoint_of_store(
     store: &annals::Store,
     path: &Path,
     what: &str,
+    options: &ProofOptions,
 ) -> Result<note::Checkpoint, Failure> {
     let checkpoint = unverified_checkpoint(&read_note(path, what)?, path)?;
-    let root = store.tree_root(checkpoint.size)?;
+    let root = store.tree_root_with(checkpoint.size, options)?;
     if root != checkpoint.root {
         return Err(Failure {
             code: EXIT_CORRUPTION,
@@ -171,22 +173,32 @@ fn checkpoint_of_store(
     Ok(checkpoint)
 }
 
+/// Where a proof reads retired events: the `--archive` directory, if given.
+fn proof_options(archive: Option<&Path>) -> ProofOptions {
+    match archive {
+        Some(archive) => ProofOptions::default().archive(archive),
+        None => ProofOptions::default(),
+    }
+}
+
 pub fn prove(command: &ProveCommand) -> Result<(), Failure> {
     let mut out = Output::stdout();
     match command {
         ProveCommand::Inclusion(args) => {
             let store = open_read_only(&args.dir)?;
+            let options = proof_options(args.archive.as_deref());
             let tree_size = match &args.checkpoint {
-                Some(path) => checkpoint_of_store(&store, path, "checkpoint")?.size,
+                Some(path) => checkpoint_of_store(&store, path, "checkpoint", &options)?.size,
                 None => store.tree_size_and_root()?.0,
             };
-            out.json_line(&store.inclusion_proof(args.position, tree_size)?)?;
+            out.json_line(&store.inclusion_proof_with(args.position, tree_size, &options)?)?;
         }
         ProveCommand::Consistency(args) => {
             let store = open_read_only(&args.dir)?;
-            let old = checkpoint_of_store(&store, &args.from, "old checkpoint")?;
-            let new = checkpoint_of_store(&store, &args.to, "new checkpoint")?;
-            out.json_line(&store.consistency_proof(old.size, new.size)?)?;
+            let options = proof_options(args.archive.as_deref());
+            let old = checkpoint_of_store(&store, &args.from, "old checkpoint", &options)?;
+            let new = checkpoint_of_store(&store, &args.to, "new checkpoint", &options)?;
+            out.json_line(&store.consistency_proof_with(old.size, new.size, &options)?)?;
         }
     }
     out.flush()

@@ -32,6 +32,7 @@ use crate::log::walk::{LogWalk, durable_mark_problem};
 use super::State;
 use super::index_files::{self, Installed};
 use super::recovery::Recovered;
+use super::tree::TreeChain;
 use super::writer::now_ns;
 
 /// The checkpoint of `state` covering its segments up to `through`: sealed
@@ -147,6 +148,8 @@ pub(crate) struct Resumed {
     pub walk: LogWalk,
     /// Index files found missing or unusable, and what was done.
     pub rebuilt: Vec<Recovered>,
+    /// The Merkle tree at the end of the covered sealed segments.
+    pub tree: TreeChain,
 }
 
 /// Loads the checkpoint of `dir`, checked against the segments it covers.
@@ -229,6 +232,9 @@ pub(crate) fn load(
     // The index of the covered segments.
     let mut index = Index::new(dir);
     let mut rebuilt = Vec::new();
+    let mut tree = anchor
+        .as_deref()
+        .map_or_else(TreeChain::genesis, TreeChain::anchored);
     for (binding, segment) in bindings.iter().zip(&segments) {
         let mut segment_index = SegmentIndex::from_binding(binding);
         if binding.sealed {
@@ -236,10 +242,14 @@ pub(crate) fn load(
                 dir,
                 segment,
                 binding,
+                &tree,
                 &index.late_findings,
                 writer_hooks.cloned(),
             ) {
-                Ok(mapped) => segment_index.contents = Contents::File(Box::new(mapped)),
+                Ok(mapped) => {
+                    tree.followed(binding.base_position, mapped.tree());
+                    segment_index.contents = Contents::File(Box::new(mapped));
+                }
                 Err(why) => {
                     // Rebuilt from its segment alone; the rest of the
                     // checkpoint still holds.
@@ -256,6 +266,7 @@ pub(crate) fn load(
                             segment,
                             &segment_index,
                             binding,
+                            &tree,
                             &index.late_findings,
                             hooks,
                             why,
@@ -263,6 +274,10 @@ pub(crate) fn load(
                         None => Installed::NotWritten(why, None),
                     };
                     let (mapped, recovered) = installed.into_parts(dir, binding.base_position);
+                    tree.followed(
+                        binding.base_position,
+                        mapped.as_ref().and_then(|m| m.tree()),
+                    );
                     if let Some(mapped) = mapped {
                         segment_index.contents = Contents::File(Box::new(mapped));
                     }
@@ -368,6 +383,7 @@ pub(crate) fn load(
         index,
         walk,
         rebuilt,
+        tree,
     }))
 }
 

@@ -16,8 +16,9 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::footer::{FooterState, SegmentFooter};
-use crate::format::index_file::{IndexBinding, index_file_name, read_binding};
+use crate::format::index_file::{IndexBinding, index_file_name, read_tree};
 use crate::format::scan::stream_runs;
+use crate::format::tree_record::TreeRecord;
 use crate::hooks::Hooks;
 use crate::index::{LateFindings, MappedIndex, MemoryIndex, SegmentIndex};
 use crate::log::derived_file;
@@ -27,6 +28,7 @@ use crate::log::segment::Segment;
 use crate::log::verdict::{SegmentRole, Verdict};
 
 use super::recovery::{Recovered, RecoveryAction, command_of, index_entries};
+use super::tree::TreeChain;
 
 /// The footer of `segment`, if it is sealed.
 pub(crate) fn footer_of(segment: &Segment) -> Option<SegmentFooter> {
@@ -44,11 +46,13 @@ pub(crate) fn sealed_binding(segment: &Segment, index: &SegmentIndex) -> Option<
 }
 
 /// Maps the index file of `segment` in `dir` if its header binds it to
-/// `expected`; otherwise says what is wrong with it.
+/// `expected` and its tree section continues `tree` (the rule of
+/// [`TreeChain`]); otherwise says what is wrong with it.
 pub(crate) fn map(
     dir: &Path,
     segment: &Arc<Segment>,
     expected: &IndexBinding,
+    tree: &TreeChain,
     late: &LateFindings,
     rewrite: Option<Hooks>,
 ) -> std::result::Result<MappedIndex, String> {
@@ -66,15 +70,19 @@ pub(crate) fn map(
     // an old one by rename, which leaves this mapping as it is. (Cutting
     // the file short from outside would fault a read, as for segments.)
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot be mapped: {e}"))?;
-    let found = read_binding(&map).map_err(|e| e.to_string())?;
+    let (found, record) = read_tree(&map).map_err(|e| e.to_string())?;
     if found != *expected {
         return Err(describe_mismatch(&found, expected));
+    }
+    if let Some(problem) = tree.mismatch(record.as_ref()) {
+        return Err(problem);
     }
     Ok(MappedIndex::new(
         map,
         path,
         Arc::clone(segment),
         found,
+        record,
         rebuild,
         Arc::clone(late),
         rewrite,
@@ -99,7 +107,8 @@ fn describe_mismatch(found: &IndexBinding, expected: &IndexBinding) -> String {
     format!("stale: its {field} differs from the segment's")
 }
 
-/// Writes the index file of a sealed segment, bound to `binding`.
+/// Writes the index file of a sealed segment, bound to `binding`, with the
+/// tree section and tiles `tree`.
 ///
 /// # Errors
 /// As [`derived_file::write_atomically`].
@@ -107,9 +116,13 @@ pub(crate) fn write(
     dir: &Path,
     memory: &MemoryIndex,
     binding: &IndexBinding,
+    tree: Option<&(TreeRecord, Vec<crate::proof::merkle::Hash>)>,
     hooks: &Hooks,
 ) -> Result<()> {
-    let bytes = memory.encode(*binding);
+    let bytes = match tree {
+        Some((record, tiles)) => memory.encode(*binding, Some(record), tiles),
+        None => memory.encode(*binding, None, &[]),
+    };
     derived_file::write_atomically(dir, &index_file_name(binding.base_position), &bytes, hooks)
 }
 
@@ -159,25 +172,27 @@ impl Installed {
 }
 
 /// Finds the index file of the sealed `segment` (indexed in memory as
-/// `index`), or, for a writer (`hooks` given), writes it.
+/// `index`, the tree at its start as `tree` knows it), or, for a writer
+/// (`hooks` given), writes it.
 pub(crate) fn install(
     dir: &Path,
     segment: &Arc<Segment>,
     index: &SegmentIndex,
+    tree: &TreeChain,
     late: &LateFindings,
     writer_hooks: Option<&Hooks>,
 ) -> Installed {
     let Some(binding) = sealed_binding(segment, index) else {
         return Installed::NotWritten("its segment has no valid footer".to_string(), None);
     };
-    let problem = match map(dir, segment, &binding, late, writer_hooks.cloned()) {
+    let problem = match map(dir, segment, &binding, tree, late, writer_hooks.cloned()) {
         Ok(mapped) => return Installed::Found(mapped),
         Err(problem) => problem,
     };
     let Some(hooks) = writer_hooks else {
         return Installed::NotWritten(problem, None);
     };
-    write_and_map(dir, segment, index, &binding, late, hooks, problem)
+    write_and_map(dir, segment, index, &binding, tree, late, hooks, problem)
 }
 
 /// Writes the index file of the sealed `segment` anew, whatever is there
@@ -186,20 +201,35 @@ pub(crate) fn rewrite(
     dir: &Path,
     segment: &Arc<Segment>,
     index: &SegmentIndex,
+    tree: &TreeChain,
     late: &LateFindings,
     hooks: &Hooks,
 ) -> Installed {
     match sealed_binding(segment, index) {
-        Some(binding) => write_and_map(dir, segment, index, &binding, late, hooks, String::new()),
+        Some(binding) => write_and_map(
+            dir,
+            segment,
+            index,
+            &binding,
+            tree,
+            late,
+            hooks,
+            String::new(),
+        ),
         None => Installed::NotWritten("its segment has no valid footer".to_string(), None),
     }
 }
 
+/// Writes the index file of the sealed `segment` from its contents in
+/// memory, with its tree section computed from its leaves when `tree`
+/// knows the tree at its start, and maps it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_and_map(
     dir: &Path,
     segment: &Arc<Segment>,
     index: &SegmentIndex,
     binding: &IndexBinding,
+    tree: &TreeChain,
     late: &LateFindings,
     hooks: &Hooks,
     problem: String,
@@ -207,10 +237,14 @@ pub(crate) fn write_and_map(
     let Some(memory) = index.memory() else {
         return Installed::NotWritten(problem, None);
     };
-    if let Err(error) = write(dir, memory, binding, hooks) {
+    let record = match tree.record_for(segment, index) {
+        Ok(record) => record,
+        Err(error) => return Installed::NotWritten(problem, Some(error)),
+    };
+    if let Err(error) = write(dir, memory, binding, record.as_ref(), hooks) {
         return Installed::NotWritten(problem, Some(error));
     }
-    match map(dir, segment, binding, late, Some(hooks.clone())) {
+    match map(dir, segment, binding, tree, late, Some(hooks.clone())) {
         Ok(mapped) => Installed::Written(problem, mapped),
         Err(again) => Installed::NotWritten(
             problem,

@@ -16,6 +16,7 @@ pub(crate) mod retire;
 pub(crate) mod settings;
 pub(crate) mod stream_metadata;
 pub(crate) mod tree;
+pub(crate) mod tree_archive;
 pub(crate) mod writer;
 
 use std::fs;
@@ -38,6 +39,7 @@ use commit_signal::CommitSignal;
 use durability::{Durability, LogPoint};
 
 use recovery::RecoveryReport;
+use tree::TreeChain;
 use writer::Writer;
 
 /// The state shared by a store's handles and background threads.
@@ -64,8 +66,8 @@ pub(crate) struct Engine {
     lock_file: Mutex<Option<directory::WriterLock>>,
     /// Held by a retirement of segments: one at a time.
     retire_lock: Mutex<()>,
-    /// The tree's frontier at the end of each sealed segment, computed
-    /// when a root or proof first needs it (`tree.rs`).
+    /// The tree's frontier at the end of each sealed segment: learned from
+    /// index files on open, added at each seal (`tree.rs`).
     tree_frontiers: tree::FrontierCache,
 }
 
@@ -86,6 +88,8 @@ impl Engine {
         let lock_file = directory::lock(&dir)?;
         let recorded = settings::read(&dir)?;
         let loaded = recovery::load(&dir, true, options.rebuild_index, &options.hooks)?;
+        let tree_frontiers = tree::FrontierCache::default();
+        tree_frontiers.seed(loaded.tree_frontiers);
         // The segment size and limits the store keeps, unless these options
         // change them; recorded before anything depends on them.
         let newest_size = loaded.segments.last().map(|s| s.header.segment_size_bytes);
@@ -148,7 +152,7 @@ impl Engine {
             follower: None,
             lock_file: Mutex::new(Some(lock_file)),
             retire_lock: Mutex::new(()),
-            tree_frontiers: tree::FrontierCache::default(),
+            tree_frontiers,
             options,
         };
         // An erasure interrupted after its event and before its key was
@@ -174,6 +178,8 @@ impl Engine {
             None => Options::default(),
         };
         let loaded = recovery::load(&dir, false, rebuild_index, &Default::default())?;
+        let tree_frontiers = tree::FrontierCache::default();
+        tree_frontiers.seed(loaded.tree_frontiers);
         let snapshots = SnapshotStore::open(&dir, false)?;
         let mut state = State {
             index: loaded.index,
@@ -196,7 +202,7 @@ impl Engine {
             follower: Some(Mutex::new(recovery::Follower::new(loaded.walk))),
             lock_file: Mutex::new(None),
             retire_lock: Mutex::new(()),
-            tree_frontiers: tree::FrontierCache::default(),
+            tree_frontiers,
         };
         engine.subjects.read_erasures(&engine.read_state())?;
         Ok(engine)
@@ -255,7 +261,7 @@ impl Engine {
         // What was followed before a failure is in the index: so is its
         // metadata.
         stream_metadata::learn(&mut state);
-        followed?;
+        self.tree_frontiers.seed(followed?);
         // Erasures written since: this reader treats their subjects as
         // erased from now on, whatever keys it still holds.
         self.subjects.read_erasures(&state)?;
@@ -301,6 +307,19 @@ impl Engine {
         if self.in_memory {
             return;
         }
+        // The tree at the segment's start (cached when the segment before
+        // was sealed, or learned from its index file on open) and end: its
+        // leaves are hashed here, off the append path and before the lock.
+        let tree = if !self.options.hooks.record_tree_at_seal() {
+            TreeChain::starting_at(None)
+        } else {
+            match self.tree().sealed_record(ordinal) {
+                Ok(record) => TreeChain::computed(record),
+                // Its frames were read when it was written or opened: this
+                // is damage since, which the index file cannot record.
+                Err(_) => TreeChain::starting_at(None),
+            }
+        };
         // Encoded under the read lock: the segment's contents no longer
         // change, and readers go on meanwhile.
         let installed = {
@@ -309,6 +328,7 @@ impl Engine {
                 &self.dir,
                 segment,
                 &state.index.segments[ordinal],
+                &tree,
                 &state.index.late_findings,
                 Some(&self.options.hooks),
             )
@@ -355,7 +375,9 @@ impl Engine {
                 checkpoint::prefix_binding(&state.segments[newest], active).and_then(|binding| {
                     active
                         .memory()
-                        .map(|memory| (binding, memory.encode(binding)))
+                        // The active segment's prefix records no tree: it
+                        // is read back only to continue its index.
+                        .map(|memory| (binding, memory.encode(binding, None, &[])))
                 })
             } else {
                 None

@@ -95,6 +95,15 @@ impl LogStart {
             skip: 0,
         }
     }
+
+    /// The start of segment `ordinal`'s data, stepping over its first
+    /// `skip` events (a segment without an index: one read from an archive).
+    pub fn skipping(ordinal: usize, skip: u64) -> LogStart {
+        LogStart {
+            skip,
+            ..LogStart::segment_start(ordinal)
+        }
+    }
 }
 
 /// Where reading from `from_position` starts; `None` when no event is there.

@@ -19,6 +19,7 @@ use crate::index::{CommandRecord, Index};
 
 use super::checkpoint;
 use super::index_files;
+use super::tree::TreeChain;
 use crate::log::directory;
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::retention;
@@ -146,6 +147,10 @@ pub(crate) struct Loaded {
     /// Whether the checkpoint loaded covers the whole log: a writer need
     /// not write one now.
     pub checkpoint_current: bool,
+    /// The Merkle tree at the end of sealed segments, by base position, as
+    /// their index files record it: what the engine's frontier cache
+    /// starts with.
+    pub tree_frontiers: Vec<(u64, crate::proof::merkle::Frontier)>,
 }
 
 /// Builds the index from the batches of a walk, and collects its findings.
@@ -172,6 +177,8 @@ pub(crate) struct IndexFileSink<'a> {
     pub trust_files: bool,
     /// Index files found missing or unusable, and what was done.
     pub rebuilt: Vec<Recovered>,
+    /// The Merkle tree at the end of the segments installed so far.
+    pub tree: TreeChain,
 }
 
 impl IndexFileSink<'_> {
@@ -183,11 +190,13 @@ impl IndexFileSink<'_> {
             return;
         }
         index.list_segment(ordinal);
+        let base_position = segment.header.base_position;
         let installed = if self.trust_files {
             index_files::install(
                 self.dir,
                 segment,
                 &index.segments[ordinal],
+                &self.tree,
                 &index.late_findings,
                 self.writer_hooks,
             )
@@ -197,14 +206,20 @@ impl IndexFileSink<'_> {
                     self.dir,
                     segment,
                     &index.segments[ordinal],
+                    &self.tree,
                     &index.late_findings,
                     hooks,
                 ),
                 // Asked to rebuild: nothing to report.
-                None => return,
+                None => {
+                    self.tree.followed(base_position, None);
+                    return;
+                }
             }
         };
-        let (mapped, recovered) = installed.into_parts(self.dir, segment.header.base_position);
+        let (mapped, recovered) = installed.into_parts(self.dir, base_position);
+        self.tree
+            .followed(base_position, mapped.as_ref().and_then(|m| m.tree()));
         if let Some(mapped) = mapped {
             index.segments[ordinal].contents = Contents::File(Box::new(mapped));
         }
@@ -227,6 +242,7 @@ impl Visitor for IndexBuilder<'_, '_> {
     fn anchored(&mut self, anchor: &Arc<crate::log::retention::Anchor>, from_archive: bool) {
         assert!(!from_archive, "an open never reads an archive");
         self.index.anchored(anchor);
+        self.files.tree = TreeChain::anchored(anchor);
     }
 
     fn segment(&mut self, _ordinal: usize, segment: &Arc<Segment>, _role: SegmentRole) {
@@ -389,12 +405,13 @@ fn load_once(
     };
     let from_checkpoint = resumed.is_some();
     let covered_end = resumed.as_ref().map(|r| r.index.next_position());
-    let (mut walk, mut index, rebuilt) = match resumed {
-        Some(resumed) => (resumed.walk, resumed.index, resumed.rebuilt),
+    let (mut walk, mut index, rebuilt, tree) = match resumed {
+        Some(resumed) => (resumed.walk, resumed.index, resumed.rebuilt, resumed.tree),
         None => (
             LogWalk::new(dir, newest_role, hooks),
             Index::new(dir),
             Vec::new(),
+            TreeChain::genesis(),
         ),
     };
     let mut builder = IndexBuilder {
@@ -406,6 +423,7 @@ fn load_once(
             writer_hooks,
             trust_files,
             rebuilt,
+            tree,
         },
         current: walk.segments.last().cloned(),
     };
@@ -460,6 +478,7 @@ fn load_once(
     index.shrink_to_fit();
     Ok(Loaded {
         checkpoint_current,
+        tree_frontiers: files.tree.learned,
         index,
         segments: walk.segments.clone(),
         newest_sealed: walk.newest_sealed(),
@@ -682,9 +701,16 @@ impl Follower {
     /// simply not visible yet. A segment sealed meanwhile leaves the heap
     /// once the writer has written its index file.
     ///
+    /// Returns the Merkle tree at the end of the segments whose index files
+    /// it installed, as the files record it.
+    ///
     /// # Errors
     /// [`Error::Corrupt`] with the first refused finding.
-    pub fn follow(&mut self, index: &mut Index, segments: &mut Vec<Arc<Segment>>) -> Result<()> {
+    pub fn follow(
+        &mut self,
+        index: &mut Index,
+        segments: &mut Vec<Arc<Segment>>,
+    ) -> Result<Vec<(u64, crate::proof::merkle::Frontier)>> {
         self.follow_retirement(index, segments)?;
         let dir = self.walk.dir().to_path_buf();
         let known = segments.len();
@@ -697,6 +723,9 @@ impl Follower {
                 writer_hooks: None,
                 trust_files: true,
                 rebuilt: Vec::new(),
+                // A reader does not know the tree where it goes on: it
+                // takes what index files record (the rule of TreeChain).
+                tree: TreeChain::starting_at(None),
             },
             current: segments.last().cloned(),
         };
@@ -717,7 +746,7 @@ impl Follower {
             }
             index.segments[ordinal].memory().is_some()
         });
-        Ok(())
+        Ok(files.tree.learned)
     }
 }
 

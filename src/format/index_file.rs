@@ -8,15 +8,17 @@
 //! ```text
 //! offset size field
 //!      0    8 magic              "ANNALIDX"
-//!      8    4 version            u32 (1)
-//!     12    4 header_len         u32 (256)
+//!      8    4 version            u32 (2)
+//!     12    4 header_len         u32 (320)
 //!     16    8 file_len           u64, bytes of the whole file
 //!     24   96 binding            see below
-//!    120  128 section table      8 entries of {offset u64, len u64}, in file order:
+//!    120  160 section table      10 entries of {offset u64, len u64}, in file order:
 //!                                streams, commands, bloom, correlations,
-//!                                sparse offsets, sparse timestamps, offsets, strings
-//!    248    4 body_crc           CRC-32 of bytes 256..file_len
-//!    252    4 header_crc         CRC-32 of bytes 0..252
+//!                                sparse offsets, sparse timestamps, offsets, strings,
+//!                                tree, tiles
+//!    280   32 reserved           zero
+//!    312    4 body_crc           CRC-32 of bytes 320..file_len
+//!    316    4 header_crc         CRC-32 of bytes 0..316
 //!
 //! binding (96 bytes, also used by the checkpoint)
 //!      0    8 base_position      u64
@@ -35,26 +37,33 @@
 //! multiple of 8 after the previous one (the bloom filter at the next
 //! multiple of 64), zero padding between; the file ends at the end of the
 //! last section, rounded up to 8. `docs/format.md` describes each section.
+//!
+//! Version 1 (a 256-byte header with 8 sections, no tree) is not read:
+//! index files are derived data, so a version-1 file is rebuilt from its
+//! segment like any other file that does not match (a writer's open writes
+//! it anew; a reader keeps the index in memory).
 
 use std::cmp::Ordering;
 use std::fmt;
 use std::ops::Range;
 
+use super::tree_record::{TreeRecord, tile_range};
 use super::{
     CHAIN_LEN, FOOTER_LEN, FRAME_ALIGN, MAX_SEGMENT_SIZE_BYTES, SEGMENT_HEADER_LEN, le_u32, le_u64,
 };
+use crate::proof::merkle::{HASH_LEN, Hash};
 
 /// Magic bytes that open an index file.
 pub const INDEX_FILE_MAGIC: [u8; 8] = *b"ANNALIDX";
 
 /// The index file version this build writes and reads.
-pub const INDEX_FILE_VERSION: u32 = 1;
+pub const INDEX_FILE_VERSION: u32 = 2;
 
 /// One event in this many of a segment has its offset and timestamp recorded.
 pub const SPARSE_STRIDE: u64 = 16;
 
 /// Bytes of the fixed header of an index file.
-pub const INDEX_HEADER_LEN: usize = 256;
+pub const INDEX_HEADER_LEN: usize = 320;
 
 /// Bytes of an encoded [`IndexBinding`].
 pub const BINDING_LEN: usize = 96;
@@ -79,9 +88,13 @@ pub const BLOOM_PROBES: u32 = 4;
 
 const BINDING_AT: usize = 24;
 const SECTIONS_AT: usize = BINDING_AT + BINDING_LEN;
-const SECTION_COUNT: usize = 8;
+const SECTION_COUNT: usize = 10;
 const SECTION_ENTRY_LEN: usize = 16;
-const BODY_CRC_AT: usize = SECTIONS_AT + SECTION_COUNT * SECTION_ENTRY_LEN;
+/// Zero bytes between the section table and the checksums, for sections
+/// to come (two more entries).
+const RESERVED_AT: usize = SECTIONS_AT + SECTION_COUNT * SECTION_ENTRY_LEN;
+const RESERVED_LEN: usize = 32;
+const BODY_CRC_AT: usize = RESERVED_AT + RESERVED_LEN;
 const HEADER_CRC_AT: usize = BODY_CRC_AT + 4;
 const _: () = assert!(HEADER_CRC_AT + 4 == INDEX_HEADER_LEN);
 const _: () = assert!(INDEX_HEADER_LEN.is_multiple_of(BLOOM_BLOCK_LEN));
@@ -96,9 +109,11 @@ const SPARSE_OFFSETS: usize = 4;
 const SPARSE_TIMESTAMPS: usize = 5;
 const OFFSETS: usize = 6;
 const STRINGS: usize = 7;
+const TREE: usize = 8;
+const TILES: usize = 9;
 
 /// Alignment of each section's start.
-const SECTION_ALIGN: [usize; SECTION_COUNT] = [8, 8, BLOOM_BLOCK_LEN, 8, 8, 8, 8, 8];
+const SECTION_ALIGN: [usize; SECTION_COUNT] = [8, 8, BLOOM_BLOCK_LEN, 8, 8, 8, 8, 8, 8, 8];
 
 /// Size of one element of each section: its length is a multiple of it.
 const SECTION_ELEMENT_LEN: [usize; SECTION_COUNT] = [
@@ -110,6 +125,8 @@ const SECTION_ELEMENT_LEN: [usize; SECTION_COUNT] = [
     8,
     4,
     1,
+    1,
+    HASH_LEN,
 ];
 
 /// The sections' names, in file order (for messages and tools).
@@ -122,6 +139,8 @@ pub const SECTION_NAMES: [&str; SECTION_COUNT] = [
     "sparse timestamps",
     "offsets",
     "strings",
+    "tree",
+    "tiles",
 ];
 
 /// The file name of the index of the segment whose first event has
@@ -264,6 +283,12 @@ pub struct IndexContents<'a> {
     pub commands: Vec<CommandEntry<'a>>,
     /// Runs of events carrying a correlation id, in log order.
     pub correlations: Vec<CorrelationRun>,
+    /// The Merkle tree at the segment's start and at the end described, if
+    /// known ([`TreeRecord`]).
+    pub tree: Option<&'a TreeRecord>,
+    /// The roots of the tiles wholly inside the segment ([`tile_range`]),
+    /// in order; empty when not recorded (always without `tree`).
+    pub tiles: &'a [Hash],
 }
 
 /// A stream's events in one segment: consecutive versions from
@@ -563,6 +588,20 @@ pub fn encode(contents: &IndexContents<'_>) -> Vec<u8> {
         .collect();
     let strings = strings.bytes;
     to_u32(strings.len(), "bytes of strings");
+    let tree = contents.tree.map(TreeRecord::encode).unwrap_or_default();
+    if let Some(record) = contents.tree {
+        assert!(
+            record.start.size() == binding.base_position
+                && record.end.size() == binding.base_position + binding.event_count,
+            "the tree record does not span the binding's positions"
+        );
+    }
+    assert!(
+        contents.tiles.is_empty()
+            || (contents.tree.is_some() && contents.tiles.len() as u64 == tile_count(binding)),
+        "tiles recorded without a tree, or not one per tile of the segment"
+    );
+    let tiles: Vec<u8> = contents.tiles.concat();
 
     let sections: [&[u8]; SECTION_COUNT] = [
         &stream_table,
@@ -573,6 +612,8 @@ pub fn encode(contents: &IndexContents<'_>) -> Vec<u8> {
         &sparse_timestamps,
         &offsets,
         &strings,
+        &tree,
+        &tiles,
     ];
     let mut out = vec![0u8; INDEX_HEADER_LEN];
     for (i, section) in sections.iter().enumerate() {
@@ -698,7 +739,19 @@ fn read_header(bytes: &[u8]) -> Result<Header, IndexFileError> {
         ));
     }
     if le_u32(bytes, 12) != INDEX_HEADER_LEN as u32 {
-        return Err(IndexFileError::new(12, "index file header_len is not 256"));
+        return Err(IndexFileError::new(
+            12,
+            format!("index file header_len is not {INDEX_HEADER_LEN}"),
+        ));
+    }
+    if bytes[RESERVED_AT..RESERVED_AT + RESERVED_LEN]
+        .iter()
+        .any(|&b| b != 0)
+    {
+        return Err(IndexFileError::new(
+            RESERVED_AT as u64,
+            "index file reserved header bytes are not zero",
+        ));
     }
     let file_len = le_u64(bytes, 16);
     if file_len != bytes.len() as u64 {
@@ -750,12 +803,50 @@ fn read_header(bytes: &[u8]) -> Result<Header, IndexFileError> {
     Ok(Header { binding, sections })
 }
 
+/// Reads the tree section of an index file without checking the rest of
+/// its body: the header as [`read_binding`] does, then the section with its
+/// own checksum and against the binding's extent. `None` when the file
+/// records no tree. O(the section), at most a few KiB.
+///
+/// # Errors
+/// What is wrong with the header or the section, and where.
+pub fn read_tree(bytes: &[u8]) -> Result<(IndexBinding, Option<TreeRecord>), IndexFileError> {
+    let header = read_header(bytes)?;
+    let binding = header.binding;
+    let section = header.sections[TREE].clone();
+    let tree = decode_tree(&bytes[section.clone()], &binding, section.start)?;
+    Ok((binding, tree))
+}
+
+/// The number of tiles wholly inside the positions `binding` describes.
+fn tile_count(binding: &IndexBinding) -> u64 {
+    let range = tile_range(
+        binding.base_position,
+        binding.base_position + binding.event_count,
+    );
+    range.end - range.start
+}
+
+/// The tree section at file offset `at`, checked against `binding`.
+fn decode_tree(
+    bytes: &[u8],
+    binding: &IndexBinding,
+    at: usize,
+) -> Result<Option<TreeRecord>, IndexFileError> {
+    // The binding's positions do not overflow (IndexBinding::decode).
+    let end_position = binding.base_position + binding.event_count;
+    TreeRecord::decode(bytes, binding.base_position, end_position)
+        .map_err(|e| IndexFileError::new((at + e.offset) as u64, e.to_string()))
+}
+
 /// Reads the binding of an index file in O(1): checks the magic, version,
 /// header checksum and that the section table fits `bytes.len()`, but not
 /// the sections. To bind a file to a segment on open without reading it all.
 ///
 /// # Errors
 /// What is wrong with the header, and where.
+// Opens read the tree section too (read_tree); tools and tests use this.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn read_binding(bytes: &[u8]) -> Result<IndexBinding, IndexFileError> {
     read_header(bytes).map(|header| header.binding)
 }
@@ -773,6 +864,10 @@ pub struct IndexFile<'a> {
     sparse_timestamps: U64s<'a>,
     offsets: U32s<'a>,
     strings: &'a [u8],
+    /// The tree section, checked by parse ([`IndexFile::tree`]).
+    tree: &'a [u8],
+    /// The tiles section: empty, or one hash per tile.
+    tiles: &'a [u8],
 }
 
 /// One decoded stream table entry (offsets as stored).
@@ -851,8 +946,22 @@ impl<'a> IndexFile<'a> {
             sparse_timestamps: U64s(section(SPARSE_TIMESTAMPS)),
             offsets: U32s(section(OFFSETS)),
             strings: section(STRINGS),
+            tree: section(TREE),
+            tiles: section(TILES),
         };
         file.check(&header.sections)?;
+        decode_tree(file.tree, &file.binding, header.sections[TREE].start)?;
+        let tiles = file.tiles.len() as u64 / HASH_LEN as u64;
+        if tiles != 0 && (file.tree.is_empty() || tiles != tile_count(&file.binding)) {
+            return Err(IndexFileError::new(
+                header.sections[TILES].start as u64,
+                format!(
+                    "index file has {tiles} tiles; a segment of its positions has {} (and \
+                     records them only with its tree)",
+                    tile_count(&file.binding)
+                ),
+            ));
+        }
         Ok(file)
     }
 
@@ -1022,6 +1131,25 @@ impl<'a> IndexFile<'a> {
         self.binding
     }
 
+    /// The roots of the tiles wholly inside the segment, if recorded: the
+    /// index of the first ([`tile_range`]) and the hashes, in order.
+    pub fn tiles(&self) -> (u64, &'a [u8]) {
+        let range = tile_range(
+            self.binding.base_position,
+            self.binding.base_position + self.binding.event_count,
+        );
+        (range.start, self.tiles)
+    }
+
+    /// The Merkle tree at the segment's start and at the end described, if
+    /// the file records it. Decoded anew at each call (a few KiB at most).
+    // Opens read the section with read_tree; tools and tests use this.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
+    pub fn tree(&self) -> Option<TreeRecord> {
+        // Parse checked the section: decoding it again cannot fail.
+        decode_tree(self.tree, &self.binding, 0).ok().flatten()
+    }
+
     /// Number of streams with events in the segment.
     pub fn stream_count(&self) -> usize {
         self.streams.len() / STREAM_ENTRY_LEN
@@ -1189,6 +1317,19 @@ mod tests {
         sparse_timestamps: Vec<u64>,
         commands: Vec<(String, String, u64, u64, u64)>,
         correlations: Vec<CorrelationRun>,
+        tree: Option<TreeRecord>,
+        tiles: Vec<Hash>,
+    }
+
+    /// The tree of `size` made-up leaves.
+    fn frontier(size: u64) -> crate::proof::merkle::Frontier {
+        let mut frontier = crate::proof::merkle::Frontier::new();
+        for i in 0..size {
+            frontier
+                .push(crate::proof::merkle::leaf_hash(&i.to_le_bytes()))
+                .unwrap();
+        }
+        frontier
     }
 
     impl Owned {
@@ -1218,6 +1359,8 @@ mod tests {
                     })
                     .collect(),
                 correlations: self.correlations.clone(),
+                tree: self.tree.as_ref(),
+                tiles: &self.tiles,
             }
         }
     }
@@ -1288,6 +1431,14 @@ mod tests {
                 })
                 .collect(),
             correlations,
+            tree: Some(TreeRecord::new(
+                frontier(1000),
+                frontier(1000 + events.len() as u64),
+            )),
+            // Made-up roots: the file does not check them against leaves.
+            tiles: tile_range(1000, 1000 + events.len() as u64)
+                .map(|j| crate::proof::merkle::leaf_hash(&j.to_le_bytes()))
+                .collect(),
         }
     }
 
@@ -1313,6 +1464,8 @@ mod tests {
     /// Every lookup of `file` answers as `owned` says.
     fn assert_answers(file: &IndexFile<'_>, owned: &Owned) {
         assert_eq!(file.binding(), owned.binding);
+        assert_eq!(file.tree(), owned.tree);
+        assert_eq!(file.tiles().1, owned.tiles.concat());
         assert_eq!(file.stream_count(), owned.streams.len());
         for (name, first_version, offsets) in &owned.streams {
             let events = file.stream(name).expect("stream present");
@@ -1428,6 +1581,35 @@ mod tests {
     }
 
     #[test]
+    fn tiles_round_trip_and_must_be_one_per_tile_with_a_tree() {
+        let names = vec!["s".to_string()];
+        let events: Vec<(usize, Option<u8>)> = vec![(0, None); 600];
+        let owned = build(&events, &names, &[1], &BTreeMap::new(), true);
+        // Positions 1000..1600 hold the tiles of 1024..1280 and 1280..1536.
+        assert_eq!(owned.tiles.len(), 2);
+        let bytes = encode(&owned.contents());
+        let file = IndexFile::parse(&bytes).unwrap();
+        assert_answers(&file, &owned);
+        assert_eq!(file.tiles().0, 4);
+        // Without tiles: valid too (a rewrite after damage keeps none).
+        let mut none = owned.clone();
+        none.tiles.clear();
+        let bytes = encode(&none.contents());
+        assert_eq!(IndexFile::parse(&bytes).unwrap().tiles().1.len(), 0);
+        // One tile too few, its length fixed up: refused.
+        let mut bytes = encode(&owned.contents());
+        let entry = SECTIONS_AT + TILES * SECTION_ENTRY_LEN;
+        let len = le_u64(&bytes, entry + 8);
+        bytes[entry + 8..entry + 16].copy_from_slice(&(len - 32).to_le_bytes());
+        let file_len = bytes.len() - 32;
+        bytes.truncate(file_len);
+        bytes[16..24].copy_from_slice(&(file_len as u64).to_le_bytes());
+        reseal(&mut bytes);
+        let error = IndexFile::parse(&bytes).unwrap_err();
+        assert!(error.detail.contains("tiles"), "{error}");
+    }
+
+    #[test]
     fn an_empty_prefix_round_trips() {
         let owned = build(&[], &["s".to_string()], &[1], &BTreeMap::new(), false);
         let bytes = encode(&owned.contents());
@@ -1447,6 +1629,10 @@ mod tests {
                 .sum()
         };
         let mut owned = sample();
+        // The tree and tiles sections are the same size whatever the
+        // streams (they depend on the positions only): left out here.
+        owned.tree = None;
+        owned.tiles.clear();
         let base = sections_len(&encode(&owned.contents()));
         let last = owned.binding.data_end as u32;
         owned

@@ -29,6 +29,7 @@ pub mod segment_list;
 pub mod settings;
 pub mod snapshot;
 pub mod stream_metadata;
+pub mod tree_record;
 
 /// The format version new segments are written with, and the newest this
 /// build reads. Version 2 added the durable mark to the segment header

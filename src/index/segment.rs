@@ -12,6 +12,7 @@ use crate::format::index_file::{
     self, CommandEntry, CorrelationRun, IndexBinding, IndexContents, IndexFile, SPARSE_STRIDE,
     StreamEntry, stable_hash,
 };
+use crate::format::tree_record::TreeRecord;
 use crate::format::{CHAIN_LEN, SEGMENT_HEADER_LEN};
 use crate::log::finding::{Finding, FindingKind};
 use crate::log::segment::Segment;
@@ -64,8 +65,14 @@ pub(crate) struct MemoryIndex {
 }
 
 impl MemoryIndex {
-    /// The index file describing these contents, bound to `binding`.
-    pub fn encode(&self, binding: IndexBinding) -> Vec<u8> {
+    /// The index file describing these contents, bound to `binding`, with
+    /// the Merkle tree at the segment's start and end and its tiles if known.
+    pub fn encode(
+        &self,
+        binding: IndexBinding,
+        tree: Option<&TreeRecord>,
+        tiles: &[crate::proof::merkle::Hash],
+    ) -> Vec<u8> {
         let streams = self
             .streams
             .iter()
@@ -105,6 +112,8 @@ impl MemoryIndex {
             sparse_timestamps: &self.sparse_timestamps,
             commands,
             correlations,
+            tree,
+            tiles,
         })
     }
 
@@ -214,6 +223,9 @@ pub(crate) struct MappedIndex {
     path: PathBuf,
     segment: Arc<Segment>,
     binding: IndexBinding,
+    /// The file's tree section, read (and checked against the segment
+    /// before) when it was mapped: written again if the file is rewritten.
+    tree: Option<TreeRecord>,
     rebuild: RebuildFn,
     late: LateFindings,
     /// A writer's: where to write the file anew when it was damaged.
@@ -238,12 +250,14 @@ impl std::fmt::Debug for MappedIndex {
 
 impl MappedIndex {
     /// A mapped index file whose header binds it to `segment`
-    /// (`binding`), checked by the caller.
+    /// (`binding`), and whose tree section is `tree`, checked by the caller.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         map: memmap2::Mmap,
         path: PathBuf,
         segment: Arc<Segment>,
         binding: IndexBinding,
+        tree: Option<TreeRecord>,
         rebuild: RebuildFn,
         late: LateFindings,
         rewrite: Option<crate::hooks::Hooks>,
@@ -254,10 +268,17 @@ impl MappedIndex {
             path,
             segment,
             binding,
+            tree,
             rebuild,
             late,
             rewrite,
         }
+    }
+
+    /// The Merkle tree at the segment's start and end, as the file records
+    /// it (read when it was mapped).
+    pub fn tree(&self) -> Option<&TreeRecord> {
+        self.tree.as_ref()
     }
 
     fn view(&self) -> Result<ContentsView<'_>> {
@@ -305,7 +326,8 @@ impl MappedIndex {
                     crate::log::derived_file::write_atomically(
                         dir,
                         &name.to_string_lossy(),
-                        &rebuilt.encode(self.binding),
+                        // The tiles are not kept: a proof reads the leaves instead.
+                        &rebuilt.encode(self.binding, self.tree.as_ref(), &[]),
                         hooks,
                     )
                 });

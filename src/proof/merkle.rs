@@ -661,16 +661,31 @@ impl Frontier {
     /// # Errors
     /// [`FrontierError::Full`] when the tree has 2^64 - 1 leaves.
     pub fn push(&mut self, leaf_hash: Hash) -> Result<(), FrontierError> {
+        self.push_reporting(leaf_hash, |_, _| {})
+    }
+
+    /// [`push`](Self::push), calling `node(height, hash)` for each inner
+    /// node the push forms, lowest first: the root of the perfect subtree of
+    /// the last `2^height` leaves. What a store records as subtree roots
+    /// ("tiles") without hashing again.
+    ///
+    /// # Errors
+    /// [`FrontierError::Full`] when the tree has 2^64 - 1 leaves.
+    pub fn push_reporting(
+        &mut self,
+        leaf_hash: Hash,
+        mut node: impl FnMut(u32, &Hash),
+    ) -> Result<(), FrontierError> {
         let new_size = self.size.checked_add(1).ok_or(FrontierError::Full)?;
         // Adding 1 carries through the low set bits of the size: each carry
         // merges the two equal perfect subtrees at that level.
         let mut hash = leaf_hash;
-        let mut carries = self.size.trailing_ones();
-        while carries > 0 {
+        let carries = self.size.trailing_ones();
+        for height in 1..=carries {
             // The invariant (one root per set bit) guarantees a root here.
             let Some(left) = self.roots.pop() else { break };
             hash = node_hash(&left, &hash);
-            carries -= 1;
+            node(height, &hash);
         }
         self.roots.push(hash);
         self.size = new_size;

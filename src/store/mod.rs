@@ -25,7 +25,7 @@ use crate::engine::durability::PeriodicSyncer;
 use crate::engine::indexer::Indexer;
 use crate::engine::recovery::RecoveryReport;
 pub use multi_append::{MultiAppendResult, MultiStreamAppend, StreamAppendResult};
-pub use proofs::Receipt;
+pub use proofs::{ProofOptions, Receipt};
 pub use read_iter::{Direction, READ_PAGE_EVENTS, Read, ReadRequest, StartAt};
 pub use subscription::{FOLLOW_POLL_MAX, SUBSCRIPTION_READ_AHEAD, Subscription};
 

@@ -1,18 +1,23 @@
 //! Proofs through the store (issue 19): the Merkle tree over the log, its
 //! root, inclusion and consistency proofs, receipts and signed checkpoints.
-//! The tree is computed from the segments ([`crate::engine::tree`]): leaf
+//! The tree is derived from the segments ([`crate::engine::tree`]): leaf
 //! `i` is [`leaf_hash`](crate::proof::leaf_hash) of the event at position
 //! `i`'s frame as stored. The tree's frontier at the end of each sealed
-//! segment is cached in memory when first needed, so after the first call
-//! (which reads every sealed segment once) a root costs about one segment's
-//! leaves and a proof a few (see `docs/compliance.md`, "Cost").
+//! segment is recorded in its index file and kept in memory after open,
+//! with the roots of its aligned runs of 256 events, so a root or a proof
+//! reads fewer than 256 events of each sealed segment it needs, and the
+//! active segment's (see `docs/proofs.md`, "The tree of a store").
 //! What an auditor does with the results needs no store: [`crate::proof`].
 
 use crate::error::{Error, Result};
 use crate::proof::merkle::{self, Hash, ProveError, SubtreeSource};
 use crate::proof::{Checkpoint, ConsistencyProof, InclusionProof, note};
 
+use std::path::PathBuf;
+
 use super::Store;
+use crate::engine::tree::LogTree;
+use crate::{AppendResult, EventData, ExpectedVersion};
 
 /// What a client keeps after an append to prove later that its event is in
 /// the log: the event's position and leaf hash. Ask
@@ -26,11 +31,49 @@ pub struct Receipt {
     pub leaf_hash: Hash,
 }
 
+/// Where a proof may read what the store no longer holds: the leaves of
+/// retired events.
+///
+/// Without an archive, a root or a proof needs of the retired prefix only
+/// whole subtrees of the tree at the cut, which the retention manifest
+/// keeps: the root of any size at or after the cut, inclusion proofs of
+/// kept positions and consistency proofs from a size at or after the cut.
+/// The rest (an inclusion proof of a retired position, a consistency proof
+/// from a checkpoint older than the cut, a root of a size inside the
+/// retired prefix) reads the retired segments from the archive they were
+/// retired into, and fails with [`Error::ProofNeedsRetiredEvents`] without it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProofOptions {
+    /// The local directory the retired segments were archived into
+    /// ([`crate::RetireOptions::archive`]): segment files named as in the
+    /// store, each matching what the retention manifest lists.
+    pub archive: Option<PathBuf>,
+}
+
+impl ProofOptions {
+    /// Reads the retired segments from `archive` when a proof needs them.
+    pub fn archive(mut self, archive: impl Into<PathBuf>) -> Self {
+        self.archive = Some(archive.into());
+        self
+    }
+}
+
 impl Store {
+    /// The tree over the log, reading retired leaves from the archive
+    /// `options` names, if any.
+    fn tree_with(&self, options: &ProofOptions) -> Result<LogTree<'_>> {
+        match &options.archive {
+            Some(archive) => self.engine.tree_with_archive(archive),
+            None => Ok(self.engine.tree()),
+        }
+    }
+
     /// The number of events in the log (its next position: retired events
     /// count) and the Merkle tree root over them, now. Reads the active
-    /// segment's events, and, the first time, every sealed segment's once
-    /// (their frontiers are then cached).
+    /// segment's events; the tree at the end of each sealed segment is
+    /// recorded in its index file (a store whose index files predate it
+    /// reads each sealed segment once, the first time).
     ///
     /// ```
     /// use annals::{EventData, ExpectedVersion, Store};
@@ -61,7 +104,18 @@ impl Store {
     /// prefix that is not a boundary of the subtrees kept at the cut; as
     /// [`Store::tree_size_and_root`].
     pub fn tree_root(&self, size: u64) -> Result<Hash> {
-        let tree = self.engine.tree();
+        self.tree_root_with(size, &ProofOptions::default())
+    }
+
+    /// [`Store::tree_root`], reading retired leaves from the archive
+    /// `options` names when the size is inside the retired prefix.
+    ///
+    /// # Errors
+    /// As [`Store::tree_root`]; [`Error::ProofArchive`] when the archive
+    /// does not hold the retired segments as the retention manifest lists
+    /// them.
+    pub fn tree_root_with(&self, size: u64, options: &ProofOptions) -> Result<Hash> {
+        let tree = self.tree_with(options)?;
         check_size(size, tree.size(), "tree size")?;
         merkle::root(size, &tree)
     }
@@ -88,7 +142,24 @@ impl Store {
     /// log's size; [`Error::ProofNeedsRetiredEvents`] for a retired
     /// position; as [`Store::tree_size_and_root`].
     pub fn inclusion_proof(&self, position: u64, tree_size: u64) -> Result<InclusionProof> {
-        let tree = self.engine.tree();
+        self.inclusion_proof_with(position, tree_size, &ProofOptions::default())
+    }
+
+    /// [`Store::inclusion_proof`], reading retired leaves from the archive
+    /// `options` names: the proof of a retired position, or of a kept one
+    /// in a tree size inside the retired prefix.
+    ///
+    /// # Errors
+    /// As [`Store::inclusion_proof`]; [`Error::ProofArchive`] when the
+    /// archive does not hold the retired segments as the retention
+    /// manifest lists them.
+    pub fn inclusion_proof_with(
+        &self,
+        position: u64,
+        tree_size: u64,
+        options: &ProofOptions,
+    ) -> Result<InclusionProof> {
+        let tree = self.tree_with(options)?;
         check_size(tree_size, tree.size(), "tree size")?;
         if position >= tree_size {
             return Err(Error::InvalidArgument(format!(
@@ -96,7 +167,7 @@ impl Store {
                  (positions 0..{tree_size})"
             )));
         }
-        let leaf_hash = self.receipt(position)?.leaf_hash;
+        let leaf_hash = tree.leaf_hash(position)?;
         let hashes = merkle::inclusion_proof(position, tree_size, &tree).map_err(prove_error)?;
         Ok(InclusionProof {
             leaf_index: position,
@@ -127,7 +198,24 @@ impl Store {
     /// retired leaves (an old size inside the retired prefix); as
     /// [`Store::tree_size_and_root`].
     pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<ConsistencyProof> {
-        let tree = self.engine.tree();
+        self.consistency_proof_with(old_size, new_size, &ProofOptions::default())
+    }
+
+    /// [`Store::consistency_proof`], reading retired leaves from the
+    /// archive `options` names: the proof from a checkpoint older than the
+    /// retention cut.
+    ///
+    /// # Errors
+    /// As [`Store::consistency_proof`]; [`Error::ProofArchive`] when the
+    /// archive does not hold the retired segments as the retention
+    /// manifest lists them.
+    pub fn consistency_proof_with(
+        &self,
+        old_size: u64,
+        new_size: u64,
+        options: &ProofOptions,
+    ) -> Result<ConsistencyProof> {
+        let tree = self.tree_with(options)?;
         check_size(new_size, tree.size(), "new tree size")?;
         if old_size > new_size {
             return Err(Error::InvalidArgument(format!(
@@ -140,6 +228,69 @@ impl Store {
             new_size,
             hashes,
         })
+    }
+
+    /// Appends `events` to `stream` as [`Store::append`] does, and returns
+    /// with the result a [`Receipt`] for each event appended, to keep and
+    /// prove later with [`Store::inclusion_proof`]. The receipts are computed
+    /// from the frames as written, in one pass over the batch after the
+    /// append (one SHA-256 of each event's stored bytes): [`Store::append`]
+    /// itself hashes nothing.
+    ///
+    /// ```
+    /// use annals::{EventData, ExpectedVersion, Store, proof::note};
+    /// let store = Store::in_memory(Default::default())?;
+    /// let (result, receipts) = store.append_with_receipts(
+    ///     "account-1",
+    ///     ExpectedVersion::NoStream,
+    ///     &[EventData::new("Opened", b"{}".to_vec()), EventData::new("Deposited", b"{}".to_vec())],
+    /// )?;
+    /// assert_eq!(receipts[1].position, result.last_position);
+    /// // Later: a signed checkpoint, and the proof that the event is in it.
+    /// let (signer, verifier) = note::generate_key("example.com/log")?;
+    /// let checkpoint = note::open(&store.signed_checkpoint("example.com/log", &signer)?, &verifier)?;
+    /// let proof = store.inclusion_proof(receipts[1].position, checkpoint.size)?;
+    /// assert_eq!(proof.leaf_hash, receipts[1].leaf_hash);
+    /// proof.verify(&checkpoint.root)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::append`] (then nothing was appended); after the append,
+    /// as [`Store::receipt`] (the events were appended: their receipts can
+    /// be asked for again by position).
+    pub fn append_with_receipts(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventData],
+    ) -> Result<(AppendResult, Vec<Receipt>)> {
+        let result = self.append(stream, expected, events)?;
+        let receipts = self.receipts(result.first_position, result.last_position + 1)?;
+        Ok((result, receipts))
+    }
+
+    /// The receipts of the events at positions `start..end`, read in one
+    /// pass.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless `start < end <=` the log's size;
+    /// [`Error::ProofNeedsRetiredEvents`] for retired positions;
+    /// [`Error::Corrupt`] when a frame no longer reads.
+    pub fn receipts(&self, start: u64, end: u64) -> Result<Vec<Receipt>> {
+        if start >= end {
+            return Err(Error::InvalidArgument(format!(
+                "no receipts for the empty range of positions {start}..{end}"
+            )));
+        }
+        let leaves = self.engine.tree().leaf_hashes(start, end)?;
+        Ok((start..end)
+            .zip(leaves)
+            .map(|(position, leaf_hash)| Receipt {
+                position,
+                leaf_hash,
+            })
+            .collect())
     }
 
     /// The receipt of the event at `position`: its leaf hash, to keep and
