@@ -16,9 +16,9 @@ use tracing_core::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use super::FlushGuard;
 use super::fields::{FieldWriter, StreamField};
 use super::queue::{FlushError, Record, Stats, StreamName, Writer};
+use super::{FALLBACK_STREAM, FlushGuard};
 use crate::system_streams::is_system_stream;
 
 /// Bytes reserved for an event's fields before they are encoded: most
@@ -53,7 +53,7 @@ struct SpanIds {
     root: Arc<str>,
     /// With [`StreamKey::Field`](super::StreamKey::Field): the stream this span's field (or its
     /// nearest ancestor's) names, for events inside it without the field.
-    field_stream: Option<Arc<str>>,
+    field_stream: Option<StreamName>,
     /// When it opened, with span recording on (for `elapsed_ns` at close).
     opened: Option<Instant>,
 }
@@ -80,10 +80,14 @@ impl AnnalsLayer {
         self.writer.flush()
     }
 
-    /// The stream named by a field value, unless the store would refuse
-    /// it.
-    fn valid_stream(&self, name: String) -> Option<Arc<str>> {
-        is_valid_stream(&name, self.max_stream_id_bytes).then(|| Arc::from(name))
+    /// The stream named by a field value, or [`FALLBACK_STREAM`] if the
+    /// store would refuse it.
+    fn field_stream(&self, name: String) -> StreamName {
+        if is_valid_stream(&name, self.max_stream_id_bytes) {
+            StreamName::Shared(Arc::from(name))
+        } else {
+            StreamName::Static(FALLBACK_STREAM)
+        }
     }
 
     /// Encodes the fields `record` visits into a new buffer; with
@@ -91,7 +95,7 @@ impl AnnalsLayer {
     fn encode(
         &self,
         record: impl FnOnce(&mut FieldWriter<'_>),
-    ) -> (Vec<u8>, usize, Option<Arc<str>>) {
+    ) -> (Vec<u8>, usize, Option<StreamName>) {
         let mut data = Vec::with_capacity(DATA_CAPACITY_BYTES);
         let stream_field = match &self.stream {
             StreamChoice::Field(name) => Some(StreamField { name, value: None }),
@@ -100,7 +104,7 @@ impl AnnalsLayer {
         let mut writer = FieldWriter::new(&mut data, stream_field);
         record(&mut writer);
         let (start, field_value) = writer.finish();
-        (data, start, field_value.and_then(|v| self.valid_stream(v)))
+        (data, start, field_value.map(|v| self.field_stream(v)))
     }
 
     /// The stream of an event or span: the configured key, falling back to
@@ -108,16 +112,15 @@ impl AnnalsLayer {
     fn stream_of(
         &self,
         metadata: &'static Metadata<'static>,
-        field_stream: Option<Arc<str>>,
-        inherited: Option<&Arc<str>>,
+        field_stream: Option<StreamName>,
+        inherited: Option<&StreamName>,
     ) -> StreamName {
         match &self.stream {
             StreamChoice::Target => StreamName::Static(metadata.target()),
             StreamChoice::Fixed(name) => name.clone(),
-            StreamChoice::Field(_) => match field_stream.or_else(|| inherited.cloned()) {
-                Some(name) => StreamName::Shared(name),
-                None => StreamName::Static(metadata.target()),
-            },
+            StreamChoice::Field(_) => field_stream
+                .or_else(|| inherited.cloned())
+                .unwrap_or(StreamName::Static(metadata.target())),
         }
     }
 
@@ -141,7 +144,7 @@ impl AnnalsLayer {
 
 /// Whether the store takes `name` as a stream to append to: not empty, not
 /// a system stream (`$`), not longer than `max_stream_id_bytes`. A name
-/// that fails goes to [`FALLBACK_STREAM`](super::FALLBACK_STREAM) instead:
+/// that fails goes to [`FALLBACK_STREAM`] instead:
 /// a log event is never lost for its stream's name.
 pub(super) fn is_valid_stream(name: &str, max_stream_id_bytes: usize) -> bool {
     !name.is_empty() && !is_system_stream(name) && name.len() <= max_stream_id_bytes

@@ -68,7 +68,7 @@ use std::sync::Arc;
 pub use layer::AnnalsLayer;
 use layer::{StreamChoice, is_valid_stream};
 pub use queue::{
-    FlushError, MAX_DRAIN_DATA_BYTES, MAX_DRAIN_EVENTS, MAX_DRAIN_STREAMS, Stats, WhenFull,
+    FlushError, MAX_DRAIN_BYTES, MAX_DRAIN_EVENTS, MAX_DRAIN_STREAMS, Stats, WhenFull,
 };
 use queue::{StreamName, Writer};
 

@@ -28,9 +28,15 @@ use crate::store::{MultiStreamAppend, Store};
 /// store's `Limits::max_batch_events`). Larger drains amortize the append's
 /// fixed cost no further, and hold the writer lock longer.
 pub const MAX_DRAIN_EVENTS: usize = 4096;
-/// Most bytes of event data one drain appends as one batch; also at most a
-/// quarter of a segment, since a batch never spans segments.
-pub const MAX_DRAIN_DATA_BYTES: usize = 1 << 20;
+/// Most bytes of events one drain appends as one batch (estimated with
+/// [`EVENT_OVERHEAD_BYTES`]); also at most a quarter of a segment, since a
+/// batch never spans segments and must fit in an empty one.
+pub const MAX_DRAIN_BYTES: usize = 1 << 20;
+/// A generous estimate of what an event record holds besides its data,
+/// stream, type and ids (frame, event id, version, position, timestamp,
+/// field markers): with a drain limited to a quarter of a segment, the
+/// estimate may be off by a factor of four before a batch stops fitting.
+const EVENT_OVERHEAD_BYTES: usize = 96;
 /// Most streams written by one batch. The store takes up to 1,000
 /// (`MAX_STREAMS_PER_BATCH`); a drain touching more is split.
 pub const MAX_DRAIN_STREAMS: usize = 256;
@@ -62,6 +68,19 @@ pub(super) struct Record {
     pub data_start: usize,
     pub correlation_id: Option<Arc<str>>,
     pub causation_id: Option<Arc<str>>,
+}
+
+impl Record {
+    /// About how many bytes the record takes in the log (an overestimate).
+    fn estimated_log_bytes(&self) -> usize {
+        let id_len = |id: &Option<Arc<str>>| id.as_deref().map_or(0, str::len);
+        EVENT_OVERHEAD_BYTES
+            + self.data.len()
+            + self.stream.as_str().len()
+            + self.event_type.len()
+            + id_len(&self.correlation_id)
+            + id_len(&self.causation_id)
+    }
 }
 
 enum Message {
@@ -194,7 +213,7 @@ impl Writer {
             receiver,
             shared: Arc::clone(&shared),
             max_events,
-            max_data_bytes: MAX_DRAIN_DATA_BYTES.min(segment_quarter),
+            max_bytes: MAX_DRAIN_BYTES.min(segment_quarter),
         };
         let spawned = std::thread::Builder::new()
             .name("annals-log-writer".into())
@@ -295,7 +314,7 @@ struct Worker {
     receiver: Receiver<Message>,
     shared: Arc<Shared>,
     max_events: usize,
-    max_data_bytes: usize,
+    max_bytes: usize,
 }
 
 /// Marks the writer stopped when the worker exits, even by a panic, so
@@ -313,14 +332,28 @@ impl Worker {
     fn run(self) {
         let _stop = StopOnExit(Arc::clone(&self.shared));
         let mut drained: Vec<Record> = Vec::new();
-        while let Ok(first) = self.receiver.recv() {
+        // A record that did not fit in the previous drain: the next one's first.
+        let mut carried: Option<Message> = None;
+        loop {
+            let first = match carried.take() {
+                Some(message) => message,
+                None => match self.receiver.recv() {
+                    Ok(message) => message,
+                    Err(_) => break,
+                },
+            };
             let mut flush = None;
-            let mut data_bytes = 0;
+            let mut bytes = 0;
             let mut next = Some(first);
             while let Some(message) = next.take() {
                 match message {
                     Message::Record(record) => {
-                        data_bytes += record.data.len();
+                        let size = record.estimated_log_bytes();
+                        if !drained.is_empty() && bytes + size > self.max_bytes {
+                            carried = Some(Message::Record(record));
+                            break;
+                        }
+                        bytes += size;
                         drained.push(record);
                     }
                     // Records queued after the request wait for the next drain.
@@ -329,7 +362,7 @@ impl Worker {
                         break;
                     }
                 }
-                if drained.len() < self.max_events && data_bytes < self.max_data_bytes {
+                if drained.len() < self.max_events {
                     next = self.receiver.try_recv().ok();
                 }
             }
