@@ -12,13 +12,13 @@
 //! let guard = layer.guard(); // flushes and syncs when dropped
 //! let subscriber = tracing_subscriber::registry().with(layer);
 //! tracing::subscriber::with_default(subscriber, || {
-//!     tracing::info!(user = "ada", attempts = 3, "logged in");
+//!     tracing::info!(target: "app", user = "ada", attempts = 3, "logged in");
 //! });
 //! drop(guard);
 //!
 //! let store = annals::Store::open_read_only(dir.path())?;
 //! let event = &store.read_all(0, 10)?[0];
-//! assert_eq!((event.stream.as_str(), event.event_type.as_str()), ("rust_out", "INFO"));
+//! assert_eq!((event.stream.as_str(), event.event_type.as_str()), ("app", "INFO"));
 //! let fields: serde_json::Value = event.decode()?;
 //! assert_eq!(fields, serde_json::json!({"message": "logged in", "user": "ada", "attempts": 3}));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
