@@ -6,21 +6,15 @@
 #[path = "common/run.rs"]
 mod run;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use annals::tracing::StreamKey;
 use annals::{Options, Store};
-use run::{expect, path};
+use run::{Tail, expect, path};
 use serde_json::Value;
 use tracing_subscriber::layer::SubscriberExt;
-
-/// Longest wait for a line from `annals tail`: a bound so that a broken
-/// tail fails the test instead of hanging it, not a timing assertion.
-const TAIL_WAIT: Duration = Duration::from_secs(20);
 
 /// Writes three phases of logs, a few milliseconds apart so that their
 /// timestamps differ: streams are the `tenant` field.
@@ -196,17 +190,7 @@ fn bad_filter_arguments_are_usage_errors() {
 
 /// Runs `annals ARGS` with stdout a pseudo-terminal; returns what it drew.
 fn on_a_terminal(args: &[&str], no_color: Option<&str>) -> String {
-    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
-    let controller =
-        openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
-    grantpt(&controller).unwrap();
-    unlockpt(&controller).unwrap();
-    let name = ptsname(&controller, Vec::new()).unwrap();
-    let terminal = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(name.to_str().unwrap())
-        .unwrap();
+    let (controller, terminal) = run::pseudo_terminal();
     let mut command = Command::new(env!("CARGO_BIN_EXE_annals"));
     command.args(args).stdout(terminal).stderr(Stdio::inherit());
     command.env_remove("NO_COLOR");
@@ -217,18 +201,9 @@ fn on_a_terminal(args: &[&str], no_color: Option<&str>) -> String {
     // The command holds a copy of the terminal: drop it, or reading would
     // never end.
     drop(command);
-    // The child holds the terminal now; reading ends (with EIO) when it exits.
-    let mut screen = std::fs::File::from(controller);
-    let drawn = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let mut buffer = [0u8; 4096];
-        while let Ok(n @ 1..) = screen.read(&mut buffer) {
-            bytes.extend_from_slice(&buffer[..n]);
-        }
-        bytes
-    });
+    let drawn = run::read_screen(controller);
     assert!(child.wait().unwrap().success());
-    String::from_utf8(drawn.join().unwrap()).unwrap()
+    drawn.join().unwrap()
 }
 
 #[test]
@@ -247,49 +222,6 @@ fn colour_on_a_terminal_only_without_no_color() {
     let plain = on_a_terminal(&args, Some("1"));
     assert!(!plain.contains('\u{1b}'), "{plain:?}");
     assert!(plain.contains("ERROR globex payment failed"), "{plain:?}");
-}
-
-/// `annals tail` with its lines sent to a channel.
-struct Tail {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Tail {
-    fn start(args: &[&str]) -> Tail {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_annals"))
-            .arg("tail")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Tail { child, lines }
-    }
-
-    #[track_caller]
-    fn next(&self) -> String {
-        self.lines
-            .recv_timeout(TAIL_WAIT)
-            .expect("tail printed the next event")
-    }
-}
-
-impl Drop for Tail {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -324,20 +256,20 @@ fn tail_pretty_follows_a_live_logger_through_its_filters() {
         tracing::error!(tenant = "globex", user = "ada", "other stream");
         tracing::error!(tenant = "acme", user = "ada", n = 1u64, "kept");
     });
-    let first = tail.next();
+    let first = tail.next_line();
     assert!(
         first.contains(" ERROR acme kept n=1 tenant=acme user=ada"),
         "{first}"
     );
     // Logged after the tail printed: it follows the live writer.
     log(&|| tracing::warn!(tenant = "acme-2", user = "ada", "also kept"));
-    let second = tail.next();
+    let second = tail.next_line();
     assert!(
         second.contains("  WARN acme-2 also kept tenant=acme-2 user=ada"),
         "{second}"
     );
     assert!(
-        tail.lines.recv_timeout(Duration::from_millis(300)).is_err(),
+        tail.line_within(Duration::from_millis(300)).is_none(),
         "nothing else"
     );
 }

@@ -24,7 +24,7 @@ fn log_with(layer: annals::tracing::AnnalsLayer, log: impl FnOnce()) {
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), log);
 }
 
-fn events(dir: &Path) -> Vec<RecordedEvent> {
+fn all_logged(dir: &Path) -> Vec<RecordedEvent> {
     Store::open_read_only(dir)
         .unwrap()
         .read_all(0, 100_000)
@@ -64,7 +64,7 @@ fn fields_of_every_type_round_trip_with_their_own_types() {
         );
         tracing::warn!(name: "login", bytes = &b"\x01\x02\x03"[..], "named");
     });
-    let events = events(dir.path());
+    let events = all_logged(dir.path());
     assert_eq!(events.len(), 2);
     let first = &events[0];
     assert_eq!(first.stream, "tracing_layer", "the target by default");
@@ -97,7 +97,7 @@ fn fields_of_every_type_round_trip_with_their_own_types() {
         annals::tracing::layer(Store::open(dir2.path(), Options::default()).unwrap()),
         || tracing::info!(n = 3u64, "m"),
     );
-    let data = &events_of(dir2.path())[0].data;
+    let data = &all_logged(dir2.path())[0].data;
     assert_eq!(
         data,
         &[
@@ -116,10 +116,6 @@ fn fields_of_every_type_round_trip_with_their_own_types() {
         "{:?}",
         second.data
     );
-}
-
-fn events_of(dir: &Path) -> Vec<RecordedEvent> {
-    events(dir)
 }
 
 #[test]
@@ -141,7 +137,7 @@ fn span_ids_become_correlation_and_causation_ids() {
         tracing::info_span!("other").in_scope(|| tracing::info!("in other"));
         tracing::info!("outside");
     });
-    let events = events(dir.path());
+    let events = all_logged(dir.path());
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
         types,
@@ -204,7 +200,10 @@ fn a_field_chooses_the_stream_in_the_event_or_its_spans() {
         tracing::info!(tenant = "$system", "a system stream name is refused");
         tracing::info!(tenant = "", "so is an empty one");
     });
-    let streams: Vec<String> = events(dir.path()).into_iter().map(|e| e.stream).collect();
+    let streams: Vec<String> = all_logged(dir.path())
+        .into_iter()
+        .map(|e| e.stream)
+        .collect();
     assert_eq!(
         streams,
         [
@@ -230,7 +229,7 @@ fn a_fixed_stream_takes_every_event() {
         tracing::info!("a");
         tracing::error!(target: "elsewhere", "b");
     });
-    let events = events(dir.path());
+    let events = all_logged(dir.path());
     assert!(events.iter().all(|e| e.stream == "svc-1"), "{events:?}");
     assert_eq!(events[1].event_type, "ERROR");
 }
@@ -288,31 +287,49 @@ fn gated_layer(
         .build(store)
 }
 
-/// Holds the writer thread in a flush (the gate closed before it syncs),
-/// from another thread; returns that thread.
-fn hold_the_writer(
-    layer: &annals::tracing::AnnalsLayer,
-    gate: &Arc<SyncGate>,
-) -> std::thread::JoinHandle<Result<(), FlushError>> {
-    gate.close();
+/// A writer held with one event (n = 0) written: a subscriber over
+/// [`gated_layer`], a guard, and the thread whose flush the closed gate
+/// holds (the writer thread waits in that flush's sync), so that the queue
+/// of 4 fills.
+struct HeldWriter {
+    guard: annals::tracing::FlushGuard,
+    dispatch: tracing::Dispatch,
+    flusher: std::thread::JoinHandle<Result<(), FlushError>>,
+}
+
+fn held_writer(dir: &Path, gate: &Arc<SyncGate>, when_full: WhenFull) -> HeldWriter {
+    let layer = gated_layer(dir, gate, when_full);
     let guard = layer.guard();
-    let flusher = std::thread::spawn(move || guard.flush());
+    let flushing = layer.guard();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || tracing::info!(n = 0u64, "before"));
+    gate.close();
+    let flusher = std::thread::spawn(move || flushing.flush());
     gate.wait_until_held();
-    flusher
+    HeldWriter {
+        guard,
+        dispatch,
+        flusher,
+    }
+}
+
+/// The `n` field of every event in the store at `dir`.
+fn logged_numbers(dir: &Path) -> Vec<u64> {
+    all_logged(dir)
+        .iter()
+        .map(|e| fields(e)["n"].as_u64().unwrap())
+        .collect()
 }
 
 #[test]
 fn a_full_queue_drops_and_counts_under_drop() {
     let dir = tempfile::tempdir().unwrap();
     let gate = Arc::new(SyncGate::default());
-    let layer = gated_layer(dir.path(), &gate, WhenFull::Drop);
-    let guard = layer.guard();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    tracing::dispatcher::with_default(&dispatch, || tracing::info!(n = 0u64, "before"));
-    let layer_ref = dispatch
-        .downcast_ref::<annals::tracing::AnnalsLayer>()
-        .expect("the layer is reachable through the dispatch");
-    let flusher = hold_the_writer(layer_ref, &gate);
+    let HeldWriter {
+        guard,
+        dispatch,
+        flusher,
+    } = held_writer(dir.path(), &gate, WhenFull::Drop);
     tracing::dispatcher::with_default(&dispatch, || {
         for n in 1..=10u64 {
             tracing::info!(n, "while held");
@@ -325,12 +342,8 @@ fn a_full_queue_drops_and_counts_under_drop() {
     guard.flush().unwrap();
     let stats = guard.stats();
     assert_eq!((stats.written, stats.dropped, stats.failed), (5, 6, 0));
-    let numbers: Vec<u64> = events(dir.path())
-        .iter()
-        .map(|e| fields(e)["n"].as_u64().unwrap())
-        .collect();
     assert_eq!(
-        numbers,
+        logged_numbers(dir.path()),
         [0, 1, 2, 3, 4],
         "the first four queued are kept, in order"
     );
@@ -340,14 +353,11 @@ fn a_full_queue_drops_and_counts_under_drop() {
 fn a_full_queue_blocks_under_block_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let gate = Arc::new(SyncGate::default());
-    let layer = gated_layer(dir.path(), &gate, WhenFull::Block);
-    let guard = layer.guard();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    tracing::dispatcher::with_default(&dispatch, || tracing::info!(n = 0u64, "before"));
-    let layer_ref = dispatch
-        .downcast_ref::<annals::tracing::AnnalsLayer>()
-        .unwrap();
-    let flusher = hold_the_writer(layer_ref, &gate);
+    let HeldWriter {
+        guard,
+        dispatch,
+        flusher,
+    } = held_writer(dir.path(), &gate, WhenFull::Block);
     let logged = Arc::new(AtomicUsize::new(0));
     let logger = {
         let (dispatch, logged) = (dispatch.clone(), Arc::clone(&logged));
@@ -372,11 +382,7 @@ fn a_full_queue_blocks_under_block_and_loses_nothing() {
     guard.flush().unwrap();
     let stats = guard.stats();
     assert_eq!((stats.written, stats.dropped), (11, 0));
-    let numbers: Vec<u64> = events(dir.path())
-        .iter()
-        .map(|e| fields(e)["n"].as_u64().unwrap())
-        .collect();
-    assert_eq!(numbers, (0..=10).collect::<Vec<u64>>());
+    assert_eq!(logged_numbers(dir.path()), (0..=10).collect::<Vec<u64>>());
 }
 
 /// Counts the bytes made durable, to see that the guard's drop syncs.
@@ -423,7 +429,7 @@ fn the_flush_guard_appends_and_syncs_everything_logged_before_its_drop() {
     );
     // The subscriber (and its layer and writer) is still alive: the guard
     // alone wrote everything.
-    let events = events(dir.path());
+    let events = all_logged(dir.path());
     assert_eq!(events.len() as u64, THREADS * EACH);
     for thread in 0..THREADS {
         let numbers: Vec<u64> = events
@@ -463,7 +469,7 @@ fn events_the_store_refuses_are_counted_and_reported() {
     let stats = guard.stats();
     assert_eq!((stats.written, stats.failed), (1, 1));
     assert!(stats.last_error.unwrap().contains("tracing_layer"));
-    assert_eq!(events(dir.path()).len(), 1);
+    assert_eq!(all_logged(dir.path()).len(), 1);
 }
 
 const CHILD_ENV: &str = "ANNALS_TRACING_CHILD";
@@ -543,7 +549,7 @@ fn a_child_killed_with_sigkill_leaves_a_store_that_opens_and_verifies() {
         // A writer opens it (recovery), then every flushed event is there,
         // in order, once, with no gap.
         drop(Store::open(dir.path(), Options::default()).unwrap());
-        let numbers: Vec<u64> = events(dir.path())
+        let numbers: Vec<u64> = all_logged(dir.path())
             .iter()
             .filter(|e| e.event_type == "INFO")
             .map(|e| fields(e)["n"].as_u64().unwrap())
