@@ -56,10 +56,12 @@ impl<'a> FieldWriter<'a> {
     /// starts (the reserved room before it is left unused), and the value
     /// of the stream field, if it was seen.
     pub fn finish(self) -> (usize, Option<String>) {
-        let mut header = Vec::with_capacity(MAP_HEADER_ROOM);
-        rmp::encode::write_map_len(&mut header, self.entries).expect("a Vec grows");
+        let mut room = [0u8; MAP_HEADER_ROOM];
+        let header = header_in(&mut room, |out| {
+            rmp::encode::write_map_len(out, self.entries)
+        });
         let begin = self.start + MAP_HEADER_ROOM - header.len();
-        self.out[begin..self.start + MAP_HEADER_ROOM].copy_from_slice(&header);
+        self.out[begin..self.start + MAP_HEADER_ROOM].copy_from_slice(header);
         (begin, self.stream_field.and_then(|field| field.value))
     }
 
@@ -171,16 +173,28 @@ fn write_debug(out: &mut Vec<u8>, value: &dyn fmt::Debug) -> std::ops::Range<usi
     let text_at = out.len();
     write!(Utf8Sink(out), "{value:?}").expect("formatting into a Vec does not fail");
     let text_len = out.len() - text_at;
-    let mut header = Vec::with_capacity(STR_HEADER_ROOM);
+    let mut room = [0u8; STR_HEADER_ROOM];
     // A Debug text longer than u32::MAX bytes cannot be a field value: the
     // store's event size limit refuses it first.
     let len = u32::try_from(text_len).unwrap_or(u32::MAX);
-    rmp::encode::write_str_len(&mut header, len).expect("a Vec grows");
-    out[header_at..header_at + header.len()].copy_from_slice(&header);
+    let header = header_in(&mut room, |out| rmp::encode::write_str_len(out, len));
+    out[header_at..header_at + header.len()].copy_from_slice(header);
     let moved_to = header_at + header.len();
     out.copy_within(text_at.., moved_to);
     out.truncate(moved_to + text_len);
     moved_to..moved_to + text_len
+}
+
+/// Writes a MessagePack header with `write` into `room` (on the stack: no
+/// allocation per event) and returns the bytes written.
+fn header_in<E: fmt::Debug>(
+    room: &mut [u8; 5],
+    write: impl FnOnce(&mut &mut [u8]) -> Result<rmp::Marker, E>,
+) -> &[u8] {
+    let mut free: &mut [u8] = &mut room[..];
+    write(&mut free).expect("a MessagePack header takes at most 5 bytes");
+    let written = 5 - free.len();
+    &room[..written]
 }
 
 /// `fmt::Write` into a byte vector (Debug text is UTF-8).
@@ -190,5 +204,46 @@ impl fmt::Write for Utf8Sink<'_> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         self.0.extend_from_slice(text.as_bytes());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Debug text is written behind a reserved header and moved back: at
+    /// each length where the header's size changes, the bytes are exactly
+    /// rmp-serde's for the same string.
+    #[test]
+    fn debug_text_gets_the_smallest_header_at_every_size_boundary() {
+        for len in [0, 1, 31, 32, 255, 256, 65_535, 65_536] {
+            let text = "x".repeat(len);
+            let mut out = vec![0xEE]; // something before, kept
+            let range = write_debug(&mut out, &format_args!("{text}"));
+            let expected = rmp_serde::to_vec(&text).unwrap();
+            assert_eq!(out[0], 0xEE);
+            assert_eq!(&out[1..], &expected[..], "length {len}");
+            assert_eq!(&out[range], text.as_bytes());
+        }
+    }
+
+    /// The map header is the smallest for the number of entries, right
+    /// before them, whatever the count.
+    #[test]
+    fn map_headers_are_the_smallest() {
+        for entries in [0u32, 1, 15, 16, 65_535, 65_536] {
+            let mut out = Vec::new();
+            let mut writer = FieldWriter::new(&mut out, None);
+            for _ in 0..entries {
+                writer.entry("", |out| out.push(0xC0)); // "" => nil
+            }
+            let (start, _) = writer.finish();
+            let mut expected = Vec::new();
+            rmp::encode::write_map_len(&mut expected, entries).unwrap();
+            for _ in 0..entries {
+                expected.extend_from_slice(&[0xA0, 0xC0]);
+            }
+            assert_eq!(&out[start..], &expected[..], "{entries} entries");
+        }
     }
 }
