@@ -25,12 +25,13 @@ use crate::event::{EventDataRef, ExpectedVersion};
 use crate::store::{MultiStreamAppend, Store};
 
 /// Most events one drain appends as one batch (also never more than the
-/// store's `Limits::max_batch_events`). Larger drains amortize the append's
-/// fixed cost no further, and hold the writer lock longer.
+/// store's `Limits::max_batch_events`). A drain this size already spreads
+/// the append's fixed cost over thousands of events; a larger one would
+/// hold the writer lock longer.
 pub const MAX_DRAIN_EVENTS: usize = 4096;
-/// Most bytes of events one drain appends as one batch (estimated with
-/// [`EVENT_OVERHEAD_BYTES`]); also at most a quarter of a segment, since a
-/// batch never spans segments and must fit in an empty one.
+/// Most bytes of events one drain appends as one batch (an overestimate
+/// of each record's size in the log); also at most a quarter of a segment,
+/// since a batch never spans segments and must fit in an empty one.
 pub const MAX_DRAIN_BYTES: usize = 1 << 20;
 /// A generous estimate of what an event record holds besides its data,
 /// stream, type and ids (frame, event id, version, position, timestamp,
