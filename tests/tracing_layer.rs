@@ -199,6 +199,7 @@ fn a_field_chooses_the_stream_in_the_event_or_its_spans() {
         tracing::info!("no tenant: the target");
         tracing::info!(tenant = "$system", "a system stream name is refused");
         tracing::info!(tenant = "", "so is an empty one");
+        tracing::info!(target: "$sys", "and a target the store would refuse");
     });
     let streams: Vec<String> = all_logged(dir.path())
         .into_iter()
@@ -212,6 +213,7 @@ fn a_field_chooses_the_stream_in_the_event_or_its_spans() {
             "globex",
             "42",
             "tracing_layer",
+            FALLBACK_STREAM,
             FALLBACK_STREAM,
             FALLBACK_STREAM
         ]

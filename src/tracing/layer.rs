@@ -115,12 +115,20 @@ impl AnnalsLayer {
         field_stream: Option<StreamName>,
         inherited: Option<&StreamName>,
     ) -> StreamName {
+        let target = || {
+            let target = metadata.target();
+            StreamName::Static(if is_valid_stream(target, self.max_stream_id_bytes) {
+                target
+            } else {
+                FALLBACK_STREAM
+            })
+        };
         match &self.stream {
-            StreamChoice::Target => StreamName::Static(metadata.target()),
+            StreamChoice::Target => target(),
             StreamChoice::Fixed(name) => name.clone(),
             StreamChoice::Field(_) => field_stream
                 .or_else(|| inherited.cloned())
-                .unwrap_or(StreamName::Static(metadata.target())),
+                .unwrap_or_else(target),
         }
     }
 
