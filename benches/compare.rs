@@ -59,7 +59,7 @@ use annals::{
     Durability, EventData, EventDataRef, ExpectedVersion, MultiStreamAppend, Options, ReadRequest,
     Store, Uuid,
 };
-use common::{env_number, median, payload};
+use common::{env_number, machine, median, payload};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 /// Environment variable that makes this binary run only the open measurement
@@ -1718,27 +1718,6 @@ fn workload_9(config: &Config, written: &Written, rows: &mut Vec<Row>) {
             target: "≥ 2× SQLite",
         });
     }
-}
-
-fn machine() -> String {
-    let cpu = fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("model name")?.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let memory_gib = fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / (1024.0 * 1024.0));
-    format!("{cpu}, {cores} cores, {memory_gib:.0} GiB RAM")
 }
 
 fn main() {

@@ -50,7 +50,7 @@
 
 mod common;
 
-use common::{env_number, median, number, payload};
+use common::{env_number, machine, median, number, payload};
 use std::fs;
 use std::hint::black_box;
 use std::ops::ControlFlow;
@@ -728,31 +728,6 @@ fn print_table(config: &Config, all: &[Measured]) {
             marginal(4)
         );
     }
-}
-
-fn machine() -> String {
-    let cpu = fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("model name")?.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let memory_gib = status_like("/proc/meminfo", "MemTotal") / (1024.0 * 1024.0 * 1024.0);
-    format!("{cpu}, {cores} cores, {memory_gib:.0} GiB RAM")
-}
-
-fn status_like(path: &str, field: &str) -> f64 {
-    fs::read_to_string(path)
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb * 1024.0)
 }
 
 fn load_average() -> String {

@@ -37,6 +37,8 @@
 //! - `cqrs-es`: [cqrs-es](https://docs.rs/cqrs-es) adapter (`annals::cqrs`).
 //! - `nats`: ship events to NATS JetStream exactly once, and rebuild a store
 //!   from such a stream (`annals::ship`; adds async-nats and tokio).
+//! - `tracing`: a `tracing_subscriber::Layer` that logs into a store
+//!   through a non-blocking writer (`annals::tracing`).
 //! - `internals`: the on-disk codec (`annals::format`) and fault-injection
 //!   hooks (`annals::hooks`, `Options::hooks`), for this crate's own tests,
 //!   benches and fuzzing; not a stable API. Without it they are private.
@@ -79,6 +81,8 @@ mod snapshot;
 mod store;
 pub mod system_streams;
 pub mod timestamp;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 
 pub use audit::repair::{
     Cut, LostEvents, Repair, RepairPlan, RewriteFooter, StaleSnapshot, ZeroFrom,

@@ -5,23 +5,16 @@ mod common;
 #[path = "common/run.rs"]
 mod run;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use common::segment_files;
-use run::{expect, expect_with_input, path};
+use run::{Tail, expect, expect_with_input, path};
 use serde_json::{Value, json};
 
 /// Segment size for stores that should have several (sealed) segments.
 const SMALL_SEGMENT: &str = "65536";
-
-/// Longest wait for a line from `annals tail`: a bound so that a broken
-/// tail fails the test instead of hanging it, not a timing assertion.
-const TAIL_WAIT: Duration = Duration::from_secs(60);
 
 /// Import lines for `count` events spread over five streams, each with ~200
 /// bytes of data: with 64 KiB segments, 600 events fill three sealed segments.
@@ -771,49 +764,6 @@ fn a_locked_store_refuses_writers_with_exit_5_but_not_readers() {
     );
 }
 
-/// Runs `annals tail` with its lines sent to a channel.
-struct Tail {
-    child: Child,
-    lines: mpsc::Receiver<Value>,
-}
-
-impl Tail {
-    fn start(args: &[&str]) -> Tail {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_annals"))
-            .arg("tail")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if send.send(serde_json::from_str(&line).unwrap()).is_err() {
-                    break;
-                }
-            }
-        });
-        Tail { child, lines }
-    }
-
-    #[track_caller]
-    fn next(&self) -> Value {
-        self.lines
-            .recv_timeout(TAIL_WAIT)
-            .expect("tail printed the next event")
-    }
-}
-
-impl Drop for Tail {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn tail_follows_events_appended_by_another_process() {
     let temp = tempfile::tempdir().unwrap();
@@ -860,8 +810,9 @@ fn tail_follows_events_appended_by_another_process() {
         .find_map(|i| {
             append("c", "V", &i.to_string());
             appended += 1;
-            from_end.lines.recv_timeout(Duration::from_secs(1)).ok()
+            from_end.line_within(Duration::from_secs(1))
         })
+        .map(|line| serde_json::from_str::<Value>(&line).unwrap())
         .expect("tail --from-end printed a new event");
     assert_eq!(first_new["stream"], "c", "{first_new}");
     assert!(first_new["position"].as_u64().unwrap() >= 4);

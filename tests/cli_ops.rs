@@ -469,17 +469,7 @@ fn on_a_terminal(
     args: &[&str],
     feed: impl FnOnce(std::process::ChildStdin),
 ) -> (i32, String, String) {
-    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
-    let controller =
-        openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
-    grantpt(&controller).unwrap();
-    unlockpt(&controller).unwrap();
-    let name = ptsname(&controller, Vec::new()).unwrap();
-    let terminal = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(name.to_str().unwrap())
-        .unwrap();
+    let (controller, terminal) = run::pseudo_terminal();
     let mut child = Command::new(env!("CARGO_BIN_EXE_annals"))
         .args(args)
         .stdin(Stdio::piped())
@@ -488,15 +478,7 @@ fn on_a_terminal(
         .spawn()
         .unwrap();
     // The child holds the terminal now; reading ends (with EIO) when it exits.
-    let mut screen = std::fs::File::from(controller);
-    let drawn = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let mut buffer = [0u8; 4096];
-        while let Ok(n @ 1..) = screen.read(&mut buffer) {
-            bytes.extend_from_slice(&buffer[..n]);
-        }
-        String::from_utf8_lossy(&bytes).into_owned()
-    });
+    let drawn = run::read_screen(controller);
     let stdout = child.stdout.take().unwrap();
     let printed = std::thread::spawn(move || {
         let mut text = String::new();

@@ -36,9 +36,9 @@ pub enum Command {
     /// Append JSON lines read from stdin, one atomic append per line, acknowledging each.
     #[command(after_long_help = IMPORT_LONG_HELP)]
     Import(ImportArgs),
-    /// Print events of a stream or of the whole log as JSON lines.
+    /// Print events of a stream or of the whole log as JSON lines (or human lines with --pretty).
     Read(ReadArgs),
-    /// Print events as JSON lines and keep following new ones until interrupted.
+    /// Print events as JSON lines (or human lines with --pretty) and keep following new ones until interrupted.
     Tail(TailArgs),
     /// Check every checksum, batch, position, version and the hash chain (changes nothing).
     Verify(VerifyArgs),
@@ -444,8 +444,89 @@ pub struct ReadArgs {
     #[arg(long = "type", value_name = "TYPE")]
     pub event_types: Vec<String>,
     /// Only streams whose id starts with this prefix.
-    #[arg(long)]
+    #[arg(long, visible_alias = "stream-prefix")]
     pub category: Option<String>,
+    #[command(flatten)]
+    pub view: LogViewArgs,
+}
+
+/// How `read` and `tail` print events, and the filters for logs.
+#[derive(Debug, Args)]
+pub struct LogViewArgs {
+    /// One human line per event: time, level, stream, message, fields;
+    /// coloured when stdout is a terminal (unless NO_COLOR is set).
+    #[arg(long, conflicts_with = "json")]
+    pub pretty: bool,
+    /// JSON lines, one per event (the default).
+    #[arg(long)]
+    pub json: bool,
+    /// Only log events at this level or a more severe one (trace, debug,
+    /// info, warn, error): events whose type starts with a level, as
+    /// `annals::tracing` writes them.
+    #[arg(long, value_parser = parse_level)]
+    pub level: Option<LogLevel>,
+    /// Only events whose data (a map) has this field with this value: text
+    /// as is, other values as JSON (`n=3`, `ok=true`). Repeat: all must match.
+    #[arg(long = "field", value_name = "KEY=VALUE", value_parser = parse_field)]
+    pub fields: Vec<(String, String)>,
+    /// Only events at or after this time: RFC 3339 in UTC
+    /// (2026-11-30T12:00:00Z) or an age (30s, 10m, 2h, 1d). Found with the
+    /// timestamp index.
+    #[arg(long, value_name = "TIME|AGE", value_parser = parse_time_or_age)]
+    pub since: Option<u64>,
+    /// Only events before this time (RFC 3339 in UTC, or an age); `tail`
+    /// ends when it reaches it.
+    #[arg(long, value_name = "TIME|AGE", value_parser = parse_time_or_age)]
+    pub until: Option<u64>,
+}
+
+/// Log levels, least severe first (their order is the filter's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub const ALL: [LogLevel; 5] = [
+        LogLevel::Trace,
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+    ];
+
+    /// The level's name as the first word of an event type (`"INFO"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "TRACE",
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warn => "WARN",
+            LogLevel::Error => "ERROR",
+        }
+    }
+}
+
+fn parse_level(text: &str) -> Result<LogLevel, String> {
+    LogLevel::ALL
+        .into_iter()
+        .find(|level| level.name().eq_ignore_ascii_case(text))
+        .ok_or_else(|| format!("{text:?} is not a level: use trace, debug, info, warn or error"))
+}
+
+fn parse_field(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+fn parse_time_or_age(text: &str) -> Result<u64, String> {
+    super::timestamp::parse_time_or_age(text, super::timestamp::now_ns())
 }
 
 #[derive(Debug, Args)]
@@ -462,8 +543,10 @@ pub struct TailArgs {
     #[arg(long = "type", value_name = "TYPE")]
     pub event_types: Vec<String>,
     /// Only streams whose id starts with this prefix.
-    #[arg(long)]
+    #[arg(long, visible_alias = "stream-prefix")]
     pub category: Option<String>,
+    #[command(flatten)]
+    pub view: LogViewArgs,
 }
 
 #[derive(Debug, Args)]

@@ -13,7 +13,9 @@ mod export;
 mod failure;
 mod import;
 mod import_line;
+mod log_view;
 mod output;
+mod pretty;
 mod proofs;
 mod read;
 #[cfg(feature = "nats")]

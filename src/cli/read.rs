@@ -1,11 +1,12 @@
 //! `annals read`: a stream by version, or the whole log by position, as JSON
-//! lines; forward or backward, with type and category filters.
+//! lines (or `--pretty` lines); forward or backward, with type and category
+//! filters and the log filters of `log_view`.
 
 use annals::{Filter, RecordedEvent, Store};
 
 use super::args::ReadArgs;
-use super::event_json::write_event_line;
 use super::failure::{Failure, from_stdout_error};
+use super::log_view::{Judgement, LogView};
 use super::output::Output;
 use super::store_dir::open_read_only;
 
@@ -27,17 +28,21 @@ pub fn filter_of(event_types: &[String], category: Option<&str>) -> Filter {
 pub fn run(args: &ReadArgs) -> Result<(), Failure> {
     let store = open_read_only(&args.dir)?;
     let filter = filter_of(&args.event_types, args.category.as_deref());
+    let view = LogView::new(&args.view);
     let mut out = Output::stdout();
     let mut remaining = args.limit.unwrap_or(u64::MAX);
+    let Some(start) = start(&store, args, &view)? else {
+        return out.flush(); // nothing in the time range
+    };
     let mut pages = Pages {
         store: &store,
         stream: args.stream.as_deref(),
         backward: args.backward,
         filter: &filter,
-        next: args.from,
+        next: start,
         done: false,
     };
-    while remaining > 0 {
+    'pages: while remaining > 0 {
         let Some(page) = pages.next_page()? else {
             break;
         };
@@ -45,7 +50,12 @@ pub fn run(args: &ReadArgs) -> Result<(), Failure> {
             .iter()
             .filter(|e| filter.matches(&e.stream, &e.event_type))
         {
-            write_event_line(out.writer(), event).map_err(from_stdout_error)?;
+            match view.judge(event, args.backward) {
+                Judgement::Show => {}
+                Judgement::Skip => continue,
+                Judgement::Stop => break 'pages,
+            }
+            view.write(out.writer(), event).map_err(from_stdout_error)?;
             remaining -= 1;
             if remaining == 0 {
                 break;
@@ -53,6 +63,32 @@ pub fn run(args: &ReadArgs) -> Result<(), Failure> {
         }
     }
     out.flush()
+}
+
+/// Where the read starts: `--from`, or for the whole log, the first
+/// position in the time range (found with the timestamp index);
+/// `Ok(None)` when the range holds no event.
+fn start(store: &Store, args: &ReadArgs, view: &LogView) -> Result<Option<Option<u64>>, Failure> {
+    if args.stream.is_some() {
+        return Ok(Some(args.from));
+    }
+    if args.backward {
+        // Backward from the last event before --until.
+        return Ok(match args.view.until {
+            None => Some(args.from),
+            Some(until) => match store.position_at_or_after(until)? {
+                None => Some(args.from),
+                Some(0) => None,
+                Some(first_after) => Some(Some(
+                    args.from
+                        .map_or(first_after - 1, |from| from.min(first_after - 1)),
+                )),
+            },
+        });
+    }
+    Ok(view
+        .start_position(store, args.from.unwrap_or(0))?
+        .map(Some))
 }
 
 /// Walks the store page by page in the requested order. Forward reads of

@@ -77,3 +77,97 @@ pub fn expect_with_input(code: i32, args: &[&str], input: &str) -> Run {
 pub fn path(dir: &Path) -> &str {
     dir.to_str().unwrap()
 }
+
+/// Longest wait for a line from `annals tail`: a bound so that a broken
+/// tail fails the test instead of hanging it, not a timing assertion.
+pub const TAIL_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `annals tail ARGS` running, its stdout lines sent to a channel; killed
+/// when dropped.
+pub struct Tail {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Tail {
+    pub fn start(args: &[&str]) -> Tail {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_annals"))
+            .arg("tail")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Tail { child, lines }
+    }
+
+    /// The next line (waiting up to [`TAIL_WAIT`]).
+    #[track_caller]
+    pub fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(TAIL_WAIT)
+            .expect("tail printed the next event")
+    }
+
+    /// The next line, as JSON.
+    #[track_caller]
+    pub fn next(&self) -> Value {
+        let line = self.next_line();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// A line printed within `wait`, if any.
+    pub fn line_within(&self, wait: std::time::Duration) -> Option<String> {
+        self.lines.recv_timeout(wait).ok()
+    }
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A pseudo-terminal: the controller, to read what is drawn, and the
+/// terminal, to give a child as its stdout or stderr.
+pub fn pseudo_terminal() -> (std::fs::File, std::fs::File) {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let controller =
+        openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
+    grantpt(&controller).unwrap();
+    unlockpt(&controller).unwrap();
+    let name = ptsname(&controller, Vec::new()).unwrap();
+    let terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    (std::fs::File::from(controller), terminal)
+}
+
+/// Reads what is drawn on the terminal of `controller`, in a thread, until
+/// every holder of the terminal has closed it (reading then ends with EIO):
+/// give the terminal to the child and drop every other copy of it.
+pub fn read_screen(mut controller: std::fs::File) -> std::thread::JoinHandle<String> {
+    use std::io::Read;
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = controller.read(&mut buffer) {
+            bytes.extend_from_slice(&buffer[..n]);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
