@@ -42,7 +42,7 @@ use super::writer::now_ns;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetireOptions {
     /// Why, recorded in the retention manifest (at most
-    /// [`MAX_RETENTION_REASON_BYTES`] bytes).
+    /// 4,096 bytes, `MAX_RETENTION_REASON_BYTES` in `annals.retention`).
     pub reason: String,
     /// A directory to move the segments to (copied, synced and checked
     /// there before they are removed from the store); `None` deletes them.

@@ -280,7 +280,7 @@ pub fn root<S: SubtreeSource + ?Sized>(size: u64, source: &S) -> Result<Hash, S:
 }
 
 /// The inclusion proof of leaf `index` in the tree of the first `size`
-/// leaves: RFC 9162 section 2.1.3.1, PATH(index, D[0:size]), ordered from
+/// leaves: RFC 9162 section 2.1.3.1, `PATH(index, D[0:size])`, ordered from
 /// the leaf's sibling up to the root's child.
 ///
 /// # Errors
