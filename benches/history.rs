@@ -50,7 +50,7 @@
 
 mod common;
 
-use common::{env_number, machine, median, number, payload};
+use common::{env_number, load_average, machine, median, number, payload};
 use std::fs;
 use std::hint::black_box;
 use std::ops::ControlFlow;
@@ -728,17 +728,6 @@ fn print_table(config: &Config, all: &[Measured]) {
             marginal(4)
         );
     }
-}
-
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
 }
 
 fn main() {

@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use annals::hooks::{Hooks, StorageHooks};
 use annals::{Durability, EventData, ExpectedVersion, Options, Store, VerifyOptions};
-use common::{env_number, median, number, payload};
+use common::{env_number, load_average, median, number, payload};
 
 const ORIGIN: &str = "bench.example/annals";
 const STREAMS: usize = 1000;
@@ -338,17 +338,6 @@ fn run(config: &Config, segment_bytes: u64) {
         "| the tree pass alone (first root, index files without the tree) against `verify` | | {:.2}× verify |",
         cold_root_treeless / verify_plain
     );
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
 }
 
 fn main() {

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use annals::format::durable_mark::{DURABLE_MARK_RANGE, DurableMark};
 use annals::format::footer::{FooterState, SegmentFooter};
 use annals::format::header::SegmentHeader;
-use annals::format::scan::{BatchRead, read_batch};
+use annals::format::scan::{BatchRead, EventRef, read_batch};
 use annals::format::{FOOTER_LEN, FORMAT_VERSION, SEGMENT_HEADER_LEN};
 use annals::{
     AppendResult, Durability, EventData, ExpectedHead, ExpectedVersion, Options, RecordedEvent,
@@ -791,6 +791,26 @@ fn the_v3_fixture_opens_for_writing_and_remembers_its_command_ids() {
 
 /// Version 3 kept the header of version 2 (a durable mark) and gave event
 /// bodies a 12th element, the subject: nil for every fixture event.
+/// Calls `f` with the events of every complete batch of a segment file's
+/// `bytes` (sync markers too, with no events), read with the format's own
+/// batch reader from the start of its data area.
+fn for_each_batch(bytes: &[u8], header: &SegmentHeader, mut f: impl FnMut(&[EventRef<'_>])) {
+    let data_end = bytes.len() - FOOTER_LEN;
+    let mut events = Vec::new();
+    let mut offset = SEGMENT_HEADER_LEN;
+    while let BatchRead::Batch(batch) = read_batch(
+        bytes,
+        header.salt,
+        header.format_version,
+        offset,
+        data_end,
+        &mut events,
+    ) {
+        f(&events);
+        offset = batch.end;
+    }
+}
+
 #[test]
 fn every_v3_fixture_segment_is_version_3_with_12_element_bodies() {
     let names = V3.file_names();
@@ -798,26 +818,15 @@ fn every_v3_fixture_segment_is_version_3_with_12_element_bodies() {
         let bytes = fs::read(V3.dir().join(name)).unwrap();
         let header = SegmentHeader::decode(&bytes).unwrap();
         assert_eq!(header.format_version, 3, "{name}");
-        let data_end = bytes.len() - FOOTER_LEN;
-        let mut events = Vec::new();
-        let mut offset = SEGMENT_HEADER_LEN;
         let mut seen = 0;
-        while let BatchRead::Batch(batch) = read_batch(
-            &bytes,
-            header.salt,
-            header.format_version,
-            offset,
-            data_end,
-            &mut events,
-        ) {
-            for event in &events {
+        for_each_batch(&bytes, &header, |events| {
+            for event in events {
                 // The array marker of the body, right after the 12-byte frame header.
                 assert_eq!(bytes[event.offset + 12], 0x9C, "{name} at {}", event.offset);
                 assert_eq!(event.event.subject, None);
                 seen += 1;
             }
-            offset = batch.end;
-        }
+        });
         assert!(seen > 0, "{name}");
     }
     assert_durable_marks(&V3.dir(), &names);
@@ -849,22 +858,11 @@ fn the_v4_fixture_holds_batches_of_several_streams() {
         let bytes = fs::read(V4.dir().join(name)).unwrap();
         let header = SegmentHeader::decode(&bytes).unwrap();
         assert_eq!(header.format_version, 4, "{name}");
-        let data_end = bytes.len() - FOOTER_LEN;
-        let mut events = Vec::new();
-        let mut offset = SEGMENT_HEADER_LEN;
-        while let BatchRead::Batch(batch) = read_batch(
-            &bytes,
-            header.salt,
-            header.format_version,
-            offset,
-            data_end,
-            &mut events,
-        ) {
+        for_each_batch(&bytes, &header, |events| {
             if !events.is_empty() {
-                runs_seen.insert(annals::format::scan::stream_runs(&events).count());
+                runs_seen.insert(annals::format::scan::stream_runs(events).count());
             }
-            offset = batch.end;
-        }
+        });
     }
     assert_eq!(runs_seen.into_iter().collect::<Vec<_>>(), [1, 2, 3]);
     assert_durable_marks(&V4.dir(), &names);

@@ -57,3 +57,16 @@ pub fn machine() -> String {
         .map_or(0.0, |kb| kb / (1024.0 * 1024.0));
     format!("{cpu}, {cores} cores, {memory_gib:.0} GiB RAM")
 }
+
+/// The load averages over 1, 5 and 15 minutes (`/proc/loadavg`), for the
+/// figures' header: these machines are shared.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}

@@ -380,16 +380,25 @@ mod tests {
         out
     }
 
-    fn read_first(bytes: &[u8], format_version: u16) -> BatchRead<'_> {
-        let mut events = Vec::new();
+    /// The first batch of `bytes`, read as a segment of `format_version`;
+    /// its events go to `events`.
+    fn read_first_into<'a>(
+        bytes: &'a [u8],
+        format_version: u16,
+        events: &mut Vec<EventRef<'a>>,
+    ) -> BatchRead<'a> {
         read_batch(
             bytes,
             SALT,
             format_version,
             SEGMENT_HEADER_LEN,
             bytes.len(),
-            &mut events,
+            events,
         )
+    }
+
+    fn read_first(bytes: &[u8], format_version: u16) -> BatchRead<'_> {
+        read_first_into(bytes, format_version, &mut Vec::new())
     }
 
     #[test]
@@ -435,14 +444,7 @@ mod tests {
             }
         ));
         let mut events = Vec::new();
-        let BatchRead::Batch(_) = read_batch(
-            &two,
-            SALT,
-            FORMAT_VERSION,
-            SEGMENT_HEADER_LEN,
-            two.len(),
-            &mut events,
-        ) else {
+        let BatchRead::Batch(_) = read_first_into(&two, FORMAT_VERSION, &mut events) else {
             panic!("valid");
         };
         let runs: Vec<Vec<&str>> = stream_runs(&events)
