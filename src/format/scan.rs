@@ -307,6 +307,29 @@ mod tests {
 
     const SALT: u64 = 99;
 
+    /// An event of `stream` with nothing but its place and `data`.
+    fn test_event<'a>(
+        stream: &'a str,
+        version: u64,
+        position: u64,
+        data: &'a [u8],
+    ) -> EventBody<'a> {
+        EventBody {
+            stream,
+            version,
+            position,
+            id: [0; 16],
+            event_type: "t",
+            timestamp_ns: 1,
+            correlation_id: None,
+            causation_id: None,
+            content_type: None,
+            metadata: b"",
+            data,
+            subject: None,
+        }
+    }
+
     /// A segment-like buffer: a zero header area, then `batches` batches of
     /// `per_batch` events, then `extra` zero bytes.
     fn build(batches: u64, per_batch: u64, synced: impl Fn(usize) -> u64, extra: usize) -> Vec<u8> {
@@ -318,20 +341,7 @@ mod tests {
             let start = out.len();
             for _ in 0..per_batch {
                 version += 1;
-                let event = EventBody {
-                    stream: "s",
-                    version,
-                    position,
-                    id: [0; 16],
-                    event_type: "t",
-                    timestamp_ns: 1,
-                    correlation_id: None,
-                    causation_id: None,
-                    content_type: None,
-                    metadata: b"",
-                    data: b"payload",
-                    subject: None,
-                };
+                let event = test_event("s", version, position, b"payload");
                 position += 1;
                 encode_event_frame(&mut out, SALT, FORMAT_VERSION, &event);
             }
@@ -353,20 +363,7 @@ mod tests {
     fn one_batch_of(streams: &[String]) -> Vec<u8> {
         let mut out = vec![0u8; SEGMENT_HEADER_LEN];
         for (position, stream) in streams.iter().enumerate() {
-            let event = EventBody {
-                stream,
-                version: 1,
-                position: position as u64,
-                id: [0; 16],
-                event_type: "t",
-                timestamp_ns: 1,
-                correlation_id: None,
-                causation_id: None,
-                content_type: None,
-                metadata: b"",
-                data: b"",
-                subject: None,
-            };
+            let event = test_event(stream, 1, position as u64, b"");
             encode_event_frame(&mut out, SALT, FORMAT_VERSION, &event);
         }
         let commit = CommitBody {
